@@ -1,0 +1,890 @@
+//! Loading and validating a project from source text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Component, Path, PathBuf};
+
+use hcl::edit::Span;
+use hcl::edit::expr::{Expression, TraversalOperator};
+use hcl::edit::structure::{Block, Body};
+use hcl::edit::visit::{self, Visit};
+
+use super::eval::{Env, Scope};
+use super::schema::{Checked, Schema, span_of};
+use super::{
+    DEFAULT_DATA_DIR, Dependency, EngineKind, Execution, Generate, Input, PROJECT_FILE, Project,
+    Stack, Stage,
+};
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::graph::StackGraph;
+use crate::source::{Location, SourceFile};
+use crate::terraform::ModuleDeclarations;
+
+/// Everything the loader reads: the project file and each stack's files.
+#[derive(Debug, Clone)]
+pub struct ProjectSources {
+    /// `slipway.hcl`.
+    pub config: SourceFile,
+    pub stacks: Vec<StackSources>,
+}
+
+/// One stack folder's files.
+#[derive(Debug, Clone)]
+pub struct StackSources {
+    /// Folder relative to the project root (`""` for a stack at the root).
+    pub dir: PathBuf,
+    /// The folder's `stack.hcl`.
+    pub config: SourceFile,
+    /// The folder's `*.tf` files.
+    pub terraform: Vec<SourceFile>,
+}
+
+const PROJECT_SCHEMA: Schema = Schema {
+    what: PROJECT_FILE,
+    attributes: &[],
+    blocks: &[("project", 0), ("stage", 1), ("generate", 1)],
+};
+const PROJECT_BLOCK: Schema = Schema {
+    what: "block `project`",
+    attributes: &[
+        "name",
+        "engine",
+        "data_dir",
+        "parallelism",
+        "step_timeout",
+        "interrupt_grace",
+    ],
+    blocks: &[],
+};
+const STAGE_BLOCK: Schema = Schema {
+    what: "block `stage`",
+    attributes: &["variables", "approval"],
+    blocks: &[("generate", 1)],
+};
+const GENERATE_BLOCK: Schema = Schema {
+    what: "block `generate`",
+    attributes: &["path", "contents"],
+    blocks: &[],
+};
+const STACK_FILE_SCHEMA: Schema = Schema {
+    what: "stack.hcl",
+    attributes: &["inputs"],
+    blocks: &[("stack", 0), ("dependency", 1)],
+};
+const STACK_BLOCK: Schema = Schema {
+    what: "block `stack`",
+    attributes: &["name", "team", "capability", "description"],
+    blocks: &[],
+};
+const DEPENDENCY_BLOCK: Schema = Schema {
+    what: "block `dependency`",
+    attributes: &["path"],
+    blocks: &[],
+};
+
+/// Loads and validates a project, reporting every problem in the tree at once.
+pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics> {
+    let mut diagnostics = Diagnostics::default();
+    let settings = load_project_file(&sources.config, env, &mut diagnostics);
+    let project_name = settings
+        .as_ref()
+        .map_or_else(|| "project".to_owned(), |s| s.name.clone());
+
+    let mut stacks: Vec<(Stack, &StackSources, Option<Body>)> = Vec::new();
+    for stack_sources in &sources.stacks {
+        if let Some((stack, body)) = load_stack(stack_sources, &project_name, env, &mut diagnostics)
+        {
+            stacks.push((stack, stack_sources, Some(body)));
+        }
+    }
+    stacks.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
+
+    check_unique_names(&stacks, &mut diagnostics);
+    resolve_dependencies(&mut stacks, &mut diagnostics);
+    check_inputs(&stacks, &mut diagnostics);
+
+    let stacks: Vec<Stack> = stacks.into_iter().map(|(stack, _, _)| stack).collect();
+    let graph = StackGraph::new(&stacks);
+    for cycle in graph.cycles() {
+        let first = &stacks[graph.index(&cycle[0]).unwrap_or_default()];
+        let path: Vec<&str> = cycle
+            .iter()
+            .map(String::as_str)
+            .chain(std::iter::once(cycle[0].as_str()))
+            .collect();
+        diagnostics.push(
+            Diagnostic::new(
+                format!("dependency cycle: {}", path.join(" -> ")),
+                first.location.clone(),
+            )
+            .help(format!(
+                "stacks on a cycle can never be applied in order; remove one of the `dependency` blocks between {}",
+                cycle.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            )),
+        );
+    }
+
+    let Some(settings) = settings else {
+        return Err(diagnostics.sorted());
+    };
+    diagnostics.into_result(Project {
+        name: settings.name,
+        engine: settings.engine,
+        data_dir: settings.data_dir,
+        execution: settings.execution,
+        generate: settings.generate,
+        stages: settings.stages,
+        stacks,
+        graph,
+        config_file: sources.config.clone(),
+        env: env.clone(),
+    })
+}
+
+struct Settings {
+    name: String,
+    engine: EngineKind,
+    data_dir: PathBuf,
+    execution: Execution,
+    generate: Vec<Generate>,
+    stages: Vec<Stage>,
+}
+
+fn parse(file: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Body> {
+    match hcl::edit::parser::parse_body(&file.text) {
+        Ok(body) => Some(body),
+        Err(error) => {
+            let location = error.location();
+            let mut diagnostic = Diagnostic::new(
+                format!("invalid HCL: {}", error.message()),
+                Location::at(&file.path, location.line(), location.column()),
+            )
+            .help("fix the syntax at the marked position; HCL blocks look like `name \"label\" { key = value }`");
+            diagnostic.snippet = Some(error.line().to_owned());
+            diagnostics.push(diagnostic);
+            None
+        }
+    }
+}
+
+fn load_project_file(
+    file: &SourceFile,
+    env: &Env,
+    diagnostics: &mut Diagnostics,
+) -> Option<Settings> {
+    let body = parse(file, diagnostics)?;
+    let top = Checked::new(file, &body, &PROJECT_SCHEMA, diagnostics);
+
+    let project_blocks: Vec<&Block> = top.blocks("project").collect();
+    let Some(project_block) = project_blocks.first() else {
+        diagnostics.push(
+            Diagnostic::new("no `project` block", Location::at(&file.path, 1, 1)).help(
+                "start slipway.hcl with `project { name = \"NAME\" engine = \"terraform\" }`",
+            ),
+        );
+        return None;
+    };
+    for extra in &project_blocks[1..] {
+        diagnostics.push(
+            Diagnostic::at(file, extra.span(), "a second `project` block")
+                .help("merge it into the first: a project has one `project` block"),
+        );
+    }
+    let scope = Scope {
+        project: "",
+        ..Scope::default()
+    };
+    let project = Checked::new(file, &project_block.body, &PROJECT_BLOCK, diagnostics);
+    let name = project
+        .string("name", Some("block `project`"), &scope, env, diagnostics)
+        .unwrap_or_default();
+    let engine = match project
+        .string("engine", None, &scope, env, diagnostics)
+        .as_deref()
+    {
+        None | Some("terraform") => EngineKind::Terraform,
+        Some("tofu" | "opentofu") => EngineKind::Tofu,
+        Some(other) => {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    project.attribute("engine").and_then(|a| a.value.span()),
+                    format!("unknown engine `{other}`"),
+                )
+                .help("use `engine = \"terraform\"` or `engine = \"tofu\"`"),
+            );
+            EngineKind::Terraform
+        }
+    };
+    let data_dir = project
+        .string("data_dir", None, &scope, env, diagnostics)
+        .map_or_else(|| PathBuf::from(DEFAULT_DATA_DIR), PathBuf::from);
+    let defaults = Execution::default();
+    let execution = Execution {
+        parallelism: project
+            .positive_integer("parallelism", &scope, env, diagnostics)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(defaults.parallelism),
+        step_timeout: project
+            .duration("step_timeout", &scope, env, diagnostics)
+            .unwrap_or(defaults.step_timeout),
+        interrupt_grace: project
+            .duration("interrupt_grace", &scope, env, diagnostics)
+            .unwrap_or(defaults.interrupt_grace),
+    };
+    let scope = Scope {
+        project: &name,
+        ..Scope::default()
+    };
+
+    let generate = load_generates(file, top.blocks("generate"), &scope, env, diagnostics);
+
+    let mut stages: Vec<Stage> = Vec::new();
+    for block in top.blocks("stage") {
+        let Some(label) = block.labels.first() else {
+            continue;
+        };
+        let stage_name = label.as_str().to_owned();
+        if let Some(first) = stages.iter().find(|s| s.name == stage_name) {
+            diagnostics.push(
+                Diagnostic::at(file, block.span(), format!("stage `{stage_name}` is defined twice"))
+                    .help(format!(
+                        "stage names are unique; the first `{stage_name}` is at {}; rename or remove this one",
+                        first.location
+                    )),
+            );
+            continue;
+        }
+        if let Err(problem) = check_name(&stage_name) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    label.span(),
+                    format!("stage name `{stage_name}` {problem}"),
+                )
+                .help("use letters, digits, `-` and `_`, starting with a letter"),
+            );
+        }
+        let body = Checked::new(file, &block.body, &STAGE_BLOCK, diagnostics);
+        let stage_scope = Scope {
+            project: &name,
+            stage: Some(&stage_name),
+            instance: Some(&stage_name),
+            dependencies: None,
+        };
+        let approval = body
+            .bool("approval", &stage_scope, env, diagnostics)
+            .unwrap_or(false);
+        let variables =
+            body.attribute("variables").and_then(
+                |attribute| match super::schema::evaluate_attribute(
+                    file,
+                    attribute,
+                    &stage_scope,
+                    env,
+                    diagnostics,
+                ) {
+                    Some(hcl::Value::Object(_)) => Some(attribute.value.clone().into()),
+                    Some(other) => {
+                        diagnostics.push(
+                            Diagnostic::at(
+                                file,
+                                attribute.value.span(),
+                                format!(
+                                    "`variables` must be an object, found {}",
+                                    super::schema::kind(&other)
+                                ),
+                            )
+                            .help("write `variables = { env = \"dev\" }`"),
+                        );
+                        None
+                    }
+                    None => None,
+                },
+            );
+        let generate = load_generates(
+            file,
+            body.blocks("generate"),
+            &stage_scope,
+            env,
+            diagnostics,
+        );
+        stages.push(Stage {
+            name: stage_name,
+            approval,
+            generate,
+            location: file.location(block.span()),
+            variables,
+        });
+    }
+    if stages.is_empty() {
+        diagnostics.push(
+            Diagnostic::new("no stage is defined", Location::at(&file.path, 1, 1)).help(
+                "add at least one stage, in pipeline order: `stage \"dev\" { variables = { env = \"dev\" } }`",
+            ),
+        );
+    }
+    Some(Settings {
+        name,
+        engine,
+        data_dir,
+        execution,
+        generate,
+        stages,
+    })
+}
+
+fn load_generates<'a>(
+    file: &SourceFile,
+    blocks: impl Iterator<Item = &'a Block>,
+    scope: &Scope<'_>,
+    env: &Env,
+    diagnostics: &mut Diagnostics,
+) -> Vec<Generate> {
+    let mut generates: Vec<Generate> = Vec::new();
+    for block in blocks {
+        let Some(label) = block.labels.first() else {
+            continue;
+        };
+        let name = label.as_str().to_owned();
+        if generates.iter().any(|g| g.name == name) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    block.span(),
+                    format!("`generate \"{name}\"` is defined twice here"),
+                )
+                .help("give each generated file its own name"),
+            );
+            continue;
+        }
+        let body = Checked::new(file, &block.body, &GENERATE_BLOCK, diagnostics);
+        let what = format!("block `generate \"{name}\"`");
+        let path = body.string("path", Some(&what), scope, env, diagnostics);
+        if let (Some(path), Some(attribute)) = (&path, body.attribute("path")) {
+            if let Err(problem) = check_generated_path(path) {
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        attribute.value.span(),
+                        format!("generate path `{path}` {problem}"),
+                    )
+                    .help("give a file name relative to the stack folder, such as `provider.tf`"),
+                );
+            }
+        }
+        let contents = match body.attribute("contents") {
+            Some(attribute) => {
+                // Validate now, so a missing environment variable is reported with its line.
+                super::schema::evaluate_attribute(file, attribute, scope, env, diagnostics);
+                Some(attribute.value.clone().into())
+            }
+            None => {
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        block.span(),
+                        format!("{what} needs attribute `contents`"),
+                    )
+                    .help("add `contents = <<-EOT ... EOT` with the file's text"),
+                );
+                None
+            }
+        };
+        if let (Some(path), Some(contents)) = (path, contents) {
+            generates.push(Generate {
+                name,
+                path,
+                location: file.location(block.span()),
+                contents,
+            });
+        }
+    }
+    generates
+}
+
+fn check_generated_path(path: &str) -> Result<(), &'static str> {
+    let p = Path::new(path);
+    if path.is_empty() {
+        return Err("is empty");
+    }
+    if p.is_absolute() {
+        return Err("is absolute");
+    }
+    if p.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return Err("leaves the stack folder");
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), &'static str> {
+    let mut chars = name.chars();
+    match chars.next() {
+        None => Err("is empty"),
+        Some(c) if !c.is_ascii_alphabetic() => Err("must start with a letter"),
+        _ if !chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+            Err("may hold only letters, digits, `-` and `_`")
+        }
+        _ => Ok(()),
+    }
+}
+
+fn dir_string(dir: &Path) -> String {
+    dir.components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn load_stack(
+    sources: &StackSources,
+    project: &str,
+    env: &Env,
+    diagnostics: &mut Diagnostics,
+) -> Option<(Stack, Body)> {
+    let file = &sources.config;
+    let body = parse(file, diagnostics)?;
+    let top = Checked::new(file, &body, &STACK_FILE_SCHEMA, diagnostics);
+    let scope = Scope {
+        project,
+        ..Scope::default()
+    };
+    let dir = dir_string(&sources.dir);
+    let default_name = dir
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(project)
+        .to_owned();
+
+    let stack_blocks: Vec<&Block> = top.blocks("stack").collect();
+    for extra in stack_blocks.iter().skip(1) {
+        diagnostics.push(
+            Diagnostic::at(file, extra.span(), "a second `stack` block")
+                .help("merge it into the first: a stack.hcl has one `stack` block"),
+        );
+    }
+    let (mut name, mut team, mut capability, mut description) = (None, None, None, None);
+    if let Some(block) = stack_blocks.first() {
+        let stack = Checked::new(file, &block.body, &STACK_BLOCK, diagnostics);
+        name = stack.string("name", None, &scope, env, diagnostics);
+        team = stack.string("team", None, &scope, env, diagnostics);
+        capability = stack.string("capability", None, &scope, env, diagnostics);
+        description = stack.string("description", None, &scope, env, diagnostics);
+        if let (Some(n), Some(attribute)) = (&name, stack.attribute("name")) {
+            if let Err(problem) = check_name(n) {
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        attribute.value.span(),
+                        format!("stack name `{n}` {problem}"),
+                    )
+                    .help("use letters, digits, `-` and `_`, starting with a letter"),
+                );
+            }
+        }
+    }
+
+    let mut dependencies: Vec<Dependency> = Vec::new();
+    for block in top.blocks("dependency") {
+        let Some(label) = block.labels.first() else {
+            continue;
+        };
+        let dep_name = label.as_str().to_owned();
+        let body = Checked::new(file, &block.body, &DEPENDENCY_BLOCK, diagnostics);
+        let what = format!("block `dependency \"{dep_name}\"`");
+        if dependencies.iter().any(|d| d.name == dep_name) {
+            diagnostics.push(
+                Diagnostic::at(
+                    file,
+                    block.span(),
+                    format!("dependency `{dep_name}` is declared twice"),
+                )
+                .help("keep one `dependency` block per name"),
+            );
+            continue;
+        }
+        let Some(path) = body.string("path", Some(&what), &scope, env, diagnostics) else {
+            continue;
+        };
+        dependencies.push(Dependency {
+            name: dep_name,
+            stack: String::new(),
+            path,
+        });
+    }
+
+    let inputs = match top.attribute("inputs") {
+        None => Vec::new(),
+        Some(attribute) => match &attribute.value {
+            Expression::Object(object) => object
+                .iter()
+                .filter_map(|(key, value)| {
+                    let name = match key {
+                        hcl::edit::expr::ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                        hcl::edit::expr::ObjectKey::Expression(Expression::String(s)) => {
+                            s.value().to_string()
+                        }
+                        hcl::edit::expr::ObjectKey::Expression(other) => {
+                            diagnostics.push(
+                                Diagnostic::at(file, span_of(other), "input names must be plain names")
+                                    .help("write `inputs = { vpc_id = dependency.network.outputs.vpc_id }`"),
+                            );
+                            return None;
+                        }
+                    };
+                    let expr = value.expr();
+                    let mut references = DependencyReferences::default();
+                    references.visit_expr(expr);
+                    let reads = references
+                        .found
+                        .into_iter()
+                        .filter_map(|(dep, output, _, _)| Some((dep?, output?)))
+                        .collect();
+                    Some(Input {
+                        name,
+                        reads,
+                        location: file.location(key.span()),
+                        expr: expr.clone().into(),
+                    })
+                })
+                .collect(),
+            other => {
+                diagnostics.push(
+                    Diagnostic::at(file, span_of(other), "`inputs` must be an object")
+                        .help("write `inputs = { NAME = dependency.DEP.outputs.OUTPUT }`"),
+                );
+                Vec::new()
+            }
+        },
+    };
+
+    let declarations = ModuleDeclarations::read(&sources.terraform);
+    Some((
+        Stack {
+            name: name.unwrap_or(default_name),
+            dir,
+            team,
+            capability,
+            description,
+            dependencies,
+            inputs,
+            declarations,
+            location: Location::at(&file.path, 1, 1),
+        },
+        body,
+    ))
+}
+
+fn check_unique_names(
+    stacks: &[(Stack, &StackSources, Option<Body>)],
+    diagnostics: &mut Diagnostics,
+) {
+    let mut seen: BTreeMap<&str, &Stack> = BTreeMap::new();
+    for (stack, _, _) in stacks {
+        if let Some(first) = seen.get(stack.name.as_str()) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!(
+                        "two stacks are named `{}`: `{}` and `{}`",
+                        stack.name, first.dir, stack.dir
+                    ),
+                    stack.location.clone(),
+                )
+                .help(format!(
+                    "a stack is named after its folder; give one of them its own name with `stack {{ name = \"...\" }}` in {}",
+                    stack.location.path.display()
+                )),
+            );
+        } else {
+            seen.insert(&stack.name, stack);
+        }
+    }
+}
+
+/// Joins a stack folder and a relative dependency path, resolving `.` and `..` lexically.
+fn join_relative(dir: &str, path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn resolve_dependencies(
+    stacks: &mut [(Stack, &StackSources, Option<Body>)],
+    diagnostics: &mut Diagnostics,
+) {
+    let by_dir: BTreeMap<String, String> = stacks
+        .iter()
+        .map(|(s, _, _)| (s.dir.clone(), s.name.clone()))
+        .collect();
+    for (stack, sources, body) in stacks.iter_mut() {
+        let file = &sources.config;
+        for dependency in &mut stack.dependencies {
+            let span = body.as_ref().and_then(|b| {
+                b.get_blocks("dependency")
+                    .find(|blk| {
+                        blk.labels
+                            .first()
+                            .is_some_and(|l| l.as_str() == dependency.name)
+                    })
+                    .and_then(|blk| blk.body.get_attribute("path"))
+                    .and_then(|a| a.value.span())
+            });
+            let target = if Path::new(&dependency.path).is_absolute() {
+                None
+            } else {
+                join_relative(&stack.dir, &dependency.path)
+            };
+            match target.as_ref().and_then(|t| by_dir.get(t)) {
+                Some(name) if *name == stack.name => diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        span,
+                        format!("stack `{}` depends on itself", stack.name),
+                    )
+                    .help("a dependency's path must point at another stack's folder"),
+                ),
+                Some(name) => dependency.stack = name.clone(),
+                None => {
+                    let shown = target.unwrap_or_else(|| dependency.path.clone());
+                    let suggestion = by_dir
+                        .keys()
+                        .map(|dir| (strsim::jaro_winkler(&shown, dir), dir))
+                        .filter(|(score, _)| *score > 0.85)
+                        .max_by(|a, b| a.0.total_cmp(&b.0));
+                    let help = match suggestion {
+                        Some((_, dir)) => format!(
+                            "did you mean the stack at `{dir}`? paths are relative to this stack's folder"
+                        ),
+                        None => format!(
+                            "point `path` at a folder that holds a stack.hcl (relative to this stack's folder); stacks are at: {}",
+                            by_dir
+                                .keys()
+                                .map(String::as_str)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    };
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            span,
+                            format!(
+                                "dependency `{}` points at `{shown}`, where there is no stack",
+                                dependency.name
+                            ),
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+        // Unresolved dependencies stay out of the graph; they were reported above.
+        stack.dependencies.retain(|d| !d.stack.is_empty());
+    }
+}
+
+/// Collects `dependency.NAME.outputs.OUTPUT` references with their spans.
+#[derive(Default)]
+struct DependencyReferences {
+    found: Vec<Reference>,
+}
+
+/// `(dependency, output, span, whether the middle word was `outputs`)`.
+type Reference = (
+    Option<String>,
+    Option<String>,
+    Option<std::ops::Range<usize>>,
+    bool,
+);
+
+impl Visit for DependencyReferences {
+    fn visit_traversal(&mut self, node: &hcl::edit::expr::Traversal) {
+        if let Expression::Variable(root) = &node.expr {
+            if root.as_str() == "dependency" {
+                let names: Vec<Option<&str>> = node
+                    .operators
+                    .iter()
+                    .map(|op| match op.value() {
+                        TraversalOperator::GetAttr(ident) => Some(ident.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                let dep = names.first().copied().flatten().map(str::to_owned);
+                let outputs_word = names.get(1).copied().flatten() == Some("outputs");
+                let output = names.get(2).copied().flatten().map(str::to_owned);
+                self.found.push((dep, output, node.span(), outputs_word));
+                // The root was handled here; only index expressions can hold more references.
+                for operator in &node.operators {
+                    visit::visit_traversal_operator(self, operator.value());
+                }
+                return;
+            }
+        }
+        visit::visit_traversal(self, node);
+    }
+
+    fn visit_expr(&mut self, node: &Expression) {
+        if let Expression::Variable(variable) = node {
+            if variable.as_str() == "dependency" {
+                self.found.push((None, None, node.span(), false));
+            }
+        }
+        visit::visit_expr(self, node);
+    }
+}
+
+fn check_inputs(stacks: &[(Stack, &StackSources, Option<Body>)], diagnostics: &mut Diagnostics) {
+    let by_name: BTreeMap<&str, &Stack> = stacks
+        .iter()
+        .map(|(s, _, _)| (s.name.as_str(), s))
+        .collect();
+    for (stack, sources, body) in stacks {
+        let file = &sources.config;
+        let Some(Expression::Object(object)) = body
+            .as_ref()
+            .and_then(|b| b.get_attribute("inputs"))
+            .map(|a| &a.value)
+        else {
+            continue;
+        };
+        let declared: BTreeSet<&str> = stack.dependencies.iter().map(|d| d.name.as_str()).collect();
+        for (key, value) in object.iter() {
+            let input_name = match key {
+                hcl::edit::expr::ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                hcl::edit::expr::ObjectKey::Expression(e) => {
+                    e.as_str().map(str::to_owned).unwrap_or_default()
+                }
+            };
+            if stack.declarations.is_complete()
+                && !input_name.is_empty()
+                && !stack.declarations.variables.contains(input_name.as_str())
+            {
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        key.span(),
+                        format!("input `{input_name}` is not a variable of stack `{}`", stack.name),
+                    )
+                    .help(format!(
+                        "declare `variable \"{input_name}\" {{}}` in the stack's .tf files, or remove the input"
+                    )),
+                );
+            }
+            let mut references = DependencyReferences::default();
+            references.visit_expr(value.expr());
+            for (dep, output, span, outputs_word) in references.found {
+                let Some(dep) = dep else {
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            span,
+                            "`dependency` must name a dependency and an output",
+                        )
+                        .help("write `dependency.NAME.outputs.OUTPUT`"),
+                    );
+                    continue;
+                };
+                if !declared.contains(dep.as_str()) {
+                    let help = if declared.is_empty() {
+                        format!(
+                            "declare it first: `dependency \"{dep}\" {{ path = \"../{dep}\" }}`"
+                        )
+                    } else {
+                        format!(
+                            "declare `dependency \"{dep}\"`, or use one of: {}",
+                            declared.iter().copied().collect::<Vec<_>>().join(", ")
+                        )
+                    };
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            span,
+                            format!("input `{input_name}` references unknown dependency `{dep}`"),
+                        )
+                        .help(help),
+                    );
+                    continue;
+                }
+                if !outputs_word || output.is_none() {
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            span,
+                            format!("input `{input_name}` must read an output of `{dep}`"),
+                        )
+                        .help(format!("write `dependency.{dep}.outputs.OUTPUT`")),
+                    );
+                    continue;
+                }
+                let output = output.unwrap_or_default();
+                let Some(target) = stack
+                    .dependencies
+                    .iter()
+                    .find(|d| d.name == dep)
+                    .and_then(|d| by_name.get(d.stack.as_str()))
+                else {
+                    continue;
+                };
+                if target.declarations.is_complete()
+                    && !target.declarations.outputs.contains_key(&output)
+                {
+                    let known: Vec<&str> = target
+                        .declarations
+                        .outputs
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            span,
+                            format!(
+                                "input `{input_name}` reads output `{output}`, which stack `{}` does not declare",
+                                target.name
+                            ),
+                        )
+                        .help(if known.is_empty() {
+                            format!("stack `{}` declares no outputs; add `output \"{output}\" {{ value = ... }}` to it", target.name)
+                        } else {
+                            format!("stack `{}` declares: {}", target.name, known.join(", "))
+                        }),
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_resolve_lexically() {
+        assert_eq!(
+            join_relative("stacks/app", "../network").as_deref(),
+            Some("stacks/network")
+        );
+        assert_eq!(join_relative("app", "../../x"), None);
+        assert_eq!(join_relative("", "./net").as_deref(), Some("net"));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("dev").is_ok());
+        assert!(check_name("prod-eu_1").is_ok());
+        assert!(check_name("1dev").is_err());
+        assert!(check_name("de v").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! What slipway needs to know about a stack's Terraform code, read from its `.tf` files:
+//! the variables it declares, the outputs it exposes, the local modules it calls and whether
+//! it declares a backend.
+//!
+//! This is a light reading of declarations, not an evaluation: Terraform stays the only
+//! interpreter of Terraform code.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use hcl::edit::expr::Expression;
+use hcl::edit::structure::{Body, Structure};
+
+use crate::source::SourceFile;
+
+/// Declarations found in one folder of `.tf` files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleDeclarations {
+    pub variables: BTreeSet<String>,
+    /// Output name to whether it is marked `sensitive = true`.
+    pub outputs: BTreeMap<String, bool>,
+    /// `source` of each `module` block that points at a local folder (`./` or `../`).
+    pub local_module_sources: BTreeSet<String>,
+    /// Whether a `terraform { backend "..." {} }` block is present.
+    pub declares_backend: bool,
+    /// Files that did not parse; their declarations are unknown, so checks that need them
+    /// are skipped rather than reported wrongly.
+    pub unreadable_files: Vec<String>,
+}
+
+impl ModuleDeclarations {
+    /// Reads the declarations of every given `.tf` file (one module folder).
+    pub fn read(files: &[SourceFile]) -> Self {
+        let mut declarations = Self::default();
+        for file in files {
+            match hcl::edit::parser::parse_body(&file.text) {
+                Ok(body) => declarations.add_body(&body),
+                Err(_) => declarations
+                    .unreadable_files
+                    .push(file.path.to_string_lossy().into_owned()),
+            }
+        }
+        declarations
+    }
+
+    /// True when every file parsed, so the sets above are complete.
+    pub fn is_complete(&self) -> bool {
+        self.unreadable_files.is_empty()
+    }
+
+    fn add_body(&mut self, body: &Body) {
+        for structure in body.iter() {
+            let Structure::Block(block) = structure else {
+                continue;
+            };
+            let label = block.labels.first().map(|l| l.as_str().to_owned());
+            match (block.ident.as_str(), label) {
+                ("variable", Some(name)) => {
+                    self.variables.insert(name);
+                }
+                ("output", Some(name)) => {
+                    let sensitive = block
+                        .body
+                        .get_attribute("sensitive")
+                        .and_then(|a| a.value.as_bool())
+                        .unwrap_or(false);
+                    self.outputs.insert(name, sensitive);
+                }
+                ("module", Some(_)) => {
+                    if let Some(source) = block
+                        .body
+                        .get_attribute("source")
+                        .and_then(|a| string_literal(&a.value))
+                        .filter(|s| s.starts_with("./") || s.starts_with("../"))
+                    {
+                        self.local_module_sources.insert(source);
+                    }
+                }
+                ("terraform", _) => {
+                    if block.body.get_blocks("backend").next().is_some() {
+                        self.declares_backend = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn string_literal(expr: &Expression) -> Option<String> {
+    match expr {
+        Expression::String(s) => Some(s.value().to_string()),
+        Expression::StringTemplate(t) => {
+            let value: hcl::Expression = Expression::StringTemplate(t.clone()).into();
+            match value {
+                hcl::Expression::String(s) => Some(s),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_variables_outputs_modules_and_backend() {
+        let main = SourceFile::new(
+            "main.tf",
+            r#"
+terraform {
+  backend "s3" {}
+}
+variable "env" {}
+variable "vpc_id" { type = string }
+module "bucket" { source = "../../modules/bucket" }
+module "remote" { source = "terraform-aws-modules/vpc/aws" }
+output "id" { value = 1 }
+output "secret" {
+  value     = 2
+  sensitive = true
+}
+"#,
+        );
+        let d = ModuleDeclarations::read(&[main]);
+        assert_eq!(
+            d.variables.iter().collect::<Vec<_>>(),
+            ["env", "vpc_id"].iter().collect::<Vec<_>>()
+        );
+        assert_eq!(d.outputs.get("id"), Some(&false));
+        assert_eq!(d.outputs.get("secret"), Some(&true));
+        assert_eq!(
+            d.local_module_sources.iter().collect::<Vec<_>>(),
+            vec!["../../modules/bucket"]
+        );
+        assert!(d.declares_backend);
+        assert!(d.is_complete());
+    }
+
+    #[test]
+    fn unparsable_file_is_recorded_not_fatal() {
+        let d = ModuleDeclarations::read(&[SourceFile::new("bad.tf", "output \"x\" {")]);
+        assert!(!d.is_complete());
+        assert_eq!(d.unreadable_files, vec!["bad.tf"]);
+    }
+}
