@@ -1,1 +1,21 @@
-//! slipway-engine
+//! The engine adapter: everything slipway does with the `terraform`/`tofu` CLI.
+//!
+//! - [`locate`] finds the binary;
+//! - [`working_copy`] lays out one stack instance's folder (code, generated files, variables);
+//! - [`state`] says where each instance's state lives;
+//! - [`child`] runs one engine command with slipway's process policy (logs, timeouts, signals);
+//! - [`driver`] is the typed surface: `init`, `plan`, `show`, `apply`, `output`, `destroy`.
+//!
+//! This crate knows nothing about stages or pipelines; the caller decides what runs when.
+
+pub mod child;
+pub mod driver;
+pub mod locate;
+pub mod state;
+pub mod working_copy;
+
+pub use child::{Interrupt, InterruptTrigger, Log, StepError};
+pub use driver::{Engine, Output, PlanOutcome, StepContext};
+pub use locate::{LocateError, locate_engine};
+pub use state::StateBackend;
+pub use working_copy::WorkingCopy;

@@ -1,0 +1,416 @@
+//! Running one engine command, with slipway's process policy written down in one place:
+//!
+//! - Each command runs in its own process group, so a Ctrl-C at the terminal reaches slipway
+//!   alone and slipway decides what the engine sees.
+//! - On interrupt or timeout the group receives exactly one SIGINT, which Terraform treats as
+//!   "stop gracefully and save state". After a grace period it receives SIGKILL.
+//! - stdout and stderr go to the step's log file line by line (and to the terminal when
+//!   streaming is on); stdout that may hold secrets (`output -json`, `show -json`) is kept in
+//!   memory instead and never written to a log.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+/// The receiving side of slipway's interrupt: cloned into every running step.
+#[derive(Debug, Clone)]
+pub struct Interrupt(watch::Receiver<bool>);
+
+/// The sending side, held by whoever listens for Ctrl-C.
+#[derive(Debug)]
+pub struct InterruptTrigger(watch::Sender<bool>);
+
+impl Interrupt {
+    pub fn channel() -> (InterruptTrigger, Interrupt) {
+        let (tx, rx) = watch::channel(false);
+        (InterruptTrigger(tx), Interrupt(rx))
+    }
+
+    /// An interrupt that never fires.
+    pub fn never() -> Interrupt {
+        let (tx, rx) = watch::channel(false);
+        // Keeping the sender alive forever keeps `wait` pending forever.
+        std::mem::forget(tx);
+        Interrupt(rx)
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once the interrupt fires.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        // An error means the trigger is gone without firing: then it never will.
+        if rx.wait_for(|set| *set).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl InterruptTrigger {
+    pub fn fire(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// A log file shared by the steps of one stack instance.
+#[derive(Debug, Clone)]
+pub struct Log {
+    path: PathBuf,
+    file: Arc<Mutex<std::fs::File>>,
+}
+
+impl Log {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn line(&self, line: &str) {
+        if let Ok(mut file) = self.file.lock() {
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+/// One command to run.
+#[derive(Debug, Clone)]
+pub struct Step<'a> {
+    /// Short name for messages: `init`, `plan`, `apply`...
+    pub name: &'a str,
+    pub program: &'a Path,
+    pub args: Vec<OsString>,
+    pub cwd: &'a Path,
+    pub env: &'a [(String, String)],
+    pub log: &'a Log,
+    /// When set, every logged line is also written to stderr with this prefix.
+    pub echo: Option<&'a str>,
+    /// Keep stdout in memory and out of the log (it may hold sensitive values).
+    pub capture_stdout: bool,
+    pub timeout: Duration,
+    pub grace: Duration,
+}
+
+/// How a step ended when it ran to completion.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    /// Captured stdout when `capture_stdout` was set.
+    pub stdout: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("could not start `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{step}` was interrupted{}", if *.killed { " and killed after the grace period" } else { "" })]
+    Interrupted { step: String, killed: bool },
+    #[error("`{step}` timed out after {}{}", humanize(*.after), if *.killed { " and was killed after the grace period" } else { "" })]
+    TimedOut {
+        step: String,
+        after: Duration,
+        killed: bool,
+    },
+    #[error("`{step}` failed (exit code {code}); see {}", .log.display())]
+    Failed {
+        step: String,
+        code: i32,
+        log: PathBuf,
+    },
+    #[error("`{step}` produced output slipway could not read: {message}")]
+    BadOutput { step: String, message: String },
+    #[error("I/O error while running `{step}`: {source}")]
+    Io {
+        step: String,
+        source: std::io::Error,
+    },
+}
+
+impl StepError {
+    pub fn was_interrupted(&self) -> bool {
+        matches!(self, StepError::Interrupted { .. })
+    }
+}
+
+fn humanize(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else if secs > 0 {
+        format!("{secs}s")
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
+enum Stop {
+    Interrupted,
+    TimedOut,
+}
+
+/// Runs a step to completion, interruption or timeout.
+pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, StepError> {
+    let io_error = |source| StepError::Io {
+        step: step.name.to_owned(),
+        source,
+    };
+    step.log.line(&format!(
+        "== {} {} ==",
+        step.program
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy(),
+        step.args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    if interrupt.is_set() {
+        return Err(StepError::Interrupted {
+            step: step.name.to_owned(),
+            killed: false,
+        });
+    }
+    let mut child = Command::new(step.program)
+        .args(&step.args)
+        .current_dir(step.cwd)
+        .envs(step.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| StepError::Spawn {
+            program: step.program.display().to_string(),
+            source,
+        })?;
+    let pid = child.id().map(|id| Pid::from_raw(id as i32));
+
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let stdout_task = {
+        let log = step.log.clone();
+        let echo = step.echo.map(str::to_owned);
+        let capture = step.capture_stdout;
+        tokio::spawn(async move {
+            match stdout {
+                Some(out) if capture => {
+                    let mut bytes = Vec::new();
+                    let mut out = out;
+                    out.read_to_end(&mut bytes).await.map(|_| bytes)
+                }
+                Some(out) => pump(out, &log, echo.as_deref()).await.map(|()| Vec::new()),
+                None => Ok(Vec::new()),
+            }
+        })
+    };
+    let stderr_task = {
+        let log = step.log.clone();
+        let echo = step.echo.map(str::to_owned);
+        tokio::spawn(async move {
+            match stderr {
+                Some(err) => pump(err, &log, echo.as_deref()).await,
+                None => Ok(()),
+            }
+        })
+    };
+
+    let stop = tokio::select! {
+        status = child.wait() => {
+            let status = status.map_err(io_error)?;
+            let stdout = stdout_task.await.ok().and_then(Result::ok).unwrap_or_default();
+            let _ = stderr_task.await;
+            return Ok(Finished { code: status.code(), stdout });
+        }
+        () = interrupt.wait() => Stop::Interrupted,
+        () = tokio::time::sleep(step.timeout) => Stop::TimedOut,
+    };
+
+    // One interrupt, then a grace period for the engine to write its state, then kill.
+    if let Some(pid) = pid {
+        let _ = killpg(pid, Signal::SIGINT);
+    }
+    step.log.line(&format!(
+        "== slipway: sent one interrupt; waiting up to {} for it to stop ==",
+        humanize(step.grace)
+    ));
+    let killed = match tokio::time::timeout(step.grace, child.wait()).await {
+        Ok(_) => false,
+        Err(_) => {
+            if let Some(pid) = pid {
+                let _ = killpg(pid, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            step.log.line("== slipway: grace period over; killed ==");
+            true
+        }
+    };
+    let _ = stdout_task.await;
+    let _ = stderr_task.await;
+    let name = step.name.to_owned();
+    Err(match stop {
+        Stop::Interrupted => StepError::Interrupted { step: name, killed },
+        Stop::TimedOut => StepError::TimedOut {
+            step: name,
+            after: step.timeout,
+            killed,
+        },
+    })
+}
+
+async fn pump(
+    reader: impl AsyncRead + Unpin,
+    log: &Log,
+    echo: Option<&str>,
+) -> std::io::Result<()> {
+    let mut lines = BufReader::new(reader).lines();
+    while let Some(line) = lines.next_line().await? {
+        log.line(&line);
+        if let Some(prefix) = echo {
+            eprintln!("{prefix}{line}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step<'a>(log: &'a Log, dir: &'a Path, script: &str, timeout: Duration) -> Step<'a> {
+        Step {
+            name: "test",
+            program: Path::new("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            cwd: dir,
+            env: &[],
+            log,
+            echo: None,
+            capture_stdout: false,
+            timeout,
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    #[tokio::test]
+    async fn output_goes_to_the_log_and_exit_code_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let finished = run(
+            step(
+                &log,
+                dir.path(),
+                "echo out; echo err >&2; exit 3",
+                Duration::from_secs(30),
+            ),
+            &Interrupt::never(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(finished.code, Some(3));
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn captured_stdout_stays_out_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let env = [("SECRET".to_owned(), "s3cr3t".to_owned())];
+        let mut s = step(
+            &log,
+            dir.path(),
+            "echo \"$SECRET\"",
+            Duration::from_secs(30),
+        );
+        s.env = &env;
+        s.capture_stdout = true;
+        let finished = run(s, &Interrupt::never()).await.unwrap();
+        assert_eq!(finished.stdout, b"s3cr3t\n");
+        assert!(
+            !std::fs::read_to_string(log.path())
+                .unwrap()
+                .contains("s3cr3t")
+        );
+    }
+
+    #[tokio::test]
+    async fn interrupt_sends_one_sigint_that_the_child_can_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let marker = dir.path().join("saved");
+        // The child traps SIGINT, "saves state" and exits, as Terraform does. It signals
+        // readiness through a file so the test fires only once the trap is installed.
+        let ready = dir.path().join("ready");
+        let script = format!(
+            "trap 'echo saved > {m}; exit 130' INT; touch {r}; while true; do sleep 0.05; done",
+            m = marker.display(),
+            r = ready.display()
+        );
+        let (trigger, interrupt) = Interrupt::channel();
+        let s = step(&log, dir.path(), &script, Duration::from_secs(60));
+        let ready_path = ready.clone();
+        let waiter = tokio::spawn(async move {
+            while !ready_path.exists() {
+                tokio::task::yield_now().await;
+            }
+            trigger.fire();
+        });
+        let error = run(s, &interrupt).await.unwrap_err();
+        waiter.await.unwrap();
+        assert!(
+            matches!(error, StepError::Interrupted { killed: false, .. }),
+            "{error}"
+        );
+        assert!(
+            marker.exists(),
+            "the child got the chance to save its state"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hung_step_times_out_and_is_killed_after_the_grace_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let mut s = step(
+            &log,
+            dir.path(),
+            "trap '' INT; while true; do sleep 0.05; done",
+            Duration::from_millis(300),
+        );
+        s.grace = Duration::from_millis(300);
+        let error = run(s, &Interrupt::never()).await.unwrap_err();
+        assert!(
+            matches!(error, StepError::TimedOut { killed: true, .. }),
+            "{error}"
+        );
+    }
+}
