@@ -76,9 +76,7 @@ impl ModuleDeclarations {
                     }
                 }
                 ("terraform", _) => {
-                    if block.body.get_blocks("backend").next().is_some() {
-                        self.declares_backend = true;
-                    }
+                    self.declares_backend |= block.body.get_blocks("backend").next().is_some();
                 }
                 _ => {}
             }
