@@ -200,9 +200,12 @@ fn stage_named_twice_and_no_stages() {
 
 #[test]
 fn missing_environment_variable_is_reported_where_it_is_read() {
+    // Listing stacks needs no run environment; generating files for a run does.
     let sources = project(PROJECT, vec![network()]);
-    let diagnostics = load(&sources, &Env::new()).unwrap_err().to_string();
-    insta::assert_snapshot!(diagnostics);
+    let project = load(&sources, &Env::new()).expect("loads without the run environment");
+    let dev = project.stage("dev").unwrap();
+    let error = project.generated_files(dev, "dev").unwrap_err().to_string();
+    insta::assert_snapshot!(error);
 }
 
 #[test]

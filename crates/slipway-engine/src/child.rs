@@ -243,11 +243,18 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
         })
     };
 
+    let started = std::time::Instant::now();
     let stop = tokio::select! {
         status = child.wait() => {
             let status = status.map_err(io_error)?;
             let stdout = stdout_task.await.ok().and_then(Result::ok).unwrap_or_default();
             let _ = stderr_task.await;
+            step.log.line(&format!(
+                "== {} finished in {:.1}s with exit code {} ==",
+                step.name,
+                started.elapsed().as_secs_f64(),
+                status.code().map_or_else(|| "none".to_owned(), |c| c.to_string())
+            ));
             return Ok(Finished { code: status.code(), stdout });
         }
         () = interrupt.wait() => Stop::Interrupted,

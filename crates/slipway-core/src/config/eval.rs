@@ -14,9 +14,10 @@ use hcl::{Expression, Value};
 pub type Env = BTreeMap<String, String>;
 
 thread_local! {
-    // `hcl` functions are plain `fn` pointers; the environment reaches `env()` through this
-    // slot, set only for the duration of one `evaluate` call on this thread.
+    // `hcl` functions are plain `fn` pointers; the environment reaches `env()` through these
+    // slots, set only for the duration of one `evaluate` call on this thread.
     static ENV: RefCell<Env> = const { RefCell::new(BTreeMap::new()) };
+    static MISSING_ENV_IS_EMPTY: RefCell<bool> = const { RefCell::new(false) };
 }
 
 fn env_function(args: FuncArgs) -> Result<Value, String> {
@@ -30,6 +31,9 @@ fn env_function(args: FuncArgs) -> Result<Value, String> {
         Some(value) => Ok(Value::String(value.clone())),
         None => match default {
             Some(default) => Ok(default),
+            None if MISSING_ENV_IS_EMPTY.with(|lenient| *lenient.borrow()) => {
+                Ok(Value::String(String::new()))
+            }
             None => Err(format!(
                 "environment variable `{name}` is not set (set it, or give a default: env(\"{name}\", \"...\"))"
             )),
@@ -45,6 +49,10 @@ pub struct Scope<'a> {
     pub instance: Option<&'a str>,
     /// Dependency name to its outputs; only for stack inputs.
     pub dependencies: Option<&'a BTreeMap<String, BTreeMap<String, serde_json::Value>>>,
+    /// Treat an unset environment variable as empty. Used when validating at load time
+    /// values that only matter when stacks run (generated files), so that `slipway stacks`
+    /// works without the environment a run needs.
+    pub missing_env_is_empty: bool,
 }
 
 /// Evaluates `expr` in `scope` with `env` visible to `env()`.
@@ -78,8 +86,10 @@ pub fn evaluate(expr: &Expression, scope: &Scope<'_>, env: &Env) -> Result<Value
         ctx.declare_var("dependency", Value::Object(map));
     }
     ENV.with(|slot| *slot.borrow_mut() = env.clone());
+    MISSING_ENV_IS_EMPTY.with(|slot| *slot.borrow_mut() = scope.missing_env_is_empty);
     let result = expr.evaluate(&ctx);
     ENV.with(|slot| slot.borrow_mut().clear());
+    MISSING_ENV_IS_EMPTY.with(|slot| *slot.borrow_mut() = false);
     result.map_err(|error| error.kind().to_string())
 }
 
@@ -173,6 +183,7 @@ mod tests {
             stage: Some("dev"),
             instance: Some("zero-1a2b"),
             dependencies: Some(&outputs),
+            missing_env_is_empty: false,
         };
         let expr = parse(r#"{ env = instance.name, vpc = dependency.network.outputs.vpc_id }"#);
         let value = hcl_to_json(&evaluate(&expr, &scope, &Env::new()).unwrap());

@@ -269,7 +269,7 @@ fn load_project_file(
             project: &name,
             stage: Some(&stage_name),
             instance: Some(&stage_name),
-            dependencies: None,
+            ..Scope::default()
         };
         let approval = body
             .bool("approval", &stage_scope, env, diagnostics)
@@ -374,8 +374,13 @@ fn load_generates<'a>(
         }
         let contents = match body.attribute("contents") {
             Some(attribute) => {
-                // Validate now, so a missing environment variable is reported with its line.
-                super::schema::evaluate_attribute(file, attribute, scope, env, diagnostics);
+                // Validate the expression now; unset environment variables are only an error
+                // when the file is generated for a run.
+                let lenient = Scope {
+                    missing_env_is_empty: true,
+                    ..scope.clone()
+                };
+                super::schema::evaluate_attribute(file, attribute, &lenient, env, diagnostics);
                 Some(attribute.value.clone().into())
             }
             None => {

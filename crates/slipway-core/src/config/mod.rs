@@ -172,7 +172,7 @@ impl Project {
             project: &self.name,
             stage: Some(&stage.name),
             instance: Some(instance),
-            dependencies: None,
+            ..Scope::default()
         }
     }
 

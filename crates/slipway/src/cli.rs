@@ -1,0 +1,113 @@
+//! Command-line arguments. Parsing only; each command's behaviour lives in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Continuous Delivery for infrastructure code.
+///
+/// slipway reads stacks (Terraform/OpenTofu root modules with a `stack.hcl`) and the stages
+/// in `slipway.hcl`, and plans, applies and destroys them stage by stage, in dependency
+/// order, with the real terraform or tofu binary.
+#[derive(Debug, Parser)]
+#[command(
+    name = "slipway",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Start in a folder holding slipway.hcl (or below it):\n  slipway stacks                 what is here, in dependency order\n  slipway plan --stage dev       what would change\n  slipway apply --stage dev      make it so\n\nDocumentation: docs/ in the repository."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Project folder (holding slipway.hcl); default: the nearest one at or above the current folder.
+    #[arg(
+        short = 'C',
+        long = "project-dir",
+        global = true,
+        value_name = "DIR",
+        env = "SLIPWAY_PROJECT_DIR"
+    )]
+    pub project_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List stacks in dependency order with team, capability, path and dependencies.
+    Stacks(StacksArgs),
+    /// Print the stack dependency graph (Mermaid or Graphviz DOT).
+    Graph(GraphArgs),
+    /// Plan stacks of a stage. Exits 0 when nothing would change, 2 when changes are pending, 1 on failure.
+    Plan(StageArgs),
+    /// Apply stacks of a stage in dependency order, independent stacks in parallel.
+    Apply(ApplyArgs),
+    /// Destroy stacks of a stage, dependents first. `--stack X` also destroys what depends on X (unless --only).
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StacksArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    /// Mermaid flowchart (renders in GitHub and GitLab Markdown).
+    Mermaid,
+    /// Graphviz DOT.
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    /// The stage to work on (as named in slipway.hcl).
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// Only these stacks (repeatable), plus the stacks they depend on unless --only is given.
+    #[arg(long = "stack", value_name = "STACK")]
+    pub stacks: Vec<String>,
+    /// With --stack: do not pull in dependencies; their outputs are read from their current state.
+    #[arg(long, requires = "stacks")]
+    pub only: bool,
+    /// How many stacks may run at once (default: `parallelism` in slipway.hcl, else 4).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
+    /// Stream the engine's own output (prefixed with the stack) instead of progress lines.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Longest one engine step may run before it is interrupted, e.g. "20m" (default: `step_timeout` in slipway.hcl, else 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Confirm the destroy; without it slipway refuses.
+    #[arg(long)]
+    pub yes: bool,
+}

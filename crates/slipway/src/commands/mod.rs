@@ -1,0 +1,24 @@
+//! One module per subcommand.
+
+pub mod graph;
+pub mod stacks;
+pub mod stage;
+
+/// How a command ended, mapped to the process exit code by `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    /// `plan` only: changes are pending (as Terraform's `-detailed-exitcode`).
+    ChangesPending,
+    Failure,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::ChangesPending => 2,
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! Runs one operation (plan, apply, destroy) over the stacks of one stage instance, walking
+//! the stack graph with the core's dependency queue: a stack starts as soon as what it waits
+//! for has succeeded, up to the parallelism limit; a failure skips what depends on it while
+//! independent stacks finish.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use slipway_core::Stage;
+use slipway_core::config::Project;
+use slipway_core::schedule::{DependencyQueue, Status, Walk};
+use slipway_engine::driver::StepContext;
+use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
+use slipway_engine::{Engine, Interrupt, Log, Output, StateBackend, StepError};
+use tokio::task::JoinSet;
+
+use crate::progress::Progress;
+
+/// What to do to each stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Plan,
+    Apply,
+    Destroy,
+    /// Initialise and read outputs only (for stacks whose outputs others need).
+    ReadOutputs,
+}
+
+/// How one stack instance ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Planned {
+        changes: bool,
+    },
+    /// Planned, but inputs are unknown until a dependency is applied.
+    Blocked {
+        reason: String,
+    },
+    Applied {
+        changed: bool,
+    },
+    Destroyed,
+    OutputsRead,
+    Failed {
+        error: String,
+    },
+    Skipped {
+        because: String,
+    },
+    /// Stopped by an interrupt; `mid_apply` when the engine was changing infrastructure.
+    Interrupted {
+        mid_apply: bool,
+    },
+    NotStarted,
+}
+
+impl Outcome {
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Failed { .. }
+                | Outcome::Skipped { .. }
+                | Outcome::Interrupted { .. }
+                | Outcome::NotStarted
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StackResult {
+    pub stack: String,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    pub log: Option<PathBuf>,
+}
+
+/// Everything a walk needs, shared by its stack tasks.
+#[derive(Debug)]
+pub struct Executor {
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+    pub project: Project,
+    pub stage: Stage,
+    /// The instance name: the stage's own name for the long-lived instance.
+    pub instance: String,
+    pub engine: Engine,
+    pub backend: StateBackend,
+    pub run_dir: PathBuf,
+    pub parallelism: usize,
+    pub verbose: bool,
+    pub interrupt: Interrupt,
+    pub progress: Progress,
+    outputs: Mutex<BTreeMap<String, BTreeMap<String, Output>>>,
+}
+
+impl Executor {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        root: PathBuf,
+        data_dir: PathBuf,
+        project: Project,
+        stage: Stage,
+        engine: Engine,
+        run_dir: PathBuf,
+        parallelism: usize,
+        verbose: bool,
+        interrupt: Interrupt,
+    ) -> Self {
+        let backend = StateBackend::local(&data_dir);
+        let progress = Progress::new(&stage.name, !verbose);
+        Self {
+            root,
+            data_dir,
+            project,
+            instance: stage.name.clone(),
+            stage,
+            engine,
+            backend,
+            run_dir,
+            parallelism,
+            verbose,
+            interrupt,
+            progress,
+            outputs: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Runs `operation` over `selected` stacks; `Walk::Reverse` for destroy.
+    pub async fn walk(
+        self: &Arc<Self>,
+        selected: &BTreeSet<String>,
+        operation: Operation,
+    ) -> Vec<StackResult> {
+        let direction = if operation == Operation::Destroy {
+            Walk::Reverse
+        } else {
+            Walk::Forward
+        };
+        let names: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        let mut queue = DependencyQueue::new(&self.project.graph, &names, direction);
+        let mut tasks: JoinSet<StackResult> = JoinSet::new();
+        let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
+        loop {
+            if !self.interrupt.is_set() {
+                let free = self.parallelism.saturating_sub(queue.running());
+                for name in queue.take_ready(free) {
+                    let this = Arc::clone(self);
+                    tasks.spawn(async move { this.run_stack(&name, operation).await });
+                }
+            }
+            let Some(joined) = tasks.join_next().await else {
+                break;
+            };
+            let result = match joined {
+                Ok(result) => result,
+                Err(error) => {
+                    // A panicking task is a bug; keep the walk going and say so.
+                    StackResult {
+                        stack: String::from("?"),
+                        outcome: Outcome::Failed {
+                            error: format!("internal error: {error}"),
+                        },
+                        elapsed: Duration::ZERO,
+                        log: None,
+                    }
+                }
+            };
+            let succeeded = matches!(
+                result.outcome,
+                Outcome::Planned { .. }
+                    | Outcome::Applied { .. }
+                    | Outcome::Destroyed
+                    | Outcome::OutputsRead
+                    | Outcome::Blocked { .. }
+            );
+            queue.finish(&result.stack, succeeded);
+            results.insert(result.stack.clone(), result);
+        }
+        for (name, status) in queue.status() {
+            if results.contains_key(name) {
+                continue;
+            }
+            let outcome = match status {
+                Status::Skipped { because } => Outcome::Skipped {
+                    because: because.clone(),
+                },
+                _ => Outcome::NotStarted,
+            };
+            results.insert(
+                name.clone(),
+                StackResult {
+                    stack: name.clone(),
+                    outcome,
+                    elapsed: Duration::ZERO,
+                    log: None,
+                },
+            );
+        }
+        let order = match direction {
+            Walk::Forward => self.project.graph.order_of(names.iter().copied()),
+            Walk::Reverse => {
+                let mut order = self.project.graph.order_of(names.iter().copied());
+                order.reverse();
+                order
+            }
+        };
+        order
+            .into_iter()
+            .filter_map(|name| results.remove(name))
+            .collect()
+    }
+
+    async fn run_stack(&self, name: &str, operation: Operation) -> StackResult {
+        let started = Instant::now();
+        let log_path = self.run_dir.join(format!("{name}.log"));
+        let mut mid_apply = false;
+        let outcome = match Log::create(&log_path) {
+            Err(error) => Outcome::Failed {
+                error: format!("cannot create log {}: {error}", log_path.display()),
+            },
+            Ok(log) => match self.steps(name, operation, &log, &mut mid_apply).await {
+                Ok(outcome) => outcome,
+                Err(StackError::Step(error)) if error.was_interrupted() => {
+                    Outcome::Interrupted { mid_apply }
+                }
+                Err(error) => {
+                    log.line(&format!("== slipway: {error:#} =="));
+                    Outcome::Failed {
+                        error: format!("{error:#}"),
+                    }
+                }
+            },
+        };
+        let elapsed = started.elapsed();
+        self.progress.finish(
+            name,
+            &describe(&self.stage.name, name, &outcome, elapsed, &log_path),
+        );
+        StackResult {
+            stack: name.to_owned(),
+            outcome,
+            elapsed,
+            log: Some(log_path),
+        }
+    }
+
+    async fn steps(
+        &self,
+        name: &str,
+        operation: Operation,
+        log: &Log,
+        mid_apply: &mut bool,
+    ) -> Result<Outcome, StackError> {
+        let stack = self
+            .project
+            .stack(name)
+            .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
+        self.progress.step(name, "prepare");
+        let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
+        let modules = local_module_dirs(&self.root, &stack.dir)
+            .with_context(|| format!("cannot follow the local modules of `{}`", stack.dir))?;
+        let working_copy = WorkingCopy::prepare(&self.root, &work_dir, &stack.dir, &modules)
+            .with_context(|| {
+                format!("cannot prepare the working copy in {}", work_dir.display())
+            })?;
+        let generated = self.project.generated_files(&self.stage, &self.instance)?;
+        working_copy
+            .write_generated(&generated)
+            .context("cannot write generated files")?;
+        working_copy
+            .write_backend(&self.backend, stack.declarations.declares_backend)
+            .context("cannot write the backend file")?;
+        if operation != Operation::ReadOutputs {
+            if let Some(blocked) = self.write_inputs(stack, &working_copy, operation, log)? {
+                return Ok(blocked);
+            }
+        }
+        self.run_engine(name, &working_copy, operation, log, mid_apply)
+            .await
+    }
+
+    /// Resolves inputs from the dependencies' outputs and writes the variables file; returns
+    /// an outcome when the stack cannot run yet.
+    fn write_inputs(
+        &self,
+        stack: &slipway_core::Stack,
+        working_copy: &WorkingCopy,
+        operation: Operation,
+        log: &Log,
+    ) -> Result<Option<Outcome>, StackError> {
+        // Inputs from the dependencies' outputs in this instance.
+        let dependency_outputs: BTreeMap<String, BTreeMap<String, serde_json::Value>> = {
+            let outputs = self
+                .outputs
+                .lock()
+                .map_err(|_| anyhow::anyhow!("outputs lock poisoned"))?;
+            stack
+                .dependencies
+                .iter()
+                .map(|d| {
+                    let values = outputs
+                        .get(&d.stack)
+                        .map(|o| {
+                            o.iter()
+                                .map(|(k, v)| (k.clone(), v.value.clone()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    (d.name.clone(), values)
+                })
+                .collect()
+        };
+        let inputs =
+            match self
+                .project
+                .inputs(stack, &self.stage, &self.instance, &dependency_outputs)
+            {
+                Ok(inputs) => inputs,
+                Err(error) => {
+                    let missing: Vec<&str> = stack
+                        .dependencies
+                        .iter()
+                        .filter(|d| {
+                            dependency_outputs
+                                .get(&d.name)
+                                .is_none_or(BTreeMap::is_empty)
+                        })
+                        .map(|d| d.stack.as_str())
+                        .collect();
+                    if missing.is_empty() {
+                        return Err(StackError::Other(error.into()));
+                    }
+                    let reason = format!(
+                        "inputs unknown until {} {} applied to `{}`",
+                        missing.join(", "),
+                        if missing.len() == 1 { "is" } else { "are" },
+                        self.instance
+                    );
+                    if operation == Operation::Plan {
+                        log.line(&format!("== slipway: {reason} =="));
+                        return Ok(Some(Outcome::Blocked { reason }));
+                    }
+                    return Err(StackError::Other(anyhow::anyhow!("{reason}: {error}")));
+                }
+            };
+        let mut values = self.project.variables(&self.stage, &self.instance)?;
+        values.extend(inputs);
+        working_copy
+            .write_variables(&values, &stack.declarations.variables)
+            .context("cannot write the variables file")?;
+        Ok(None)
+    }
+
+    async fn run_engine(
+        &self,
+        name: &str,
+        working_copy: &WorkingCopy,
+        operation: Operation,
+        log: &Log,
+        mid_apply: &mut bool,
+    ) -> Result<Outcome, StackError> {
+        let echo = self
+            .verbose
+            .then(|| format!("{}/{name} | ", self.stage.name));
+        let ctx = StepContext {
+            working_copy,
+            log,
+            echo: echo.as_deref(),
+            interrupt: &self.interrupt,
+        };
+        self.progress.step(name, "init");
+        self.engine
+            .init(ctx, &self.backend.backend_config(&self.instance, name))
+            .await?;
+
+        let outcome = match operation {
+            Operation::ReadOutputs => Outcome::OutputsRead,
+            Operation::Plan => {
+                self.progress.step(name, "plan");
+                let plan = self.engine.plan(ctx, false).await?;
+                Outcome::Planned {
+                    changes: plan.has_changes,
+                }
+            }
+            Operation::Apply => {
+                self.progress.step(name, "plan");
+                let plan = self.engine.plan(ctx, false).await?;
+                if plan.has_changes {
+                    self.progress.step(name, "apply");
+                    let marker = self.applying_marker(name);
+                    write_marker(&marker, &self.run_dir)?;
+                    *mid_apply = true;
+                    self.engine.apply(ctx, &plan.plan_file).await?;
+                    *mid_apply = false;
+                    let _ = std::fs::remove_file(&marker);
+                }
+                Outcome::Applied {
+                    changed: plan.has_changes,
+                }
+            }
+            Operation::Destroy => {
+                self.progress.step(name, "destroy");
+                let marker = self.applying_marker(name);
+                write_marker(&marker, &self.run_dir)?;
+                *mid_apply = true;
+                self.engine.destroy(ctx).await?;
+                *mid_apply = false;
+                let _ = std::fs::remove_file(&marker);
+                Outcome::Destroyed
+            }
+        };
+        if operation != Operation::Destroy {
+            self.progress.step(name, "outputs");
+            let outputs = self.engine.output(ctx).await?;
+            if let Ok(mut all) = self.outputs.lock() {
+                all.insert(name.to_owned(), outputs);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A file that exists only while the engine changes this instance's infrastructure; one
+    /// left behind tells the next run that a process died mid-apply.
+    pub fn applying_marker(&self, stack: &str) -> PathBuf {
+        self.data_dir
+            .join("state")
+            .join(&self.instance)
+            .join(stack)
+            .join("slipway-applying.json")
+    }
+}
+
+fn write_marker(marker: &Path, run_dir: &Path) -> Result<(), StackError> {
+    if let Some(parent) = marker.parent() {
+        std::fs::create_dir_all(parent).context("cannot create the state folder")?;
+    }
+    let record = serde_json::json!({
+        "pid": std::process::id(),
+        "run": run_dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "since": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
+    std::fs::write(marker, record.to_string()).context("cannot write the apply marker")?;
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StackError {
+    #[error(transparent)]
+    Step(#[from] StepError),
+    #[error(transparent)]
+    Eval(#[from] slipway_core::config::EvalError),
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+/// One line saying how a stack ended.
+pub fn describe(
+    stage: &str,
+    stack: &str,
+    outcome: &Outcome,
+    elapsed: Duration,
+    log: &Path,
+) -> String {
+    let secs = elapsed.as_secs_f64();
+    let who = format!("{stage}/{stack}");
+    match outcome {
+        Outcome::Planned { changes: true } => format!("~ {who}: changes pending ({secs:.1}s)"),
+        Outcome::Planned { changes: false } => format!("= {who}: no changes ({secs:.1}s)"),
+        Outcome::Blocked { reason } => format!("? {who}: not planned: {reason}"),
+        Outcome::Applied { changed: true } => format!("+ {who}: applied ({secs:.1}s)"),
+        Outcome::Applied { changed: false } => format!("= {who}: up to date ({secs:.1}s)"),
+        Outcome::Destroyed => format!("- {who}: destroyed ({secs:.1}s)"),
+        Outcome::OutputsRead => format!("  {who}: outputs read ({secs:.1}s)"),
+        Outcome::Failed { error } => {
+            format!("x {who}: failed: {error}\n    log: {}", log.display())
+        }
+        Outcome::Skipped { because } => {
+            format!("  {who}: skipped, because `{because}` did not succeed")
+        }
+        Outcome::Interrupted { mid_apply: true } => {
+            format!(
+                "! {who}: interrupted mid-apply; state may be partial\n    log: {}",
+                log.display()
+            )
+        }
+        Outcome::Interrupted { mid_apply: false } => format!("! {who}: interrupted"),
+        Outcome::NotStarted => format!("  {who}: not started"),
+    }
+}
