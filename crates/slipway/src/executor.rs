@@ -474,6 +474,9 @@ pub fn describe(
         Outcome::Applied { changed: false } => format!("= {who}: up to date ({secs:.1}s)"),
         Outcome::Destroyed => format!("- {who}: destroyed ({secs:.1}s)"),
         Outcome::OutputsRead => format!("  {who}: outputs read ({secs:.1}s)"),
+        Outcome::Failed { error } if error.contains(&log.display().to_string()) => {
+            format!("x {who}: failed: {error}")
+        }
         Outcome::Failed { error } => {
             format!("x {who}: failed: {error}\n    log: {}", log.display())
         }

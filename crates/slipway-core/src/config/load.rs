@@ -90,16 +90,21 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         .map_or_else(|| "project".to_owned(), |s| s.name.clone());
 
     let mut stacks: Vec<(Stack, &StackSources, Option<Body>)> = Vec::new();
+    // Folders whose stack.hcl did not parse: already reported, so dependencies pointing at
+    // them are not reported a second time.
+    let mut unreadable: BTreeSet<String> = BTreeSet::new();
     for stack_sources in &sources.stacks {
-        if let Some((stack, body)) = load_stack(stack_sources, &project_name, env, &mut diagnostics)
-        {
-            stacks.push((stack, stack_sources, Some(body)));
+        match load_stack(stack_sources, &project_name, env, &mut diagnostics) {
+            Some((stack, body)) => stacks.push((stack, stack_sources, Some(body))),
+            None => {
+                unreadable.insert(dir_string(&stack_sources.dir));
+            }
         }
     }
     stacks.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
 
     check_unique_names(&stacks, &mut diagnostics);
-    resolve_dependencies(&mut stacks, &mut diagnostics);
+    resolve_dependencies(&mut stacks, &unreadable, &mut diagnostics);
     check_inputs(&stacks, &mut diagnostics);
 
     let stacks: Vec<Stack> = stacks.into_iter().map(|(stack, _, _)| stack).collect();
@@ -626,6 +631,7 @@ fn join_relative(dir: &str, path: &str) -> Option<String> {
 
 fn resolve_dependencies(
     stacks: &mut [(Stack, &StackSources, Option<Body>)],
+    unreadable: &BTreeSet<String>,
     diagnostics: &mut Diagnostics,
 ) {
     let by_dir: BTreeMap<String, String> = stacks
@@ -660,12 +666,14 @@ fn resolve_dependencies(
                     .help("a dependency's path must point at another stack's folder"),
                 ),
                 Some(name) => dependency.stack = name.clone(),
+                None if target.as_ref().is_some_and(|t| unreadable.contains(t)) => {}
                 None => {
                     let shown = target.unwrap_or_else(|| dependency.path.clone());
+                    let basename = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
                     let suggestion = by_dir
                         .keys()
-                        .map(|dir| (strsim::jaro_winkler(&shown, dir), dir))
-                        .filter(|(score, _)| *score > 0.85)
+                        .map(|dir| (strsim::jaro_winkler(&basename(&shown), &basename(dir)), dir))
+                        .filter(|(score, _)| *score > 0.8)
                         .max_by(|a, b| a.0.total_cmp(&b.0));
                     let help = match suggestion {
                         Some((_, dir)) => format!(

@@ -181,7 +181,7 @@ fn summarize(
                 result.stack
             ),
             Outcome::Failed { .. } => eprintln!(
-                "x {stage}/{}: failed after {:.1}s; log: {}",
+                "failed: {stage}/{} after {:.1}s; log: {}",
                 result.stack,
                 result.elapsed.as_secs_f64(),
                 result

@@ -1,0 +1,119 @@
+//! Shared helpers: temporary project copies, the sandbox, and running the binary.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use slipway_sandbox::{Moto, Sandbox};
+use tempfile::TempDir;
+
+/// The repository root (two folders above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A copy of `examples/NAME` (or a test fixture) in a temporary folder.
+pub fn copy_project(from: &Path) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in walkdir(from) {
+        let relative = entry.strip_prefix(from).unwrap();
+        if relative
+            .components()
+            .any(|c| c.as_os_str() == ".slipway" || c.as_os_str() == ".terraform")
+        {
+            continue;
+        }
+        let target = dir.path().join(relative);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+        } else {
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, &target).unwrap();
+        }
+    }
+    dir
+}
+
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            out.push(path.clone());
+            if path.is_dir() {
+                stack.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn example(name: &str) -> TempDir {
+    copy_project(&repo_root().join("examples").join(name))
+}
+
+pub fn fixture(name: &str) -> TempDir {
+    copy_project(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+}
+
+/// The sandbox with a fresh moto of its own.
+pub fn sandbox() -> (Sandbox, Moto) {
+    let sandbox = Sandbox::from_env().expect("the sandbox installs (see docs/sandbox.md)");
+    let moto = sandbox.start_moto().expect("moto starts");
+    (sandbox, moto)
+}
+
+/// `slipway` in `dir`, with a clean environment plus `env`.
+pub fn slipway(dir: &Path, env: &[(String, String)]) -> Command {
+    let mut cmd = Command::cargo_bin("slipway").unwrap();
+    cmd.current_dir(dir)
+        .env_remove("SLIPWAY_ENGINE")
+        .env_remove("SLIPWAY_PROJECT_DIR")
+        .env_remove("SLIPWAY_SANDBOX_ENDPOINT")
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .env("NO_COLOR", "1");
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd
+}
+
+/// Output with temporary paths, timings and run ids replaced, for snapshots.
+pub fn normalize(text: &str, project: &Path) -> String {
+    let mut text = text.replace(&project.display().to_string(), "[PROJECT]");
+    let patterns = [
+        (r"\d+\.\ds", "[TIME]"),
+        (r"runs/\d{8}T\d{6}Z-\d+", "runs/[RUN]"),
+    ];
+    for (pattern, replacement) in patterns {
+        text = regex_lite::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, replacement)
+            .into_owned();
+    }
+    text
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(mut cmd: Command) -> Output {
+    let output = cmd.output().unwrap();
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}

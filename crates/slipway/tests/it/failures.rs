@@ -1,0 +1,160 @@
+//! Failures mid-graph, timeouts and secrets, with the real engine and provider-free stacks.
+
+use crate::common::{fixture, normalize, run, sandbox, slipway};
+
+#[test]
+fn a_failing_stack_skips_its_dependents_while_siblings_complete() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let out = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args(["apply", "--stage", "dev", "-j", "1"]);
+        c
+    });
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stderr = normalize(&out.stderr, project.path());
+    assert!(stderr.contains("+ dev/base: applied"), "{stderr}");
+    assert!(stderr.contains("+ dev/sibling: applied"), "{stderr}");
+    assert!(stderr.contains("x dev/broken: failed: `plan` failed (exit code 1); see [PROJECT]/.slipway/runs/[RUN]/dev/broken.log"), "{stderr}");
+    assert!(
+        stderr.contains("dev/downstream: skipped, because `broken` did not succeed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dev: 2 of 4 stacks applied, 1 failed, 1 skipped"),
+        "{stderr}"
+    );
+    // The failing stack's log holds Terraform's own explanation.
+    let log = std::fs::read_dir(project.path().join(".slipway/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
+        .join("dev/broken.log");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(
+        log.contains("Reference to undeclared input variable"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sensitive_outputs_reach_dependents_but_never_logs_or_the_terminal() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let out = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args(["apply", "--stage", "dev", "--stack", "sibling", "--verbose"]);
+        c
+    });
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        !out.stdout.contains("s3cr3t") && !out.stderr.contains("s3cr3t"),
+        "{}",
+        out.stderr
+    );
+    for entry in walk(&project.path().join(".slipway/runs")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(!text.contains("s3cr3t"), "secret in {}", entry.display());
+    }
+    // The sibling really received it: its output is the secret's length.
+    let state = std::fs::read_to_string(
+        project
+            .path()
+            .join(".slipway/state/dev/sibling/terraform.tfstate"),
+    )
+    .unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(
+        state["outputs"]["token_length"]["value"],
+        serde_json::json!("s3cr3t-token-value".len())
+    );
+}
+
+#[test]
+fn plan_exit_codes_follow_detailed_exitcode() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let plan = |project: &std::path::Path| {
+        run({
+            let mut c = slipway(project, &moto.env());
+            c.args(["plan", "--stage", "dev", "--stack", "base"]);
+            c
+        })
+    };
+    let before = plan(project.path());
+    assert_eq!(
+        before.code, 2,
+        "changes pending before apply: {}",
+        before.stderr
+    );
+    let apply = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args(["apply", "--stage", "dev", "--stack", "base"]);
+        c
+    });
+    assert_eq!(apply.code, 0, "{}", apply.stderr);
+    let after = plan(project.path());
+    assert_eq!(after.code, 0, "nothing to do after apply: {}", after.stderr);
+    let failing = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args(["plan", "--stage", "dev", "--stack", "broken"]);
+        c
+    });
+    assert_eq!(failing.code, 1, "{}", failing.stderr);
+}
+
+#[test]
+fn a_hung_step_times_out_and_names_the_stack() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let out = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args([
+            "apply",
+            "--stage",
+            "dev",
+            "--stack",
+            "base",
+            "--step-timeout",
+            "1ms",
+        ]);
+        c
+    });
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let stderr = normalize(&out.stderr, project.path());
+    assert!(
+        stderr.contains("x dev/base: failed: `init` timed out after 1ms"),
+        "{stderr}"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = vec![];
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                pending.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files
+}
+
+#[test]
+fn the_summary_names_the_failing_stack() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let out = run({
+        let mut c = slipway(project.path(), &moto.env());
+        c.args(["apply", "--stage", "dev", "-j", "1"]);
+        c
+    });
+    assert_eq!(out.code, 1);
+    insta::assert_snapshot!(normalize(&out.stderr, project.path()));
+}

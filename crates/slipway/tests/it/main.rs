@@ -1,0 +1,10 @@
+//! End-to-end tests of the `slipway` binary, compiled into one test binary.
+//!
+//! Tests that apply infrastructure run the real Terraform against a fresh moto per test
+//! (see `docs/sandbox.md`); the rest need nothing but the binary.
+
+mod common;
+mod config_errors;
+mod failures;
+mod listing;
+mod webshop;

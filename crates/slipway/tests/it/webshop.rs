@@ -1,0 +1,89 @@
+//! The webshop example applied for real: Terraform, the AWS provider and moto.
+
+use crate::common::{example, run, sandbox, slipway};
+
+#[test]
+fn webshop_applies_to_dev_replans_empty_and_destroys_to_nothing() {
+    let (_sandbox, moto) = sandbox();
+    let project = example("webshop");
+    let env = moto.env();
+
+    let apply = run({
+        let mut c = slipway(project.path(), &env);
+        c.args(["apply", "--stage", "dev"]);
+        c
+    });
+    assert_eq!(apply.code, 0, "apply failed:\n{}", apply.stderr);
+    assert!(
+        apply.stderr.contains("dev: 4 of 4 stacks applied"),
+        "{}",
+        apply.stderr
+    );
+
+    // What exists, asked from the emulator's own APIs rather than Terraform's state.
+    let inventory = moto.inventory().unwrap();
+    assert_eq!(inventory.dynamodb_tables, vec!["webshop-dev-orders"]);
+    assert_eq!(inventory.s3_buckets, vec!["webshop-dev-assets"]);
+    assert_eq!(inventory.sqs_queues, vec!["webshop-dev-orders"]);
+    assert_eq!(inventory.iam_roles, vec!["webshop-dev-app"]);
+    assert_eq!(inventory.vpcs.len(), 1);
+    assert_eq!(inventory.vpcs[0].cidr, "10.0.0.0/16");
+    assert_eq!(inventory.subnets.len(), 2);
+    // The app's security group sits in the network stack's VPC: inputs flowed.
+    assert_eq!(inventory.security_groups.len(), 1);
+    assert_eq!(inventory.security_groups[0].vpc_id, inventory.vpcs[0].id);
+
+    let plan = run({
+        let mut c = slipway(project.path(), &env);
+        c.args(["plan", "--stage", "dev"]);
+        c
+    });
+    assert_eq!(
+        plan.code, 0,
+        "a second plan must be empty:\n{}",
+        plan.stderr
+    );
+
+    let destroy = run({
+        let mut c = slipway(project.path(), &env);
+        c.args(["destroy", "--stage", "dev", "--yes"]);
+        c
+    });
+    assert_eq!(destroy.code, 0, "destroy failed:\n{}", destroy.stderr);
+    let inventory = moto.inventory().unwrap();
+    assert!(inventory.is_empty(), "left behind: {inventory}");
+}
+
+#[test]
+fn stages_are_separate_instances_with_their_own_state_and_names() {
+    let (_sandbox, moto) = sandbox();
+    let project = example("webshop");
+    let env = moto.env();
+    for stage in ["dev", "test"] {
+        let out = run({
+            let mut c = slipway(project.path(), &env);
+            c.args(["apply", "--stage", stage, "--stack", "data"]);
+            c
+        });
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let inventory = moto.inventory().unwrap();
+    assert_eq!(
+        inventory.dynamodb_tables,
+        vec!["webshop-dev-orders", "webshop-test-orders"]
+    );
+    assert!(
+        project
+            .path()
+            .join(".slipway/state/dev/data/terraform.tfstate")
+            .is_file()
+    );
+    assert!(
+        project
+            .path()
+            .join(".slipway/state/test/data/terraform.tfstate")
+            .is_file()
+    );
+    // --stack data pulled in nothing else: data has no dependencies.
+    assert!(inventory.sqs_queues.is_empty());
+}
