@@ -63,11 +63,13 @@ impl InterruptTrigger {
     }
 }
 
-/// A log file shared by the steps of one stack instance.
+/// A log file shared by the steps of one stack instance. Every line passes through the
+/// redactor, so a credential value that an engine echoes never lands in the file.
 #[derive(Debug, Clone)]
 pub struct Log {
     path: PathBuf,
     file: Arc<Mutex<std::fs::File>>,
+    secrets: Arc<Vec<String>>,
 }
 
 impl Log {
@@ -82,7 +84,30 @@ impl Log {
         Ok(Self {
             path: path.to_path_buf(),
             file: Arc::new(Mutex::new(file)),
+            secrets: Arc::new(Vec::new()),
         })
+    }
+
+    /// The same log, redacting these values wherever they appear.
+    #[must_use]
+    pub fn redacting(mut self, secrets: impl IntoIterator<Item = String>) -> Self {
+        // Very short values would redact ordinary words; credential values are never that short.
+        let mut secrets: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 4).collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        self.secrets = Arc::new(secrets);
+        self
+    }
+
+    /// `text` with every secret replaced.
+    pub fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "[redacted]");
+            }
+        }
+        text
     }
 
     pub fn path(&self) -> &Path {
@@ -90,6 +115,7 @@ impl Log {
     }
 
     pub fn line(&self, line: &str) {
+        let line = self.redact(line);
         if let Ok(mut file) = self.file.lock() {
             let _ = writeln!(file, "{line}");
         }
@@ -118,6 +144,8 @@ pub struct Step<'a> {
 #[derive(Debug)]
 pub struct Finished {
     pub code: Option<i32>,
+    /// Length of the log when the step started: its own output follows.
+    pub log_offset: u64,
     /// Captured stdout when `capture_stdout` was set.
     pub stdout: Vec<u8>,
 }
@@ -137,6 +165,16 @@ pub enum StepError {
         after: Duration,
         killed: bool,
     },
+    #[error(
+        "`{step}` could not take the state lock: it is held by {who} since {created} (operation {operation}, lock id {id})"
+    )]
+    Locked {
+        step: String,
+        id: String,
+        who: String,
+        created: String,
+        operation: String,
+    },
     #[error("`{step}` failed (exit code {code}); see {}", .log.display())]
     Failed {
         step: String,
@@ -155,6 +193,14 @@ pub enum StepError {
 impl StepError {
     pub fn was_interrupted(&self) -> bool {
         matches!(self, StepError::Interrupted { .. })
+    }
+
+    /// The id of the state lock that stopped the step, if that is what happened.
+    pub fn lock_id(&self) -> Option<&str> {
+        match self {
+            StepError::Locked { id, .. } => Some(id),
+            _ => None,
+        }
     }
 }
 
@@ -180,6 +226,7 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
         step: step.name.to_owned(),
         source,
     };
+    let log_offset = std::fs::metadata(step.log.path()).map_or(0, |m| m.len());
     step.log.line(&format!(
         "== {} {} ==",
         step.program
@@ -255,7 +302,7 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
                 started.elapsed().as_secs_f64(),
                 status.code().map_or_else(|| "none".to_owned(), |c| c.to_string())
             ));
-            return Ok(Finished { code: status.code(), stdout });
+            return Ok(Finished { code: status.code(), log_offset, stdout });
         }
         () = interrupt.wait() => Stop::Interrupted,
         () = tokio::time::sleep(step.timeout) => Stop::TimedOut,
@@ -302,7 +349,7 @@ async fn pump(
     while let Some(line) = lines.next_line().await? {
         log.line(&line);
         if let Some(prefix) = echo {
-            eprintln!("{prefix}{line}");
+            eprintln!("{prefix}{}", log.redact(&line));
         }
     }
     Ok(())
@@ -345,6 +392,17 @@ mod tests {
         assert_eq!(finished.code, Some(3));
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_log_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log"))
+            .unwrap()
+            .redacting(["AKIA-very-secret".to_owned(), "ab".to_owned()]);
+        log.line("key=AKIA-very-secret and ab stays");
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        assert_eq!(text, "key=[redacted] and ab stays\n");
     }
 
     #[tokio::test]

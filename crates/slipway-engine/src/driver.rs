@@ -23,13 +23,29 @@ pub struct Engine {
     init_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Where one step's output goes and what can stop it.
+/// Where one step's output goes, what can stop it, and the credentials it runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct StepContext<'a> {
     pub working_copy: &'a WorkingCopy,
     pub log: &'a Log,
     pub echo: Option<&'a str>,
     pub interrupt: &'a Interrupt,
+    pub credentials: &'a StackCredentials,
+}
+
+/// The environment a stack's own credentials add to its engine processes: one set for
+/// reading (init, plan, show, output) and one for changing (apply, destroy).
+#[derive(Debug, Clone, Default)]
+pub struct StackCredentials {
+    pub plan: Vec<(String, String)>,
+    pub apply: Vec<(String, String)>,
+}
+
+/// Whether a step reads or changes infrastructure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Change,
 }
 
 /// What a plan found.
@@ -88,14 +104,20 @@ impl Engine {
         name: &str,
         args: Vec<OsString>,
         capture_stdout: bool,
+        access: Access,
     ) -> Result<Finished, StepError> {
+        let own = match access {
+            Access::Read => &ctx.credentials.plan,
+            Access::Change => &ctx.credentials.apply,
+        };
+        let env: Vec<(String, String)> = self.env.iter().chain(own).cloned().collect();
         child::run(
             Step {
                 name,
                 program: &self.binary,
                 args,
                 cwd: &ctx.working_copy.stack_dir,
-                env: &self.env,
+                env: &env,
                 log: ctx.log,
                 echo: ctx.echo,
                 capture_stdout,
@@ -114,11 +136,33 @@ impl Engine {
     ) -> Result<(), StepError> {
         match finished.code {
             Some(0) => Ok(()),
-            code => Err(StepError::Failed {
+            _ => Err(Self::failure(ctx, name, finished)),
+        }
+    }
+
+    /// A failed step, told apart when the cause was a state lock held elsewhere.
+    fn failure(ctx: StepContext<'_>, name: &str, finished: &Finished) -> StepError {
+        let code = finished.code;
+        let log = std::fs::read(ctx.log.path()).unwrap_or_default();
+        // Only this step's part of the log counts.
+        let start = usize::try_from(finished.log_offset)
+            .unwrap_or(0)
+            .min(log.len());
+        let tail = String::from_utf8_lossy(&log[start..]);
+        let tail = tail.as_ref();
+        if let Some(lock) = parse_lock_error(tail) {
+            return StepError::Locked {
                 step: name.to_owned(),
-                code: code.unwrap_or(-1),
-                log: ctx.log.path().to_path_buf(),
-            }),
+                id: lock.id,
+                who: lock.who,
+                created: lock.created,
+                operation: lock.operation,
+            };
+        }
+        StepError::Failed {
+            step: name.to_owned(),
+            code: code.unwrap_or(-1),
+            log: ctx.log.path().to_path_buf(),
         }
     }
 
@@ -128,8 +172,14 @@ impl Engine {
         ctx: StepContext<'_>,
         backend_config: &[(String, String)],
     ) -> Result<(), StepError> {
-        let mut args: Vec<OsString> =
-            vec!["init".into(), "-input=false".into(), "-no-color".into()];
+        // `-reconfigure`: slipway owns the backend settings; a working copy follows them and
+        // never migrates state on its own (that is `slipway state migrate`).
+        let mut args: Vec<OsString> = vec![
+            "init".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+            "-reconfigure".into(),
+        ];
         for (key, value) in backend_config {
             args.push(format!("-backend-config={key}={value}").into());
         }
@@ -155,7 +205,7 @@ impl Engine {
         .await
         .map_err(|e| io(std::io::Error::other(e)))?
         .map_err(io)?;
-        let finished = self.run(ctx, "init", args, false).await;
+        let finished = self.run(ctx, "init", args, false, Access::Read).await;
         drop(file_lock);
         Self::expect_success(ctx, "init", &finished?)
     }
@@ -177,7 +227,7 @@ impl Engine {
         if destroy {
             args.push("-destroy".into());
         }
-        let finished = self.run(ctx, "plan", args, false).await?;
+        let finished = self.run(ctx, "plan", args, false, Access::Read).await?;
         match finished.code {
             Some(0) => Ok(PlanOutcome {
                 has_changes: false,
@@ -187,11 +237,7 @@ impl Engine {
                 has_changes: true,
                 plan_file,
             }),
-            code => Err(StepError::Failed {
-                step: "plan".into(),
-                code: code.unwrap_or(-1),
-                log: ctx.log.path().to_path_buf(),
-            }),
+            _ => Err(Self::failure(ctx, "plan", &finished)),
         }
     }
 
@@ -207,7 +253,7 @@ impl Engine {
             "-no-color".into(),
             plan_file.into(),
         ];
-        let finished = self.run(ctx, "show", args, true).await?;
+        let finished = self.run(ctx, "show", args, true, Access::Read).await?;
         Self::expect_success(ctx, "show", &finished)?;
         Ok(finished.stdout)
     }
@@ -220,7 +266,7 @@ impl Engine {
             "-no-color".into(),
             plan_file.into(),
         ];
-        let finished = self.run(ctx, "apply", args, false).await?;
+        let finished = self.run(ctx, "apply", args, false, Access::Change).await?;
         Self::expect_success(ctx, "apply", &finished)
     }
 
@@ -230,7 +276,7 @@ impl Engine {
         ctx: StepContext<'_>,
     ) -> Result<BTreeMap<String, Output>, StepError> {
         let args = vec!["output".into(), "-json".into(), "-no-color".into()];
-        let finished = self.run(ctx, "output", args, true).await?;
+        let finished = self.run(ctx, "output", args, true, Access::Read).await?;
         Self::expect_success(ctx, "output", &finished)?;
         let outputs: BTreeMap<String, Output> =
             serde_json::from_slice(&finished.stdout).map_err(|e| StepError::BadOutput {
@@ -260,7 +306,142 @@ impl Engine {
             "-no-color".into(),
             "-auto-approve".into(),
         ];
-        let finished = self.run(ctx, "destroy", args, false).await?;
+        let finished = self
+            .run(ctx, "destroy", args, false, Access::Change)
+            .await?;
         Self::expect_success(ctx, "destroy", &finished)
+    }
+
+    /// `force-unlock -force ID`: only ever on an operator's word.
+    pub async fn force_unlock(&self, ctx: StepContext<'_>, lock_id: &str) -> Result<(), StepError> {
+        let args = vec![
+            "force-unlock".into(),
+            "-force".into(),
+            "-no-color".into(),
+            lock_id.into(),
+        ];
+        let finished = self
+            .run(ctx, "force-unlock", args, false, Access::Change)
+            .await?;
+        Self::expect_success(ctx, "force-unlock", &finished)
+    }
+
+    /// `state pull`: the current state as JSON (kept out of the log: it may hold secrets).
+    pub async fn state_pull(&self, ctx: StepContext<'_>) -> Result<Vec<u8>, StepError> {
+        let args = vec!["state".into(), "pull".into()];
+        let finished = self
+            .run(ctx, "state pull", args, true, Access::Read)
+            .await?;
+        Self::expect_success(ctx, "state pull", &finished)?;
+        Ok(finished.stdout)
+    }
+
+    /// `state push FILE`: writes a state file to the configured backend.
+    pub async fn state_push(
+        &self,
+        ctx: StepContext<'_>,
+        state_file: &Path,
+    ) -> Result<(), StepError> {
+        let args = vec!["state".into(), "push".into(), state_file.into()];
+        let finished = self
+            .run(ctx, "state push", args, false, Access::Change)
+            .await?;
+        Self::expect_success(ctx, "state push", &finished)
+    }
+}
+
+/// The lock details Terraform prints when a state lock is held elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    pub id: String,
+    pub who: String,
+    pub created: String,
+    pub operation: String,
+}
+
+/// Reads Terraform's "Error acquiring the state lock ... Lock Info:" block.
+pub fn parse_lock_error(text: &str) -> Option<LockInfo> {
+    let start = text.find("Error acquiring the state lock")?;
+    let info = &text[start..];
+    let field = |name: &str| {
+        info.lines()
+            .map(|l| l.trim_start_matches(['│', ' ']).trim())
+            .find_map(|l| l.strip_prefix(name).map(|rest| rest.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    let id = field("ID:");
+    if id.is_empty() {
+        return None;
+    }
+    Some(LockInfo {
+        id,
+        who: field("Who:"),
+        created: field("Created:"),
+        operation: field("Operation:"),
+    })
+}
+
+/// Number of resource instances in a state document (managed resources only).
+pub fn count_resources(state_json: &[u8]) -> Result<usize, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        #[serde(default)]
+        resources: Vec<Resource>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Resource {
+        #[serde(default)]
+        mode: String,
+        #[serde(default)]
+        instances: Vec<serde::de::IgnoredAny>,
+    }
+    let state: State = serde_json::from_slice(state_json)?;
+    Ok(state
+        .resources
+        .iter()
+        .filter(|r| r.mode == "managed")
+        .map(|r| r.instances.len())
+        .sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_error_is_read_from_terraform_output() {
+        let text = r#"
+Error: Error acquiring the state lock
+
+Error message: ConditionalCheckFailedException: The conditional request failed
+Lock Info:
+  ID:        0b4c1d2e-aaaa-bbbb-cccc-1234567890ab
+  Path:      tf-state/webshop/dev/app.tfstate
+  Operation: OperationTypeApply
+  Who:       deployer@ci-runner-7
+  Version:   1.0.3
+  Created:   2026-11-29 10:00:00.123 +0000 UTC
+  Info:
+"#;
+        assert_eq!(
+            parse_lock_error(text),
+            Some(LockInfo {
+                id: "0b4c1d2e-aaaa-bbbb-cccc-1234567890ab".into(),
+                who: "deployer@ci-runner-7".into(),
+                created: "2026-11-29 10:00:00.123 +0000 UTC".into(),
+                operation: "OperationTypeApply".into(),
+            })
+        );
+        assert_eq!(parse_lock_error("Error: something else"), None);
+    }
+
+    #[test]
+    fn resources_are_counted_per_instance() {
+        let state = br#"{"version":4,"resources":[
+            {"mode":"managed","type":"aws_subnet","name":"s","instances":[{},{}]},
+            {"mode":"data","type":"aws_vpc","name":"d","instances":[{}]},
+            {"mode":"managed","type":"aws_vpc","name":"v","instances":[{}]}]}"#;
+        assert_eq!(count_resources(state).unwrap(), 3);
+        assert_eq!(count_resources(b"{}").unwrap(), 0);
     }
 }

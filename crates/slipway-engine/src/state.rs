@@ -2,15 +2,19 @@
 //!
 //! The backend is chosen once per project; the rest of slipway only asks it for the backend
 //! block to generate and the `-backend-config` arguments for one instance, so a remote
-//! backend can replace the local one without touching the core.
+//! backend replaces the local one without touching the core.
 
 use std::path::{Path, PathBuf};
+
+use slipway_core::config::{S3State, StateConfig};
 
 /// The state backend of a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateBackend {
     /// One state file per (instance, stack) under `root`.
     Local { root: PathBuf },
+    /// One object per (instance, stack) in a bucket, locked through DynamoDB.
+    S3 { project: String, settings: S3State },
 }
 
 impl StateBackend {
@@ -21,31 +25,92 @@ impl StateBackend {
         }
     }
 
+    /// The backend a project's configuration asks for.
+    pub fn from_config(config: &StateConfig, project: &str, data_dir: &Path) -> Self {
+        match config {
+            StateConfig::Local => Self::local(data_dir),
+            StateConfig::S3(settings) => StateBackend::S3 {
+                project: project.to_owned(),
+                settings: settings.clone(),
+            },
+        }
+    }
+
     /// The Terraform backend type name.
     pub fn kind(&self) -> &'static str {
         match self {
             StateBackend::Local { .. } => "local",
+            StateBackend::S3 { .. } => "s3",
         }
     }
 
-    /// The state file of one instance of one stack (for the local backend).
-    pub fn state_path(&self, instance: &str, stack: &str) -> PathBuf {
+    /// The local state file of one instance of one stack (where local state lives, and
+    /// where it lived before a migration to a remote backend).
+    pub fn local_state_path(data_dir: &Path, instance: &str, stack: &str) -> PathBuf {
+        data_dir
+            .join("state")
+            .join(instance)
+            .join(stack)
+            .join("terraform.tfstate")
+    }
+
+    /// Where the state of one instance of one stack is, for people: a path or an S3 URL.
+    pub fn describe(&self, instance: &str, stack: &str) -> String {
         match self {
-            StateBackend::Local { root } => {
-                root.join(instance).join(stack).join("terraform.tfstate")
-            }
+            StateBackend::Local { root } => root
+                .join(instance)
+                .join(stack)
+                .join("terraform.tfstate")
+                .display()
+                .to_string(),
+            StateBackend::S3 { project, settings } => format!(
+                "s3://{}/{}",
+                settings.bucket,
+                settings.key(project, instance, stack)
+            ),
         }
     }
 
-    /// Partial backend configuration passed to `init` as `-backend-config=KEY=VALUE`.
+    /// Partial backend configuration passed to `init` as `-backend-config=KEY=VALUE`. It
+    /// never holds credentials: those reach the engine through its environment.
     pub fn backend_config(&self, instance: &str, stack: &str) -> Vec<(String, String)> {
         match self {
-            StateBackend::Local { .. } => vec![(
+            StateBackend::Local { root } => vec![(
                 "path".to_owned(),
-                self.state_path(instance, stack)
+                root.join(instance)
+                    .join(stack)
+                    .join("terraform.tfstate")
                     .to_string_lossy()
                     .into_owned(),
             )],
+            StateBackend::S3 { project, settings } => {
+                let mut pairs = vec![
+                    ("bucket".to_owned(), settings.bucket.clone()),
+                    ("key".to_owned(), settings.key(project, instance, stack)),
+                    ("region".to_owned(), settings.region.clone()),
+                ];
+                if let Some(table) = &settings.dynamodb_table {
+                    pairs.push(("dynamodb_table".to_owned(), table.clone()));
+                }
+                if let Some(endpoint) = &settings.endpoint {
+                    pairs.push(("endpoint".to_owned(), endpoint.clone()));
+                    let dynamodb = settings.dynamodb_endpoint.as_ref().unwrap_or(endpoint);
+                    pairs.push(("dynamodb_endpoint".to_owned(), dynamodb.clone()));
+                    pairs.push(("iam_endpoint".to_owned(), endpoint.clone()));
+                    pairs.push(("sts_endpoint".to_owned(), endpoint.clone()));
+                    pairs.push(("skip_metadata_api_check".to_owned(), "true".to_owned()));
+                    pairs.push(("skip_region_validation".to_owned(), "true".to_owned()));
+                } else if let Some(dynamodb) = &settings.dynamodb_endpoint {
+                    pairs.push(("dynamodb_endpoint".to_owned(), dynamodb.clone()));
+                }
+                if settings.force_path_style {
+                    pairs.push(("force_path_style".to_owned(), "true".to_owned()));
+                }
+                if settings.skip_credentials_validation {
+                    pairs.push(("skip_credentials_validation".to_owned(), "true".to_owned()));
+                }
+                pairs
+            }
         }
     }
 
@@ -67,8 +132,8 @@ mod tests {
     fn local_state_is_one_file_per_instance_and_stack() {
         let backend = StateBackend::local(Path::new("/p/.slipway"));
         assert_eq!(
-            backend.state_path("dev", "network"),
-            PathBuf::from("/p/.slipway/state/dev/network/terraform.tfstate")
+            backend.describe("dev", "network"),
+            "/p/.slipway/state/dev/network/terraform.tfstate"
         );
         assert_eq!(
             backend.backend_config("zero-1", "app"),
@@ -78,5 +143,39 @@ mod tests {
             )]
         );
         assert!(backend.backend_block().contains("backend \"local\" {}"));
+    }
+
+    #[test]
+    fn s3_state_key_comes_from_project_instance_and_stack() {
+        let backend = StateBackend::from_config(
+            &StateConfig::S3(S3State {
+                bucket: "tf-state".into(),
+                region: "us-east-1".into(),
+                dynamodb_table: Some("locks".into()),
+                endpoint: Some("http://127.0.0.1:5000".into()),
+                dynamodb_endpoint: None,
+                force_path_style: true,
+                skip_credentials_validation: true,
+                key_prefix: None,
+            }),
+            "webshop",
+            Path::new("/p/.slipway"),
+        );
+        let config = backend.backend_config("prod", "app");
+        let get = |k: &str| {
+            config
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("key"), Some("webshop/prod/app.tfstate"));
+        assert_eq!(get("dynamodb_table"), Some("locks"));
+        assert_eq!(get("dynamodb_endpoint"), Some("http://127.0.0.1:5000"));
+        assert_eq!(get("force_path_style"), Some("true"));
+        assert_eq!(
+            backend.describe("prod", "app"),
+            "s3://tf-state/webshop/prod/app.tfstate"
+        );
+        assert!(backend.backend_block().contains("backend \"s3\" {}"));
     }
 }

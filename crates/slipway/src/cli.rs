@@ -49,6 +49,13 @@ pub enum Command {
     Plan(StageArgs),
     /// Apply stacks of a stage in dependency order, independent stacks in parallel.
     Apply(ApplyArgs),
+    /// Release a Terraform state lock held by a process that is gone (recorded in the audit log).
+    ///
+    /// slipway never releases a lock on its own: when a lock stops a run, it names the lock's
+    /// id, holder and age, and this command releases it on an operator's word.
+    Unlock(UnlockArgs),
+    /// Work on state itself: `slipway state migrate` moves local state to the configured backend.
+    State(StateArgs),
     /// Destroy stacks of a stage, dependents first. `--stack X` also destroys what depends on X (unless --only).
     Destroy(DestroyArgs),
 }
@@ -110,4 +117,40 @@ pub struct DestroyArgs {
     /// Confirm the destroy; without it slipway refuses.
     #[arg(long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The stage of the locked instance.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// The stack whose state is locked.
+    #[arg(long, value_name = "STACK")]
+    pub stack: String,
+    /// The lock's id, as the error that reported it printed it.
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy every stage's local state into the backend configured in slipway.hcl and verify it.
+    ///
+    /// For each stack instance with a local state file, slipway initialises the new backend,
+    /// refuses to overwrite a different remote state, pushes the local state, and compares
+    /// resource counts before and after. Local files stay where they are, as a backup.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only these stages (repeatable); default: every stage.
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub stages: Vec<String>,
 }

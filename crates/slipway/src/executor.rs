@@ -17,6 +17,7 @@ use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
 use slipway_engine::{Engine, Interrupt, Log, Output, StateBackend, StepError};
 use tokio::task::JoinSet;
 
+use crate::credentials::StageEnvironment;
 use crate::progress::Progress;
 
 /// What to do to each stack.
@@ -93,37 +94,44 @@ pub struct Executor {
     pub verbose: bool,
     pub interrupt: Interrupt,
     pub progress: Progress,
+    pub environment: StageEnvironment,
     outputs: Mutex<BTreeMap<String, BTreeMap<String, Output>>>,
 }
 
+/// What an executor is built from.
+#[derive(Debug)]
+pub struct ExecutorSetup {
+    pub root: PathBuf,
+    pub data_dir: PathBuf,
+    pub project: Project,
+    pub stage: Stage,
+    pub engine: Engine,
+    pub run_dir: PathBuf,
+    pub parallelism: usize,
+    pub verbose: bool,
+    pub interrupt: Interrupt,
+    pub environment: StageEnvironment,
+}
+
 impl Executor {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        root: PathBuf,
-        data_dir: PathBuf,
-        project: Project,
-        stage: Stage,
-        engine: Engine,
-        run_dir: PathBuf,
-        parallelism: usize,
-        verbose: bool,
-        interrupt: Interrupt,
-    ) -> Self {
-        let backend = StateBackend::local(&data_dir);
-        let progress = Progress::new(&stage.name, !verbose);
+    pub fn new(setup: ExecutorSetup) -> Self {
+        let backend =
+            StateBackend::from_config(&setup.project.state, &setup.project.name, &setup.data_dir);
+        let progress = Progress::new(&setup.stage.name, !setup.verbose);
         Self {
-            root,
-            data_dir,
-            project,
-            instance: stage.name.clone(),
-            stage,
-            engine,
+            root: setup.root,
+            data_dir: setup.data_dir,
+            instance: setup.stage.name.clone(),
+            project: setup.project,
+            stage: setup.stage,
+            engine: setup.engine,
             backend,
-            run_dir,
-            parallelism,
-            verbose,
-            interrupt,
+            run_dir: setup.run_dir,
+            parallelism: setup.parallelism,
+            verbose: setup.verbose,
+            interrupt: setup.interrupt,
             progress,
+            environment: setup.environment,
             outputs: Mutex::new(BTreeMap::new()),
         }
     }
@@ -217,7 +225,9 @@ impl Executor {
         let started = Instant::now();
         let log_path = self.run_dir.join(format!("{name}.log"));
         let mut mid_apply = false;
-        let outcome = match Log::create(&log_path) {
+        let outcome = match Log::create(&log_path)
+            .map(|log| log.redacting(self.environment.secrets.iter().cloned()))
+        {
             Err(error) => Outcome::Failed {
                 error: format!("cannot create log {}: {error}", log_path.display()),
             },
@@ -225,6 +235,15 @@ impl Executor {
                 Ok(outcome) => outcome,
                 Err(StackError::Step(error)) if error.was_interrupted() => {
                     Outcome::Interrupted { mid_apply }
+                }
+                Err(StackError::Step(error)) if error.lock_id().is_some() => {
+                    let id = error.lock_id().unwrap_or_default();
+                    let message = format!(
+                        "{error}\n    help: wait for its holder to finish; if that process is gone, release it with `slipway unlock --stage {} --stack {name} {id}`",
+                        self.stage.name
+                    );
+                    log.line(&format!("== slipway: {message} =="));
+                    Outcome::Failed { error: message }
                 }
                 Err(error) => {
                     log.line(&format!("== slipway: {error:#} =="));
@@ -258,6 +277,22 @@ impl Executor {
             .project
             .stack(name)
             .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
+        let working_copy = self.prepare(name)?;
+        if operation != Operation::ReadOutputs {
+            if let Some(blocked) = self.write_inputs(stack, &working_copy, operation, log)? {
+                return Ok(blocked);
+            }
+        }
+        self.run_engine(name, &working_copy, operation, log, mid_apply)
+            .await
+    }
+
+    /// Lays out the stack's working copy for this instance: code, generated files, backend.
+    pub fn prepare(&self, name: &str) -> Result<WorkingCopy, StackError> {
+        let stack = self
+            .project
+            .stack(name)
+            .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
         self.progress.step(name, "prepare");
         let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
         let modules = local_module_dirs(&self.root, &stack.dir)
@@ -273,13 +308,7 @@ impl Executor {
         working_copy
             .write_backend(&self.backend, stack.declarations.declares_backend)
             .context("cannot write the backend file")?;
-        if operation != Operation::ReadOutputs {
-            if let Some(blocked) = self.write_inputs(stack, &working_copy, operation, log)? {
-                return Ok(blocked);
-            }
-        }
-        self.run_engine(name, &working_copy, operation, log, mid_apply)
-            .await
+        Ok(working_copy)
     }
 
     /// Resolves inputs from the dependencies' outputs and writes the variables file; returns
@@ -365,7 +394,9 @@ impl Executor {
         let echo = self
             .verbose
             .then(|| format!("{}/{name} | ", self.stage.name));
+        let credentials = self.environment.for_stack(name);
         let ctx = StepContext {
+            credentials: &credentials,
             working_copy,
             log,
             echo: echo.as_deref(),
@@ -447,7 +478,7 @@ fn write_marker(marker: &Path, run_dir: &Path) -> Result<(), StackError> {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum StackError {
+pub enum StackError {
     #[error(transparent)]
     Step(#[from] StepError),
     #[error(transparent)]
@@ -492,4 +523,94 @@ pub fn describe(
         Outcome::Interrupted { mid_apply: false } => format!("! {who}: interrupted"),
         Outcome::NotStarted => format!("  {who}: not started"),
     }
+}
+
+/// Operations on one stack instance's state, outside a graph walk.
+impl Executor {
+    fn single_context<'a>(
+        &'a self,
+        working_copy: &'a WorkingCopy,
+        log: &'a Log,
+        credentials: &'a slipway_engine::StackCredentials,
+    ) -> StepContext<'a> {
+        StepContext {
+            working_copy,
+            log,
+            echo: None,
+            interrupt: &self.interrupt,
+            credentials,
+        }
+    }
+
+    fn single_log(&self, name: &str, what: &str) -> Result<Log, StackError> {
+        let path = self.run_dir.join(format!("{name}.{what}.log"));
+        Ok(Log::create(&path)
+            .with_context(|| format!("cannot create log {}", path.display()))?
+            .redacting(self.environment.secrets.iter().cloned()))
+    }
+
+    /// Releases a state lock by id: `init`, then `force-unlock`.
+    pub async fn unlock(&self, name: &str, lock_id: &str) -> Result<PathBuf, StackError> {
+        let working_copy = self.prepare(name)?;
+        let log = self.single_log(name, "unlock")?;
+        let credentials = self.environment.for_stack(name);
+        let ctx = self.single_context(&working_copy, &log, &credentials);
+        self.progress.step(name, "init");
+        self.engine
+            .init(ctx, &self.backend.backend_config(&self.instance, name))
+            .await?;
+        self.progress.step(name, "force-unlock");
+        self.engine.force_unlock(ctx, lock_id).await?;
+        Ok(log.path().to_path_buf())
+    }
+
+    /// Copies a local state file into the configured (remote) backend and verifies it:
+    /// returns the resource counts before and after.
+    pub async fn migrate_state(
+        &self,
+        name: &str,
+        local_state: &Path,
+    ) -> Result<(usize, usize), StackError> {
+        let local = std::fs::read(local_state)
+            .with_context(|| format!("cannot read {}", local_state.display()))?;
+        let before = slipway_engine::driver::count_resources(&local)
+            .with_context(|| format!("{} is not a Terraform state file", local_state.display()))?;
+        let working_copy = self.prepare(name)?;
+        let log = self.single_log(name, "migrate")?;
+        let credentials = self.environment.for_stack(name);
+        let ctx = self.single_context(&working_copy, &log, &credentials);
+        self.progress.step(name, "init");
+        self.engine
+            .init(ctx, &self.backend.backend_config(&self.instance, name))
+            .await?;
+        self.progress.step(name, "state pull");
+        let remote = self.engine.state_pull(ctx).await?;
+        let remote_count = if remote.iter().all(u8::is_ascii_whitespace) {
+            0
+        } else {
+            slipway_engine::driver::count_resources(&remote)
+                .context("the remote state is not readable")?
+        };
+        if remote_count > 0 && !same_lineage(&local, &remote) {
+            return Err(StackError::Other(anyhow::anyhow!(
+                "{} already holds a different state with {remote_count} resources; refusing to overwrite it",
+                self.backend.describe(&self.instance, name)
+            )));
+        }
+        self.progress.step(name, "state push");
+        self.engine.state_push(ctx, local_state).await?;
+        let pushed = self.engine.state_pull(ctx).await?;
+        let after = slipway_engine::driver::count_resources(&pushed)
+            .context("the migrated state is not readable")?;
+        Ok((before, after))
+    }
+}
+
+fn same_lineage(a: &[u8], b: &[u8]) -> bool {
+    let lineage = |bytes: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| v.get("lineage").and_then(|l| l.as_str()).map(str::to_owned))
+    };
+    lineage(a).is_some() && lineage(a) == lineage(b)
 }

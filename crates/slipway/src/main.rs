@@ -1,8 +1,10 @@
 //! The `slipway` command-line tool: parses arguments, opens the project, dispatches to a
 //! command and turns its result into an exit code. Errors are rendered here and only here.
 
+mod audit;
 mod cli;
 mod commands;
+mod credentials;
 mod executor;
 mod progress;
 mod project;
@@ -45,6 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Apply(args) => {
             commands::stage::run(&workspace, &args.stage, Operation::Apply).await
         }
+        Command::Unlock(args) => commands::unlock::run(&workspace, args).await,
+        Command::State(args) => commands::state::run(&workspace, args).await,
         Command::Destroy(args) => {
             if !args.yes {
                 anyhow::bail!(

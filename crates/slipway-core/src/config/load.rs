@@ -8,6 +8,9 @@ use hcl::edit::expr::{Expression, TraversalOperator};
 use hcl::edit::structure::{Block, Body};
 use hcl::edit::visit::{self, Visit};
 
+use super::access::{
+    Credentials, StageCredentials, StateConfig, load_credentials, load_state, string_map,
+};
 use super::eval::{Env, Scope};
 use super::schema::{Checked, Schema, span_of};
 use super::{
@@ -41,7 +44,13 @@ pub struct StackSources {
 const PROJECT_SCHEMA: Schema = Schema {
     what: PROJECT_FILE,
     attributes: &[],
-    blocks: &[("project", 0), ("stage", 1), ("generate", 1)],
+    blocks: &[
+        ("project", 0),
+        ("stage", 1),
+        ("generate", 1),
+        ("state", 0),
+        ("credentials", 1),
+    ],
 };
 const PROJECT_BLOCK: Schema = Schema {
     what: "block `project`",
@@ -57,7 +66,7 @@ const PROJECT_BLOCK: Schema = Schema {
 };
 const STAGE_BLOCK: Schema = Schema {
     what: "block `stage`",
-    attributes: &["variables", "approval"],
+    attributes: &["variables", "approval", "credentials", "plan_credentials"],
     blocks: &[("generate", 1)],
 };
 const GENERATE_BLOCK: Schema = Schema {
@@ -131,7 +140,27 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
     let Some(settings) = settings else {
         return Err(diagnostics.sorted());
     };
+    for stage in &settings.stages {
+        for stack in stage
+            .credentials
+            .apply
+            .keys()
+            .chain(stage.credentials.plan.keys())
+        {
+            if stack != "default" && !stacks.iter().any(|s| &s.name == stack) {
+                diagnostics.push(
+                    Diagnostic::new(
+                        format!("stage `{}` assigns credentials to stack `{stack}`, which does not exist", stage.name),
+                        stage.location.clone(),
+                    )
+                    .help("use a stack's name, or `default` for every stack without its own"),
+                );
+            }
+        }
+    }
     diagnostics.into_result(Project {
+        state: settings.state,
+        credentials: settings.credentials,
         name: settings.name,
         engine: settings.engine,
         data_dir: settings.data_dir,
@@ -146,6 +175,8 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
 }
 
 struct Settings {
+    state: StateConfig,
+    credentials: Vec<Credentials>,
     name: String,
     engine: EngineKind,
     data_dir: PathBuf,
@@ -243,6 +274,35 @@ fn load_project_file(
 
     let generate = load_generates(file, top.blocks("generate"), &scope, env, diagnostics);
 
+    let state_blocks: Vec<&Block> = top.blocks("state").collect();
+    for extra in state_blocks.iter().skip(1) {
+        diagnostics.push(
+            Diagnostic::at(file, extra.span(), "a second `state` block")
+                .help("a project has one state backend; merge the blocks"),
+        );
+    }
+    let state = state_blocks
+        .first()
+        .map(|block| load_state(file, block, &scope, env, diagnostics))
+        .unwrap_or_default();
+    let mut credentials: Vec<Credentials> = Vec::new();
+    for block in top.blocks("credentials") {
+        if let Some(set) = load_credentials(file, block, &scope, env, diagnostics) {
+            if credentials.iter().any(|c| c.name == set.name) {
+                diagnostics.push(
+                    Diagnostic::at(
+                        file,
+                        block.span(),
+                        format!("credentials `{}` are defined twice", set.name),
+                    )
+                    .help("give each credentials block its own name"),
+                );
+                continue;
+            }
+            credentials.push(set);
+        }
+    }
+
     let mut stages: Vec<Stage> = Vec::new();
     for block in top.blocks("stage") {
         let Some(label) = block.labels.first() else {
@@ -313,8 +373,43 @@ fn load_project_file(
             env,
             diagnostics,
         );
+        let mut stage_credentials = StageCredentials::default();
+        for (key, target) in [
+            ("credentials", &mut stage_credentials.apply),
+            ("plan_credentials", &mut stage_credentials.plan),
+        ] {
+            let Some(attribute) = body.attribute(key) else {
+                continue;
+            };
+            let Some(map) = string_map(file, attribute, &stage_scope, env, diagnostics) else {
+                continue;
+            };
+            for (stack, name) in &map {
+                if !credentials.iter().any(|c| &c.name == name) {
+                    let known: Vec<&str> = credentials.iter().map(|c| c.name.as_str()).collect();
+                    diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            attribute.value.span(),
+                            format!(
+                                "`{key}.{stack}` names credentials `{name}`, which are not defined"
+                            ),
+                        )
+                        .help(if known.is_empty() {
+                            format!(
+                                "define them: `credentials \"{name}\" {{ from_env = {{ ... }} }}`"
+                            )
+                        } else {
+                            format!("defined credentials: {}", known.join(", "))
+                        }),
+                    );
+                }
+            }
+            *target = map;
+        }
         stages.push(Stage {
             name: stage_name,
+            credentials: stage_credentials,
             approval,
             generate,
             location: file.location(block.span()),
@@ -329,6 +424,8 @@ fn load_project_file(
         );
     }
     Some(Settings {
+        state,
+        credentials,
         name,
         engine,
         data_dir,

@@ -4,6 +4,7 @@
 //! [`load`] checks the whole tree in one pass and returns every problem it found, each with
 //! its file, line and a fix.
 
+pub mod access;
 pub mod eval;
 mod load;
 mod schema;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use access::{CredentialSource, Credentials, Purpose, S3State, StageCredentials, StateConfig};
 pub use eval::Env;
 pub use load::{ProjectSources, StackSources, load};
 
@@ -49,6 +51,8 @@ impl EngineKind {
 #[derive(Debug, Clone)]
 pub struct Project {
     pub name: String,
+    pub state: StateConfig,
+    pub credentials: Vec<Credentials>,
     pub engine: EngineKind,
     /// The data folder, relative to the project root.
     pub data_dir: PathBuf,
@@ -88,6 +92,7 @@ impl Default for Execution {
 pub struct Stage {
     pub name: String,
     pub approval: bool,
+    pub credentials: StageCredentials,
     pub generate: Vec<Generate>,
     pub location: Location,
     variables: Option<hcl::Expression>,
@@ -161,6 +166,10 @@ impl Project {
 
     pub fn stack(&self, name: &str) -> Option<&Stack> {
         self.stacks.iter().find(|s| s.name == name)
+    }
+
+    pub fn credentials(&self, name: &str) -> Option<&Credentials> {
+        self.credentials.iter().find(|c| c.name == name)
     }
 
     pub fn stage_names(&self) -> Vec<&str> {

@@ -3,6 +3,8 @@
 pub mod graph;
 pub mod stacks;
 pub mod stage;
+pub mod state;
+pub mod unlock;
 
 /// How a command ended, mapped to the process exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
+use slipway_core::Stage;
 use slipway_engine::{Engine, Interrupt, locate_engine};
 
 use super::ExitStatus;
 use crate::cli::StageArgs;
-use crate::executor::{Executor, Operation, Outcome, StackResult};
+use crate::credentials;
+use crate::executor::{Executor, ExecutorSetup, Operation, Outcome, StackResult};
 use crate::project::Workspace;
 
 /// Runs `operation` for the stage and stacks named in `args`.
@@ -19,62 +21,25 @@ pub async fn run(
     operation: Operation,
 ) -> Result<ExitStatus> {
     let project = &workspace.project;
-    let Some(stage) = project.stage(&args.stage) else {
-        bail!(
-            "unknown stage `{}`\n  help: the stages in slipway.hcl are: {}",
-            args.stage,
-            project.stage_names().join(", ")
-        );
-    };
+    let stage = find_stage(workspace, &args.stage)?;
     let selected = select(workspace, args, operation)?;
     if selected.is_empty() {
         eprintln!("nothing to do: the project has no stacks");
         return Ok(ExitStatus::Success);
     }
 
-    let data_dir = workspace.ensure_data_dir()?;
-    let binary = locate_engine(
-        project.engine,
-        std::env::var("SLIPWAY_ENGINE").ok().as_deref(),
-        std::env::var("PATH").ok().as_deref(),
-    )?;
-    let execution = &project.execution;
-    let engine = Engine::new(
-        binary,
-        &data_dir,
-        std::env::vars().collect(),
-        args.step_timeout.unwrap_or(execution.step_timeout),
-        execution.interrupt_grace,
-    );
-    let run_id = run_id();
-    let run_dir = data_dir.join("runs").join(&run_id).join(&stage.name);
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
-
-    let (trigger, interrupt) = Interrupt::channel();
-    let grace = execution.interrupt_grace;
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupt: asking running engine steps to stop and save their state (up to {} before they are killed)",
-                humantime::format_duration(grace)
-            );
-            trigger.fire();
-        }
-    });
-
-    let parallelism = args.parallelism.map_or(execution.parallelism, usize::from);
-    let executor = Arc::new(Executor::new(
-        workspace.root.clone(),
-        data_dir,
-        project.clone(),
-        stage.clone(),
-        engine,
-        run_dir.clone(),
-        parallelism,
-        args.verbose,
-        interrupt,
-    ));
+    let involved: BTreeSet<String> = selected
+        .iter()
+        .flat_map(|s| project.graph.dependencies(s).into_iter().map(str::to_owned))
+        .chain(selected.iter().cloned())
+        .collect();
+    let options = ExecutorOptions {
+        parallelism: args.parallelism.map(usize::from),
+        verbose: args.verbose,
+        step_timeout: args.step_timeout,
+    };
+    let executor = executor_for(workspace, stage, &involved, &options)?;
+    let run_dir = executor.run_dir.clone();
     if matches!(operation, Operation::Apply | Operation::Destroy) {
         warn_about_interrupted_applies(&executor, &selected);
     }
@@ -111,6 +76,98 @@ pub async fn run(
     Ok(summarize(&stage.name, &run_dir, operation, &results))
 }
 
+/// Per-invocation overrides of the project's execution settings.
+#[derive(Debug, Default)]
+pub struct ExecutorOptions {
+    pub parallelism: Option<usize>,
+    pub verbose: bool,
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+/// An executor for `stage` whose engine processes may work on `stacks`: the engine found,
+/// credentials fetched, a run folder created, Ctrl-C wired to the interrupt.
+pub fn executor_for(
+    workspace: &Workspace,
+    stage: &Stage,
+    stacks: &BTreeSet<String>,
+    options: &ExecutorOptions,
+) -> Result<Arc<Executor>> {
+    let project = &workspace.project;
+    let data_dir = workspace.ensure_data_dir()?;
+    let binary = locate_engine(
+        project.engine,
+        std::env::var("SLIPWAY_ENGINE").ok().as_deref(),
+        std::env::var("PATH").ok().as_deref(),
+    )?;
+    let execution = &project.execution;
+    let run_dir = data_dir.join("runs").join(run_id()).join(&stage.name);
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+
+    let (trigger, interrupt) = Interrupt::channel();
+    let grace = execution.interrupt_grace;
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "\ninterrupt: asking running engine steps to stop and save their state (up to {} before they are killed)",
+                humantime::format_duration(grace)
+            );
+            trigger.fire();
+        }
+    });
+
+    let environment = credentials::stage_environment(
+        project,
+        stage,
+        stacks,
+        &workspace.root,
+        &std::env::vars().collect(),
+    )?;
+    let engine = Engine::new(
+        binary,
+        &data_dir,
+        environment.base.clone(),
+        options.step_timeout.unwrap_or(execution.step_timeout),
+        execution.interrupt_grace,
+    );
+    Ok(Arc::new(Executor::new(ExecutorSetup {
+        root: workspace.root.clone(),
+        data_dir,
+        project: project.clone(),
+        stage: stage.clone(),
+        engine,
+        run_dir,
+        parallelism: options.parallelism.unwrap_or(execution.parallelism),
+        verbose: options.verbose,
+        interrupt,
+        environment,
+    })))
+}
+
+/// The stage named on the command line.
+pub fn find_stage<'a>(workspace: &'a Workspace, name: &str) -> Result<&'a Stage> {
+    let project = &workspace.project;
+    project.stage(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown stage `{name}`\n  help: the stages in slipway.hcl are: {}",
+            project.stage_names().join(", ")
+        )
+    })
+}
+
+/// The stack named on the command line.
+pub fn check_stack(workspace: &Workspace, name: &str) -> Result<()> {
+    let project = &workspace.project;
+    if project.stack(name).is_none() {
+        let known: Vec<&str> = project.stacks.iter().map(|s| s.name.as_str()).collect();
+        bail!(
+            "unknown stack `{name}`\n  help: the stacks are: {}",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// The stacks an operation covers.
 fn select(
     workspace: &Workspace,
@@ -123,13 +180,7 @@ fn select(
     }
     let mut named: Vec<&str> = Vec::new();
     for name in &args.stacks {
-        if project.stack(name).is_none() {
-            let known: Vec<&str> = project.stacks.iter().map(|s| s.name.as_str()).collect();
-            bail!(
-                "unknown stack `{name}`\n  help: the stacks are: {}",
-                known.join(", ")
-            );
-        }
+        check_stack(workspace, name)?;
         named.push(name);
     }
     let selected = match (args.only, operation) {

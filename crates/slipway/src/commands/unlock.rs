@@ -1,0 +1,45 @@
+//! `slipway unlock`: release a Terraform state lock, on an operator's word only.
+
+use std::collections::BTreeSet;
+
+use anyhow::Result;
+
+use super::ExitStatus;
+use super::stage::{ExecutorOptions, check_stack, executor_for, find_stage};
+use crate::audit;
+use crate::cli::UnlockArgs;
+use crate::project::Workspace;
+
+pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus> {
+    let stage = find_stage(workspace, &args.stage)?;
+    check_stack(workspace, &args.stack)?;
+    let stacks = BTreeSet::from([args.stack.clone()]);
+    let executor = executor_for(workspace, stage, &stacks, &ExecutorOptions::default())?;
+    let location = executor.backend.describe(&executor.instance, &args.stack);
+    match executor.unlock(&args.stack, &args.lock_id).await {
+        Ok(log) => {
+            audit::record(
+                &executor.data_dir,
+                "unlock",
+                &stage.name,
+                &args.stack,
+                serde_json::json!({ "lock_id": args.lock_id, "state": location, "log": log }),
+            )?;
+            executor.progress.finish(
+                &args.stack,
+                &format!(
+                    "released lock {} on {}/{} ({location})",
+                    args.lock_id, stage.name, args.stack
+                ),
+            );
+            Ok(ExitStatus::Success)
+        }
+        Err(error) => {
+            eprintln!(
+                "error: could not release lock {} on {}/{}: {error:#}",
+                args.lock_id, stage.name, args.stack
+            );
+            Ok(ExitStatus::Failure)
+        }
+    }
+}

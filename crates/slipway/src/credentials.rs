@@ -1,0 +1,344 @@
+//! Fetching credential values and composing each engine process's environment.
+//!
+//! Policy: when a project defines credentials, no engine process inherits slipway's own
+//! cloud credentials or any variable a credentials block reads or provides; each process
+//! receives exactly the set its stage assigns to its stack for what it does (plan or
+//! apply). Values are fetched once per run, kept in memory, and redacted from every log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::{Context, Result, anyhow, bail};
+use slipway_core::Stage;
+use slipway_core::config::{CredentialSource, Credentials, Project, Purpose};
+use slipway_engine::StackCredentials;
+
+/// Variables through which cloud SDKs and Terraform providers find credentials. They never
+/// pass from slipway's environment to an engine process once the project manages
+/// credentials itself.
+pub const CLOUD_CREDENTIAL_VARIABLES: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "GOOGLE_CREDENTIALS",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_OAUTH_ACCESS_TOKEN",
+    "CLOUDSDK_AUTH_ACCESS_TOKEN",
+    "ARM_CLIENT_ID",
+    "ARM_CLIENT_SECRET",
+    "ARM_CLIENT_CERTIFICATE_PASSWORD",
+    "ARM_OIDC_TOKEN",
+    "ARM_ACCESS_KEY",
+    "ARM_SAS_TOKEN",
+];
+
+/// The environments of one stage's engine processes.
+#[derive(Debug, Default)]
+pub struct StageEnvironment {
+    /// What every engine process starts from.
+    pub base: Vec<(String, String)>,
+    /// Each stack's own credentials.
+    pub stacks: BTreeMap<String, StackCredentials>,
+    /// Every credential value in play, for redaction.
+    pub secrets: Vec<String>,
+}
+
+impl StageEnvironment {
+    pub fn for_stack(&self, stack: &str) -> StackCredentials {
+        self.stacks.get(stack).cloned().unwrap_or_default()
+    }
+}
+
+/// Fetches the credentials `stage` assigns to `stacks` and filters `process_env`.
+pub fn stage_environment(
+    project: &Project,
+    stage: &Stage,
+    stacks: &BTreeSet<String>,
+    root: &Path,
+    process_env: &BTreeMap<String, String>,
+) -> Result<StageEnvironment> {
+    if project.credentials.is_empty() {
+        return Ok(StageEnvironment {
+            base: process_env.clone().into_iter().collect(),
+            ..StageEnvironment::default()
+        });
+    }
+    let mut fetched: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut fetch = |name: &str| -> Result<Vec<(String, String)>> {
+        if let Some(values) = fetched.get(name) {
+            return Ok(values.clone().into_iter().collect());
+        }
+        let set = project
+            .credentials(name)
+            .ok_or_else(|| anyhow!("credentials `{name}` are not defined"))?;
+        let values = fetch_values(set, root, process_env)?;
+        fetched.insert(name.to_owned(), values.clone());
+        Ok(values.into_iter().collect())
+    };
+    let mut per_stack = BTreeMap::new();
+    for stack in stacks {
+        let plan = match stage.credentials.for_stack(stack, Purpose::Plan) {
+            Some(name) => fetch(name)?,
+            None => Vec::new(),
+        };
+        let apply = match stage.credentials.for_stack(stack, Purpose::Apply) {
+            Some(name) => fetch(name)?,
+            None => Vec::new(),
+        };
+        per_stack.insert(stack.clone(), StackCredentials { plan, apply });
+    }
+    let mut withheld: BTreeSet<String> = CLOUD_CREDENTIAL_VARIABLES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    for set in &project.credentials {
+        withheld.extend(set.provided_names().map(str::to_owned));
+        withheld.extend(set.source_names().map(str::to_owned));
+    }
+    for values in fetched.values() {
+        withheld.extend(values.keys().cloned());
+    }
+    let base = process_env
+        .iter()
+        .filter(|(k, _)| !withheld.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let secrets = fetched.values().flat_map(|v| v.values().cloned()).collect();
+    Ok(StageEnvironment {
+        base,
+        stacks: per_stack,
+        secrets,
+    })
+}
+
+/// Reads one credentials set's values from its sources, later sources overriding earlier.
+/// Errors name the set and the source, never a value.
+fn fetch_values(
+    set: &Credentials,
+    root: &Path,
+    process_env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut values = BTreeMap::new();
+    for source in &set.sources {
+        match source {
+            CredentialSource::Env(map) => {
+                for (target, source_name) in map {
+                    let value = process_env.get(source_name).filter(|v| !v.is_empty()).ok_or_else(|| {
+                        anyhow!(
+                            "credentials `{}` read `{source_name}` from slipway's environment, but it is not set\n  help: export {source_name} before running slipway",
+                            set.name
+                        )
+                    })?;
+                    values.insert(target.clone(), value.clone());
+                }
+            }
+            CredentialSource::File(path) => {
+                let path = root.join(path);
+                let text = std::fs::read_to_string(&path).with_context(|| {
+                    format!("credentials `{}`: cannot read {}", set.name, path.display())
+                })?;
+                values.extend(parse_values(&text).map_err(|problem| {
+                    anyhow!("credentials `{}`: {} {problem}", set.name, path.display())
+                })?);
+            }
+            CredentialSource::Command(argv) => {
+                let (program, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
+                let output = std::process::Command::new(program)
+                    .args(args)
+                    .current_dir(root)
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+                    .with_context(|| {
+                        format!("credentials `{}`: cannot run `{program}`", set.name)
+                    })?;
+                if !output.status.success() {
+                    bail!(
+                        "credentials `{}`: `{program}` failed ({})",
+                        set.name,
+                        output.status
+                    );
+                }
+                let text = String::from_utf8_lossy(&output.stdout);
+                values.extend(parse_values(&text).map_err(|problem| {
+                    anyhow!(
+                        "credentials `{}`: the output of `{program}` {problem}",
+                        set.name
+                    )
+                })?);
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// A JSON object of strings, or `NAME=VALUE` lines.
+fn parse_values(text: &str) -> Result<BTreeMap<String, String>, &'static str> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') {
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(trimmed).map_err(|_| "is not a JSON object of strings")?;
+        return map
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                _ => Err("is not a JSON object of strings"),
+            })
+            .collect();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let line = line.strip_prefix("export ").unwrap_or(line);
+            line.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+                .ok_or("holds a line that is not NAME=VALUE")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_core::SourceFile;
+    use slipway_core::config::{ProjectSources, StackSources, load};
+
+    fn project() -> Project {
+        let config = r#"
+project { name = "p" }
+credentials "network" {
+  from_env = { AWS_ACCESS_KEY_ID = "NET_KEY", AWS_SECRET_ACCESS_KEY = "NET_SECRET" }
+}
+credentials "app" {
+  from_env = { AWS_ACCESS_KEY_ID = "APP_KEY", AWS_SECRET_ACCESS_KEY = "APP_SECRET" }
+}
+credentials "reader" {
+  from_env = { AWS_ACCESS_KEY_ID = "READ_KEY", AWS_SECRET_ACCESS_KEY = "READ_SECRET" }
+}
+stage "dev" {
+  credentials      = { network = "network", default = "app" }
+  plan_credentials = { default = "reader" }
+}
+"#;
+        let stack = |dir: &str| StackSources {
+            dir: dir.into(),
+            config: SourceFile::new(format!("{dir}/stack.hcl"), ""),
+            terraform: vec![],
+        };
+        load(
+            &ProjectSources {
+                config: SourceFile::new("slipway.hcl", config),
+                stacks: vec![stack("network"), stack("app")],
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    fn env() -> BTreeMap<String, String> {
+        [
+            ("NET_KEY", "net-key-id"),
+            ("NET_SECRET", "net-secret-value"),
+            ("APP_KEY", "app-key-id"),
+            ("APP_SECRET", "app-secret-value"),
+            ("READ_KEY", "read-key-id"),
+            ("READ_SECRET", "read-secret-value"),
+            ("AWS_SECRET_ACCESS_KEY", "slipways-own-secret"),
+            ("PATH", "/usr/bin"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    #[test]
+    fn each_stack_gets_only_its_own_credentials_and_nothing_leaks_through_the_base() {
+        let project = project();
+        let stage = project.stage("dev").unwrap();
+        let stacks = BTreeSet::from(["network".to_owned(), "app".to_owned()]);
+        let environment =
+            stage_environment(&project, stage, &stacks, Path::new("."), &env()).unwrap();
+
+        let base: BTreeMap<_, _> = environment.base.iter().cloned().collect();
+        assert_eq!(
+            base.keys().collect::<Vec<_>>(),
+            vec!["PATH"],
+            "no credential passes through"
+        );
+
+        let network = environment.for_stack("network");
+        let app = environment.for_stack("app");
+        let all = |c: &StackCredentials| {
+            c.plan
+                .iter()
+                .chain(&c.apply)
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(
+            network
+                .apply
+                .contains(&("AWS_SECRET_ACCESS_KEY".into(), "net-secret-value".into()))
+        );
+        assert!(!all(&network).contains("app-secret-value"));
+        assert!(
+            app.apply
+                .contains(&("AWS_SECRET_ACCESS_KEY".into(), "app-secret-value".into()))
+        );
+        assert!(!all(&app).contains("net-secret-value"));
+        assert!(
+            app.plan
+                .contains(&("AWS_ACCESS_KEY_ID".into(), "read-key-id".into())),
+            "plan uses the read-only set"
+        );
+        assert!(
+            !all(&network).contains("slipways-own-secret")
+                && !all(&app).contains("slipways-own-secret")
+        );
+        assert!(environment.secrets.contains(&"net-secret-value".to_owned()));
+    }
+
+    #[test]
+    fn a_missing_source_variable_is_named_without_any_value() {
+        let project = project();
+        let stage = project.stage("dev").unwrap();
+        let mut env = env();
+        env.remove("APP_SECRET");
+        let stacks = BTreeSet::from(["app".to_owned()]);
+        let error = stage_environment(&project, stage, &stacks, Path::new("."), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`APP_SECRET`"), "{error}");
+        assert!(!error.contains("app-key-id"), "{error}");
+    }
+
+    #[test]
+    fn values_parse_from_json_or_lines() {
+        assert_eq!(
+            parse_values("{\"A\": \"1\"}").unwrap(),
+            BTreeMap::from([("A".to_owned(), "1".to_owned())])
+        );
+        assert_eq!(
+            parse_values("# c\nexport A=1\nB = \"2\"\n").unwrap(),
+            BTreeMap::from([
+                ("A".to_owned(), "1".to_owned()),
+                ("B".to_owned(), "2".to_owned())
+            ])
+        );
+        assert!(parse_values("{\"A\": 1}").is_err());
+        assert!(parse_values("garbage").is_err());
+    }
+}
