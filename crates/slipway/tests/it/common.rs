@@ -72,6 +72,19 @@ pub fn sandbox() -> (Sandbox, Moto) {
     (sandbox, moto)
 }
 
+/// `slipway` in `dir` as a plain process, for tests that signal it.
+pub fn slipway_process(dir: &Path, env: &[(String, String)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("slipway"));
+    cmd.current_dir(dir)
+        .env_remove("SLIPWAY_ENGINE")
+        .env_remove("SLIPWAY_PROJECT_DIR")
+        .env_remove("SLIPWAY_SANDBOX_ENDPOINT")
+        .env_remove("TF_CLI_CONFIG_FILE")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    cmd
+}
+
 /// `slipway` in `dir`, with a clean environment plus `env`.
 pub fn slipway(dir: &Path, env: &[(String, String)]) -> Command {
     let mut cmd = Command::cargo_bin("slipway").unwrap();

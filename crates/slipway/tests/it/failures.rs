@@ -130,7 +130,7 @@ fn a_hung_step_times_out_and_names_the_stack() {
     );
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = vec![];
     let mut pending = vec![dir.to_path_buf()];
     while let Some(d) = pending.pop() {

@@ -6,5 +6,6 @@
 mod common;
 mod config_errors;
 mod failures;
+mod interrupt;
 mod listing;
 mod webshop;
