@@ -6,6 +6,7 @@
 //! or diagnostics. That keeps every decision here testable with plain values and keeps the
 //! adapters (engine, store, CLI) thin.
 
+pub mod changes;
 pub mod config;
 pub mod diagnostic;
 pub mod graph;

@@ -45,6 +45,8 @@ pub enum Command {
     Stacks(StacksArgs),
     /// Print the stack dependency graph (Mermaid or Graphviz DOT).
     Graph(GraphArgs),
+    /// List the stacks a range of commits affects, and why; dependents, renamed and deleted stacks.
+    Changed(ChangedArgs),
     /// Plan stacks of a stage. Exits 0 when nothing would change, 2 when changes are pending, 1 on failure.
     Plan(StageArgs),
     /// Apply stacks of a stage in dependency order, independent stacks in parallel.
@@ -153,4 +155,17 @@ pub struct MigrateArgs {
     /// Only these stages (repeatable); default: every stage.
     #[arg(long = "stage", value_name = "STAGE")]
     pub stages: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ChangedArgs {
+    /// Compare from this commit (default: the commit last released to the first stage; with none, every stack counts as changed).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Compare up to this commit.
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub head: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

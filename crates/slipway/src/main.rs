@@ -39,8 +39,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    // `changed` reads commits, not the working tree: it must not pay for loading it.
+    if let Command::Changed(args) = &cli.command {
+        return commands::changed::run(cli.global.project_dir.as_deref(), args);
+    }
     let workspace = project::open(cli.global.project_dir.as_deref())?;
     match &cli.command {
+        Command::Changed(_) => unreachable!("dispatched before the project is opened"),
         Command::Stacks(args) => commands::stacks::run(&workspace, args),
         Command::Graph(args) => commands::graph::run(&workspace, args),
         Command::Plan(args) => commands::stage::run(&workspace, args, Operation::Plan).await,

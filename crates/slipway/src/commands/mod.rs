@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod changed;
 pub mod graph;
 pub mod stacks;
 pub mod stage;

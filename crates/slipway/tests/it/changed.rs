@@ -186,7 +186,10 @@ fn module_change_affects_the_stacks_using_it_transitively_and_lists_dependents()
             "change": {"path": "modules/base/main.tf", "status": "modified"}
         })
     );
-    assert_eq!(json["stacks_to_run"], serde_json::json!(["app", "data", "edge"]));
+    assert_eq!(
+        json["stacks_to_run"],
+        serde_json::json!(["app", "data", "edge"])
+    );
 }
 
 #[test]
@@ -202,13 +205,15 @@ fn change_outside_stacks_and_modules_affects_nothing() {
 #[test]
 fn stack_hcl_change_is_a_stack_configuration_change() {
     let (mut h, base) = webshop();
-    h.write("stacks/data/stack.hcl", "stack {\n  team = \"storage\"\n}\n");
+    h.write(
+        "stacks/data/stack.hcl",
+        "stack {\n  team = \"storage\"\n}\n",
+    );
     h.commit("data moves team");
     let json = h.changed_json(&["--base", &base]);
     assert_eq!(names(&json["affected"]), ["data"]);
     assert_eq!(
-        json["affected"][0]["reasons"][0]["kind"],
-        "stack_config",
+        json["affected"][0]["reasons"][0]["kind"], "stack_config",
         "{json:#}"
     );
     assert!(json["dependents"].as_array().unwrap().is_empty());
@@ -332,7 +337,10 @@ fn head_is_read_from_git_not_from_the_working_tree() {
     h.write("stacks/app/main.tf", "variable \"vpc_id\" {}\n\nmodule \"service\" {\n  source = \"../../modules/service\"\n}\n\noutput \"url\" {\n  value = \"http://app2\"\n}\n");
     let second = h.commit("app url");
     // Uncommitted edits and a broken working tree change nothing about committed history.
-    h.write("stacks/network/main.tf", "output \"vpc_id\" {\n  value = \"vpc-2\"\n}\n");
+    h.write(
+        "stacks/network/main.tf",
+        "output \"vpc_id\" {\n  value = \"vpc-2\"\n}\n",
+    );
     let json = h.changed_json(&["--base", &base, "--head", &second]);
     assert_eq!(names(&json["affected"]), ["app"]);
     assert_eq!(json["head"]["commit"], second);
@@ -342,13 +350,20 @@ fn head_is_read_from_git_not_from_the_working_tree() {
 fn project_below_the_repository_top_folder_sees_paths_relative_to_it() {
     let mut h = History::new();
     let (shop, _) = webshop();
-    for entry in ["slipway.hcl", "stacks/network/stack.hcl", "stacks/network/main.tf"] {
+    for entry in [
+        "slipway.hcl",
+        "stacks/network/stack.hcl",
+        "stacks/network/main.tf",
+    ] {
         let text = std::fs::read_to_string(shop.path().join(entry)).unwrap();
         h.write(&format!("infra/{entry}"), &text);
     }
     h.write("stacks/network/main.tf", "# not the project\n");
     let base = h.commit("infra in a folder");
-    h.write("infra/stacks/network/main.tf", "output \"vpc_id\" {\n  value = \"vpc-9\"\n}\n");
+    h.write(
+        "infra/stacks/network/main.tf",
+        "output \"vpc_id\" {\n  value = \"vpc-9\"\n}\n",
+    );
     h.write("stacks/network/main.tf", "# still not the project\n");
     h.commit("network edit");
     let mut cmd = slipway(&h.path().join("infra"), &[]);
@@ -368,5 +383,9 @@ fn unknown_head_is_an_error() {
     let (h, _) = webshop();
     let out = h.changed(&["--head", "nope"]);
     assert_eq!(out.code, 1);
-    assert!(out.stderr.contains("`nope` is not a commit"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`nope` is not a commit"),
+        "{}",
+        out.stderr
+    );
 }

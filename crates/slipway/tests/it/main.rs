@@ -3,6 +3,7 @@
 //! Tests that apply infrastructure run the real Terraform against a fresh moto per test
 //! (see `docs/sandbox.md`); the rest need nothing but the binary.
 
+mod changed;
 mod common;
 mod config_errors;
 mod failures;

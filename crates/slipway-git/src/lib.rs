@@ -1,0 +1,22 @@
+//! slipway's git adapter: resolves revisions, detects shallow clones, lists what changed
+//! between two commits and reads the stacks of a commit without checking it out.
+//!
+//! It drives the `git` command-line tool through `std::process`, so it behaves exactly as
+//! the git the user has (its configuration, its object formats, its partial clones). It
+//! knows git and the layout of a slipway project (where `stack.hcl` and `.tf` files live);
+//! it does not decide what a change affects: that is `slipway_core::changes`.
+//!
+//! Every path it hands back is relative to the project root (the folder holding
+//! `slipway.hcl`), with `/` separators, even when the project sits below the repository's
+//! top folder.
+
+mod batch;
+mod diff;
+mod error;
+mod repo;
+mod tree;
+
+pub use diff::parse_name_status;
+pub use error::GitError;
+pub use repo::Repo;
+pub use tree::TreeReader;

@@ -1,0 +1,169 @@
+//! A repository and the project folder inside it; one method per git question.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use slipway_core::changes::FileChange;
+
+use crate::diff::{parse_name_status, relative_to};
+use crate::error::GitError;
+
+/// The git repository holding a project, and where the project sits inside it.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    top: PathBuf,
+    /// The project folder relative to `top`: `""`, or ending in `/`.
+    prefix: String,
+}
+
+impl Repo {
+    /// The repository holding `project_root`.
+    pub fn open(project_root: &Path) -> Result<Self, GitError> {
+        let output = git_in(
+            project_root,
+            ["rev-parse", "--show-toplevel", "--show-prefix"],
+        )?;
+        if !output.status.success() {
+            return Err(GitError::NotARepository {
+                dir: project_root.to_path_buf(),
+            });
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let top = lines
+            .next()
+            .filter(|l| !l.is_empty())
+            .ok_or_else(|| GitError::BadOutput {
+                command: "git rev-parse --show-toplevel".into(),
+                detail: "no top-level folder".into(),
+            })?;
+        let prefix = lines.next().unwrap_or("").to_owned();
+        Ok(Self {
+            top: PathBuf::from(top),
+            prefix,
+        })
+    }
+
+    /// The repository's top folder.
+    pub fn top(&self) -> &Path {
+        &self.top
+    }
+
+    /// The project folder relative to the top folder (`""`, or ending in `/`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The commit `rev` names, or `None` when this repository does not have it (a ref that
+    /// does not exist, a commit dropped by a force-push, history a shallow clone lacks).
+    pub fn resolve(&self, rev: &str) -> Result<Option<String>, GitError> {
+        // A revision starting with `-` would read as an option.
+        if rev.is_empty() || rev.starts_with('-') {
+            return Ok(None);
+        }
+        let spec = format!("{rev}^{{commit}}");
+        let output = self.run(["rev-parse", "--verify", "--quiet", &spec])?;
+        if !output.status.success() {
+            // `--verify --quiet` exits 1 without a word for an unknown revision.
+            if output.stderr.is_empty() {
+                return Ok(None);
+            }
+            return Err(failed("git rev-parse --verify", &output));
+        }
+        let oid = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if oid.is_empty() || !oid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(GitError::BadOutput {
+                command: "git rev-parse --verify".into(),
+                detail: format!("`{oid}` is not an object id"),
+            });
+        }
+        Ok(Some(oid))
+    }
+
+    /// Like [`Repo::resolve`], for revisions that must exist.
+    pub fn require(&self, rev: &str) -> Result<String, GitError> {
+        self.resolve(rev)?.ok_or_else(|| GitError::UnknownRevision {
+            rev: rev.to_owned(),
+        })
+    }
+
+    /// Whether this is a shallow clone, whose history stops at a cut-off.
+    pub fn is_shallow(&self) -> Result<bool, GitError> {
+        let output = self.run(["rev-parse", "--is-shallow-repository"])?;
+        if !output.status.success() {
+            return Err(failed("git rev-parse --is-shallow-repository", &output));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim() == "true")
+    }
+
+    /// Files changed from `base` to `head` inside the project, renames detected.
+    pub fn diff(&self, base: &str, head: &str) -> Result<Vec<FileChange>, GitError> {
+        let mut args: Vec<&str> = vec![
+            "diff",
+            "--name-status",
+            "-z",
+            "-M",
+            "--no-ext-diff",
+            "--no-textconv",
+            base,
+            head,
+            "--",
+        ];
+        if !self.prefix.is_empty() {
+            args.push(&self.prefix);
+        }
+        let output = self.run(&args)?;
+        if !output.status.success() {
+            return Err(failed("git diff --name-status", &output));
+        }
+        let changes = parse_name_status(&output.stdout).map_err(|detail| GitError::BadOutput {
+            command: "git diff --name-status -z".into(),
+            detail,
+        })?;
+        Ok(relative_to(changes, &self.prefix))
+    }
+
+    /// Runs git at the top folder with output captured.
+    pub(crate) fn run<I, S>(&self, args: I) -> Result<Output, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        git_in(&self.top, args)
+    }
+
+    pub(crate) fn command(&self) -> Command {
+        base_command(&self.top)
+    }
+}
+
+fn base_command(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command
+        .current_dir(dir)
+        // Reading never needs the index lock; a concurrent `git commit` must not fail for it.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null());
+    command
+}
+
+fn git_in<I, S>(dir: &Path, args: I) -> Result<Output, GitError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    base_command(dir)
+        .args(args)
+        .output()
+        .map_err(|source| GitError::Spawn { source })
+}
+
+pub(crate) fn failed(command: &str, output: &Output) -> GitError {
+    GitError::Failed {
+        command: command.to_owned(),
+        status: output.status.to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+    }
+}

@@ -1,0 +1,155 @@
+//! The git adapter against real repositories built in temporary folders.
+
+use std::path::Path;
+use std::process::Command;
+
+use slipway_core::changes::{FileChange, FileStatus};
+use slipway_git::{GitError, Repo, TreeReader};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let target = dir.join(path);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(target, text).unwrap();
+}
+
+fn commit(dir: &Path) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "change"]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn project(dir: &Path) -> String {
+    git(dir, &["init", "-q", "-b", "main"]);
+    write(
+        dir,
+        "slipway.hcl",
+        "project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n",
+    );
+    write(dir, "stacks/a/stack.hcl", "stack {}\n");
+    write(
+        dir,
+        "stacks/a/main.tf",
+        "module \"m\" {\n  source = \"../../modules/m\"\n}\n",
+    );
+    write(dir, "stacks/a/b.tf", "variable \"x\" {}\n");
+    write(dir, "stacks/a/notes.md", "not terraform\n");
+    write(
+        dir,
+        "modules/m/main.tf",
+        "module \"n\" {\n  source = \"../n\"\n}\n",
+    );
+    write(dir, "modules/n/main.tf", "variable \"y\" {}\n");
+    write(
+        dir,
+        "with space/stack.hcl",
+        "stack {\n  name = \"spaced\"\n}\n",
+    );
+    commit(dir)
+}
+
+#[test]
+fn reads_the_project_at_a_commit_like_a_working_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = project(tmp.path());
+    // Later edits must not leak into a read of the first commit.
+    write(tmp.path(), "stacks/a/b.tf", "variable \"z\" {}\n");
+    commit(tmp.path());
+
+    let repo = Repo::open(tmp.path()).unwrap();
+    let mut reader = TreeReader::new(&repo, &first).unwrap();
+    let sources = reader.project_sources().unwrap();
+    assert!(sources.config.text.contains("name = \"p\""));
+    let dirs: Vec<_> = sources
+        .stacks
+        .iter()
+        .map(|s| s.dir.display().to_string())
+        .collect();
+    assert_eq!(dirs, ["stacks/a", "with space"]);
+    let a = &sources.stacks[0];
+    assert_eq!(a.config.path, Path::new("stacks/a/stack.hcl"));
+    let tf: Vec<_> = a
+        .terraform
+        .iter()
+        .map(|f| f.path.display().to_string())
+        .collect();
+    assert_eq!(tf, ["stacks/a/b.tf", "stacks/a/main.tf"]);
+    assert_eq!(a.terraform[0].text, "variable \"x\" {}\n");
+
+    let project = slipway_core::config::load(&sources, &Default::default()).unwrap();
+    let modules = reader.module_dirs(&project.stacks).unwrap();
+    assert_eq!(modules["a"], ["modules/m", "modules/n"]);
+    assert!(modules["spaced"].is_empty());
+}
+
+#[test]
+fn diff_reports_renames_with_both_paths_and_resolve_tells_unknown_from_broken() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = project(tmp.path());
+    git(tmp.path(), &["mv", "stacks/a/b.tf", "stacks/a/c.tf"]);
+    std::fs::remove_file(tmp.path().join("with space/stack.hcl")).unwrap();
+    let second = commit(tmp.path());
+
+    let repo = Repo::open(tmp.path()).unwrap();
+    assert_eq!(
+        repo.resolve("HEAD").unwrap().as_deref(),
+        Some(second.as_str())
+    );
+    assert_eq!(repo.resolve("no-such-ref").unwrap(), None);
+    assert_eq!(repo.resolve("--help").unwrap(), None);
+    assert!(matches!(
+        repo.require("nope"),
+        Err(GitError::UnknownRevision { .. })
+    ));
+    assert!(!repo.is_shallow().unwrap());
+    assert_eq!(
+        repo.diff(&first, &second).unwrap(),
+        vec![
+            FileChange::new(
+                "stacks/a/c.tf",
+                FileStatus::Renamed {
+                    from: "stacks/a/b.tf".into()
+                }
+            ),
+            FileChange::new("with space/stack.hcl", FileStatus::Deleted),
+        ]
+    );
+    let mut reader = TreeReader::new(&repo, &first).unwrap();
+    let texts = reader
+        .read(&[
+            "with space/stack.hcl".into(),
+            "missing.tf".into(),
+            "stacks".into(),
+        ])
+        .unwrap();
+    assert_eq!(
+        texts,
+        vec![Some("stack {\n  name = \"spaced\"\n}\n".into()), None, None]
+    );
+}
+
+#[test]
+fn outside_a_repository_is_a_typed_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        Repo::open(tmp.path()),
+        Err(GitError::NotARepository { .. })
+    ));
+}

@@ -1,0 +1,87 @@
+//! The PostgreSQL backend: one record shared by many slipway processes on many hosts.
+//!
+//! PostgreSQL takes care of concurrent writers itself; every statement that takes a lock or
+//! changes its holder is a single atomic statement or runs in a transaction whose last
+//! write is conditional on what it read, so the default isolation level is enough.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, SqlSafeStr as _};
+
+use crate::error::{Result, StoreError, db, redact};
+
+/// This backend's schema history; each file is applied once, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "record",
+    include_str!("../migrations/postgres/0001_record.sql"),
+)];
+
+/// The run record in a PostgreSQL database.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    lease: Duration,
+}
+
+impl PostgresStore {
+    /// Connects to and migrates the record at `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE`,
+    /// with the query parameters libpq accepts, such as `sslmode` or `host=/socket/dir`).
+    pub async fn open(url: &str, lease: Duration) -> Result<Self> {
+        let shown = redact(url);
+        let open_error = |source| StoreError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open_error)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: shown.clone(),
+                source,
+            })?;
+        Ok(Self { pool, lease })
+    }
+
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        self.pool.begin().await.map_err(db("begin a write"))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+mod record {
+    use super::PostgresStore;
+
+    crate::sql::impl_store!(PostgresStore, sqlx::postgres::PgRow);
+}

@@ -1,0 +1,113 @@
+//! The SQLite backend: the embedded default, one file in the project's data folder.
+//!
+//! Several slipway processes may share the file, so every connection runs in WAL mode
+//! (readers never block the writer), waits up to [`BUSY_TIMEOUT`] for the write lock rather
+//! than failing at once, and commits with `synchronous = FULL` so that "applying" is on disk
+//! before Terraform starts. Transactions that read before they write begin with
+//! `BEGIN IMMEDIATE`: a deferred transaction that later needs the write lock can fail with
+//! `SQLITE_BUSY` at once, whatever the timeout.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, SqlSafeStr as _};
+
+use crate::error::{Result, StoreError, db};
+
+/// How long a writer waits for another process's write to finish.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// This backend's schema history; each file is applied once, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "record",
+    include_str!("../migrations/sqlite/0001_record.sql"),
+)];
+
+/// The run record in an SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    lease: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if needed) and migrates the record at
+    /// `url` (`sqlite://PATH`, `sqlite:PATH` or `sqlite::memory:`).
+    pub async fn open(url: &str, lease: Duration) -> Result<Self> {
+        let open_error = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let filename = options.get_filename();
+        let in_memory = filename.as_os_str().is_empty() || filename == Path::new(":memory:");
+        if !in_memory {
+            if let Some(folder) = filename.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(folder).map_err(|error| open_error(error.into()))?;
+            }
+        }
+        // An in-memory database lives in one connection; more would each see an empty one.
+        let max_connections = if in_memory { 1 } else { 4 };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .map_err(open_error)?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Self { pool, lease })
+    }
+
+    /// A transaction that holds the write lock from its first statement.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db("begin a write"))
+    }
+
+    /// Closes every connection, so the file can be removed or copied.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+mod record {
+    use super::SqliteStore;
+
+    crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+}

@@ -1,0 +1,31 @@
+//! `cargo xtask bench`: benchmarks that compare slipway with the baseline a team would use
+//! instead, measured in the same run on the same machine and reported as ratios.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::{bench_apply, bench_changed};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Which {
+    /// examples/webshop applied to a fresh stage by slipway against a sequential
+    /// init/plan/apply loop per stack (target: slipway at most 0.7x the loop's time).
+    Apply(bench_apply::Args),
+    /// `slipway changed` on a generated 5,000-stack monorepo against `git diff --name-only`
+    /// (target: under 3x).
+    Changed(bench_changed::Args),
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    match args.which {
+        Which::Apply(args) => bench_apply::run(args),
+        Which::Changed(args) => bench_changed::run(args).map(|()| ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,211 @@
+//! `cargo xtask bench apply`: examples/webshop applied to a fresh stage by slipway, against
+//! the script teams write first (a sequential loop of `terraform init`, `plan`, `apply` and
+//! `output` per stack, outputs passed by hand), in the same run on the same sandbox.
+//!
+//! slipway applies stage `dev` and the loop applies stage `test`, so both run against one
+//! moto without their resource names colliding. Each starts from empty state and an empty
+//! provider cache.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use slipway_core::graph::StackGraph;
+use slipway_sandbox::{Moto, Sandbox, default_dir};
+
+use crate::bench_changed::{build_slipway, target_dir};
+use crate::section;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Use this slipway binary instead of building `target/release/slipway`.
+    #[arg(long, value_name = "PATH")]
+    slipway: Option<PathBuf>,
+    /// How many times to run each side (fresh state each time); the median counts.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+}
+
+/// The webshop's stacks in the order a hand-written loop applies them, with the inputs
+/// each takes from earlier stacks' outputs (input, stack, output).
+/// (input, stack, output): an input of one stack taken from another's output.
+type Wire = (&'static str, &'static str, &'static str);
+
+const LOOP: &[(&str, &[Wire])] = &[
+    ("network", &[]),
+    ("data", &[]),
+    ("queue", &[]),
+    (
+        "app",
+        &[
+            ("vpc_id", "network", "vpc_id"),
+            ("table_arn", "data", "table_arn"),
+            ("queue_arn", "queue", "queue_arn"),
+        ],
+    ),
+];
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let sandbox = Sandbox::ensure_installed(&default_dir()).context("installing the sandbox")?;
+    let slipway = match args.slipway {
+        Some(path) => path,
+        None => build_slipway(&target_dir())?,
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/webshop");
+    let mut slipway_times = Vec::new();
+    let mut loop_times = Vec::new();
+    let mut stack_times: BTreeMap<String, f64> = BTreeMap::new();
+    for run in 1..=args.runs.max(1) {
+        let moto = sandbox.start_moto().context("starting moto")?;
+        section(&format!("run {run}: slipway apply --stage dev"));
+        let work = tempfile::tempdir()?;
+        copy_tree(&example, &work.path().join("slipway"))?;
+        copy_tree(&example, &work.path().join("loop"))?;
+        let (elapsed, per_stack) = time_slipway(&slipway, &work.path().join("slipway"), &moto)?;
+        eprintln!("slipway: {:.1}s", elapsed.as_secs_f64());
+        slipway_times.push(elapsed);
+        stack_times = per_stack;
+
+        section(&format!("run {run}: sequential terraform loop, stage test"));
+        let elapsed = time_loop(&sandbox, &work.path().join("loop"), &moto)?;
+        eprintln!("loop: {:.1}s", elapsed.as_secs_f64());
+        loop_times.push(elapsed);
+    }
+    let slipway = median(&mut slipway_times);
+    let baseline = median(&mut loop_times);
+    let ratio = slipway.as_secs_f64() / baseline.as_secs_f64();
+
+    let graph = StackGraph::from_edges(LOOP.iter().map(|(stack, inputs)| {
+        (
+            *stack,
+            inputs.iter().map(|(_, from, _)| *from).collect::<Vec<_>>(),
+        )
+    }));
+    let (path, critical) = graph.critical_path(|s| stack_times.get(s).copied().unwrap_or(0.0));
+    section("result");
+    println!(
+        "sequential loop (init/plan/apply/output per stack): {:.1}s",
+        baseline.as_secs_f64()
+    );
+    println!(
+        "slipway apply --stage dev:                          {:.1}s",
+        slipway.as_secs_f64()
+    );
+    println!(
+        "ratio: {ratio:.2}x (target: at most 0.70x) {}",
+        if ratio <= 0.7 { "ok" } else { "OVER TARGET" }
+    );
+    println!(
+        "critical path: {} = {critical:.1}s of stack time (per stack: {})",
+        path.join(" -> "),
+        stack_times
+            .iter()
+            .map(|(s, t)| format!("{s} {t:.1}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn time_slipway(
+    slipway: &Path,
+    project: &Path,
+    moto: &Moto,
+) -> Result<(Duration, BTreeMap<String, f64>)> {
+    let started = Instant::now();
+    let output = Command::new(slipway)
+        .args(["apply", "--stage", "dev"])
+        .current_dir(project)
+        .envs(moto.env())
+        .stdin(Stdio::null())
+        .output()
+        .context("running slipway")?;
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(output.status.success(), "slipway apply failed:\n{stderr}");
+    // "+ dev/network: applied (13.2s)"
+    let per_stack = stderr
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("+ dev/")?;
+            let (stack, rest) = rest.split_once(": applied (")?;
+            let secs = rest.strip_suffix("s)")?.parse().ok()?;
+            Some((stack.to_owned(), secs))
+        })
+        .collect();
+    Ok((elapsed, per_stack))
+}
+
+/// What a first CI script does: for each stack in order, write the provider file and the
+/// variables, then init, plan, apply and read outputs for the next stack.
+fn time_loop(sandbox: &Sandbox, project: &Path, moto: &Moto) -> Result<Duration> {
+    let provider = moto.provider_block();
+    let started = Instant::now();
+    let mut outputs: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
+    for (stack, inputs) in LOOP {
+        let dir = project.join("stacks").join(stack);
+        std::fs::write(dir.join("provider.tf"), &provider)?;
+        let mut vars = serde_json::Map::new();
+        vars.insert("env".into(), "test".into());
+        for (input, from, output) in *inputs {
+            let value = outputs
+                .get(from)
+                .and_then(|o| o.get(output))
+                .and_then(|o| o.get("value"))
+                .cloned()
+                .with_context(|| format!("{from} has no output {output}"))?;
+            vars.insert((*input).into(), value);
+        }
+        std::fs::write(
+            dir.join("terraform.tfvars.json"),
+            serde_json::to_vec(&vars)?,
+        )?;
+        let terraform = |args: &[&str]| -> Result<Vec<u8>> {
+            let out = Command::new(&sandbox.terraform)
+                .args(args)
+                .current_dir(&dir)
+                .envs(moto.env())
+                .stdin(Stdio::null())
+                .output()
+                .context("running terraform")?;
+            if !out.status.success() {
+                bail!(
+                    "terraform {args:?} in {stack} failed:\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(out.stdout)
+        };
+        terraform(&["init", "-input=false", "-no-color"])?;
+        terraform(&["plan", "-input=false", "-no-color", "-out=tfplan"])?;
+        terraform(&["apply", "-input=false", "-no-color", "tfplan"])?;
+        let json = terraform(&["output", "-json"])?;
+        outputs.insert(stack, serde_json::from_slice(&json)?);
+    }
+    Ok(started.elapsed())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".slipway" || name == ".terraform" {
+            continue;
+        }
+        let target = to.join(&name);
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
