@@ -1,13 +1,13 @@
 //! The `slipway` command-line tool: parses arguments, opens the project, dispatches to a
 //! command and turns its result into an exit code. Errors are rendered here and only here.
 
-mod audit;
 mod cli;
 mod commands;
 mod credentials;
 mod executor;
 mod progress;
 mod project;
+mod record;
 
 use std::process::ExitCode;
 

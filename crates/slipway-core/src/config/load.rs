@@ -50,6 +50,7 @@ const PROJECT_SCHEMA: Schema = Schema {
         ("generate", 1),
         ("state", 0),
         ("credentials", 1),
+        ("store", 0),
     ],
 };
 const PROJECT_BLOCK: Schema = Schema {
@@ -62,6 +63,11 @@ const PROJECT_BLOCK: Schema = Schema {
         "step_timeout",
         "interrupt_grace",
     ],
+    blocks: &[],
+};
+const STORE_BLOCK: Schema = Schema {
+    what: "block `store`",
+    attributes: &["url"],
     blocks: &[],
 };
 const STAGE_BLOCK: Schema = Schema {
@@ -159,6 +165,7 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         }
     }
     diagnostics.into_result(Project {
+        store_url: settings.store_url,
         state: settings.state,
         credentials: settings.credentials,
         name: settings.name,
@@ -175,6 +182,7 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
 }
 
 struct Settings {
+    store_url: Option<String>,
     state: StateConfig,
     credentials: Vec<Credentials>,
     name: String,
@@ -285,6 +293,10 @@ fn load_project_file(
         .first()
         .map(|block| load_state(file, block, &scope, env, diagnostics))
         .unwrap_or_default();
+    let store_url = top.blocks("store").next().and_then(|block| {
+        let body = Checked::new(file, &block.body, &STORE_BLOCK, diagnostics);
+        body.string("url", Some("block `store`"), &scope, env, diagnostics)
+    });
     let mut credentials: Vec<Credentials> = Vec::new();
     for block in top.blocks("credentials") {
         if let Some(set) = load_credentials(file, block, &scope, env, diagnostics) {
@@ -424,6 +436,7 @@ fn load_project_file(
         );
     }
     Some(Settings {
+        store_url,
         state,
         credentials,
         name,

@@ -51,6 +51,8 @@ impl EngineKind {
 #[derive(Debug, Clone)]
 pub struct Project {
     pub name: String,
+    /// The run record's URL (`store { url = ... }`); default: SQLite in the data folder.
+    pub store_url: Option<String>,
     pub state: StateConfig,
     pub credentials: Vec<Credentials>,
     pub engine: EngineKind,

@@ -9,9 +9,10 @@ use slipway_engine::StateBackend;
 
 use super::ExitStatus;
 use super::stage::{ExecutorOptions, executor_for};
-use crate::audit;
 use crate::cli::{StateArgs, StateCommand};
 use crate::project::Workspace;
+use crate::record;
+use slipway_store::AuditAction;
 
 pub async fn run(workspace: &Workspace, args: &StateArgs) -> Result<ExitStatus> {
     match &args.command {
@@ -27,6 +28,7 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
         );
     }
     let data_dir = workspace.data_dir();
+    let store = record::open(workspace).await?;
     let mut migrated = 0usize;
     let mut failed = 0usize;
     for stage in &project.stages {
@@ -50,13 +52,15 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
             match executor.migrate_state(stack, &local).await {
                 Ok((before, after)) if before == after => {
                     migrated += 1;
-                    audit::record(
-                        &data_dir,
-                        "state-migrate",
+                    record::audit(
+                        &store,
+                        AuditAction::StateMigrate,
                         &stage.name,
                         stack,
+                        None,
                         serde_json::json!({ "from": local, "to": target, "resources": after }),
-                    )?;
+                    )
+                    .await?;
                     executor.progress.finish(
                         stack,
                         &format!(

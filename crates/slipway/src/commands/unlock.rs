@@ -6,9 +6,10 @@ use anyhow::Result;
 
 use super::ExitStatus;
 use super::stage::{ExecutorOptions, check_stack, executor_for, find_stage};
-use crate::audit;
 use crate::cli::UnlockArgs;
 use crate::project::Workspace;
+use crate::record;
+use slipway_store::AuditAction;
 
 pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus> {
     let stage = find_stage(workspace, &args.stage)?;
@@ -18,13 +19,16 @@ pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus>
     let location = executor.backend.describe(&executor.instance, &args.stack);
     match executor.unlock(&args.stack, &args.lock_id).await {
         Ok(log) => {
-            audit::record(
-                &executor.data_dir,
-                "unlock",
+            let store = record::open(workspace).await?;
+            record::audit(
+                &store,
+                AuditAction::Unlock,
                 &stage.name,
                 &args.stack,
-                serde_json::json!({ "lock_id": args.lock_id, "state": location, "log": log }),
-            )?;
+                None,
+                serde_json::json!({ "engine_lock_id": args.lock_id, "state": location, "log": log }),
+            )
+            .await?;
             executor.progress.finish(
                 &args.stack,
                 &format!(

@@ -1,0 +1,60 @@
+//! Opening the run record: `SLIPWAY_STORE_URL`, else `store { url }` in slipway.hcl, else
+//! an SQLite file in the data folder.
+
+use anyhow::{Context, Result};
+use slipway_store::{AnyStore, AuditAction, NewAuditEntry, Store};
+
+use crate::project::Workspace;
+
+/// The store URL this project uses.
+pub fn url(workspace: &Workspace) -> Result<String> {
+    if let Ok(url) = std::env::var("SLIPWAY_STORE_URL") {
+        if !url.is_empty() {
+            return Ok(url);
+        }
+    }
+    if let Some(url) = &workspace.project.store_url {
+        return Ok(url.clone());
+    }
+    let data_dir = workspace.ensure_data_dir()?;
+    Ok(slipway_store::default_url(&data_dir))
+}
+
+/// Opens (and migrates) the project's record.
+pub async fn open(workspace: &Workspace) -> Result<AnyStore> {
+    let url = url(workspace)?;
+    slipway_store::open(&url)
+        .await
+        .context("cannot open the run record")
+}
+
+/// Who is acting: `SLIPWAY_ACTOR`, else the login name, else "unknown".
+pub fn actor() -> String {
+    ["SLIPWAY_ACTOR", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Appends one entry to the append-only audit log.
+pub async fn audit(
+    store: &AnyStore,
+    action: AuditAction,
+    stage: &str,
+    stack: &str,
+    run_id: Option<i64>,
+    details: serde_json::Value,
+) -> Result<()> {
+    store
+        .append_audit(&NewAuditEntry {
+            actor: actor(),
+            action,
+            stage: Some(stage.to_owned()),
+            stack: Some(stack.to_owned()),
+            run_id,
+            details,
+        })
+        .await
+        .context("cannot write the audit log")?;
+    Ok(())
+}
