@@ -8,14 +8,13 @@ project {
 # Written into every stack's working copy before `init`. slipway evaluates ${...};
 # $${...} would be a literal Terraform interpolation. env("NAME") reads slipway's
 # environment: `cargo xtask sandbox` prints SLIPWAY_SANDBOX_ENDPOINT, the address of the
-# AWS emulator. Against real AWS, this block is where credentials and region would go.
+# AWS emulator. The provider takes its credentials from its environment (AWS_ACCESS_KEY_ID,
+# ...): slipway's own, or the set a stage assigns to the stack (docs/state-and-credentials.md).
 generate "provider" {
   path     = "slipway_provider.tf"
   contents = <<-EOT
     provider "aws" {
       region                      = "us-east-1"
-      access_key                  = "test"
-      secret_key                  = "test"
       skip_credentials_validation = true
       skip_requesting_account_id  = true
       skip_metadata_api_check     = true
@@ -34,15 +33,17 @@ generate "provider" {
   EOT
 }
 
+# `instance.name` is the stage's name for the long-lived instance, and a unique name
+# (`drill-3f9a`) for ephemeral ones: drills and verification never collide with a stage.
 stage "dev" {
-  variables = { env = "dev" }
+  variables = { env = instance.name }
 }
 
 stage "test" {
-  variables = { env = "test" }
+  variables = { env = instance.name }
 }
 
 stage "prod" {
-  variables = { env = "prod" }
+  variables = { env = instance.name }
   approval  = true
 }

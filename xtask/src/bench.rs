@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{bench_apply, bench_changed};
+use crate::{bench_advise, bench_apply, bench_changed};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,11 +21,15 @@ enum Which {
     /// `slipway changed` on a generated 5,000-stack monorepo against `git diff --name-only`
     /// (target: under 3x).
     Changed(bench_changed::Args),
+    /// `slipway advise` on a generated repository of 2,000 stacks and 20,000 commits:
+    /// time and peak memory (target: well under a minute).
+    Advise(bench_advise::Args),
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     match args.which {
         Which::Apply(args) => bench_apply::run(args),
         Which::Changed(args) => bench_changed::run(args).map(|()| ExitCode::SUCCESS),
+        Which::Advise(args) => bench_advise::run(args).map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,6 +1,7 @@
-//! `cargo xtask demo`: the walking skeleton end to end on the embedded defaults. Installs
-//! the sandbox, starts moto, builds slipway, and delivers examples/webshop to dev, test and
-//! prod in a scratch copy, then shows what exists where.
+//! `cargo xtask demo`: the main job end to end on the embedded defaults. Installs the
+//! sandbox, starts moto, builds slipway, commits a scratch copy of examples/webshop, and
+//! delivers it with `slipway run` through dev and test, an approval, and prod; then shows
+//! the release matrix and what exists where.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -51,6 +52,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .args(args)
             .current_dir(&dir)
             .envs(moto.env())
+            .env("SLIPWAY_ACTOR", "demo")
             .stdin(Stdio::null())
             .status()
             .context("running slipway")?;
@@ -63,10 +65,49 @@ pub fn run(args: Args) -> Result<ExitCode> {
     section(&format!("the project: {}", dir.display()));
     slipway_cmd(&["stacks"])?;
     slipway_cmd(&["graph"])?;
-    for stage in ["dev", "test", "prod"] {
-        section(&format!("stage {stage}"));
-        slipway_cmd(&["apply", "--stage", stage])?;
+
+    section("everything is code, in version control: one commit");
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"][..],
+        &[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "webshop: first commit",
+        ][..],
+    ] {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(&dir)
+            .status()
+            .context("running git")?;
+        if !status.success() {
+            bail!("git {} failed", args.join(" "));
+        }
     }
+
+    section("slipway run: the commit's artifacts through dev and test; prod waits for an approval");
+    slipway_cmd(&["run"])?;
+    section("a person approves prod's saved plans; the run resumes with exactly those plans");
+    slipway_cmd(&[
+        "approve",
+        "1",
+        "--stage",
+        "prod",
+        "--reason",
+        "demo: plans reviewed",
+    ])?;
+    slipway_cmd(&["resume", "1"])?;
+
+    section("where things stand: the same artifact in every stage");
+    slipway_cmd(&["status"])?;
     section("a second plan of prod: nothing to change");
     slipway_cmd(&["plan", "--stage", "prod"])?;
 

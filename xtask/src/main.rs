@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_advise;
 mod bench_apply;
 mod bench_changed;
 mod demo;

@@ -9,8 +9,6 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
-use crate::config::Stack;
-
 /// Stacks and their dependency edges, indexed by stack name.
 #[derive(Debug, Clone, Default)]
 pub struct StackGraph {
@@ -19,29 +17,7 @@ pub struct StackGraph {
 }
 
 impl StackGraph {
-    /// Builds the graph from stacks whose dependencies are resolved to stack names.
-    pub fn new(stacks: &[Stack]) -> Self {
-        let mut graph = DiGraph::new();
-        let mut by_name = BTreeMap::new();
-        for stack in stacks {
-            by_name
-                .entry(stack.name.clone())
-                .or_insert_with(|| graph.add_node(stack.name.clone()));
-        }
-        for stack in stacks {
-            let to = by_name[&stack.name];
-            for dependency in stack.dependency_stacks() {
-                if let Some(&from) = by_name.get(dependency) {
-                    if graph.find_edge(from, to).is_none() {
-                        graph.add_edge(from, to, ());
-                    }
-                }
-            }
-        }
-        Self { graph, by_name }
-    }
-
-    /// Builds a graph from `(stack, dependencies)` pairs; handy for tests and tools.
+    /// Builds a graph from `(stack, dependencies)` pairs, dependencies named by stack name.
     pub fn from_edges<'a>(stacks: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>) -> Self {
         let mut graph = DiGraph::new();
         let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();

@@ -130,6 +130,7 @@ pub struct Step<'a> {
     pub program: &'a Path,
     pub args: Vec<OsString>,
     pub cwd: &'a Path,
+    /// The process's whole environment; nothing is inherited from slipway's.
     pub env: &'a [(String, String)],
     pub log: &'a Log,
     /// When set, every logged line is also written to stderr with this prefix.
@@ -248,6 +249,9 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
     let mut child = Command::new(step.program)
         .args(&step.args)
         .current_dir(step.cwd)
+        // The step's environment is all the process gets: inheriting slipway's own would
+        // hand every stack the credentials withheld from it.
+        .env_clear()
         .envs(step.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -424,6 +428,30 @@ mod tests {
             !std::fs::read_to_string(log.path())
                 .unwrap()
                 .contains("s3cr3t")
+        );
+    }
+
+    #[tokio::test]
+    async fn the_child_gets_the_step_environment_and_nothing_of_its_parents() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        // PATH is in every test process's environment; the step does not pass it on.
+        assert!(std::env::var_os("PATH").is_some());
+        let env = [("OWN".to_owned(), "mine".to_owned())];
+        let mut s = step(
+            &log,
+            dir.path(),
+            "echo \"own=$OWN path=${PATH-unset}\"",
+            Duration::from_secs(30),
+        );
+        s.env = &env;
+        s.capture_stdout = true;
+        let finished = run(s, &Interrupt::never()).await.unwrap();
+        let stdout = String::from_utf8_lossy(&finished.stdout);
+        assert!(stdout.starts_with("own=mine path="), "{stdout}");
+        assert_ne!(
+            stdout.trim_end().strip_prefix("own=mine path="),
+            std::env::var("PATH").ok().as_deref()
         );
     }
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::child::{self, Finished, Interrupt, Log, Step, StepError};
 use crate::working_copy::WorkingCopy;
 
+mod refresh;
+pub use refresh::REFRESH_PLAN_FILE;
+
 /// A configured engine binary.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -65,7 +68,8 @@ pub struct Output {
 
 impl Engine {
     /// `base_env` is the environment engine processes receive; slipway adds its own
-    /// automation settings on top.
+    /// automation settings on top. The provider cache is `TF_PLUGIN_CACHE_DIR` when
+    /// `base_env` sets it, else `<data_dir>/plugin-cache`.
     pub fn new(
         binary: PathBuf,
         data_dir: &Path,
@@ -73,7 +77,12 @@ impl Engine {
         step_timeout: Duration,
         interrupt_grace: Duration,
     ) -> Self {
-        let plugin_cache = data_dir.join("plugin-cache");
+        // A cache the environment already names is shared on purpose (across projects or
+        // test runs); otherwise each project keeps its own in the data folder.
+        let plugin_cache = base_env
+            .iter()
+            .find(|(k, v)| k == "TF_PLUGIN_CACHE_DIR" && !v.is_empty())
+            .map_or_else(|| data_dir.join("plugin-cache"), |(_, v)| PathBuf::from(v));
         let mut env = base_env;
         env.retain(|(k, _)| {
             k != "TF_PLUGIN_CACHE_DIR" && k != "TF_IN_AUTOMATION" && k != "TF_INPUT"

@@ -13,10 +13,14 @@
 mod batch;
 mod diff;
 mod error;
+mod log;
 mod repo;
+mod snapshot;
 mod tree;
 
 pub use diff::parse_name_status;
 pub use error::GitError;
+pub use log::{LogEntry, parse_log};
 pub use repo::Repo;
+pub use snapshot::{BlobChange, BlobEntry, is_project_file};
 pub use tree::TreeReader;

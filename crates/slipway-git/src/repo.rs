@@ -15,6 +15,8 @@ pub struct Repo {
     top: PathBuf,
     /// The project folder relative to `top`: `""`, or ending in `/`.
     prefix: String,
+    /// The folder holding the repository's objects and refs, shared by all its worktrees.
+    common_dir: PathBuf,
 }
 
 impl Repo {
@@ -22,7 +24,13 @@ impl Repo {
     pub fn open(project_root: &Path) -> Result<Self, GitError> {
         let output = git_in(
             project_root,
-            ["rev-parse", "--show-toplevel", "--show-prefix"],
+            // Asked in the same process: every process costs milliseconds on the warm path.
+            [
+                "rev-parse",
+                "--show-toplevel",
+                "--show-prefix",
+                "--git-common-dir",
+            ],
         )?;
         if !output.status.success() {
             return Err(GitError::NotARepository {
@@ -39,10 +47,66 @@ impl Repo {
                 detail: "no top-level folder".into(),
             })?;
         let prefix = lines.next().unwrap_or("").to_owned();
+        // Printed relative to the folder git ran in, unless it is elsewhere.
+        let common_dir = project_root.join(lines.next().unwrap_or(".git"));
         Ok(Self {
             top: PathBuf::from(top),
             prefix,
+            common_dir,
         })
+    }
+
+    /// The repository holding `project_root` and the commits `revs` name, asked of one git
+    /// process: on a fast path every process counts. The commits are None when one of the
+    /// revisions is unknown or not a plain name; ask [`Repo::resolve`] then, which tells
+    /// why.
+    pub fn open_resolving(
+        project_root: &Path,
+        revs: &[&str],
+    ) -> Result<(Self, Option<Vec<String>>), GitError> {
+        // Ranges, `^`-exclusions and options mean something else to a bare rev-parse.
+        let plain = |rev: &&str| {
+            !rev.is_empty()
+                && !rev.starts_with(['-', '^'])
+                && !rev.contains("..")
+                && !rev.contains(char::is_whitespace)
+        };
+        if revs.is_empty() || !revs.iter().all(plain) {
+            return Ok((Self::open(project_root)?, None));
+        }
+        let specs: Vec<String> = revs.iter().map(|rev| format!("{rev}^{{commit}}")).collect();
+        let mut args = vec![
+            "rev-parse",
+            "--show-toplevel",
+            "--show-prefix",
+            "--git-common-dir",
+        ];
+        args.extend(specs.iter().map(String::as_str));
+        let output = git_in(project_root, &args)?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        let ids = lines.get(3..).unwrap_or_default();
+        let is_id =
+            |id: &&str| matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !output.status.success()
+            || lines.len() != 3 + revs.len()
+            || lines[0].is_empty()
+            || !ids.iter().all(is_id)
+        {
+            return Ok((Self::open(project_root)?, None));
+        }
+        let repo = Self {
+            top: PathBuf::from(lines[0]),
+            prefix: lines[1].to_owned(),
+            common_dir: project_root.join(lines[2]),
+        };
+        Ok((repo, Some(ids.iter().map(|id| (*id).to_owned()).collect())))
+    }
+
+    /// The repository's git folder (shared by all its worktrees): where caches about its
+    /// commits belong.
+    pub fn common_dir(&self) -> &Path {
+        &self.common_dir
     }
 
     /// The repository's top folder.

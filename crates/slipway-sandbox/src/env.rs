@@ -24,6 +24,9 @@ pub mod contract {
     /// Set to `1`: keeps Terraform from calling HashiCorp's version-check service, since the
     /// sandbox reaches nothing but loopback.
     pub const CHECKPOINT_DISABLE: &str = "CHECKPOINT_DISABLE";
+    /// One provider cache in the sandbox folder, shared by every project and test that uses
+    /// the sandbox, so the 170 MB provider is unpacked once rather than once per project.
+    pub const TF_PLUGIN_CACHE_DIR: &str = "TF_PLUGIN_CACHE_DIR";
 }
 
 /// The region every sandbox resource lives in.

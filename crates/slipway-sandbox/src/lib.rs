@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 pub use install::{PACKAGES, TERRAFORM_VERSION, terraformrc};
 pub use inventory::{Inventory, SecurityGroup, Subnet, Vpc};
-pub use moto::Moto;
+pub use moto::{Moto, MotoOptions};
 pub use provider::{PROVIDER_SERVICES, provider_block};
 
 /// An installed sandbox: absolute paths of its parts inside the cache folder.
@@ -59,7 +59,12 @@ impl Sandbox {
 
     /// Starts a fresh, empty moto on a free loopback port; it stops when the value drops.
     pub fn start_moto(&self) -> Result<Moto, SandboxError> {
-        Moto::start(self)
+        Moto::start(self, &MotoOptions::default())
+    }
+
+    /// [`Sandbox::start_moto`] with options, e.g. IAM enforcement.
+    pub fn start_moto_with(&self, options: &MotoOptions) -> Result<Moto, SandboxError> {
+        Moto::start(self, options)
     }
 }
 

@@ -23,6 +23,15 @@ const PORT_ATTEMPTS: usize = 3;
 /// Requests to moto are local; a slow answer means moto is stuck.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How to start moto.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MotoOptions {
+    /// Enforce IAM: moto lets this many requests through unauthenticated (enough to create
+    /// IAM users, their policies and access keys), then authorises every later request
+    /// against the caller's policies (`INITIAL_NO_AUTH_ACTION_COUNT`). `None`: anything goes.
+    pub initial_no_auth_action_count: Option<u32>,
+}
+
 /// A running moto server. Killed (and waited for) when dropped.
 #[derive(Debug)]
 pub struct Moto {
@@ -39,10 +48,14 @@ pub struct Moto {
 
 impl Moto {
     /// Starts moto from the sandbox's virtualenv and waits until it answers.
-    pub(crate) fn start(sandbox: &Sandbox) -> Result<Moto, SandboxError> {
+    pub(crate) fn start(sandbox: &Sandbox, options: &MotoOptions) -> Result<Moto, SandboxError> {
+        // Terraform refuses a plugin cache folder that does not exist.
+        let cache = sandbox.root.join("plugin-cache");
+        std::fs::create_dir_all(&cache)
+            .map_err(|source| SandboxError::io("create", &cache, source))?;
         let mut last_error = None;
         for _ in 0..PORT_ATTEMPTS {
-            match Self::start_once(sandbox)? {
+            match Self::start_once(sandbox, options)? {
                 Ok(moto) => return Ok(moto),
                 Err(port_taken) => last_error = Some(port_taken),
             }
@@ -54,7 +67,10 @@ impl Moto {
     }
 
     /// The outer error is fatal; the inner one means "the port was taken, try another".
-    fn start_once(sandbox: &Sandbox) -> Result<Result<Moto, SandboxError>, SandboxError> {
+    fn start_once(
+        sandbox: &Sandbox,
+        options: &MotoOptions,
+    ) -> Result<Result<Moto, SandboxError>, SandboxError> {
         let dir = tempfile::Builder::new()
             .prefix("slipway-moto-")
             .tempdir()
@@ -66,8 +82,14 @@ impl Moto {
         let log_err = log_file
             .try_clone()
             .map_err(|source| SandboxError::io("open", &log, source))?;
-        let child = Command::new(&sandbox.moto_server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut command = Command::new(&sandbox.moto_server);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        // Never inherit enforcement from the caller's environment: only the options decide.
+        command.env_remove("INITIAL_NO_AUTH_ACTION_COUNT");
+        if let Some(count) = options.initial_no_auth_action_count {
+            command.env("INITIAL_NO_AUTH_ACTION_COUNT", count.to_string());
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(log_err)
@@ -142,6 +164,14 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The shared provider cache, beside the CLI configuration in the sandbox folder.
+    fn plugin_cache(&self) -> std::path::PathBuf {
+        self.cli_config.parent().map_or_else(
+            || std::path::PathBuf::from("plugin-cache"),
+            |root| root.join("plugin-cache"),
+        )
+    }
+
     /// The environment slipway and Terraform need to use this sandbox (see `docs/sandbox.md`).
     pub fn env(&self) -> Vec<(String, String)> {
         use env::contract::*;
@@ -154,6 +184,10 @@ impl Moto {
             (AWS_DEFAULT_REGION, env::REGION.to_owned()),
             (AWS_REGION, env::REGION.to_owned()),
             (CHECKPOINT_DISABLE, "1".to_owned()),
+            (
+                TF_PLUGIN_CACHE_DIR,
+                self.plugin_cache().display().to_string(),
+            ),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value))

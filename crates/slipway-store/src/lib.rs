@@ -23,6 +23,7 @@ mod sql;
 mod sqlite;
 mod store;
 mod time;
+mod verification;
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub use postgres::PostgresStore;
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::Store;
 pub use time::{UnixMillis, human_duration};
+pub use verification::{
+    DriftCheck, Drill, DrillStatus, EphemeralInstance, NewInstance, VerificationRecord,
+};
 
 /// The record's file name inside the project's data folder.
 pub const DEFAULT_FILE_NAME: &str = "slipway.db";

@@ -123,6 +123,8 @@ text_enum! {
         /// A stack run found applying with its process gone was marked interrupted.
         Interrupted => "interrupted",
         Drill => "drill",
+        /// A stage's released artifacts were re-applied after its resources were lost.
+        Recover => "recover",
         /// Local state was copied into a remote backend.
         StateMigrate => "state-migrate",
     }

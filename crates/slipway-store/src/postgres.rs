@@ -14,11 +14,18 @@ use sqlx::{AssertSqlSafe, SqlSafeStr as _};
 use crate::error::{Result, StoreError, db, redact};
 
 /// This backend's schema history; each file is applied once, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "record",
-    include_str!("../migrations/postgres/0001_record.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "record",
+        include_str!("../migrations/postgres/0001_record.sql"),
+    ),
+    (
+        2,
+        "instances",
+        include_str!("../migrations/postgres/0002_instances.sql"),
+    ),
+];
 
 /// The run record in a PostgreSQL database.
 #[derive(Debug, Clone)]
@@ -84,4 +91,5 @@ mod record {
     use super::PostgresStore;
 
     crate::sql::impl_store!(PostgresStore, sqlx::postgres::PgRow);
+    crate::verification::impl_verification!(crate::PostgresStore, sqlx::postgres::PgRow);
 }

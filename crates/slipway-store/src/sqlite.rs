@@ -23,11 +23,18 @@ use crate::error::{Result, StoreError, db};
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// This backend's schema history; each file is applied once, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "record",
-    include_str!("../migrations/sqlite/0001_record.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "record",
+        include_str!("../migrations/sqlite/0001_record.sql"),
+    ),
+    (
+        2,
+        "instances",
+        include_str!("../migrations/sqlite/0002_instances.sql"),
+    ),
+];
 
 /// The run record in an SQLite file.
 #[derive(Debug, Clone)]
@@ -110,4 +117,5 @@ mod record {
     use super::SqliteStore;
 
     crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+    crate::verification::impl_verification!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
 }

@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod scaffold;
+pub use scaffold::*;
+
 /// Continuous Delivery for infrastructure code.
 ///
 /// slipway reads stacks (Terraform/OpenTofu root modules with a `stack.hcl`) and the stages
@@ -47,8 +50,10 @@ pub enum Command {
     Graph(GraphArgs),
     /// List the stacks a range of commits affects, and why; dependents, renamed and deleted stacks.
     Changed(ChangedArgs),
-    /// Plan stacks of a stage. Exits 0 when nothing would change, 2 when changes are pending, 1 on failure.
-    Plan(StageArgs),
+    /// Plan stacks of a stage and print the blast radius report. Exits 0 when nothing would change, 2 when changes are pending, 1 on failure.
+    Plan(crate::commands::plan::PlanArgs),
+    /// The blast radius report for a plan JSON file made elsewhere; `--stage S` checks it against S's policy. Exits 1 when the policy blocks it.
+    Analyze(crate::commands::analyze::AnalyzeArgs),
     /// Apply stacks of a stage in dependency order, independent stacks in parallel.
     Apply(ApplyArgs),
     /// Release a Terraform state lock held by a process that is gone (recorded in the audit log).
@@ -60,6 +65,47 @@ pub enum Command {
     State(StateArgs),
     /// Destroy stacks of a stage, dependents first. `--stack X` also destroys what depends on X (unless --only).
     Destroy(DestroyArgs),
+    /// Bundle each stack's code at a commit into an immutable artifact, stored and recorded.
+    Build(crate::commands::deliver::BuildArgs),
+    /// Apply the artifacts of the current commit (built when missing) to a stage; records releases.
+    Deploy(crate::commands::deliver::DeployArgs),
+    /// Apply to one stage exactly the artifacts released in another: same ids, verified.
+    Promote(crate::commands::deliver::PromoteArgs),
+    /// Apply the previous (or a named) released artifact of one stack to a stage.
+    Rollback(crate::commands::deliver::RollbackArgs),
+    /// The release matrix: which artifact each stage runs of each stack, from which commit, since when.
+    Status(crate::commands::status::StatusArgs),
+    /// Runs and releases over time, newest first.
+    History(crate::commands::status::HistoryArgs),
+    /// The whole pipeline for the current commit: changed stacks, their artifacts, every stage in order.
+    ///
+    /// A failure stops the pipeline at that stage. A stage with `approval = true` stops the run
+    /// with saved plans awaiting `slipway approve RUN --stage S`, then `slipway resume RUN`.
+    Run(crate::commands::pipeline::RunArgs),
+    /// Approve the saved plans of a stage awaiting approval (recorded with who, why and the plans' hashes).
+    Approve(crate::commands::pipeline::ApproveArgs),
+    /// Continue an approved run: apply exactly the approved plans, then the stages after it.
+    Resume(crate::commands::pipeline::ResumeArgs),
+    /// End a run awaiting approval without applying it.
+    Reject(crate::commands::pipeline::RejectArgs),
+    /// Record an apply that died half-way as interrupted (audited) and free the lock it left.
+    ResolveInterrupted(crate::commands::pipeline::ResolveArgs),
+    /// Write a walking skeleton (slipway.hcl, a first stack, .gitignore, CI files), or `--adopt` existing root modules.
+    Init(InitArgs),
+    /// Add to the project: `slipway new stack NAME [--depends-on X]...`.
+    New(NewArgs),
+    /// Advise how to slice stacks: team, change frequency, permissions, capability, coupling, blast radius.
+    Advise(AdviseArgs),
+    /// Rebuild every stack of a stage from its released artifacts into a fresh ephemeral instance, timed; compare, check, tear down.
+    Drill(crate::commands::drill::DrillArgs),
+    /// Drills on record with their recovery times and results, newest first.
+    Drills(crate::commands::drill::DrillsArgs),
+    /// Destroy ephemeral instances left on record by runs and drills that did not finish their teardown.
+    Gc(crate::commands::gc::GcArgs),
+    /// Whether each stack's real infrastructure still matches its state (refresh-only plan). Exits 0 in sync, 2 on drift, 1 on failure.
+    Drift(crate::commands::drift::DriftArgs),
+    /// Bring a stage back after its cloud resources were lost: re-apply its released artifacts on its state, then run the checks.
+    Recover(crate::commands::recover::RecoverArgs),
 }
 
 #[derive(Debug, Args)]

@@ -15,9 +15,12 @@ use slipway_core::schedule::{DependencyQueue, Status, Walk};
 use slipway_engine::driver::StepContext;
 use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
 use slipway_engine::{Engine, Interrupt, Log, Output, StateBackend, StepError};
+use slipway_plan::InstanceReport;
 use tokio::task::JoinSet;
 
+use crate::analysis::Analysis;
 use crate::credentials::StageEnvironment;
+use crate::pipeline::hooks::{ApplyHooks, CodeSource};
 use crate::progress::Progress;
 
 /// What to do to each stack.
@@ -76,6 +79,8 @@ pub struct StackResult {
     pub outcome: Outcome,
     pub elapsed: Duration,
     pub log: Option<PathBuf>,
+    /// The blast radius of the stack's plan, when it planned changes (plan and apply).
+    pub report: Option<InstanceReport>,
 }
 
 /// Everything a walk needs, shared by its stack tasks.
@@ -96,6 +101,15 @@ pub struct Executor {
     pub progress: Progress,
     pub environment: StageEnvironment,
     outputs: Mutex<BTreeMap<String, BTreeMap<String, Output>>>,
+    outputs_wanted: Mutex<BTreeSet<String>>,
+    /// How plans are measured and checked against the stage's policy.
+    pub analysis: Analysis,
+    /// Blast radius reports of the stacks planned so far, taken by their results.
+    pub(crate) reports: Mutex<BTreeMap<String, InstanceReport>>,
+    /// Where stack code comes from (the working tree unless a delivery says otherwise).
+    pub code: CodeSource,
+    /// The run record's part in each apply, when a pipeline command drives the executor.
+    pub hooks: Option<Arc<dyn ApplyHooks>>,
 }
 
 /// What an executor is built from.
@@ -118,7 +132,9 @@ impl Executor {
         let backend =
             StateBackend::from_config(&setup.project.state, &setup.project.name, &setup.data_dir);
         let progress = Progress::new(&setup.stage.name, !setup.verbose);
+        let analysis = Analysis::new(&setup.root, &setup.project, &setup.stage);
         Self {
+            analysis,
             root: setup.root,
             data_dir: setup.data_dir,
             instance: setup.stage.name.clone(),
@@ -133,6 +149,10 @@ impl Executor {
             progress,
             environment: setup.environment,
             outputs: Mutex::new(BTreeMap::new()),
+            outputs_wanted: Mutex::new(BTreeSet::new()),
+            reports: Mutex::new(BTreeMap::new()),
+            code: CodeSource::WorkingTree,
+            hooks: None,
         }
     }
 
@@ -148,6 +168,22 @@ impl Executor {
             Walk::Forward
         };
         let names: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        // Reading outputs costs an engine start per stack: only for stacks whose outputs a
+        // later stack of this walk consumes.
+        if let Ok(mut wanted) = self.outputs_wanted.lock() {
+            wanted.extend(
+                names
+                    .iter()
+                    .filter(|n| {
+                        self.project
+                            .graph
+                            .dependents(n)
+                            .iter()
+                            .any(|d| names.contains(d))
+                    })
+                    .map(|n| (*n).to_owned()),
+            );
+        }
         let mut queue = DependencyQueue::new(&self.project.graph, &names, direction);
         let mut tasks: JoinSet<StackResult> = JoinSet::new();
         let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
@@ -173,6 +209,7 @@ impl Executor {
                         },
                         elapsed: Duration::ZERO,
                         log: None,
+                        report: None,
                     }
                 }
             };
@@ -204,6 +241,7 @@ impl Executor {
                     outcome,
                     elapsed: Duration::ZERO,
                     log: None,
+                    report: None,
                 },
             );
         }
@@ -231,38 +269,63 @@ impl Executor {
             Err(error) => Outcome::Failed {
                 error: format!("cannot create log {}: {error}", log_path.display()),
             },
-            Ok(log) => match self.steps(name, operation, &log, &mut mid_apply).await {
-                Ok(outcome) => outcome,
-                Err(StackError::Step(error)) if error.was_interrupted() => {
-                    Outcome::Interrupted { mid_apply }
-                }
-                Err(StackError::Step(error)) if error.lock_id().is_some() => {
-                    let id = error.lock_id().unwrap_or_default();
-                    let message = format!(
-                        "{error}\n    help: wait for its holder to finish; if that process is gone, release it with `slipway unlock --stage {} --stack {name} {id}`",
-                        self.stage.name
-                    );
-                    log.line(&format!("== slipway: {message} =="));
-                    Outcome::Failed { error: message }
-                }
+            Ok(log) => match self.start_hook(name, operation).await {
                 Err(error) => {
-                    log.line(&format!("== slipway: {error:#} =="));
-                    Outcome::Failed {
-                        error: format!("{error:#}"),
-                    }
+                    log.line(&format!("== slipway: {error} =="));
+                    Outcome::Failed { error }
                 }
+                Ok(()) => match self.steps(name, operation, &log, &mut mid_apply).await {
+                    Ok(outcome) => outcome,
+                    Err(StackError::Step(error)) if error.was_interrupted() => {
+                        Outcome::Interrupted { mid_apply }
+                    }
+                    Err(StackError::Step(error)) if error.lock_id().is_some() => {
+                        let id = error.lock_id().unwrap_or_default();
+                        let message = format!(
+                            "{error}\n    help: wait for its holder to finish; if that process is gone, release it with `slipway unlock --stage {} --stack {name} {id}`",
+                            self.stage.name
+                        );
+                        log.line(&format!("== slipway: {message} =="));
+                        Outcome::Failed { error: message }
+                    }
+                    Err(error) => {
+                        log.line(&format!("== slipway: {error:#} =="));
+                        Outcome::Failed {
+                            error: format!("{error:#}"),
+                        }
+                    }
+                },
             },
         };
         let elapsed = started.elapsed();
         self.progress.finish(
             name,
-            &describe(&self.stage.name, name, &outcome, elapsed, &log_path),
+            &describe(&self.label(), name, &outcome, elapsed, &log_path),
         );
         StackResult {
             stack: name.to_owned(),
             outcome,
             elapsed,
             log: Some(log_path),
+            report: self.reports.lock().ok().and_then(|mut r| r.remove(name)),
+        }
+    }
+
+    /// How the instance is named in progress lines: the stage, or `stage@instance` for an
+    /// ephemeral instance, which must never read as the stage itself.
+    fn label(&self) -> String {
+        if self.instance == self.stage.name {
+            self.stage.name.clone()
+        } else {
+            format!("{}@{}", self.stage.name, self.instance)
+        }
+    }
+
+    /// The record's say before a stack's apply starts (its instance lock).
+    async fn start_hook(&self, name: &str, operation: Operation) -> Result<(), String> {
+        match &self.hooks {
+            Some(hooks) if operation == Operation::Apply => hooks.start(name).await,
+            _ => Ok(()),
         }
     }
 
@@ -295,9 +358,10 @@ impl Executor {
             .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
         self.progress.step(name, "prepare");
         let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
-        let modules = local_module_dirs(&self.root, &stack.dir)
+        let source_root = self.code.root_for(name, &self.root);
+        let modules = local_module_dirs(source_root, &stack.dir)
             .with_context(|| format!("cannot follow the local modules of `{}`", stack.dir))?;
-        let working_copy = WorkingCopy::prepare(&self.root, &work_dir, &stack.dir, &modules)
+        let working_copy = WorkingCopy::prepare(source_root, &work_dir, &stack.dir, &modules)
             .with_context(|| {
                 format!("cannot prepare the working copy in {}", work_dir.display())
             })?;
@@ -313,7 +377,7 @@ impl Executor {
 
     /// Resolves inputs from the dependencies' outputs and writes the variables file; returns
     /// an outcome when the stack cannot run yet.
-    fn write_inputs(
+    pub(crate) fn write_inputs(
         &self,
         stack: &slipway_core::Stack,
         working_copy: &WorkingCopy,
@@ -412,14 +476,38 @@ impl Executor {
             Operation::Plan => {
                 self.progress.step(name, "plan");
                 let plan = self.engine.plan(ctx, false).await?;
+                if plan.has_changes {
+                    self.measure(ctx, name, &plan.plan_file).await?;
+                }
                 Outcome::Planned {
                     changes: plan.has_changes,
                 }
             }
             Operation::Apply => {
-                self.progress.step(name, "plan");
-                let plan = self.engine.plan(ctx, false).await?;
+                // An approved plan is applied as it was saved, never planned again.
+                let plan = match self.hooks.as_ref().and_then(|h| h.saved_plan(name)) {
+                    Some(plan_file) => {
+                        // Terraform cannot tell when a plan made against no state meets
+                        // state applied since; that check is slipway's.
+                        self.check_saved_plan_base(ctx, name, &plan_file).await?;
+                        slipway_engine::driver::PlanOutcome {
+                            has_changes: true,
+                            plan_file,
+                        }
+                    }
+                    None => {
+                        self.progress.step(name, "plan");
+                        self.engine.plan(ctx, false).await?
+                    }
+                };
                 if plan.has_changes {
+                    self.check_policy(ctx, name, &plan.plan_file, log).await?;
+                    if let Some(hooks) = &self.hooks {
+                        hooks
+                            .before_apply(name, &plan.plan_file)
+                            .await
+                            .map_err(|e| StackError::Other(anyhow::anyhow!(e)))?;
+                    }
                     self.progress.step(name, "apply");
                     let marker = self.applying_marker(name);
                     write_marker(&marker, &self.run_dir)?;
@@ -443,7 +531,12 @@ impl Executor {
                 Outcome::Destroyed
             }
         };
-        if operation != Operation::Destroy {
+        let wanted = operation == Operation::ReadOutputs
+            || self
+                .outputs_wanted
+                .lock()
+                .is_ok_and(|wanted| wanted.contains(name));
+        if operation != Operation::Destroy && wanted {
             self.progress.step(name, "outputs");
             let outputs = self.engine.output(ctx).await?;
             if let Ok(mut all) = self.outputs.lock() {

@@ -1,13 +1,16 @@
 //! The `slipway` command-line tool: parses arguments, opens the project, dispatches to a
 //! command and turns its result into an exit code. Errors are rendered here and only here.
 
+mod analysis;
 mod cli;
 mod commands;
 mod credentials;
 mod executor;
+mod pipeline;
 mod progress;
 mod project;
 mod record;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -43,12 +46,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     if let Command::Changed(args) = &cli.command {
         return commands::changed::run(cli.global.project_dir.as_deref(), args);
     }
+    // `analyze` works outside a project too.
+    if let Command::Analyze(args) = &cli.command {
+        return commands::analyze::run(cli.global.project_dir.as_deref(), args);
+    }
+    // `init` makes the project, so there is none to open yet.
+    if let Command::Init(args) = &cli.command {
+        return commands::init::run(cli.global.project_dir.as_deref(), args);
+    }
     let workspace = project::open(cli.global.project_dir.as_deref())?;
     match &cli.command {
-        Command::Changed(_) => unreachable!("dispatched before the project is opened"),
+        Command::Changed(_) | Command::Init(_) | Command::Analyze(_) => {
+            unreachable!("dispatched before the project is opened")
+        }
+        Command::New(args) => match &args.command {
+            cli::NewCommand::Stack(args) => commands::new_stack::run(&workspace, args),
+        },
+        Command::Advise(args) => commands::advise::run(&workspace, args),
+        Command::Drill(args) => commands::drill::drill(&workspace, args).await,
+        Command::Drills(args) => commands::drill::drills(&workspace, args).await,
+        Command::Gc(args) => commands::gc::run(&workspace, args).await,
+        Command::Drift(args) => commands::drift::run(&workspace, args).await,
+        Command::Recover(args) => commands::recover::run(&workspace, args).await,
         Command::Stacks(args) => commands::stacks::run(&workspace, args),
         Command::Graph(args) => commands::graph::run(&workspace, args),
-        Command::Plan(args) => commands::stage::run(&workspace, args, Operation::Plan).await,
+        Command::Plan(args) => commands::plan::run(&workspace, args).await,
         Command::Apply(args) => {
             commands::stage::run(&workspace, &args.stage, Operation::Apply).await
         }
@@ -63,6 +85,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             }
             commands::stage::run(&workspace, &args.stage, Operation::Destroy).await
         }
+        Command::Build(args) => commands::deliver::build(&workspace, args).await,
+        Command::Deploy(args) => commands::deliver::deploy(&workspace, args).await,
+        Command::Promote(args) => commands::deliver::promote(&workspace, args).await,
+        Command::Rollback(args) => commands::deliver::rollback(&workspace, args).await,
+        Command::Status(args) => commands::status::status(&workspace, args).await,
+        Command::History(args) => commands::status::history(&workspace, args).await,
+        Command::Run(args) => commands::pipeline::run(&workspace, args).await,
+        Command::Approve(args) => commands::pipeline::approve(&workspace, args).await,
+        Command::Resume(args) => commands::pipeline::resume(&workspace, args).await,
+        Command::Reject(args) => commands::pipeline::reject(&workspace, args).await,
+        Command::ResolveInterrupted(args) => commands::pipeline::resolve(&workspace, args).await,
     }
 }
 

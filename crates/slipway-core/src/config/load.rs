@@ -51,6 +51,10 @@ const PROJECT_SCHEMA: Schema = Schema {
         ("state", 0),
         ("credentials", 1),
         ("store", 0),
+        ("artifacts", 0),
+        ("stateful_resources", 0),
+        ("advisor", 0),
+        ("verify", 0),
     ],
 };
 const PROJECT_BLOCK: Schema = Schema {
@@ -70,10 +74,15 @@ const STORE_BLOCK: Schema = Schema {
     attributes: &["url"],
     blocks: &[],
 };
+const ARTIFACTS_BLOCK: Schema = Schema {
+    what: "block `artifacts`",
+    attributes: &["url"],
+    blocks: &[],
+};
 const STAGE_BLOCK: Schema = Schema {
     what: "block `stage`",
     attributes: &["variables", "approval", "credentials", "plan_credentials"],
-    blocks: &[("generate", 1)],
+    blocks: &[("generate", 1), ("policy", 0)],
 };
 const GENERATE_BLOCK: Schema = Schema {
     what: "block `generate`",
@@ -83,7 +92,7 @@ const GENERATE_BLOCK: Schema = Schema {
 const STACK_FILE_SCHEMA: Schema = Schema {
     what: "stack.hcl",
     attributes: &["inputs"],
-    blocks: &[("stack", 0), ("dependency", 1)],
+    blocks: &[("stack", 0), ("dependency", 1), ("check", 1)],
 };
 const STACK_BLOCK: Schema = Schema {
     what: "block `stack`",
@@ -123,7 +132,11 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
     check_inputs(&stacks, &mut diagnostics);
 
     let stacks: Vec<Stack> = stacks.into_iter().map(|(stack, _, _)| stack).collect();
-    let graph = StackGraph::new(&stacks);
+    let graph = StackGraph::from_edges(
+        stacks
+            .iter()
+            .map(|s| (s.name.as_str(), s.dependency_stacks().collect::<Vec<_>>())),
+    );
     for cycle in graph.cycles() {
         let first = &stacks[graph.index(&cycle[0]).unwrap_or_default()];
         let path: Vec<&str> = cycle
@@ -165,7 +178,11 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         }
     }
     diagnostics.into_result(Project {
+        stateful_resources: settings.stateful_resources,
+        advisor: settings.advisor,
+        verify: settings.verify,
         store_url: settings.store_url,
+        artifacts_url: settings.artifacts_url,
         state: settings.state,
         credentials: settings.credentials,
         name: settings.name,
@@ -182,7 +199,11 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
 }
 
 struct Settings {
+    stateful_resources: super::policy::StatefulResources,
+    advisor: super::advisor::AdvisorConfig,
+    verify: super::verify::VerifyConfig,
     store_url: Option<String>,
+    artifacts_url: Option<String>,
     state: StateConfig,
     credentials: Vec<Credentials>,
     name: String,
@@ -281,6 +302,15 @@ fn load_project_file(
     };
 
     let generate = load_generates(file, top.blocks("generate"), &scope, env, diagnostics);
+    let advisor =
+        super::advisor::load_advisor(file, top.blocks("advisor"), &scope, env, diagnostics);
+    let stateful_resources = super::policy::load_stateful_resources(
+        file,
+        top.blocks("stateful_resources"),
+        &scope,
+        env,
+        diagnostics,
+    );
 
     let state_blocks: Vec<&Block> = top.blocks("state").collect();
     for extra in state_blocks.iter().skip(1) {
@@ -293,6 +323,10 @@ fn load_project_file(
         .first()
         .map(|block| load_state(file, block, &scope, env, diagnostics))
         .unwrap_or_default();
+    let artifacts_url = top.blocks("artifacts").next().and_then(|block| {
+        let body = Checked::new(file, &block.body, &ARTIFACTS_BLOCK, diagnostics);
+        body.string("url", Some("block `artifacts`"), &scope, env, diagnostics)
+    });
     let store_url = top.blocks("store").next().and_then(|block| {
         let body = Checked::new(file, &block.body, &STORE_BLOCK, diagnostics);
         body.string("url", Some("block `store`"), &scope, env, diagnostics)
@@ -419,8 +453,16 @@ fn load_project_file(
             }
             *target = map;
         }
+        let policy = super::policy::load_stage_policy(
+            file,
+            body.blocks("policy"),
+            &stage_scope,
+            env,
+            diagnostics,
+        );
         stages.push(Stage {
             name: stage_name,
+            policy,
             credentials: stage_credentials,
             approval,
             generate,
@@ -435,8 +477,21 @@ fn load_project_file(
             ),
         );
     }
+    let stage_names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+    let verify = super::verify::load_verify(
+        file,
+        top.blocks("verify"),
+        &stage_names,
+        &scope,
+        env,
+        diagnostics,
+    );
     Some(Settings {
+        verify,
+        advisor,
+        stateful_resources,
         store_url,
+        artifacts_url,
         state,
         credentials,
         name,
@@ -681,6 +736,7 @@ fn load_stack(
         },
     };
 
+    let checks = super::check::load_checks(file, top.blocks("check"), &scope, env, diagnostics);
     let declarations = ModuleDeclarations::read(&sources.terraform);
     Some((
         Stack {
@@ -691,6 +747,7 @@ fn load_stack(
             description,
             dependencies,
             inputs,
+            checks,
             declarations,
             location: Location::at(&file.path, 1, 1),
         },

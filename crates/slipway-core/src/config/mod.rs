@@ -5,9 +5,13 @@
 //! its file, line and a fix.
 
 pub mod access;
+pub mod advisor;
+pub mod check;
 pub mod eval;
 mod load;
+pub mod policy;
 mod schema;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use std::time::Duration;
 pub use access::{CredentialSource, Credentials, Purpose, S3State, StageCredentials, StateConfig};
 pub use eval::Env;
 pub use load::{ProjectSources, StackSources, load};
+pub use policy::{OnViolation, StagePolicy, StatefulResources};
 
 use crate::graph::StackGraph;
 use crate::source::{Location, SourceFile};
@@ -53,6 +58,14 @@ pub struct Project {
     pub name: String,
     /// The run record's URL (`store { url = ... }`); default: SQLite in the data folder.
     pub store_url: Option<String>,
+    /// Settings of `slipway advise` (`advisor { ... }`).
+    pub advisor: advisor::AdvisorConfig,
+    /// How `slipway run` verifies a change before its first stage (`verify { ... }`).
+    pub verify: verify::VerifyConfig,
+    /// The artifact store's URL (`artifacts { url = ... }`); default: `<data>/artifacts`.
+    pub artifacts_url: Option<String>,
+    /// How the built-in list of stateful resource types changes (`stateful_resources`).
+    pub stateful_resources: StatefulResources,
     pub state: StateConfig,
     pub credentials: Vec<Credentials>,
     pub engine: EngineKind,
@@ -94,6 +107,8 @@ impl Default for Execution {
 pub struct Stage {
     pub name: String,
     pub approval: bool,
+    /// Blast radius limits (`policy { ... }`); none: every change passes.
+    pub policy: Option<StagePolicy>,
     pub credentials: StageCredentials,
     pub generate: Vec<Generate>,
     pub location: Location,
@@ -128,6 +143,8 @@ pub struct Stack {
     pub description: Option<String>,
     pub dependencies: Vec<Dependency>,
     pub inputs: Vec<Input>,
+    /// `check "NAME"` blocks, run after the stack is applied (see [`check`]).
+    pub checks: Vec<check::Check>,
     pub declarations: ModuleDeclarations,
     pub location: Location,
 }

@@ -4,6 +4,7 @@
 
 mod postgres_server;
 mod story;
+mod verification;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::process::{Child, Command, Stdio};

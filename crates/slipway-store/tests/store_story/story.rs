@@ -22,6 +22,8 @@ pub const SCENARIOS: &[&str] = &[
     "audit_log_is_append_only",
     "lock_exclusivity",
     "killed_process",
+    "ephemeral_instances",
+    "drills_and_drift",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -32,6 +34,8 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "audit_log_is_append_only" => audit_log_is_append_only(url).await,
         "lock_exclusivity" => lock_exclusivity(url).await,
         "killed_process" => killed_process(url).await,
+        "ephemeral_instances" => crate::verification::ephemeral_instances(url).await,
+        "drills_and_drift" => crate::verification::drills_and_drift(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }

@@ -1,10 +1,23 @@
 //! One module per subcommand.
 
+pub mod advise;
+pub mod analyze;
 pub mod changed;
+pub mod deliver;
+pub mod drift;
+pub mod drill;
+pub mod gc;
 pub mod graph;
+pub mod init;
+pub mod new_stack;
+pub mod pipeline;
+pub mod plan;
+pub mod recover;
+pub mod report;
 pub mod stacks;
 pub mod stage;
 pub mod state;
+pub mod status;
 pub mod unlock;
 
 /// How a command ended, mapped to the process exit code by `main`.

@@ -20,12 +20,21 @@ pub async fn run(
     args: &StageArgs,
     operation: Operation,
 ) -> Result<ExitStatus> {
+    Ok(run_with_results(workspace, args, operation).await?.0)
+}
+
+/// As [`run`], also returning each stack's result (with its blast radius report).
+pub async fn run_with_results(
+    workspace: &Workspace,
+    args: &StageArgs,
+    operation: Operation,
+) -> Result<(ExitStatus, Vec<StackResult>)> {
     let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
     let selected = select(workspace, args, operation)?;
     if selected.is_empty() {
         eprintln!("nothing to do: the project has no stacks");
-        return Ok(ExitStatus::Success);
+        return Ok((ExitStatus::Success, Vec::new()));
     }
 
     let involved: BTreeSet<String> = selected
@@ -40,6 +49,10 @@ pub async fn run(
     };
     let executor = executor_for(workspace, stage, &involved, &options)?;
     let run_dir = executor.run_dir.clone();
+    if matches!(operation, Operation::Plan | Operation::Apply) {
+        // A missing or broken Rego module stops the command before any stack runs.
+        executor.analysis.check()?;
+    }
     if matches!(operation, Operation::Apply | Operation::Destroy) {
         warn_about_interrupted_applies(&executor, &selected);
     }
@@ -69,11 +82,13 @@ pub async fn run(
         let failed: Vec<&StackResult> = read.iter().filter(|r| r.outcome.is_failure()).collect();
         if !failed.is_empty() {
             results.extend(failed.into_iter().cloned());
-            return Ok(summarize(&stage.name, &run_dir, operation, &results));
+            let status = summarize(&stage.name, &run_dir, operation, &results);
+            return Ok((status, results));
         }
     }
     results.extend(executor.walk(&selected, operation).await);
-    Ok(summarize(&stage.name, &run_dir, operation, &results))
+    let status = summarize(&stage.name, &run_dir, operation, &results);
+    Ok((status, results))
 }
 
 /// Per-invocation overrides of the project's execution settings.

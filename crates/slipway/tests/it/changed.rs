@@ -10,13 +10,13 @@ use crate::common::{run, slipway};
 
 /// A repository built commit by commit, with fixed identities and dates so commit ids are
 /// the same on every machine.
-struct History {
+pub(crate) struct History {
     dir: TempDir,
     commits: u32,
 }
 
 impl History {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let history = Self {
             dir: tempfile::tempdir().unwrap(),
             commits: 0,
@@ -25,33 +25,33 @@ impl History {
         history
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    fn git(&self, args: &[&str]) -> String {
+    pub(crate) fn git(&self, args: &[&str]) -> String {
         git_in(self.path(), args, self.commits)
     }
 
-    fn write(&self, path: &str, text: &str) -> &Self {
+    pub(crate) fn write(&self, path: &str, text: &str) -> &Self {
         let target = self.path().join(path);
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         std::fs::write(target, text).unwrap();
         self
     }
 
-    fn remove(&self, path: &str) -> &Self {
+    pub(crate) fn remove(&self, path: &str) -> &Self {
         self.git(&["rm", "-q", "-r", path]);
         self
     }
 
-    fn rename(&self, from: &str, to: &str) -> &Self {
+    pub(crate) fn rename(&self, from: &str, to: &str) -> &Self {
         self.git(&["mv", from, to]);
         self
     }
 
     /// Commits everything and returns the commit id.
-    fn commit(&mut self, message: &str) -> String {
+    pub(crate) fn commit(&mut self, message: &str) -> String {
         self.commits += 1;
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "-m", message]);
@@ -106,7 +106,7 @@ fn git_in(dir: &Path, args: &[&str], tick: u32) -> String {
 
 /// network <- app <- edge; data and old stand alone. app uses modules/service, which uses
 /// modules/base; data uses modules/base directly.
-fn webshop() -> (History, String) {
+pub(crate) fn webshop() -> (History, String) {
     let mut h = History::new();
     h.write(
         "slipway.hcl",

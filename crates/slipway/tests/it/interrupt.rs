@@ -15,14 +15,14 @@ use crate::common::{example, sandbox, slipway, slipway_process};
 
 /// Forwards loopback connections to `target`; the first request that contains `needle` is
 /// held until the test says so.
-struct HoldingProxy {
-    port: u16,
-    held: mpsc::Receiver<()>,
-    release: mpsc::Sender<()>,
+pub(crate) struct HoldingProxy {
+    pub(crate) port: u16,
+    pub(crate) held: mpsc::Receiver<()>,
+    pub(crate) release: mpsc::Sender<()>,
 }
 
 impl HoldingProxy {
-    fn start(target_port: u16, needle: &'static str) -> Self {
+    pub(crate) fn start(target_port: u16, needle: &'static str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (held_tx, held_rx) = mpsc::channel();

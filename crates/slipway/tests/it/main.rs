@@ -3,10 +3,23 @@
 //! Tests that apply infrastructure run the real Terraform against a fresh moto per test
 //! (see `docs/sandbox.md`); the rest need nothing but the binary.
 
+mod advise;
+mod blast_radius;
+mod change_index;
 mod changed;
 mod common;
 mod config_errors;
+mod drift_recover;
+mod drill;
 mod failures;
+mod init;
 mod interrupt;
 mod listing;
+mod pipeline;
+mod pipeline_approval;
+mod pipeline_killed;
+mod pipeline_s3;
+mod queue_project;
+mod state_credentials;
+mod verify_run;
 mod webshop;

@@ -1,0 +1,115 @@
+//! The change index's git questions against a real repository: blob ids of the project
+//! files at a commit, the files that changed between two commits, and resolving revisions
+//! in the process that opens the repository.
+
+use std::path::Path;
+use std::process::Command;
+
+use slipway_git::{BlobChange, Repo};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "git {args:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let target = dir.join(path);
+    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+    std::fs::write(target, text).unwrap();
+}
+
+fn commit(dir: &Path) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", "change"]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn blobs_and_their_changes_are_the_project_files_below_the_project_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    git(top, &["init", "-q", "-b", "main"]);
+    write(top, "infra/slipway.hcl", "project {}\n");
+    write(top, "infra/stacks/a/stack.hcl", "stack {}\n");
+    write(top, "infra/stacks/a/main.tf", "variable \"x\" {}\n");
+    write(top, "infra/stacks/a/README.md", "docs\n");
+    write(top, "infra/stacks/b/stack.hcl", "stack {}\n");
+    write(top, "outside/main.tf", "variable \"y\" {}\n");
+    let first = commit(top);
+    write(
+        top,
+        "infra/stacks/a/main.tf",
+        "variable \"x\" {\n  default = 1\n}\n",
+    );
+    write(top, "infra/modules/m/main.tf", "variable \"z\" {}\n");
+    git(top, &["rm", "-q", "-r", "infra/stacks/b"]);
+    write(
+        top,
+        "outside/main.tf",
+        "variable \"y\" {\n  default = 2\n}\n",
+    );
+    let second = commit(top);
+
+    let (repo, ids) = Repo::open_resolving(&top.join("infra"), &["HEAD", &first[..12]]).unwrap();
+    assert_eq!(ids, Some(vec![second.clone(), first.clone()]));
+    assert!(repo.common_dir().join("HEAD").is_file());
+
+    let blobs = repo.project_blobs(&first).unwrap();
+    let paths: Vec<&str> = blobs.iter().map(|b| b.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "slipway.hcl",
+            "stacks/a/main.tf",
+            "stacks/a/stack.hcl",
+            "stacks/b/stack.hcl"
+        ]
+    );
+    for blob in &blobs {
+        let spec = format!("{first}:infra/{}", blob.path);
+        assert_eq!(blob.blob, git(top, &["rev-parse", &spec]));
+    }
+
+    let mut changes = repo.project_blob_changes(&first, &second).unwrap();
+    changes.sort_by(|a, b| a.path().cmp(b.path()));
+    let blob_at = |path: &str| git(top, &["rev-parse", &format!("{second}:infra/{path}")]);
+    assert_eq!(
+        changes,
+        vec![
+            BlobChange::Set {
+                path: "modules/m/main.tf".into(),
+                blob: blob_at("modules/m/main.tf"),
+            },
+            BlobChange::Set {
+                path: "stacks/a/main.tf".into(),
+                blob: blob_at("stacks/a/main.tf"),
+            },
+            BlobChange::Deleted {
+                path: "stacks/b/stack.hcl".into(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn revisions_that_do_not_resolve_leave_the_answer_to_resolve() {
+    let dir = tempfile::tempdir().unwrap();
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    write(dir.path(), "slipway.hcl", "project {}\n");
+    commit(dir.path());
+    for revs in [&["HEAD", "no-such-branch"][..], &["HEAD~1..HEAD"], &["-v"]] {
+        let (repo, ids) = Repo::open_resolving(dir.path(), revs).unwrap();
+        assert_eq!(ids, None, "{revs:?}");
+        assert_eq!(repo.prefix(), "");
+    }
+    assert!(Repo::open_resolving(dir.path(), &["HEAD", "zzz"]).is_ok());
+}

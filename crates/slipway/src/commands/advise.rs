@@ -1,0 +1,308 @@
+//! `slipway advise`: the stack-slicing advisor. Gathers what `slipway_advisor` analyses
+//! (the stacks' `.tf` code with their local modules, the git history of the window,
+//! CODEOWNERS, the advisor settings, resource counts of local state) and prints a report.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use slipway_advisor::code::{ModuleCode, TfFile};
+use slipway_advisor::codeowners::CodeOwners;
+use slipway_advisor::domains::TypeMap;
+use slipway_advisor::{Commit, Input, Settings, StackInput};
+use slipway_core::config::advisor::AdvisorConfig;
+use slipway_engine::StateBackend;
+
+use super::ExitStatus;
+use super::init::slash;
+use crate::cli::{AdviseArgs, AdviseFormat};
+use crate::project::Workspace;
+
+const DEFAULT_HISTORY_DAYS: f64 = 180.0;
+const SECONDS_PER_DAY: f64 = 86_400.0;
+
+pub fn run(workspace: &Workspace, args: &AdviseArgs) -> Result<ExitStatus> {
+    let project = &workspace.project;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let window_days = match &args.since {
+        Some(since) => since_days(since, now)?,
+        None => project
+            .advisor
+            .history
+            .map_or(DEFAULT_HISTORY_DAYS, |d| d.as_secs_f64() / SECONDS_PER_DAY),
+    };
+    let since_seconds = (window_days * SECONDS_PER_DAY).round() as i64;
+
+    let mut stacks = Vec::with_capacity(project.stacks.len());
+    for stack in &project.stacks {
+        stacks.push(read_stack(workspace, stack)?);
+    }
+
+    let (commits, prefix) = match slipway_git::Repo::open(&workspace.root) {
+        Ok(repo) => {
+            let log = repo
+                .log_since(&format!("@{}", now - since_seconds))
+                .context("cannot read the history")?;
+            let commits = log
+                .into_iter()
+                .map(|e| Commit {
+                    id: e.id,
+                    author: e.author,
+                    time: e.time,
+                    files: e.files,
+                })
+                .collect();
+            (commits, repo.prefix().to_owned())
+        }
+        Err(slipway_git::GitError::NotARepository { .. }) => {
+            eprintln!("warning: not a git repository: measuring code only, no history");
+            (Vec::new(), String::new())
+        }
+        Err(error) => return Err(error).context("cannot open the git repository"),
+    };
+    let codeowners = read_codeowners(workspace, &prefix);
+
+    let input = Input {
+        stacks,
+        commits,
+        codeowners,
+        codeowners_prefix: prefix,
+        window_days,
+        settings: settings(&project.advisor),
+    };
+    let report = slipway_advisor::analyze(&input);
+    let text = match args.format {
+        AdviseFormat::Terminal => slipway_advisor::render::terminal(&report, args.all),
+        AdviseFormat::Markdown => slipway_advisor::render::markdown(&report, args.all),
+        AdviseFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, slipway_advisor::svg::render(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The advisor's settings: its defaults with the `advisor` block on top.
+fn settings(config: &AdvisorConfig) -> Settings {
+    let mut settings = Settings {
+        teams: config.teams.clone(),
+        types: TypeMap::new(&config.permission_domains, &config.capabilities),
+        ..Settings::default()
+    };
+    if let Some(domains) = &config.privileged_domains {
+        settings.privileged_domains = domains.clone();
+    }
+    let t = &config.thresholds;
+    let float = |key: &str, default: f64| t.get(key).copied().unwrap_or(default);
+    let count = |key: &str, default: usize| t.get(key).map_or(default, |v| v.round() as usize);
+    settings.team_share = float("team_share", settings.team_share);
+    settings.team_min_commits = count("team_min_commits", settings.team_min_commits);
+    settings.hot_per_month = float("hot_per_month", settings.hot_per_month);
+    settings.hot_ratio = float("hot_ratio", settings.hot_ratio);
+    settings.capability_min_resources = count(
+        "capability_min_resources",
+        settings.capability_min_resources,
+    );
+    settings.coupling = float("coupling", settings.coupling);
+    settings.coupling_min_commits = count("coupling_min_commits", settings.coupling_min_commits);
+    settings.coupling_max_stacks = count("coupling_max_stacks", settings.coupling_max_stacks);
+    settings.max_resources = count("max_resources", settings.max_resources);
+    settings.max_dependents = count("max_dependents", settings.max_dependents);
+    settings
+}
+
+/// `--since`: a date (`2024-01-31`) or a duration (`90d`, `12 weeks`), as days before now.
+fn since_days(since: &str, now: i64) -> Result<f64> {
+    if let Some(days) = parse_date(since) {
+        let seconds = now - days * SECONDS_PER_DAY as i64;
+        if seconds <= 0 {
+            bail!(
+                "--since {since} is in the future\n  help: give a past date, or a duration such as 90d"
+            );
+        }
+        return Ok(seconds as f64 / SECONDS_PER_DAY);
+    }
+    match humantime::parse_duration(since) {
+        Ok(d) if d > Duration::ZERO => Ok(d.as_secs_f64() / SECONDS_PER_DAY),
+        _ => bail!(
+            "--since `{since}` is neither a date nor a duration\n  help: write a date such as 2024-01-31, or a duration such as 90d or 26weeks"
+        ),
+    }
+}
+
+/// Days since the Unix epoch of a `YYYY-MM-DD` date.
+fn parse_date(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || text.len() != 10 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// A stack's code with its local modules (followed transitively), and its deployed size.
+fn read_stack(workspace: &Workspace, stack: &slipway_core::config::Stack) -> Result<StackInput> {
+    let mut files = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![stack.dir.clone()];
+    let mut code = ModuleCode::default();
+    while let Some(dir) = todo.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        let folder = read_tf_folder(&workspace.root, &dir)?;
+        let module = ModuleCode::read(&folder);
+        for source in &module.local_modules {
+            if let Some(next) = join(&dir, source) {
+                todo.push(next);
+            }
+        }
+        files.extend(folder.iter().map(|f| f.path.clone()));
+        if dir == stack.dir {
+            code.providers = module.providers;
+        }
+        code.resources.extend(module.resources);
+    }
+    files.push(join(&stack.dir, slipway_core::config::STACK_FILE).unwrap_or_default());
+    files.sort();
+    let data_dir = workspace.data_dir();
+    let deployed = workspace
+        .project
+        .stages
+        .iter()
+        .filter_map(|stage| {
+            deployed_count(&StateBackend::local_state_path(
+                &data_dir,
+                &stage.name,
+                &stack.name,
+            ))
+        })
+        .max();
+    Ok(StackInput {
+        name: stack.name.clone(),
+        dir: stack.dir.clone(),
+        team: stack.team.clone(),
+        dependencies: stack.dependency_stacks().map(str::to_owned).collect(),
+        resources: code.resources,
+        providers: code.providers,
+        files,
+        deployed,
+    })
+}
+
+fn read_tf_folder(root: &Path, dir: &str) -> Result<Vec<TfFile>> {
+    let path = root.join(dir);
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(&path) else {
+        // A module source that does not exist: Terraform reports it; the advisor skips it.
+        return Ok(files);
+    };
+    for entry in entries {
+        let file = entry?.path();
+        if file.extension().is_some_and(|e| e == "tf") && file.is_file() {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            files.push(TfFile::new(
+                slash(file.strip_prefix(root).unwrap_or(&file)),
+                text,
+            ));
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// Managed resource instances in a local state file.
+fn deployed_count(path: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let state: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let count = state
+        .get("resources")?
+        .as_array()?
+        .iter()
+        .filter(|r| r.get("mode").and_then(|m| m.as_str()) == Some("managed"))
+        .map(|r| {
+            r.get("instances")
+                .and_then(|i| i.as_array())
+                .map_or(0, Vec::len)
+        })
+        .sum();
+    Some(count)
+}
+
+/// CODEOWNERS where GitHub and GitLab look for it, relative to the repository's top.
+fn read_codeowners(workspace: &Workspace, prefix: &str) -> CodeOwners {
+    let depth = prefix.split('/').filter(|p| !p.is_empty()).count();
+    let top = workspace
+        .root
+        .ancestors()
+        .nth(depth)
+        .unwrap_or(&workspace.root);
+    for candidate in [
+        "CODEOWNERS",
+        ".github/CODEOWNERS",
+        ".gitlab/CODEOWNERS",
+        "docs/CODEOWNERS",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(top.join(candidate)) {
+            return CodeOwners::parse(&text);
+        }
+    }
+    CodeOwners::default()
+}
+
+/// `dir/relative`, `.` and `..` resolved; `None` when it leaves the project.
+fn join(dir: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_dates_and_durations() {
+        assert_eq!(parse_date("1970-01-02"), Some(1));
+        assert_eq!(parse_date("2024-03-01"), Some(19_783));
+        assert!(parse_date("2024-13-01").is_none());
+        let now = 19_793 * 86_400;
+        assert_eq!(since_days("2024-03-01", now).unwrap(), 10.0);
+        assert_eq!(since_days("90d", now).unwrap(), 90.0);
+        assert!(since_days("soon", now).is_err());
+    }
+
+    #[test]
+    fn module_paths_resolve_inside_the_project() {
+        assert_eq!(
+            join("stacks/app", "../../modules/b").as_deref(),
+            Some("modules/b")
+        );
+        assert_eq!(join("app", "../../x"), None);
+    }
+}

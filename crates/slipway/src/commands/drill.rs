@@ -1,0 +1,522 @@
+//! `slipway drill --stage S` and `slipway drills`: a disaster-recovery drill rebuilds every
+//! stack of a stage from zero into a fresh ephemeral instance, using only the artifact store
+//! and the release record (no checkout of the repository is read), in dependency order and
+//! in parallel where the graph allows. It times each stack and the whole (the recovery
+//! time), compares the rebuilt instance with the stage (resource types and counts per
+//! stack), runs the stacks' checks, tears the instance down unless `--keep`, and records the
+//! result.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use slipway_core::Stage;
+use slipway_store::{AnyStore, DrillStatus, Store as _, VerificationRecord as _};
+
+use super::ExitStatus;
+use super::deliver::RunOptions;
+use super::stage::{ExecutorOptions, find_stage};
+use crate::executor::{Operation, Outcome};
+use crate::pipeline::artifacts;
+use crate::pipeline::hooks::CodeSource;
+use crate::project::Workspace;
+use crate::record;
+use crate::verify::checks::{CheckResult, run_checks};
+use crate::verify::{instance, inventory};
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The stage to rebuild (from its released artifacts).
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// Leave the rebuilt instance in place (destroy it later with `slipway gc`).
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the drill's result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillsArgs {
+    /// Only drills of this stage.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// How many drills to list, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One stack's part in a drill.
+#[derive(Debug, Default, serde::Serialize)]
+struct StackDrill {
+    artifact_id: Option<String>,
+    rebuilt: bool,
+    ms: u64,
+    /// Why the stack did not rebuild.
+    error: Option<String>,
+    stage_resources: BTreeMap<String, usize>,
+    rebuilt_resources: BTreeMap<String, usize>,
+    differences: Vec<String>,
+}
+
+/// `slipway drill`.
+pub async fn drill(workspace: &Workspace, args: &DrillArgs) -> Result<ExitStatus> {
+    let stage = find_stage(workspace, &args.stage)?;
+    let options = args.options.executor();
+    let store = record::open(workspace).await?;
+    let name = instance::create(&store, stage, "drill", None).await?;
+    let drill = store.start_drill(&stage.name, &name).await?;
+    eprintln!(
+        "drill {}: rebuilding {} from its released artifacts into `{name}`",
+        drill.id, stage.name
+    );
+    let started = Instant::now();
+    let mut run = DrillRun {
+        workspace,
+        store: &store,
+        stage,
+        instance: &name,
+        options: &options,
+        stacks: BTreeMap::new(),
+        checks: Vec::new(),
+        problems: Vec::new(),
+        recovery: Duration::ZERO,
+        code: CodeSource::WorkingTree,
+    };
+    let built_anything = run.rebuild(started).await;
+    if built_anything && run.problems.is_empty() {
+        run.compare().await;
+        run.check().await;
+    }
+    let teardown = if args.keep || !built_anything {
+        if !built_anything {
+            let _ = store.instance_destroyed(&name).await;
+        }
+        None
+    } else {
+        match instance::teardown(workspace, &store, stage, &name, run.code.clone(), &options).await
+        {
+            Ok(teardown) => {
+                for failure in teardown.failures() {
+                    run.problems.push(format!("teardown: {failure}"));
+                }
+                Some(teardown)
+            }
+            Err(error) => {
+                run.problems.push(format!("teardown: {error:#}"));
+                None
+            }
+        }
+    };
+    let succeeded = run.problems.is_empty();
+    let details = json!({
+        "instance": name,
+        "stacks": run.stacks,
+        "checks": run.checks,
+        "problems": run.problems,
+        "kept": args.keep,
+        "teardown_ms": teardown.as_ref().map(|t| millis(t.elapsed)),
+    });
+    let status = if succeeded {
+        DrillStatus::Succeeded
+    } else {
+        DrillStatus::Failed
+    };
+    let recorded = store
+        .finish_drill(drill.id, status, millis(run.recovery), &details)
+        .await?;
+    record::audit(
+        &store,
+        slipway_store::AuditAction::Drill,
+        &stage.name,
+        "",
+        None,
+        json!({"drill": recorded.id, "status": status, "recovery_ms": recorded.total_ms}),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&recorded)?);
+    } else {
+        print_drill(stage, &name, &run, teardown.as_ref(), args.keep, succeeded);
+    }
+    Ok(if succeeded {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+struct DrillRun<'a> {
+    workspace: &'a Workspace,
+    store: &'a AnyStore,
+    stage: &'a Stage,
+    instance: &'a str,
+    options: &'a ExecutorOptions,
+    stacks: BTreeMap<String, StackDrill>,
+    checks: Vec<CheckResult>,
+    problems: Vec<String>,
+    recovery: Duration,
+    code: CodeSource,
+}
+
+impl DrillRun<'_> {
+    /// Fetches every released artifact and applies them all to the instance; returns whether
+    /// anything may have been built (so there is something to tear down).
+    async fn rebuild(&mut self, started: Instant) -> bool {
+        let project = &self.workspace.project;
+        let all: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
+        let Ok(data_dir) = self.workspace.ensure_data_dir() else {
+            self.problems.push("cannot create the data folder".into());
+            return false;
+        };
+        let artifact_store = match artifacts::open(self.workspace) {
+            Ok(store) => store,
+            Err(error) => {
+                self.problems.push(format!("{error:#}"));
+                return false;
+            }
+        };
+        let mut roots = BTreeMap::new();
+        for stack in &all {
+            let entry = self.stacks.entry(stack.clone()).or_default();
+            let release = match self.store.current_release(&self.stage.name, stack).await {
+                Ok(Some(release)) => release,
+                Ok(None) => {
+                    let why = format!(
+                        "no release of `{stack}` in {}: a drill rebuilds only what was released",
+                        self.stage.name
+                    );
+                    entry.error = Some(why.clone());
+                    self.problems.push(format!("{stack}: {why}"));
+                    continue;
+                }
+                Err(error) => {
+                    self.problems.push(format!("{stack}: {error}"));
+                    continue;
+                }
+            };
+            entry.artifact_id = Some(release.artifact_id.clone());
+            match artifacts::fetch(&data_dir, &artifact_store, stack, &release.artifact_id).await {
+                Ok(root) => {
+                    roots.insert(stack.clone(), root);
+                }
+                Err(error) => {
+                    let why = format!("{error:#}");
+                    entry.error = Some(why.clone());
+                    self.problems.push(format!("{stack}: {why}"));
+                }
+            }
+        }
+        if !self.problems.is_empty() {
+            return false;
+        }
+        self.code = CodeSource::Artifacts(roots);
+        let executor = match instance::executor(
+            self.workspace,
+            self.stage,
+            self.instance,
+            &all,
+            self.options,
+            self.code.clone(),
+        ) {
+            Ok(executor) => executor,
+            Err(error) => {
+                self.problems.push(format!("{error:#}"));
+                return false;
+            }
+        };
+        let results = executor.walk(&all, Operation::Apply).await;
+        self.recovery = started.elapsed();
+        for result in results {
+            let entry = self.stacks.entry(result.stack.clone()).or_default();
+            entry.ms = millis(result.elapsed);
+            entry.rebuilt = matches!(result.outcome, Outcome::Applied { .. });
+            if entry.rebuilt {
+                continue;
+            }
+            let why = match &result.outcome {
+                Outcome::Failed { error } => result
+                    .log
+                    .as_deref()
+                    .and_then(first_engine_error)
+                    .unwrap_or_else(|| error.clone()),
+                Outcome::Skipped { because } => format!("not built: `{because}` did not rebuild"),
+                Outcome::Interrupted { .. } => "interrupted".to_owned(),
+                other => format!("{other:?}"),
+            };
+            entry.error = Some(why.clone());
+            self.problems.push(format!("{}: {why}", result.stack));
+        }
+        true
+    }
+
+    /// Resource types and counts per stack, the stage's against the rebuilt instance's.
+    async fn compare(&mut self) {
+        let all: BTreeSet<String> = self.stacks.keys().cloned().collect();
+        let stage_reader = instance::executor(
+            self.workspace,
+            self.stage,
+            &self.stage.name,
+            &all,
+            self.options,
+            self.code.clone(),
+        );
+        let drill_reader = instance::executor(
+            self.workspace,
+            self.stage,
+            self.instance,
+            &all,
+            self.options,
+            self.code.clone(),
+        );
+        let (stage_reader, drill_reader) = match (stage_reader, drill_reader) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(error), _) | (_, Err(error)) => {
+                self.problems.push(format!("compare: {error:#}"));
+                return;
+            }
+        };
+        for stack in &all {
+            let before = inventory::resource_counts(&stage_reader, stack).await;
+            let after = inventory::resource_counts(&drill_reader, stack).await;
+            let entry = self.stacks.entry(stack.clone()).or_default();
+            match (before, after) {
+                (Ok(before), Ok(after)) => {
+                    entry.differences = inventory::differences(&before, &after);
+                    if !entry.differences.is_empty() {
+                        self.problems.push(format!(
+                            "{stack}: the rebuilt instance differs from {}: {}",
+                            self.stage.name,
+                            entry.differences.join("; ")
+                        ));
+                    }
+                    entry.stage_resources = before;
+                    entry.rebuilt_resources = after;
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    self.problems
+                        .push(format!("{stack}: cannot compare: {error:#}"));
+                }
+            }
+        }
+    }
+
+    /// Runs every stack's checks against the rebuilt instance.
+    async fn check(&mut self) {
+        let project = &self.workspace.project;
+        let with_checks: BTreeSet<String> = project
+            .stacks
+            .iter()
+            .filter(|s| !s.checks.is_empty())
+            .map(|s| s.name.clone())
+            .collect();
+        if with_checks.is_empty() {
+            return;
+        }
+        let executor = match instance::executor(
+            self.workspace,
+            self.stage,
+            self.instance,
+            &with_checks,
+            self.options,
+            self.code.clone(),
+        ) {
+            Ok(executor) => executor,
+            Err(error) => {
+                self.problems.push(format!("checks: {error:#}"));
+                return;
+            }
+        };
+        for stack in project
+            .stacks
+            .iter()
+            .filter(|s| with_checks.contains(&s.name))
+        {
+            match run_stack_checks(&executor, stack).await {
+                Ok(results) => {
+                    for result in results.iter().filter(|r| !r.passed) {
+                        self.problems.push(format!(
+                            "{}: check `{}` failed: {}",
+                            result.stack,
+                            result.check,
+                            result.problems.join("; ")
+                        ));
+                    }
+                    self.checks.extend(results);
+                }
+                Err(error) => self
+                    .problems
+                    .push(format!("{}: cannot run its checks: {error:#}", stack.name)),
+            }
+        }
+    }
+}
+
+/// Reads a stack instance's outputs and runs the stack's checks against them.
+pub async fn run_stack_checks(
+    executor: &crate::executor::Executor,
+    stack: &slipway_core::Stack,
+) -> Result<Vec<CheckResult>> {
+    let (working_copy, outputs) = inventory::read_outputs(executor, &stack.name).await?;
+    let credentials = executor.environment.for_stack(&stack.name);
+    let env: Vec<(String, String)> = executor
+        .engine
+        .env
+        .iter()
+        .chain(&credentials.plan)
+        .cloned()
+        .collect();
+    Ok(run_checks(
+        &stack.name,
+        &stack.checks,
+        &outputs,
+        &working_copy.stack_dir,
+        &env,
+    )
+    .await)
+}
+
+/// The first `Error:` line Terraform wrote to a log, with the line after it: why a stack
+/// failed, in the engine's words.
+pub fn first_engine_error(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let line = line.trim_start_matches(|c: char| c == '│' || c.is_whitespace());
+        if let Some(error) = line.strip_prefix("Error: ") {
+            let detail = lines
+                .by_ref()
+                .map(|l| l.trim_start_matches(|c: char| c == '│' || c.is_whitespace()))
+                .find(|l| !l.is_empty() && !l.starts_with("with ") && !l.starts_with("on "));
+            return Some(match detail {
+                Some(detail) => format!("{error}: {detail}"),
+                None => error.to_owned(),
+            });
+        }
+    }
+    None
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn print_drill(
+    stage: &Stage,
+    instance: &str,
+    run: &DrillRun<'_>,
+    teardown: Option<&instance::Teardown>,
+    keep: bool,
+    succeeded: bool,
+) {
+    println!(
+        "drill of {} into {instance}: {}",
+        stage.name,
+        if succeeded { "succeeded" } else { "FAILED" }
+    );
+    for (stack, part) in &run.stacks {
+        let resources: Vec<String> = part
+            .rebuilt_resources
+            .iter()
+            .map(|(kind, n)| format!("{kind} x{n}"))
+            .collect();
+        let state = if part.rebuilt {
+            format!("rebuilt in {}", seconds(part.ms))
+        } else {
+            "not rebuilt".to_owned()
+        };
+        println!("  {stack:<16} {state:<18} {}", resources.join(", "));
+        if let Some(error) = &part.error {
+            println!("    why: {error}");
+        }
+        for difference in &part.differences {
+            println!("    differs from {}: {difference}", stage.name);
+        }
+    }
+    println!(
+        "recovery time: {} ({} of {} stacks rebuilt)",
+        seconds(millis(run.recovery)),
+        run.stacks.values().filter(|s| s.rebuilt).count(),
+        run.stacks.len()
+    );
+    for check in &run.checks {
+        println!(
+            "  check {}/{}: {}",
+            check.stack,
+            check.check,
+            if check.passed { "passed" } else { "FAILED" }
+        );
+        for problem in &check.problems {
+            println!("    {problem}");
+        }
+        if !check.passed && !check.output.is_empty() {
+            for line in check.output.lines() {
+                println!("    | {line}");
+            }
+        }
+    }
+    match teardown {
+        Some(t) if t.succeeded() => {
+            println!("teardown: destroyed in {}", seconds(millis(t.elapsed)))
+        }
+        Some(_) => println!(
+            "teardown: FAILED; the instance stays on record\n  help: run `slipway gc` to destroy what is left"
+        ),
+        None if keep => println!(
+            "kept: `{instance}` stays up\n  help: run `slipway gc` to destroy it when you are done"
+        ),
+        None => {}
+    }
+    if !succeeded {
+        eprintln!("drill failed:");
+        for problem in &run.problems {
+            eprintln!("  {problem}");
+        }
+    }
+}
+
+/// `slipway drills`.
+pub async fn drills(workspace: &Workspace, args: &DrillsArgs) -> Result<ExitStatus> {
+    if let Some(stage) = &args.stage {
+        find_stage(workspace, stage)?;
+    }
+    let store = record::open(workspace).await?;
+    let drills = store.drills(args.stage.as_deref(), args.limit).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&drills)?);
+        return Ok(ExitStatus::Success);
+    }
+    if drills.is_empty() {
+        eprintln!("no drills on record\n  help: run `slipway drill --stage STAGE`");
+        return Ok(ExitStatus::Success);
+    }
+    println!(
+        "{:<5} {:<8} {:<12} {:<10} {:>9}  STARTED",
+        "ID", "STAGE", "INSTANCE", "RESULT", "RECOVERY"
+    );
+    for drill in &drills {
+        println!(
+            "{:<5} {:<8} {:<12} {:<10} {:>9}  {}",
+            drill.id,
+            drill.stage,
+            drill.instance,
+            drill.status,
+            drill.total_ms.map_or_else(|| "-".to_owned(), seconds),
+            drill.started_at.to_rfc3339()
+        );
+    }
+    Ok(ExitStatus::Success)
+}

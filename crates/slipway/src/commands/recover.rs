@@ -1,0 +1,292 @@
+//! `slipway recover --stage S`: brings a stage back after its cloud resources were lost. Every
+//! stack's released artifact is applied again against the stage's own state, in dependency
+//! order and in parallel where the graph allows: the plan's refresh finds what no longer
+//! exists, and the apply recreates it. A stage with no releases is recovered from the
+//! working tree, saying so. Then the stacks' checks run; what was rebuilt per stack and how
+//! long it took are reported and kept in the audit log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use slipway_plan::ActionKind;
+
+use super::ExitStatus;
+use super::deliver::RunOptions;
+use super::drill::{first_engine_error, run_stack_checks};
+use super::stage::find_stage;
+use crate::executor::{Operation, Outcome, StackResult};
+use crate::project::Workspace;
+use crate::record;
+use crate::verify::checks::CheckResult;
+use crate::verify::{instance, released};
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The stage to bring back.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// One stack's part in a recovery.
+#[derive(Debug, Default, Serialize)]
+struct StackRecovery {
+    /// The released artifact applied; none when the working tree was.
+    artifact_id: Option<String>,
+    recovered: bool,
+    /// Addresses recreated (they were gone), replaced and updated (they had drifted).
+    created: Vec<String>,
+    replaced: Vec<String>,
+    updated: Vec<String>,
+    ms: u64,
+    error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Recovery {
+    stage: String,
+    /// `released artifacts` or `working tree` (nothing was released to the stage).
+    source: String,
+    stacks: BTreeMap<String, StackRecovery>,
+    recovery_ms: u64,
+    checks: Vec<CheckResult>,
+    problems: Vec<String>,
+    succeeded: bool,
+}
+
+/// `slipway recover`.
+pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus> {
+    let project = &workspace.project;
+    let stage = find_stage(workspace, &args.stage)?;
+    let options = args.options.executor();
+    let store = record::open(workspace).await?;
+    let all: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
+    let released = released::fetch(workspace, &store, &stage.name, &all).await?;
+    let source = if released.artifacts.is_empty() {
+        eprintln!(
+            "nothing was released to {}: recovering it from the working tree",
+            stage.name
+        );
+        "working tree"
+    } else {
+        if !released.unreleased.is_empty() {
+            eprintln!(
+                "no release in {} of {}: those come from the working tree",
+                stage.name,
+                released
+                    .unreleased
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        "released artifacts"
+    };
+    eprintln!(
+        "recovering {} from its {source}, on its own state",
+        stage.name
+    );
+    // An emergency rebuild recreates what the stage had; its blast radius policy is written
+    // for changes of the code, and must not stand between a stage and its recovery.
+    let executor = instance::executor(
+        workspace,
+        stage,
+        &stage.name,
+        &all,
+        &options,
+        released.code(),
+    )?;
+    let started = Instant::now();
+    let results = executor.walk(&all, Operation::Apply).await;
+    let elapsed = started.elapsed();
+    let mut recovery = Recovery {
+        stage: stage.name.clone(),
+        source: source.to_owned(),
+        stacks: BTreeMap::new(),
+        recovery_ms: millis(elapsed),
+        checks: Vec::new(),
+        problems: Vec::new(),
+        succeeded: false,
+    };
+    for result in &results {
+        let part = stack_recovery(result, released.artifacts.get(&result.stack).cloned());
+        if let Some(error) = &part.error {
+            recovery.problems.push(format!("{}: {error}", result.stack));
+        }
+        recovery.stacks.insert(result.stack.clone(), part);
+    }
+    if recovery.problems.is_empty() {
+        for stack in project.stacks.iter().filter(|s| !s.checks.is_empty()) {
+            match run_stack_checks(&executor, stack).await {
+                Ok(results) => {
+                    for failed in results.iter().filter(|r| !r.passed) {
+                        recovery.problems.push(format!(
+                            "{}: check `{}` failed: {}",
+                            failed.stack,
+                            failed.check,
+                            failed.problems.join("; ")
+                        ));
+                    }
+                    recovery.checks.extend(results);
+                }
+                Err(error) => recovery
+                    .problems
+                    .push(format!("{}: cannot run its checks: {error:#}", stack.name)),
+            }
+        }
+    }
+    recovery.succeeded = recovery.problems.is_empty();
+    let rebuilt: usize = recovery
+        .stacks
+        .values()
+        .map(|s| s.created.len() + s.replaced.len())
+        .sum();
+    record::audit(
+        &store,
+        slipway_store::AuditAction::Recover,
+        &stage.name,
+        "",
+        None,
+        json!({
+            "succeeded": recovery.succeeded,
+            "source": source,
+            "recovery_ms": recovery.recovery_ms,
+            "rebuilt": rebuilt,
+            "stacks": recovery.stacks,
+            "problems": recovery.problems,
+        }),
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&recovery)?);
+    } else {
+        print(&recovery, rebuilt);
+    }
+    Ok(if recovery.succeeded {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
+}
+
+fn stack_recovery(result: &StackResult, artifact_id: Option<String>) -> StackRecovery {
+    let mut part = StackRecovery {
+        artifact_id,
+        ms: millis(result.elapsed),
+        ..StackRecovery::default()
+    };
+    if let Some(report) = &result.report {
+        let addresses = &report.blast_radius.addresses;
+        let of = |kind: ActionKind| addresses.get(&kind).cloned().unwrap_or_default();
+        part.created = of(ActionKind::Create);
+        part.replaced = of(ActionKind::Replace);
+        part.updated = of(ActionKind::Update);
+    }
+    match &result.outcome {
+        Outcome::Applied { .. } => part.recovered = true,
+        Outcome::Failed { error } => {
+            part.error = Some(
+                result
+                    .log
+                    .as_deref()
+                    .and_then(first_engine_error)
+                    .unwrap_or_else(|| error.clone()),
+            );
+        }
+        Outcome::Skipped { because } => {
+            part.error = Some(format!("not recovered: `{because}` did not recover"));
+        }
+        Outcome::Interrupted { .. } => part.error = Some("interrupted".to_owned()),
+        other => part.error = Some(format!("{other:?}")),
+    }
+    part
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}
+
+fn print(recovery: &Recovery, rebuilt: usize) {
+    println!(
+        "recovery of {} from its {}: {}",
+        recovery.stage,
+        recovery.source,
+        if recovery.succeeded {
+            "succeeded"
+        } else {
+            "FAILED"
+        }
+    );
+    for (stack, part) in &recovery.stacks {
+        let what = if !part.recovered {
+            "not recovered".to_owned()
+        } else if part.created.is_empty() && part.replaced.is_empty() && part.updated.is_empty() {
+            format!("intact ({})", seconds(part.ms))
+        } else {
+            let mut counts = Vec::new();
+            for (n, word) in [
+                (part.created.len(), "recreated"),
+                (part.replaced.len(), "replaced"),
+                (part.updated.len(), "updated"),
+            ] {
+                if n > 0 {
+                    counts.push(format!("{n} {word}"));
+                }
+            }
+            format!("{} in {}", counts.join(", "), seconds(part.ms))
+        };
+        println!("  {stack:<16} {what}");
+        for address in part
+            .created
+            .iter()
+            .chain(&part.replaced)
+            .chain(&part.updated)
+        {
+            println!("    {address}");
+        }
+        if let Some(error) = &part.error {
+            println!("    why: {error}");
+        }
+    }
+    println!(
+        "recovery time: {} ({rebuilt} resource{} rebuilt, {} of {} stacks recovered)",
+        seconds(recovery.recovery_ms),
+        if rebuilt == 1 { "" } else { "s" },
+        recovery.stacks.values().filter(|s| s.recovered).count(),
+        recovery.stacks.len()
+    );
+    for check in &recovery.checks {
+        println!(
+            "  check {}/{}: {}",
+            check.stack,
+            check.check,
+            if check.passed { "passed" } else { "FAILED" }
+        );
+        for problem in &check.problems {
+            println!("    {problem}");
+        }
+    }
+    if !recovery.succeeded {
+        eprintln!("recovery failed:");
+        for problem in &recovery.problems {
+            eprintln!("  {problem}");
+        }
+        eprintln!(
+            "  help: fix what is named above and run `slipway recover --stage {}` again: stacks already back are left as they are",
+            recovery.stage
+        );
+    }
+}

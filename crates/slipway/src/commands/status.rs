@@ -1,0 +1,244 @@
+//! `slipway status` (the release matrix: which artifact each stage runs of each stack) and
+//! `slipway history` (runs and releases over time). Both read the record only.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use slipway_store::{Release, Run, StackRun, StageRun, Store, UnixMillis, human_duration};
+
+use super::ExitStatus;
+use super::stage::{check_stack, find_stage};
+use crate::pipeline::{interrupted, short_commit, short_id};
+use crate::project::Workspace;
+use crate::record;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this stack.
+    #[arg(long, value_name = "STACK")]
+    pub stack: Option<String>,
+    /// Only this stage.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: Option<String>,
+    /// How many runs to show, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Cell<'a> {
+    artifact_id: &'a str,
+    short_id: &'a str,
+    commit: &'a str,
+    released_at: String,
+    age_seconds: u64,
+    released_by: &'a str,
+    run_id: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Row<'a> {
+    stack: &'a str,
+    /// Stage name -> its current release; stages without one are absent.
+    stages: BTreeMap<&'a str, Cell<'a>>,
+    /// True when the stages that run the stack do not all run the same artifact, or some
+    /// stage does not run it yet.
+    differs: bool,
+}
+
+/// `slipway status`.
+pub async fn status(workspace: &Workspace, args: &StatusArgs) -> Result<ExitStatus> {
+    let store = record::open(workspace).await?;
+    let releases = store.current_releases().await?;
+    let now = UnixMillis::now();
+    let stage_names = workspace.project.stage_names();
+    let rows: Vec<Row> = workspace
+        .project
+        .graph
+        .topological_order()
+        .into_iter()
+        .map(|stack| {
+            let stages: BTreeMap<&str, Cell> = releases
+                .iter()
+                .filter(|r| r.stack == stack)
+                .map(|r| (r.stage.as_str(), cell(r, now)))
+                .collect();
+            let first = stages.values().next().map(|c| c.artifact_id);
+            let differs = stages.len() != stage_names.len()
+                || stages.values().any(|c| Some(c.artifact_id) != first);
+            Row {
+                stack,
+                stages,
+                differs,
+            }
+        })
+        .collect();
+    if args.json {
+        let doc = serde_json::json!({ "stages": stage_names, "stacks": rows });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitStatus::Success);
+    }
+    let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
+    let mut header = format!("{:<width$}", "STACK");
+    for stage in &stage_names {
+        header.push_str(&format!("  {stage:<32}"));
+    }
+    println!("{}", header.trim_end());
+    for row in &rows {
+        let mut line = format!("{:<width$}", row.stack);
+        for stage in &stage_names {
+            let text = row.stages.get(stage).map_or_else(
+                || "-".to_owned(),
+                |c| {
+                    format!(
+                        "{} {} {}",
+                        c.short_id,
+                        short_commit(c.commit),
+                        age(c.age_seconds)
+                    )
+                },
+            );
+            line.push_str(&format!("  {text:<32}"));
+        }
+        if row.differs {
+            line.push_str("  (stages differ)");
+        }
+        println!("{}", line.trim_end());
+    }
+    interrupted::report(workspace, &store).await?;
+    Ok(ExitStatus::Success)
+}
+
+fn cell(release: &Release, now: UnixMillis) -> Cell<'_> {
+    Cell {
+        artifact_id: &release.artifact_id,
+        short_id: short_id(&release.artifact_id),
+        commit: &release.commit,
+        released_at: release.released_at.to_rfc3339(),
+        age_seconds: now.since(release.released_at).as_secs(),
+        released_by: &release.released_by,
+        run_id: release.run_id,
+    }
+}
+
+fn age(seconds: u64) -> String {
+    format!(
+        "{} ago",
+        human_duration(std::time::Duration::from_secs(seconds))
+    )
+}
+
+#[derive(Debug, Serialize)]
+struct RunEntry {
+    #[serde(flatten)]
+    run: Run,
+    stages: Vec<StageRun>,
+    stacks: Vec<StackRun>,
+}
+
+/// `slipway history`.
+pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitStatus> {
+    if let Some(stage) = &args.stage {
+        find_stage(workspace, stage)?;
+    }
+    if let Some(stack) = &args.stack {
+        check_stack(workspace, stack)?;
+    }
+    let store = record::open(workspace).await?;
+    let mut runs = Vec::new();
+    for run in store.recent_runs(args.limit).await? {
+        let stages: Vec<StageRun> = store
+            .stage_runs(run.id)
+            .await?
+            .into_iter()
+            .filter(|s| args.stage.as_ref().is_none_or(|w| &s.stage == w))
+            .collect();
+        let stacks: Vec<StackRun> = store
+            .stack_runs(run.id)
+            .await?
+            .into_iter()
+            .filter(|s| args.stage.as_ref().is_none_or(|w| &s.stage == w))
+            .filter(|s| args.stack.as_ref().is_none_or(|w| &s.stack == w))
+            .collect();
+        if (args.stack.is_some() || args.stage.is_some()) && stacks.is_empty() {
+            continue;
+        }
+        runs.push(RunEntry {
+            run,
+            stages,
+            stacks,
+        });
+    }
+    let mut releases = Vec::new();
+    for stage in workspace.project.stage_names() {
+        if args.stage.as_ref().is_some_and(|w| *w != stage) {
+            continue;
+        }
+        for stack in &workspace.project.stacks {
+            if args.stack.as_ref().is_some_and(|w| *w != stack.name) {
+                continue;
+            }
+            releases.extend(
+                store
+                    .release_history(stage, &stack.name, args.limit)
+                    .await?,
+            );
+        }
+    }
+    releases.sort_by(|a, b| b.released_at.cmp(&a.released_at).then(b.id.cmp(&a.id)));
+    if args.json {
+        let doc = serde_json::json!({ "runs": runs, "releases": releases });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitStatus::Success);
+    }
+    println!("runs (newest first):");
+    for entry in &runs {
+        let run = &entry.run;
+        println!(
+            "  run {}  {}  {}  commit {}  by {}  {}",
+            run.id,
+            run.started_at.to_rfc3339(),
+            run.trigger,
+            short_commit(&run.commit),
+            run.actor,
+            run.status
+        );
+        for stage in &entry.stages {
+            println!("    {:<10} {}", stage.stage, stage.status);
+            for stack in entry.stacks.iter().filter(|s| s.stage == stage.stage) {
+                println!(
+                    "      {:<16} {:<12} {}",
+                    stack.stack,
+                    stack.status.to_string(),
+                    stack.artifact_id.as_deref().map(short_id).unwrap_or("-")
+                );
+            }
+        }
+    }
+    println!("releases (newest first):");
+    for r in &releases {
+        println!(
+            "  {}  {}/{}  {}  commit {}  by {}{}",
+            r.released_at.to_rfc3339(),
+            r.stage,
+            r.stack,
+            short_id(&r.artifact_id),
+            short_commit(&r.commit),
+            r.released_by,
+            r.run_id.map(|id| format!("  run {id}")).unwrap_or_default()
+        );
+    }
+    Ok(ExitStatus::Success)
+}

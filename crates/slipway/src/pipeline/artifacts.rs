@@ -1,0 +1,172 @@
+//! Building artifacts at a commit into the project's artifact store (and the record), and
+//! turning a stored artifact back into files for a delivery, verified first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use slipway_artifact::{
+    ArtifactId, ArtifactStore, BundleInput, ExtractLimits, GitCommit, PutOutcome, RelPath,
+    S3Options, build_bundle, extract, local_module_dirs, open_store,
+};
+use slipway_store::{AnyStore, Artifact, Store, UnixMillis};
+
+use crate::project::Workspace;
+
+/// The artifact store's URL: `SLIPWAY_ARTIFACTS_URL`, else `artifacts { url }` in
+/// slipway.hcl, else `<data>/artifacts`.
+pub fn store_url(workspace: &Workspace) -> Result<String> {
+    if let Ok(url) = std::env::var("SLIPWAY_ARTIFACTS_URL") {
+        if !url.is_empty() {
+            return Ok(url);
+        }
+    }
+    if let Some(url) = &workspace.project.artifacts_url {
+        return Ok(url.clone());
+    }
+    Ok(workspace
+        .ensure_data_dir()?
+        .join("artifacts")
+        .display()
+        .to_string())
+}
+
+/// Opens the project's artifact store.
+pub fn open(workspace: &Workspace) -> Result<slipway_artifact::Store> {
+    let url = store_url(workspace)?;
+    open_store(&url, &S3Options::default())
+        .with_context(|| format!("cannot open the artifact store at {url}"))
+}
+
+/// One stack's artifact at a commit.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub id: ArtifactId,
+    pub size: u64,
+    /// False when the store already held it (the same content was built before).
+    pub new: bool,
+}
+
+/// The full hash of `rev`, after checking that the project is the repository's top folder
+/// (artifact paths are relative to the repository root).
+pub fn resolve_commit(workspace: &Workspace, rev: &str) -> Result<GitCommit> {
+    let prefix = std::process::Command::new("git")
+        .args(["rev-parse", "--show-prefix"])
+        .current_dir(&workspace.root)
+        .output()
+        .context("cannot run git")?;
+    if !prefix.status.success() {
+        bail!(
+            "{} is not inside a git repository\n  help: artifacts are built from commits; run `git init` and commit the project",
+            workspace.root.display()
+        );
+    }
+    if !String::from_utf8_lossy(&prefix.stdout).trim().is_empty() {
+        bail!(
+            "the project folder {} is not the top folder of its git repository\n  help: keep slipway.hcl at the repository root",
+            workspace.root.display()
+        );
+    }
+    GitCommit::open(&workspace.root, rev)
+        .with_context(|| format!("cannot build from `{rev}`"))
+        .map_err(|e| e.context("help: name a commit, branch or tag of this repository"))
+}
+
+/// Builds the artifacts of `stacks` at `commit`, stores them and records them.
+pub async fn build(
+    workspace: &Workspace,
+    record: &AnyStore,
+    artifacts: &slipway_artifact::Store,
+    commit: &GitCommit,
+    stacks: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Built>> {
+    let mut built = BTreeMap::new();
+    for name in stacks {
+        let stack = workspace
+            .project
+            .stack(name)
+            .with_context(|| format!("unknown stack `{name}`"))?;
+        let stack_dir = RelPath::new(&stack.dir)
+            .with_context(|| format!("stack folder `{}` is not a repository path", stack.dir))?;
+        let module_dirs = local_module_dirs(commit, &stack_dir)
+            .with_context(|| format!("cannot follow the local modules of `{name}`"))?;
+        let bundle = build_bundle(
+            commit,
+            &BundleInput {
+                stack: name.clone(),
+                stack_dir,
+                module_dirs,
+                slipway_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+        )
+        .with_context(|| {
+            format!(
+                "cannot build the artifact of `{name}` at {}",
+                commit.commit_hash()
+            )
+        })?;
+        let outcome = artifacts
+            .put(&bundle.id, &bundle.bytes)
+            .await
+            .with_context(|| format!("cannot store the artifact of `{name}`"))?;
+        let size = bundle.bytes.len() as u64;
+        record
+            .record_artifact(&Artifact {
+                id: bundle.id.to_string(),
+                stack: name.clone(),
+                commit: commit.commit_hash().to_owned(),
+                created_at: UnixMillis::now(),
+                size,
+                manifest: serde_json::to_string(&bundle.manifest)?,
+            })
+            .await
+            .context("cannot record the artifact")?;
+        built.insert(
+            name.clone(),
+            Built {
+                id: bundle.id,
+                size,
+                new: outcome == PutOutcome::Stored,
+            },
+        );
+    }
+    Ok(built)
+}
+
+/// Reads `id` from the store, verifies its hash and extracts it into
+/// `<data>/extracted/<hex>/`; returns that folder. A tampered artifact is refused here,
+/// before any engine command runs.
+pub async fn fetch(
+    data_dir: &Path,
+    artifacts: &slipway_artifact::Store,
+    stack: &str,
+    id: &str,
+) -> Result<PathBuf> {
+    let refused = |what: String| {
+        anyhow::anyhow!(
+            "artifact {id} of stack `{stack}` is refused: {what}\n  help: nothing was applied; rebuild it with `slipway build` or check who changed the artifact store at {}",
+            artifacts.location()
+        )
+    };
+    let parsed: ArtifactId = id.parse().map_err(|e| refused(format!("{e}")))?;
+    let bytes = artifacts
+        .get(&parsed)
+        .await
+        .map_err(|e| refused(format!("{e}")))?;
+    let dest = data_dir.join("extracted").join(parsed.hex());
+    // Always a fresh extraction of verified bytes: the folder is never trusted on its own.
+    let staging =
+        data_dir
+            .join("extracted")
+            .join(format!("{}.{}", parsed.hex(), std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let extracted = extract(&bytes, &parsed, &staging, &ExtractLimits::default());
+    if let Err(error) = extracted {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(refused(format!("{error}")));
+    }
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::rename(&staging, &dest)
+        .with_context(|| format!("cannot move the extracted artifact to {}", dest.display()))?;
+    Ok(dest)
+}

@@ -1,0 +1,461 @@
+//! Delivering artifacts to one stage: the step shared by `deploy`, `promote`, `rollback`,
+//! `run` and `resume`. It verifies and extracts each artifact before any engine command,
+//! walks the stage's stacks from those extracted trees, and keeps the record: a stage run,
+//! a stack run per stack, the instance lock around each apply, "applying" said durably
+//! before the engine changes anything, then releases and audit entries for what succeeded.
+//!
+//! With `plan_only` (a stage that needs approval) it plans instead, and keeps each saved
+//! plan with its SHA-256 for `slipway approve` and `slipway resume`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use slipway_core::Stage;
+use slipway_store::{
+    AnyStore, AuditAction, LockOwner, NewRelease, NewStackRun, StackRunOutcome, StackRunStatus,
+    StageRunStatus, Store, StoreError,
+};
+
+use super::artifacts;
+use super::hooks::{ApplyHooks, CodeSource, HookFuture};
+use crate::commands::stage::{ExecutorOptions, executor_for};
+use crate::executor::{Operation, Outcome, describe};
+use crate::project::Workspace;
+use crate::record;
+
+/// One stack's artifact to deliver.
+#[derive(Debug, Clone)]
+pub struct Deliverable {
+    /// `sha256:<hex>`.
+    pub artifact_id: String,
+    /// The commit the artifact was built (or released) from.
+    pub commit: String,
+}
+
+/// A plan approved to be applied as it is.
+#[derive(Debug, Clone)]
+pub struct SavedPlan {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// What to deliver where.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    pub workspace: &'a Workspace,
+    pub store: &'a AnyStore,
+    pub artifacts: &'a slipway_artifact::Store,
+    pub run_id: i64,
+    pub stage: &'a Stage,
+    /// A stage run already in the record (resuming after approval); else one is started.
+    pub stage_run_id: Option<i64>,
+    /// Stack runs already in the record, by stack; the others are added.
+    pub stack_runs: BTreeMap<String, i64>,
+    pub selected: BTreeMap<String, Deliverable>,
+    pub saved_plans: BTreeMap<String, SavedPlan>,
+    /// What the audit log calls a successful apply here: apply, promote or rollback.
+    pub action: AuditAction,
+    pub plan_only: bool,
+    pub options: ExecutorOptions,
+}
+
+/// How a stage delivery ended.
+#[derive(Debug)]
+pub struct StageDelivered {
+    pub succeeded: bool,
+}
+
+/// The sha256 of a file, hex.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Delivers `delivery.selected` to the stage.
+pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
+    let Delivery {
+        workspace,
+        store,
+        artifacts,
+        run_id,
+        stage,
+        stage_run_id,
+        mut stack_runs,
+        selected,
+        saved_plans,
+        action,
+        plan_only,
+        options,
+    } = delivery;
+    let project = &workspace.project;
+    let stage_run_id = match stage_run_id {
+        Some(id) => {
+            store
+                .set_stage_run_status(id, slipway_store::StageRunStatus::Running)
+                .await?;
+            id
+        }
+        None => store.start_stage_run(run_id, &stage.name).await?.id,
+    };
+    let order: Vec<String> = project
+        .graph
+        .order_of(selected.keys().map(String::as_str))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    for name in &order {
+        if !stack_runs.contains_key(name) {
+            let added = store
+                .add_stack_run(&NewStackRun {
+                    run_id,
+                    stage: stage.name.clone(),
+                    instance: stage.name.clone(),
+                    stack: name.clone(),
+                    artifact_id: Some(selected[name].artifact_id.clone()),
+                })
+                .await?;
+            stack_runs.insert(name.clone(), added.id);
+        }
+    }
+
+    // Every artifact is verified and extracted before any engine command runs.
+    let data_dir = workspace.ensure_data_dir()?;
+    let mut roots = BTreeMap::new();
+    for name in &order {
+        match artifacts::fetch(&data_dir, artifacts, name, &selected[name].artifact_id).await {
+            Ok(root) => {
+                roots.insert(name.clone(), root);
+            }
+            Err(error) => {
+                fail_all(store, &stack_runs, stage_run_id).await;
+                return Err(error);
+            }
+        }
+    }
+
+    let involved: BTreeSet<String> = order
+        .iter()
+        .flat_map(|s| project.graph.dependencies(s).into_iter().map(str::to_owned))
+        .chain(order.iter().cloned())
+        .collect();
+    let executor = executor_for(workspace, stage, &involved, &options)?;
+    let mut executor = Arc::try_unwrap(executor)
+        .map_err(|_| anyhow::anyhow!("internal error: the executor is shared too early"))?;
+    executor.code = CodeSource::Artifacts(roots);
+    let hooks = Arc::new(RecordHooks {
+        store: store.clone(),
+        instance: stage.name.clone(),
+        owner: LockOwner::current(run_id),
+        stack_runs: stack_runs.clone(),
+        saved: saved_plans.clone(),
+        locked: Mutex::new(BTreeSet::new()),
+    });
+    if !plan_only {
+        executor.hooks = Some(hooks.clone() as Arc<dyn ApplyHooks>);
+    }
+    let executor = Arc::new(executor);
+    let run_dir = executor.run_dir.clone();
+
+    let selected_set: BTreeSet<String> = order.iter().cloned().collect();
+    let needed: BTreeSet<String> = order
+        .iter()
+        .flat_map(|s| project.graph.dependencies(s))
+        .filter(|d| !selected_set.contains(*d))
+        .map(str::to_owned)
+        .collect();
+    let mut results = Vec::new();
+    let mut ok = true;
+    if !needed.is_empty() {
+        executor.progress.note(&format!(
+            "reading outputs of {} (unchanged here) for their dependents' inputs",
+            needed.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        let read = executor.walk(&needed, Operation::ReadOutputs).await;
+        if read.iter().any(|r| r.outcome.is_failure()) {
+            ok = false;
+            results.extend(read.into_iter().filter(|r| r.outcome.is_failure()));
+        }
+    }
+    let operation = if plan_only {
+        Operation::Plan
+    } else {
+        Operation::Apply
+    };
+    if ok {
+        results.extend(executor.walk(&selected_set, operation).await);
+    }
+
+    // Keep the record: stack runs, releases, audit entries, then the locks go back.
+    for result in &results {
+        let Some(&stack_run_id) = stack_runs.get(&result.stack) else {
+            ok = false;
+            continue;
+        };
+        let log_path = result.log.as_ref().map(|p| p.display().to_string());
+        let status = match &result.outcome {
+            Outcome::Applied { .. } => StackRunStatus::Succeeded,
+            Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
+                let summary = keep_plan(
+                    &data_dir,
+                    run_id,
+                    stage,
+                    workspace,
+                    &result.stack,
+                    &result.outcome,
+                )?;
+                store
+                    .record_plan(stack_run_id, &summary.to_string())
+                    .await?;
+                continue;
+            }
+            Outcome::Skipped { .. } | Outcome::NotStarted => StackRunStatus::Skipped,
+            _ => StackRunStatus::Failed,
+        };
+        if status != StackRunStatus::Succeeded {
+            ok = false;
+            if let (Some(saved), Outcome::Failed { error }) =
+                (saved_plans.get(&result.stack), &result.outcome)
+                && !error.contains("approval void")
+            {
+                explain_void_approval(&result.stack, saved, result.log.as_deref());
+            }
+        }
+        store
+            .finish_stack_run(
+                stack_run_id,
+                &StackRunOutcome {
+                    status,
+                    plan_summary: None,
+                    log_path,
+                },
+            )
+            .await?;
+        if status == StackRunStatus::Succeeded {
+            let deliverable = &selected[&result.stack];
+            store
+                .record_release(&NewRelease {
+                    stage: stage.name.clone(),
+                    stack: result.stack.clone(),
+                    artifact_id: deliverable.artifact_id.clone(),
+                    commit: deliverable.commit.clone(),
+                    released_by: record::actor(),
+                    run_id: Some(run_id),
+                })
+                .await?;
+            record::audit(
+                store,
+                action,
+                &stage.name,
+                &result.stack,
+                Some(run_id),
+                serde_json::json!({
+                    "artifact_id": deliverable.artifact_id,
+                    "commit": deliverable.commit,
+                    "changed": matches!(result.outcome, Outcome::Applied { changed: true }),
+                }),
+            )
+            .await?;
+        }
+    }
+    hooks.release_locks().await;
+    let stage_status = match (ok, plan_only) {
+        (true, true) => StageRunStatus::AwaitingApproval,
+        (true, false) => StageRunStatus::Succeeded,
+        (false, _) => StageRunStatus::Failed,
+    };
+    store
+        .set_stage_run_status(stage_run_id, stage_status)
+        .await?;
+    let done = results.iter().filter(|r| !r.outcome.is_failure()).count();
+    eprintln!(
+        "{}: {done} of {} stack{} {}; logs in {}",
+        stage.name,
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        if plan_only { "planned" } else { "delivered" },
+        run_dir.display()
+    );
+    for result in results.iter().filter(|r| r.outcome.is_failure()) {
+        if let Some(log) = &result.log {
+            eprintln!(
+                "{}",
+                describe(
+                    &stage.name,
+                    &result.stack,
+                    &result.outcome,
+                    result.elapsed,
+                    log
+                )
+            );
+        }
+    }
+    Ok(StageDelivered { succeeded: ok })
+}
+
+/// Copies a plan saved in the working copy next to the run and returns the summary to keep
+/// in the stack run: where the plan is and its SHA-256, which an approval names.
+fn keep_plan(
+    data_dir: &Path,
+    run_id: i64,
+    stage: &Stage,
+    workspace: &Workspace,
+    stack: &str,
+    outcome: &Outcome,
+) -> Result<serde_json::Value> {
+    let Outcome::Planned { changes } = outcome else {
+        let reason = match outcome {
+            Outcome::Blocked { reason } => reason.clone(),
+            _ => String::new(),
+        };
+        return Ok(serde_json::json!({ "blocked": reason }));
+    };
+    let dir = workspace
+        .project
+        .stack(stack)
+        .map(|s| s.dir.clone())
+        .unwrap_or_default();
+    let planned = data_dir
+        .join("work")
+        .join(&stage.name)
+        .join(stack)
+        .join("tree")
+        .join(dir)
+        .join(slipway_engine::working_copy::PLAN_FILE);
+    let kept = data_dir
+        .join("plans")
+        .join(format!("run-{run_id}"))
+        .join(&stage.name)
+        .join(format!("{stack}.tfplan"));
+    if let Some(parent) = kept.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(&planned, &kept)
+        .with_context(|| format!("cannot keep the plan {}", planned.display()))?;
+    Ok(serde_json::json!({
+        "plan_file": kept.display().to_string(),
+        "sha256": file_sha256(&kept)?,
+        "changes": changes,
+    }))
+}
+
+/// Terraform refuses a saved plan made against older state: say what that means here.
+fn explain_void_approval(stack: &str, saved: &SavedPlan, log: Option<&Path>) {
+    let text = log
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if text.contains("Saved plan is stale") {
+        eprintln!(
+            "approval void: the state of `{stack}` changed since the plan {} was approved; nothing was applied\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
+            saved.path.display()
+        );
+    }
+}
+
+async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_run_id: i64) {
+    for id in stack_runs.values() {
+        let _ = store
+            .finish_stack_run(
+                *id,
+                &StackRunOutcome {
+                    status: StackRunStatus::Failed,
+                    plan_summary: None,
+                    log_path: None,
+                },
+            )
+            .await;
+    }
+    let _ = store
+        .set_stage_run_status(stage_run_id, StageRunStatus::Failed)
+        .await;
+}
+
+/// The record's part in each stack's apply.
+#[derive(Debug)]
+struct RecordHooks {
+    store: AnyStore,
+    instance: String,
+    owner: LockOwner,
+    stack_runs: BTreeMap<String, i64>,
+    saved: BTreeMap<String, SavedPlan>,
+    locked: Mutex<BTreeSet<String>>,
+}
+
+impl RecordHooks {
+    async fn release_locks(&self) {
+        let locked: Vec<String> = self
+            .locked
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default();
+        for stack in locked {
+            let _ = self
+                .store
+                .release_instance_lock(&stack, &self.instance, &self.owner)
+                .await;
+        }
+    }
+}
+
+impl ApplyHooks for RecordHooks {
+    fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match self
+                .store
+                .acquire_instance_lock(stack, &self.instance, &self.owner)
+                .await
+            {
+                Ok(_) => {
+                    if let Ok(mut locked) = self.locked.lock() {
+                        locked.insert(stack.to_owned());
+                    }
+                    Ok(())
+                }
+                Err(StoreError::InstanceLocked(held)) if held.stale.is_some() => Err(format!(
+                    "{held}\n    help: an earlier run died while it held this instance; inspect it, then `slipway resolve-interrupted` records that and frees the lock"
+                )),
+                Err(StoreError::InstanceLocked(held)) => Err(format!(
+                    "{held}\n    help: two runs never apply the same stack instance at once; wait for that run to finish"
+                )),
+                Err(error) => Err(format!("cannot take the instance lock: {error}")),
+            }
+        })
+    }
+
+    fn saved_plan(&self, stack: &str) -> Option<PathBuf> {
+        self.saved.get(stack).map(|s| s.path.clone())
+    }
+
+    fn before_apply<'a>(
+        &'a self,
+        stack: &'a str,
+        plan_file: &'a Path,
+    ) -> HookFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            if let Some(saved) = self.saved.get(stack) {
+                let actual = file_sha256(plan_file).map_err(|e| format!("{e:#}"))?;
+                if actual != saved.sha256 {
+                    return Err(format!(
+                        "approval void: the saved plan {} changed since it was approved (sha256 {} was approved, the file now hashes to {actual}); nothing was applied\n    help: start a new run to plan again and ask for a new approval",
+                        plan_file.display(),
+                        saved.sha256
+                    ));
+                }
+            }
+            let Some(&id) = self.stack_runs.get(stack) else {
+                return Err(format!("internal error: no stack run for `{stack}`"));
+            };
+            self.store
+                .mark_applying(id, &self.owner)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("cannot record that `{stack}` is applying: {e}"))
+        })
+    }
+}

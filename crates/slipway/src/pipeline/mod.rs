@@ -1,0 +1,21 @@
+//! The delivery pipeline's shared parts: artifacts built and fetched (`artifacts`), one
+//! stage delivered from artifacts with its record kept (`deliver`), the executor's hooks
+//! (`hooks`), what an earlier, dead run left behind (`interrupted`), and the check that an
+//! approved plan still fits the instance's state (`saved_plan`).
+
+pub mod artifacts;
+pub mod deliver;
+pub mod hooks;
+pub mod interrupted;
+pub mod saved_plan;
+
+/// The first 12 hex digits of an artifact id (`sha256:<hex>`), as people see it.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// The first 12 characters of a commit hash.
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}

@@ -1,0 +1,216 @@
+//! Drift: whether the real infrastructure of a stack instance still matches its state. A
+//! refresh-only plan per stack reads what exists, and the plan's `resource_drift` names the
+//! resources changed or deleted outside Terraform and which attributes changed: names only,
+//! never values (a drifted password must not end up in the record).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use slipway_engine::Log;
+use slipway_plan::Action;
+
+use crate::executor::{Executor, Operation, Outcome};
+use crate::verify::inventory;
+
+/// How one stack instance compares with its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftStatus {
+    /// The real infrastructure matches the state.
+    InSync,
+    /// Something changed outside Terraform.
+    Drifted,
+    /// The stack cannot be checked: a dependency it reads was never applied to the instance.
+    NotApplied,
+    /// The check itself failed (see `error`).
+    Failed,
+}
+
+/// One resource changed outside Terraform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DriftedResource {
+    pub address: String,
+    #[serde(rename = "type")]
+    pub resource_type: String,
+    /// `delete` (it is gone) or `update` (attributes changed).
+    pub change: String,
+    /// Top-level attributes whose value changed (empty for a deleted resource).
+    pub attributes: Vec<String>,
+}
+
+/// One stack's drift check.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackDrift {
+    pub stack: String,
+    pub status: DriftStatus,
+    pub resources: Vec<DriftedResource>,
+    /// Why the stack could not be checked.
+    pub error: Option<String>,
+    pub elapsed_ms: u64,
+    pub log: String,
+}
+
+/// The drifted resources of a plan's `resource_drift`, in address order.
+pub fn drifted_resources(plan: &slipway_plan::Plan) -> Vec<DriftedResource> {
+    let mut resources: Vec<DriftedResource> = plan
+        .resource_drift
+        .iter()
+        .filter(|change| change.action != Action::NoOp)
+        .map(|change| DriftedResource {
+            address: change.address.clone(),
+            resource_type: change.resource_type.clone(),
+            change: change.action.as_actions_str().to_owned(),
+            attributes: change.changed_attributes.clone(),
+        })
+        .collect();
+    resources.sort_by(|a, b| a.address.cmp(&b.address));
+    resources
+}
+
+/// Checks `stack` of the executor's instance; the outputs of the stacks it depends on must
+/// have been read already (a `ReadOutputs` walk), since its variables are written from them.
+pub async fn check_stack(executor: &Arc<Executor>, stack: &str) -> StackDrift {
+    let started = Instant::now();
+    let log_path = executor
+        .run_dir
+        .join(format!("{stack}.{}.drift.log", executor.instance));
+    let result = check(executor, stack, &log_path).await;
+    let (status, resources, error) = match result {
+        Ok(Checked::Blocked(reason)) => (DriftStatus::NotApplied, Vec::new(), Some(reason)),
+        Ok(Checked::Resources(resources)) if resources.is_empty() => {
+            (DriftStatus::InSync, resources, None)
+        }
+        Ok(Checked::Resources(resources)) => (DriftStatus::Drifted, resources, None),
+        Err(error) => (
+            DriftStatus::Failed,
+            Vec::new(),
+            Some(
+                crate::commands::drill::first_engine_error(&log_path)
+                    .unwrap_or_else(|| format!("{error:#}")),
+            ),
+        ),
+    };
+    executor.progress.finish(
+        stack,
+        &format!(
+            "{} {}/{stack}: {}",
+            match status {
+                DriftStatus::InSync => "=",
+                DriftStatus::Drifted => "~",
+                DriftStatus::NotApplied => "?",
+                DriftStatus::Failed => "x",
+            },
+            executor.instance,
+            match status {
+                DriftStatus::InSync => "in sync".to_owned(),
+                DriftStatus::Drifted => format!("{} drifted", resources.len()),
+                DriftStatus::NotApplied => "not checked".to_owned(),
+                DriftStatus::Failed => "drift check failed".to_owned(),
+            }
+        ),
+    );
+    StackDrift {
+        stack: stack.to_owned(),
+        status,
+        resources,
+        error,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        log: log_path.display().to_string(),
+    }
+}
+
+enum Checked {
+    Blocked(String),
+    Resources(Vec<DriftedResource>),
+}
+
+async fn check(
+    executor: &Arc<Executor>,
+    name: &str,
+    log_path: &std::path::Path,
+) -> Result<Checked> {
+    let stack = executor
+        .project
+        .stack(name)
+        .with_context(|| format!("unknown stack `{name}`"))?;
+    let log = Log::create(log_path)
+        .with_context(|| format!("cannot create log {}", log_path.display()))?
+        .redacting(executor.environment.secrets.iter().cloned());
+    let working_copy = executor.prepare(name).map_err(anyhow::Error::from)?;
+    // Planning (not applying) turns "a dependency has no outputs" into an outcome.
+    if let Some(Outcome::Blocked { reason }) = executor
+        .write_inputs(stack, &working_copy, Operation::Plan, &log)
+        .map_err(anyhow::Error::from)?
+    {
+        return Ok(Checked::Blocked(reason));
+    }
+    let credentials = executor.environment.for_stack(name);
+    let ctx = inventory::context(executor, &working_copy, &log, &credentials);
+    executor.progress.step(name, "init");
+    executor
+        .engine
+        .init(
+            ctx,
+            &executor.backend.backend_config(&executor.instance, name),
+        )
+        .await?;
+    executor.progress.step(name, "refresh");
+    let plan = executor.engine.plan_refresh_only(ctx).await?;
+    if !plan.has_changes {
+        return Ok(Checked::Resources(Vec::new()));
+    }
+    executor.progress.step(name, "show");
+    let json = executor.engine.show_json(ctx, &plan.plan_file).await?;
+    let parsed = slipway_plan::parse_plan(&json).context("cannot read the refresh-only plan")?;
+    let _ = std::fs::remove_file(&plan.plan_file);
+    Ok(Checked::Resources(drifted_resources(&parsed)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_lists_deleted_and_changed_resources_without_values() {
+        let json = br#"{
+          "format_version": "0.2",
+          "terraform_version": "1.0.3",
+          "resource_drift": [
+            {"address": "aws_sqs_queue.orders", "mode": "managed", "type": "aws_sqs_queue",
+             "name": "orders", "provider_name": "registry.terraform.io/hashicorp/aws",
+             "change": {"actions": ["delete"], "before": {"name": "q", "tags": {}}, "after": null}},
+            {"address": "aws_iam_role.app", "mode": "managed", "type": "aws_iam_role",
+             "name": "app", "provider_name": "registry.terraform.io/hashicorp/aws",
+             "change": {"actions": ["update"],
+                        "before": {"name": "r", "description": "old-secret"},
+                        "after": {"name": "r", "description": "new-secret"}}},
+            {"address": "aws_vpc.main", "mode": "managed", "type": "aws_vpc", "name": "main",
+             "change": {"actions": ["no-op"], "before": {}, "after": {}}}
+          ],
+          "resource_changes": []
+        }"#;
+        let plan = slipway_plan::parse_plan(json).unwrap();
+        let drifted = drifted_resources(&plan);
+        assert_eq!(
+            drifted,
+            vec![
+                DriftedResource {
+                    address: "aws_iam_role.app".into(),
+                    resource_type: "aws_iam_role".into(),
+                    change: "update".into(),
+                    attributes: vec!["description".into()],
+                },
+                DriftedResource {
+                    address: "aws_sqs_queue.orders".into(),
+                    resource_type: "aws_sqs_queue".into(),
+                    change: "delete".into(),
+                    attributes: vec![],
+                },
+            ]
+        );
+        let text = serde_json::to_string(&drifted).unwrap();
+        assert!(!text.contains("secret"), "{text}");
+    }
+}

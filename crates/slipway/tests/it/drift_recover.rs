@@ -1,0 +1,169 @@
+//! Drift and recovery on the sandbox: a queue deleted behind slipway's back is named by
+//! `slipway drift` (exit 2), which exits 0 while everything matches; after moto is wiped,
+//! `slipway recover --stage prod` recreates every resource from prod's released artifacts on
+//! prod's own state, and the stack checks pass.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use slipway_sandbox::{Inventory, Moto, Sandbox};
+
+use crate::common::{Output, example, normalize, run, sandbox, slipway};
+use crate::pipeline::{repository, slipway_ok};
+
+fn slipway_code(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
+    run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(args);
+        c
+    })
+}
+
+/// Deletes an SQS queue through the AWS API, as someone with console access would.
+fn delete_queue(sandbox: &Sandbox, moto: &Moto, name: &str) {
+    let script = format!(
+        "import boto3\n\
+         c = boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', \
+         aws_access_key_id='test', aws_secret_access_key='test')\n\
+         c.delete_queue(QueueUrl=c.get_queue_url(QueueName='{name}')['QueueUrl'])\n",
+        moto.endpoint()
+    );
+    let output = Command::new(&sandbox.python)
+        .args(["-c", &script])
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn drift_names_a_queue_deleted_behind_slipways_back() {
+    let (sandbox, moto) = sandbox();
+    let project = example("webshop");
+    let dir = project.path();
+    slipway_ok(dir, &moto, &["apply", "--stage", "dev", "--stack", "queue"]);
+
+    let clean = slipway_code(dir, &moto, &["drift", "--stage", "dev"]);
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+    assert!(
+        clean.stdout.contains("drift in dev: none found"),
+        "{}",
+        clean.stdout
+    );
+    assert!(
+        regex_lite::Regex::new(r"(?m)^  queue +in sync$")
+            .unwrap()
+            .is_match(&clean.stdout),
+        "{}",
+        clean.stdout
+    );
+    // The app reads outputs of stacks never applied to dev: it cannot be checked, and says so.
+    assert!(
+        regex_lite::Regex::new(r"(?m)^  app +not checked$")
+            .unwrap()
+            .is_match(&clean.stdout),
+        "{}",
+        clean.stdout
+    );
+
+    delete_queue(&sandbox, &moto, "webshop-dev-orders");
+    let drifted = slipway_code(dir, &moto, &["drift", "--stage", "dev"]);
+    assert_eq!(drifted.code, 2, "{}\n{}", drifted.stdout, drifted.stderr);
+    assert!(
+        drifted
+            .stdout
+            .contains("aws_sqs_queue.orders: deleted outside Terraform"),
+        "{}",
+        drifted.stdout
+    );
+    assert!(drifted.stdout.contains("DRIFTED"), "{}", drifted.stdout);
+    assert!(drifted.stderr.contains("help: "), "{}", drifted.stderr);
+    insta::assert_snapshot!("drift_report", drifted.stdout);
+
+    // The JSON form is the recorded drift check.
+    let json = slipway_code(
+        dir,
+        &moto,
+        &["drift", "--stage", "dev", "--stack", "queue", "--json"],
+    );
+    assert_eq!(json.code, 2, "{}\n{}", json.stdout, json.stderr);
+    let recorded: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(recorded["stage"], "dev");
+    assert_eq!(recorded["drifted"], 1);
+    let stacks = recorded["details"]["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 1, "{recorded}");
+    assert_eq!(stacks[0]["stack"], "queue");
+    assert_eq!(stacks[0]["status"], "drifted");
+    assert_eq!(stacks[0]["resources"][0]["address"], "aws_sqs_queue.orders");
+    assert_eq!(stacks[0]["resources"][0]["change"], "delete");
+    assert!(
+        recorded["id"].as_i64().unwrap() >= 3,
+        "earlier checks were recorded too"
+    );
+}
+
+/// What must come back after a recovery: everything but the ids AWS makes up.
+fn names(inventory: &Inventory) -> Value {
+    serde_json::json!({
+        "buckets": inventory.s3_buckets,
+        "tables": inventory.dynamodb_tables,
+        "queues": inventory.sqs_queues,
+        "vpcs": inventory.vpcs.iter().map(|v| &v.cidr).collect::<Vec<_>>(),
+        "subnets": inventory.subnets.iter().map(|s| &s.cidr).collect::<Vec<_>>(),
+        "security_groups": inventory.security_groups.iter().map(|s| &s.name).collect::<Vec<_>>(),
+        "roles": inventory.iam_roles,
+        "policies": inventory.iam_policies,
+        "role_policies": inventory.iam_role_policies,
+    })
+}
+
+#[test]
+fn recover_rebuilds_prod_from_its_released_artifacts_after_the_cloud_is_wiped() {
+    let (_sandbox, moto) = sandbox();
+    let project = repository();
+    let dir = project.path();
+    slipway_ok(dir, &moto, &["deploy", "--stage", "prod"]);
+    let before = moto.inventory().unwrap();
+    assert!(!before.sqs_queues.is_empty());
+
+    moto.reset().unwrap();
+    assert!(moto.inventory().unwrap().is_empty(), "the cloud is gone");
+
+    let out = slipway_ok(dir, &moto, &["recover", "--stage", "prod"]);
+    let text = &out.stdout;
+    assert!(
+        text.contains("recovery of prod from its released artifacts: succeeded"),
+        "{text}\n{}",
+        out.stderr
+    );
+    for stack in ["network", "data", "queue", "app"] {
+        assert!(
+            regex_lite::Regex::new(&format!(r"(?m)^  {stack} +\d+ recreated in \d+\.\ds$"))
+                .unwrap()
+                .is_match(text),
+            "{stack} says what it recreated:\n{text}"
+        );
+    }
+    assert!(text.contains("    aws_sqs_queue.orders"), "{text}");
+    assert!(text.contains("recovery time: "), "{text}");
+    assert!(text.contains("4 of 4 stacks recovered"), "{text}");
+    assert!(text.contains("check queue/queue: passed"), "{text}");
+    assert_eq!(names(&moto.inventory().unwrap()), names(&before));
+    insta::assert_snapshot!("recover_report", normalize(text, dir));
+
+    // Nothing is left to do: the stage matches its code again.
+    let again = slipway_ok(dir, &moto, &["recover", "--stage", "prod", "--json"]);
+    let recovery: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(recovery["succeeded"], true);
+    assert_eq!(
+        recovery["stacks"]["queue"]["created"],
+        serde_json::json!([])
+    );
+}

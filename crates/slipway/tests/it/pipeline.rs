@@ -1,0 +1,309 @@
+//! The pipeline on the sandbox: artifacts built at a commit flow dev -> test -> prod with the
+//! same ids, a rollback brings the previous artifact back (and moto shows it), a tampered
+//! artifact is refused before any Terraform command, and `slipway run` stops at a stage
+//! that needs approval, applies exactly the approved plans, and refuses changed ones.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use slipway_sandbox::{Moto, Sandbox};
+
+use crate::common::{Output, example, run, sandbox, slipway};
+
+pub(crate) fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+}
+
+/// The webshop example as a git repository with one commit.
+pub(crate) fn repository() -> tempfile::TempDir {
+    let project = example("webshop");
+    git(project.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(project.path().join(".gitignore"), ".slipway/\n").unwrap();
+    git(project.path(), &["add", "-A"]);
+    git(project.path(), &["commit", "-q", "-m", "webshop"]);
+    project
+}
+
+/// Changes the queue's message retention and commits it.
+pub(crate) fn commit_retention(project: &Path, seconds: u32) {
+    let path = project.join("stacks/queue/main.tf");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = regex_lite::Regex::new(r"message_retention_seconds  = \d+")
+        .unwrap()
+        .replace(&text, format!("message_retention_seconds  = {seconds}"))
+        .into_owned();
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).unwrap();
+    git(project, &["commit", "-q", "-am", "queue retention"]);
+}
+
+pub(crate) fn slipway_ok(project: &Path, moto: &Moto, args: &[&str]) -> Output {
+    let output = run({
+        let mut c = slipway(project, &moto.env());
+        c.args(args).env("SLIPWAY_ACTOR", "tester");
+        c
+    });
+    assert_eq!(
+        output.code, 0,
+        "slipway {args:?}\nstdout:\n{}\nstderr:\n{}",
+        output.stdout, output.stderr
+    );
+    output
+}
+
+pub(crate) fn status(project: &Path, moto: &Moto) -> Value {
+    serde_json::from_str(&slipway_ok(project, moto, &["status", "--json"]).stdout).unwrap()
+}
+
+/// stage -> artifact id of `stack`, from `status --json`.
+pub(crate) fn ids(status: &Value, stack: &str) -> Vec<(String, String)> {
+    let row = status["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stack"] == stack)
+        .unwrap();
+    row["stages"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(stage, cell)| {
+            (
+                stage.clone(),
+                cell["artifact_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The queue's retention as moto reports it (through the SQS API).
+pub(crate) fn retention(sandbox: &Sandbox, moto: &Moto, queue: &str) -> String {
+    let script = format!(
+        "import boto3\nc = boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\nu = c.get_queue_url(QueueName='{queue}')['QueueUrl']\nprint(c.get_queue_attributes(QueueUrl=u, AttributeNames=['MessageRetentionPeriod'])['Attributes']['MessageRetentionPeriod'])",
+        moto.endpoint()
+    );
+    let output = Command::new(&sandbox.python)
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Where the local artifact store keeps an artifact.
+pub(crate) fn stored(project: &Path, id: &str) -> PathBuf {
+    let hex = id.strip_prefix("sha256:").unwrap();
+    project
+        .join(".slipway/artifacts/sha256")
+        .join(&hex[..2])
+        .join(format!("{}.tar.zst", &hex[2..]))
+}
+
+#[test]
+fn artifacts_flow_through_stages_roll_back_and_tampering_is_refused() {
+    let (sandbox, moto) = sandbox();
+    let project = repository();
+    let dir = project.path();
+
+    slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
+    slipway_ok(dir, &moto, &["promote", "--from", "dev", "--to", "test"]);
+    slipway_ok(dir, &moto, &["promote", "--from", "test", "--to", "prod"]);
+    let first = status(dir, &moto);
+    for stack in ["network", "data", "queue", "app"] {
+        let ids = ids(&first, stack);
+        assert_eq!(ids.len(), 3, "{stack} runs in every stage: {first}");
+        assert!(
+            ids.iter().all(|(_, id)| *id == ids[0].1),
+            "{stack} runs the same artifact everywhere: {ids:?}"
+        );
+    }
+    let old_queue = ids(&first, "queue")[0].1.clone();
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "345600");
+
+    // A new commit changes the queue: dev gets a new artifact, the other stages differ.
+    commit_retention(dir, 86400);
+    slipway_ok(
+        dir,
+        &moto,
+        &["deploy", "--stage", "dev", "--stack", "queue"],
+    );
+    let second = status(dir, &moto);
+    let queue_ids = ids(&second, "queue");
+    let dev_queue = queue_ids
+        .iter()
+        .find(|(s, _)| s == "dev")
+        .unwrap()
+        .1
+        .clone();
+    assert_ne!(dev_queue, old_queue);
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "86400");
+
+    // Rollback restores the previous artifact, and the cloud follows.
+    let rolled = slipway_ok(
+        dir,
+        &moto,
+        &["rollback", "--stage", "dev", "--stack", "queue"],
+    );
+    assert!(
+        rolled.stderr.contains("rolling dev/queue back to"),
+        "{}",
+        rolled.stderr
+    );
+    let third = status(dir, &moto);
+    assert!(ids(&third, "queue").iter().all(|(_, id)| *id == old_queue));
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "345600");
+
+    let history = slipway_ok(
+        dir,
+        &moto,
+        &["history", "--stack", "queue", "--stage", "dev", "--json"],
+    );
+    let history: Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(
+        history["releases"].as_array().unwrap().len(),
+        3,
+        "{history}"
+    );
+
+    // Tamper with the stored bytes of the dev queue artifact: promoting it is refused
+    // before any Terraform command runs.
+    let path = stored(dir, &old_queue);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    let runs_before = std::fs::read_dir(dir.join(".slipway/runs"))
+        .unwrap()
+        .count();
+    let refused = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args([
+            "promote", "--from", "test", "--to", "prod", "--stack", "queue",
+        ]);
+        c
+    });
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("artifact {old_queue} of stack `queue` is refused")),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("tampered"), "{}", refused.stderr);
+    let runs_after = std::fs::read_dir(dir.join(".slipway/runs"))
+        .unwrap()
+        .count();
+    assert_eq!(runs_before, runs_after, "no engine command ran");
+}
+
+/// The run id `slipway run` printed.
+pub(crate) fn run_id(stderr: &str) -> String {
+    regex_lite::Regex::new(r"run (\d+): commit")
+        .unwrap()
+        .captures(stderr)
+        .unwrap_or_else(|| panic!("no run id in:\n{stderr}"))[1]
+        .to_owned()
+}
+
+#[test]
+fn run_delivers_changed_stacks_and_stops_for_approval_bound_to_the_plan() {
+    let (_sandbox, moto) = sandbox();
+    let project = repository();
+    let dir = project.path();
+
+    // First run: every stack, dev and test applied, prod waits for approval.
+    let first = slipway_ok(dir, &moto, &["run"]);
+    assert!(
+        first
+            .stderr
+            .contains("run 1 is awaiting approval at stage prod"),
+        "{}",
+        first.stderr
+    );
+    let id = run_id(&first.stderr);
+    let resume_unapproved = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(["resume", &id]);
+        c
+    });
+    assert_eq!(resume_unapproved.code, 1);
+    assert!(resume_unapproved.stderr.contains("nobody approved it yet"));
+    slipway_ok(
+        dir,
+        &moto,
+        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
+    );
+    slipway_ok(dir, &moto, &["resume", &id]);
+    let after = status(dir, &moto);
+    for stack in ["network", "data", "queue", "app"] {
+        let ids = ids(&after, stack);
+        assert_eq!(ids.len(), 3, "{after}");
+        assert!(ids.iter().all(|(_, i)| *i == ids[0].1), "{ids:?}");
+    }
+
+    // Second commit changes the queue: only queue and its dependent app run.
+    commit_retention(dir, 86400);
+    let second = slipway_ok(dir, &moto, &["run"]);
+    assert!(
+        second.stderr.contains("changed since") && second.stderr.contains(": app, queue\n"),
+        "{}",
+        second.stderr
+    );
+    let id = run_id(&second.stderr);
+    let history: Value = serde_json::from_str(
+        &slipway_ok(dir, &moto, &["history", "--json", "--limit", "1"]).stdout,
+    )
+    .unwrap();
+    let mut stacks: Vec<&str> = history["runs"][0]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stack"].as_str().unwrap())
+        .collect();
+    stacks.sort_unstable();
+    stacks.dedup();
+    assert_eq!(stacks, ["app", "queue"]);
+
+    // The approved plan changes afterwards: the approval is void and nothing is applied.
+    slipway_ok(
+        dir,
+        &moto,
+        &["approve", &id, "--stage", "prod", "--reason", "ok"],
+    );
+    let plan = dir.join(format!(".slipway/plans/run-{id}/prod/queue.tfplan"));
+    let mut bytes = std::fs::read(&plan).unwrap();
+    bytes.push(0);
+    std::fs::write(&plan, bytes).unwrap();
+    let refused = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(["resume", &id]);
+        c
+    });
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("approval void"),
+        "{}",
+        refused.stderr
+    );
+    let prod_queue = ids(&status(dir, &moto), "queue");
+    let test_id = &prod_queue.iter().find(|(s, _)| s == "test").unwrap().1;
+    let prod_id = &prod_queue.iter().find(|(s, _)| s == "prod").unwrap().1;
+    assert_ne!(test_id, prod_id, "prod still runs the old queue artifact");
+}

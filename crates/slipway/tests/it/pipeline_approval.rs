@@ -1,0 +1,159 @@
+//! Approvals on the sandbox, beyond a modified plan file: a rejected run is over, and an
+//! approval is void when the instance's state changed between the approval and `resume`,
+//! both for a first delivery (a plan made against no state, which Terraform itself does not
+//! check) and for a plan made against older state (which Terraform calls stale).
+
+use std::path::Path;
+
+use serde_json::Value;
+use slipway_sandbox::Moto;
+
+use crate::common::{run, sandbox, slipway};
+use crate::pipeline::{commit_retention, retention, run_id, slipway_ok};
+use crate::queue_project::{queue_repository, scrub};
+
+/// `slipway resume RUN`, expected to fail.
+fn resume_fails(dir: &Path, moto: &Moto, id: &str) -> String {
+    let output = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(["resume", id]).env("SLIPWAY_ACTOR", "tester");
+        c
+    });
+    assert_eq!(output.code, 1, "{}", output.stderr);
+    output.stderr
+}
+
+/// The run that released `stage`/`stack`, from `status --json`.
+fn released_by_run(dir: &Path, moto: &Moto, stage: &str, stack: &str) -> Option<i64> {
+    let status: Value =
+        serde_json::from_str(&slipway_ok(dir, moto, &["status", "--json"]).stdout).unwrap();
+    status["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stack"] == stack)?["stages"][stage]["run_id"]
+        .as_i64()
+}
+
+/// The lines from `from` to the end of `text`.
+fn tail<'a>(text: &'a str, from: &str) -> &'a str {
+    let start = text
+        .find(from)
+        .unwrap_or_else(|| panic!("no `{from}` in:\n{text}"));
+    &text[start..]
+}
+
+#[test]
+fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
+    let (sandbox, moto) = sandbox();
+    let project = queue_repository();
+    let dir = project.path();
+
+    // Run 1 applies dev and stops at prod; a person rejects it: the run is over.
+    let first = slipway_ok(dir, &moto, &["run"]);
+    let id = run_id(&first.stderr);
+    insta::assert_snapshot!(
+        "awaiting_approval",
+        scrub(tail(&first.stderr, "prod: 1 of 1 stack planned"), dir)
+    );
+    let rejected = slipway_ok(
+        dir,
+        &moto,
+        &[
+            "reject",
+            &id,
+            "--stage",
+            "prod",
+            "--reason",
+            "not before the sale",
+        ],
+    );
+    assert!(
+        rejected
+            .stderr
+            .contains("rejected run 1 at stage prod; the run is over"),
+        "{}",
+        rejected.stderr
+    );
+    let history: Value = serde_json::from_str(
+        &slipway_ok(dir, &moto, &["history", "--json", "--limit", "1"]).stdout,
+    )
+    .unwrap();
+    let latest = &history["runs"][0];
+    assert_eq!(latest["id"], 1, "{history}");
+    assert_eq!(latest["status"], "failed", "{history}");
+    let prod = latest["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap();
+    assert_eq!(prod["status"], "failed", "{history}");
+    let text = slipway_ok(dir, &moto, &["history"]).stdout;
+    assert!(text.contains("  run 1  "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("  run 1 ") && l.ends_with("failed")),
+        "{text}"
+    );
+    let refused = resume_fails(dir, &moto, &id);
+    assert!(
+        refused.contains("run 1 has no stage awaiting approval"),
+        "{refused}"
+    );
+    assert_eq!(released_by_run(dir, &moto, "prod", "queue"), None);
+    assert_eq!(released_by_run(dir, &moto, "dev", "queue"), Some(1));
+
+    // Run 2 plans prod's first delivery and is approved; before it resumes, prod gets the
+    // queue by other means. Terraform would apply a plan made against no state on top of
+    // the new state, so slipway checks it: the approval is void, nothing is applied.
+    commit_retention(dir, 86400);
+    let second = slipway_ok(dir, &moto, &["run"]);
+    let id = run_id(&second.stderr);
+    assert_eq!(id, "2");
+    slipway_ok(
+        dir,
+        &moto,
+        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
+    );
+    slipway_ok(
+        dir,
+        &moto,
+        &["deploy", "--stage", "prod", "--stack", "queue"],
+    );
+    assert_eq!(released_by_run(dir, &moto, "prod", "queue"), Some(3));
+    let void = resume_fails(dir, &moto, &id);
+    insta::assert_snapshot!(
+        "approval_void_first_delivery",
+        scrub(tail(&void, "resuming run"), dir)
+    );
+    assert_eq!(
+        released_by_run(dir, &moto, "prod", "queue"),
+        Some(3),
+        "run 2 released nothing to prod"
+    );
+
+    // Run 3 plans a change of prod's queue and is approved; prod's state changes before it
+    // resumes: Terraform finds the saved plan stale, and the approval is void.
+    commit_retention(dir, 172_800);
+    let third = slipway_ok(dir, &moto, &["run"]);
+    let id = run_id(&third.stderr);
+    assert_eq!(id, "4");
+    slipway_ok(
+        dir,
+        &moto,
+        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
+    );
+    slipway_ok(
+        dir,
+        &moto,
+        &["deploy", "--stage", "prod", "--stack", "queue"],
+    );
+    let void = resume_fails(dir, &moto, &id);
+    insta::assert_snapshot!(
+        "approval_void_stale_plan",
+        scrub(tail(&void, "resuming run"), dir)
+    );
+    assert_eq!(released_by_run(dir, &moto, "prod", "queue"), Some(5));
+    assert_eq!(retention(&sandbox, &moto, "webshop-prod-orders"), "172800");
+}

@@ -1,0 +1,219 @@
+//! A `slipway deploy` killed with SIGKILL mid-apply, and its engine with it (as when a CI
+//! runner dies): the record keeps the stack run `applying` with its dead owner, later
+//! commands report it and the stale instance lock instead of applying over it, a person
+//! resolves it (audited), and the next deploy converges from the state as it was left.
+//!
+//! The holding proxy of `interrupt.rs` holds the provider's SetQueueAttributes request, so
+//! the kill lands while the apply is in flight for sure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::unistd::Pid;
+use serde_json::Value;
+use slipway_store::{AuditAction, Store};
+
+use crate::common::{run, sandbox, slipway, slipway_process};
+use crate::interrupt::HoldingProxy;
+use crate::pipeline::{commit_retention, retention, slipway_ok};
+use crate::queue_project::{queue_repository, scrub};
+
+/// Process groups of the processes working in `dir` or below it (the orphaned engine and
+/// its provider plugin, which slipway started in a process group of their own).
+fn process_groups_working_in(dir: &Path) -> Vec<i32> {
+    let mut groups = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        if !cwd.starts_with(dir) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Field 5 (pgrp), counted after the command name, which may hold spaces.
+        let rest = &stat[stat.rfind(')').unwrap() + 1..];
+        if let Some(pgrp) = rest.split_whitespace().nth(2).and_then(|f| f.parse().ok()) {
+            groups.push(pgrp);
+        }
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    groups
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Run `id` as `history --json` shows it.
+fn run_entry(dir: &Path, moto: &slipway_sandbox::Moto, id: i64) -> Value {
+    let history: Value =
+        serde_json::from_str(&slipway_ok(dir, moto, &["history", "--json"]).stdout).unwrap();
+    history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no run {id} in {history}"))
+        .clone()
+}
+
+#[test]
+fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
+    let (sandbox, moto) = sandbox();
+    let project = queue_repository();
+    let dir = project.path();
+    slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
+    commit_retention(dir, 86400);
+
+    let proxy = HoldingProxy::start(moto.port(), "Action=SetQueueAttributes");
+    let mut env = moto.env();
+    for (key, value) in &mut env {
+        if key == "SLIPWAY_SANDBOX_ENDPOINT" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let mut child = slipway_process(dir, &env)
+        .args(["deploy", "--stage", "dev"])
+        .env("SLIPWAY_ACTOR", "tester")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the apply reaches SetQueueAttributes");
+    let pid = child.id();
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
+    child.wait().unwrap();
+    // The engine survives its parent in its own process group: kill it too, as a dying
+    // machine would. The held request never reaches the cloud.
+    let work = dir.canonicalize().unwrap().join(".slipway/work");
+    for group in process_groups_working_in(&work) {
+        let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    wait_until(
+        "the orphaned engine is gone",
+        Duration::from_secs(30),
+        || process_groups_working_in(&work).is_empty(),
+    );
+
+    // The record: run 2's stack run is still `applying`, owned by the dead process.
+    let record = run_entry(dir, &moto, 2);
+    assert_eq!(record["status"], "running", "{record}");
+    let stack_run = &record["stacks"][0];
+    assert_eq!(stack_run["stack"], "queue", "{record}");
+    assert_eq!(stack_run["status"], "applying", "{record}");
+    assert_eq!(stack_run["owner"]["pid"], pid, "{record}");
+    let stack_run_id = stack_run["id"].as_i64().unwrap().to_string();
+
+    // `status` names the interrupted instance, what it left, the stale lock and the way out.
+    let status = slipway_ok(dir, &moto, &["status"]);
+    insta::assert_snapshot!(
+        "status_after_a_killed_apply",
+        scrub(&format!("{}\n{}", status.stdout, status.stderr), dir)
+    );
+
+    // The next deploy reports it and does not apply that instance.
+    let refused = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(["deploy", "--stage", "dev"]);
+        c
+    });
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    for expected in [
+        "interrupted: dev/queue (stack run 2)",
+        &format!("slipway resolve-interrupted {stack_run_id} --note"),
+        "stale lock: stack `queue` in instance `dev` is locked by run 2",
+        "x dev/queue: failed: stack `queue` in instance `dev` is locked by run 2",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}\n{}",
+            refused.stderr
+        );
+    }
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "345600");
+
+    // A person resolves it: audited, the lock is freed.
+    let resolved = slipway_ok(
+        dir,
+        &moto,
+        &[
+            "resolve-interrupted",
+            &stack_run_id,
+            "--note",
+            "runner died; state list checked",
+        ],
+    );
+    assert!(
+        resolved
+            .stderr
+            .contains("freed the stale lock on dev/queue held by run 2"),
+        "{}",
+        resolved.stderr
+    );
+    let record = run_entry(dir, &moto, 2);
+    assert_eq!(record["stacks"][0]["status"], "interrupted", "{record}");
+    assert_eq!(record["status"], "interrupted", "{record}");
+    let audit = audit_actions(&dir.join(".slipway"));
+    assert!(
+        audit.contains(&(
+            AuditAction::Interrupted,
+            "runner died; state list checked".into()
+        )),
+        "{audit:?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|(action, _)| *action == AuditAction::Unlock),
+        "{audit:?}"
+    );
+
+    // The next deploy converges from the state as it was left, and nothing is left to do.
+    let again = slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
+    assert!(!again.stderr.contains("interrupted:"), "{}", again.stderr);
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "86400");
+    let plan = run({
+        let mut c = slipway(dir, &moto.env());
+        c.args(["plan", "--stage", "dev"]);
+        c
+    });
+    assert_eq!(
+        plan.code, 0,
+        "no changes left:\n{}\n{}",
+        plan.stdout, plan.stderr
+    );
+    drop(proxy);
+}
+
+/// (action, note) of every audit entry in the project's record.
+fn audit_actions(data_dir: &Path) -> Vec<(AuditAction, String)> {
+    let url = slipway_store::default_url(&PathBuf::from(data_dir));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = slipway_store::open(&url).await.unwrap();
+            store
+                .audit_log(None, 1000)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| {
+                    let note = e.details["note"].as_str().unwrap_or_default().to_owned();
+                    (e.action, note)
+                })
+                .collect()
+        })
+}
