@@ -200,6 +200,13 @@ impl Engine {
             source,
         };
         std::fs::create_dir_all(&self.plugin_cache).map_err(io)?;
+        // Only writers race on the cache: when the lock file pins providers that are all
+        // unpacked in the cache already, `init` just links them and needs no turn.
+        let lock_file = ctx.working_copy.stack_dir.join(".terraform.lock.hcl");
+        if providers_cached(&lock_file, &self.plugin_cache) {
+            let finished = self.run(ctx, "init", args, false, Access::Read).await;
+            return Self::expect_success(ctx, "init", &finished?);
+        }
         let _turn = self.init_turn.lock().await;
         let lock_path = self.plugin_cache.join(".slipway-init.lock");
         let file_lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
@@ -359,6 +366,51 @@ impl Engine {
     }
 }
 
+/// Whether every provider a dependency lock file pins is already unpacked in `cache`
+/// (`<cache>/<address>/<version>/<os>_<arch>`). Anything unreadable counts as "no".
+pub fn providers_cached(lock_file: &Path, cache: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(lock_file) else {
+        return false;
+    };
+    let Ok(body) = hcl::parse(&text) else {
+        return false;
+    };
+    let platform = format!(
+        "{}_{}",
+        std::env::consts::OS,
+        match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            other => other,
+        }
+    );
+    let mut providers = body
+        .blocks()
+        .filter(|b| b.identifier() == "provider")
+        .peekable();
+    if providers.peek().is_none() {
+        return false;
+    }
+    providers.all(|block| {
+        let address = block.labels().first().map(|l| l.as_str().to_owned());
+        let version = block
+            .body()
+            .attributes()
+            .find(|a| a.key() == "version")
+            .and_then(|a| match a.expr() {
+                hcl::Expression::String(v) => Some(v.clone()),
+                _ => None,
+            });
+        match (address, version) {
+            (Some(address), Some(version)) => {
+                cache.join(address).join(version).join(&platform).is_dir()
+            }
+            _ => false,
+        }
+    })
+}
+
 /// The lock details Terraform prints when a state lock is held elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
@@ -442,6 +494,43 @@ Lock Info:
             })
         );
         assert_eq!(parse_lock_error("Error: something else"), None);
+    }
+
+    #[test]
+    fn providers_pinned_by_a_lock_file_are_found_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join(".terraform.lock.hcl");
+        std::fs::write(
+            &lock,
+            "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"3.39.0\"\n  hashes = [\"h1:x\"]\n}\n",
+        )
+        .unwrap();
+        let cache = dir.path().join("cache");
+        assert!(!providers_cached(&lock, &cache), "empty cache");
+        let platform = format!(
+            "{}_{}",
+            std::env::consts::OS,
+            if std::env::consts::ARCH == "x86_64" {
+                "amd64"
+            } else {
+                std::env::consts::ARCH
+            }
+        );
+        std::fs::create_dir_all(
+            cache
+                .join("registry.terraform.io/hashicorp/aws/3.39.0")
+                .join(platform),
+        )
+        .unwrap();
+        if std::env::consts::ARCH == "x86_64" {
+            assert!(providers_cached(&lock, &cache));
+        }
+        assert!(!providers_cached(&dir.path().join("missing.hcl"), &cache));
+        std::fs::write(&lock, "").unwrap();
+        assert!(
+            !providers_cached(&lock, &cache),
+            "no providers pinned: take the turn"
+        );
     }
 
     #[test]

@@ -49,6 +49,11 @@ impl Analysis {
             .map_err(|error| anyhow::anyhow!("{error}"))
     }
 
+    /// Whether the stage has a policy to check plans against.
+    pub fn has_policy(&self) -> bool {
+        matches!(self.policy, Ok(Some(_)))
+    }
+
     /// Measures one instance's plan (the bytes of `show -json`) and checks it against the
     /// stage's policy.
     pub fn analyze(&self, stack: &str, instance: &str, plan_json: &[u8]) -> Result<InstanceReport> {
@@ -208,6 +213,7 @@ impl Executor {
 
     /// Measures the plan about to be applied and stops the apply when the stage's policy
     /// refuses it or asks for an approval this apply does not have; warnings are shown.
+    /// A stage without a policy is not measured here.
     pub async fn check_policy(
         &self,
         ctx: StepContext<'_>,
@@ -215,6 +221,11 @@ impl Executor {
         plan_file: &Path,
         log: &Log,
     ) -> Result<(), StackError> {
+        // Without a policy there is nothing to check before an apply: skipping the measure
+        // saves an engine start per stack (`slipway plan` still reports the blast radius).
+        if !self.analysis.has_policy() {
+            return Ok(());
+        }
         let report = self.measure(ctx, name, plan_file).await?;
         // The pipeline hands over a saved plan only once it was approved.
         let approved = self
