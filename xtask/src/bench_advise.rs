@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::bench_changed::{build_slipway, target_dir};
+use crate::support::{cached_repository, slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -64,23 +64,16 @@ pub fn run(args: Args) -> Result<()> {
         "need at least 10 stacks and one commit"
     );
     let target = target_dir();
-    let slipway = match &args.slipway {
-        Some(path) => path.clone(),
-        None => build_slipway(&target)?,
-    };
+    let slipway = slipway_binary(args.slipway.as_deref(), &target)?;
     let repo = target
         .join("bench-advise")
         .join(format!("repo-{}-{}", args.stacks, args.commits));
-    if args.regenerate || !repo.join(".git").join("bench-complete").exists() {
-        let started = Instant::now();
-        generate(&repo, args.stacks, args.commits)?;
-        eprintln!(
-            "generated {} stacks and {} commits in {:.1?}",
-            args.stacks,
-            args.commits,
-            started.elapsed()
-        );
-    }
+    cached_repository(
+        &repo,
+        args.regenerate,
+        (args.stacks, args.commits),
+        generate,
+    )?;
     let script = "import resource, subprocess, sys, time\n\
         t = time.monotonic()\n\
         r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\

@@ -15,8 +15,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use slipway_core::graph::StackGraph;
 use slipway_sandbox::{Moto, Sandbox, default_dir};
 
-use crate::bench_changed::{build_slipway, target_dir};
 use crate::section;
+use crate::support::{slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -49,10 +49,7 @@ const LOOP: &[(&str, &[Wire])] = &[
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let sandbox = Sandbox::ensure_installed(&default_dir()).context("installing the sandbox")?;
-    let slipway = match args.slipway {
-        Some(path) => path,
-        None => build_slipway(&target_dir())?,
-    };
+    let slipway = slipway_binary(args.slipway.as_deref(), &target_dir())?;
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/webshop");
     let mut slipway_times = Vec::new();
     let mut loop_times = Vec::new();

@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{cached_repository, slipway_binary, target_dir};
+
 use anyhow::{Context, Result, bail, ensure};
 
 #[derive(Debug, clap::Args)]
@@ -52,23 +54,16 @@ pub fn run(args: Args) -> Result<()> {
         "need at least 10 stacks, more commits than --distance, and at least one pair and run"
     );
     let target = target_dir();
-    let slipway = match &args.slipway {
-        Some(path) => path.clone(),
-        None => build_slipway(&target)?,
-    };
+    let slipway = slipway_binary(args.slipway.as_deref(), &target)?;
     let repo = target
         .join("bench-changed")
         .join(format!("monorepo-{}-{}", args.stacks, args.commits));
-    if args.regenerate || !repo.join(".git").join("bench-complete").exists() {
-        let started = Instant::now();
-        generate(&repo, args.stacks, args.commits)?;
-        eprintln!(
-            "generated {} stacks and {} commits in {:.1?}",
-            args.stacks,
-            args.commits,
-            started.elapsed()
-        );
-    }
+    cached_repository(
+        &repo,
+        args.regenerate,
+        (args.stacks, args.commits),
+        generate,
+    )?;
     let commits = git_lines(&repo, &["rev-list", "--reverse", "HEAD"])?;
     ensure!(
         commits.len() == args.commits,
@@ -137,27 +132,6 @@ pub fn run(args: Args) -> Result<()> {
         if median < 3.0 { "ok" } else { "OVER TARGET" }
     );
     Ok(())
-}
-
-pub(crate) fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
-        },
-        PathBuf::from,
-    )
-}
-
-pub(crate) fn build_slipway(target: &Path) -> Result<PathBuf> {
-    eprintln!("building the release binary (cargo build --release -p slipway)");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "-p", "slipway"])
-        .status()
-        .context("cannot run cargo")?;
-    ensure!(status.success(), "cargo build --release -p slipway failed");
-    Ok(target.join("release").join("slipway"))
 }
 
 /// Runs a command with its output discarded; fails unless it exits 0.

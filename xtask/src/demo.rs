@@ -9,8 +9,8 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context as _, Result, bail};
 use slipway_sandbox::{Sandbox, default_dir};
 
-use crate::bench_changed::target_dir;
 use crate::section;
+use crate::support::target_dir;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

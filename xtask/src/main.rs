@@ -14,6 +14,7 @@ mod bench_apply;
 mod bench_changed;
 mod demo;
 mod sandbox;
+mod support;
 mod test;
 
 #[derive(Debug, Parser)]
