@@ -213,7 +213,7 @@ impl Executor {
 
     /// Measures the plan about to be applied and stops the apply when the stage's policy
     /// refuses it or asks for an approval this apply does not have; warnings are shown.
-    /// A stage without a policy is not measured here.
+    /// A stage without a policy is not measured here unless the caller reports each apply.
     pub async fn check_policy(
         &self,
         ctx: StepContext<'_>,
@@ -223,7 +223,7 @@ impl Executor {
     ) -> Result<(), StackError> {
         // Without a policy there is nothing to check before an apply: skipping the measure
         // saves an engine start per stack (`slipway plan` still reports the blast radius).
-        if !self.analysis.has_policy() {
+        if !self.analysis.has_policy() && !self.measure_applies {
             return Ok(());
         }
         let report = self.measure(ctx, name, plan_file).await?;

@@ -106,6 +106,8 @@ pub struct Executor {
     pub analysis: Analysis,
     /// Blast radius reports of the stacks planned so far, taken by their results.
     pub(crate) reports: Mutex<BTreeMap<String, InstanceReport>>,
+    /// Whether applies are measured even where the stage has no policy.
+    pub measure_applies: bool,
     /// Where stack code comes from (the working tree unless a delivery says otherwise).
     pub code: CodeSource,
     /// The run record's part in each apply, when a pipeline command drives the executor.
@@ -125,6 +127,7 @@ pub struct ExecutorSetup {
     pub verbose: bool,
     pub interrupt: Interrupt,
     pub environment: StageEnvironment,
+    pub measure_applies: bool,
 }
 
 impl Executor {
@@ -151,6 +154,7 @@ impl Executor {
             outputs: Mutex::new(BTreeMap::new()),
             outputs_wanted: Mutex::new(BTreeSet::new()),
             reports: Mutex::new(BTreeMap::new()),
+            measure_applies: setup.measure_applies,
             code: CodeSource::WorkingTree,
             hooks: None,
         }

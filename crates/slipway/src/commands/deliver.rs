@@ -41,6 +41,7 @@ impl RunOptions {
             parallelism: self.parallelism.map(usize::from),
             verbose: self.verbose,
             step_timeout: None,
+            ..ExecutorOptions::default()
         }
     }
 }

@@ -17,7 +17,7 @@ use slipway_plan::ActionKind;
 use super::ExitStatus;
 use super::deliver::RunOptions;
 use super::drill::{first_engine_error, run_stack_checks};
-use super::stage::find_stage;
+use super::stage::{ExecutorOptions, find_stage};
 use crate::executor::{Operation, Outcome, StackResult};
 use crate::project::Workspace;
 use crate::record;
@@ -66,7 +66,11 @@ struct Recovery {
 pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus> {
     let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
-    let options = args.options.executor();
+    // The report names what each stack recreated, so every apply is measured.
+    let options = ExecutorOptions {
+        measure_applies: true,
+        ..args.options.executor()
+    };
     let store = record::open(workspace).await?;
     let all: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
     let released = released::fetch(workspace, &store, &stage.name, &all).await?;

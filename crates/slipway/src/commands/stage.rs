@@ -46,6 +46,7 @@ pub async fn run_with_results(
         parallelism: args.parallelism.map(usize::from),
         verbose: args.verbose,
         step_timeout: args.step_timeout,
+        ..ExecutorOptions::default()
     };
     let executor = executor_for(workspace, stage, &involved, &options)?;
     let run_dir = executor.run_dir.clone();
@@ -97,6 +98,9 @@ pub struct ExecutorOptions {
     pub parallelism: Option<usize>,
     pub verbose: bool,
     pub step_timeout: Option<std::time::Duration>,
+    /// Measure the blast radius of every apply, even where the stage has no policy, for
+    /// commands that report what each apply changed.
+    pub measure_applies: bool,
 }
 
 /// An executor for `stage` whose engine processes may work on `stacks`: the engine found,
@@ -156,6 +160,7 @@ pub fn executor_for(
         verbose: options.verbose,
         interrupt,
         environment,
+        measure_applies: options.measure_applies,
     })))
 }
 
