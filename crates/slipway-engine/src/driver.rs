@@ -56,6 +56,44 @@ enum Access {
 pub struct PlanOutcome {
     pub has_changes: bool,
     pub plan_file: PathBuf,
+    /// The engine's own count of the changes, when its output had one.
+    pub summary: Option<PlanSummary>,
+}
+
+/// How many resources a plan adds, changes, destroys and imports, as the engine counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlanSummary {
+    pub add: u64,
+    pub change: u64,
+    pub destroy: u64,
+    #[serde(default)]
+    pub import: u64,
+}
+
+impl PlanSummary {
+    /// Reads the `Plan: 1 to import, 2 to add, 0 to change, 0 to destroy.` line both
+    /// Terraform and OpenTofu print under a plan, so the record gets its counts without a
+    /// second engine start for `show -json`. `None` when the output has no such line.
+    pub fn from_plan_output(output: &str) -> Option<Self> {
+        let line = output
+            .lines()
+            .rev()
+            .find_map(|line| line.trim().strip_prefix("Plan: "))?;
+        let mut summary = Self::default();
+        for part in line.trim_end_matches('.').split(", ") {
+            let (count, what) = part.split_once(' ')?;
+            let count: u64 = count.parse().ok()?;
+            match what {
+                "to add" => summary.add = count,
+                "to change" => summary.change = count,
+                "to destroy" => summary.destroy = count,
+                "to import" => summary.import = count,
+                // Newer engines count more kinds (`to forget`, ...); they do not change these.
+                _ => {}
+            }
+        }
+        Some(summary)
+    }
 }
 
 /// One root-module output.
@@ -150,16 +188,19 @@ impl Engine {
     }
 
     /// A failed step, told apart when the cause was a state lock held elsewhere.
-    fn failure(ctx: StepContext<'_>, name: &str, finished: &Finished) -> StepError {
-        let code = finished.code;
+    /// What one step wrote to the log (only this step's part counts).
+    fn step_output(ctx: StepContext<'_>, finished: &Finished) -> String {
         let log = std::fs::read(ctx.log.path()).unwrap_or_default();
-        // Only this step's part of the log counts.
         let start = usize::try_from(finished.log_offset)
             .unwrap_or(0)
             .min(log.len());
-        let tail = String::from_utf8_lossy(&log[start..]);
-        let tail = tail.as_ref();
-        if let Some(lock) = parse_lock_error(tail) {
+        String::from_utf8_lossy(&log[start..]).into_owned()
+    }
+
+    fn failure(ctx: StepContext<'_>, name: &str, finished: &Finished) -> StepError {
+        let code = finished.code;
+        let tail = Self::step_output(ctx, finished);
+        if let Some(lock) = parse_lock_error(&tail) {
             return StepError::Locked {
                 step: name.to_owned(),
                 id: lock.id,
@@ -248,10 +289,12 @@ impl Engine {
             Some(0) => Ok(PlanOutcome {
                 has_changes: false,
                 plan_file,
+                summary: Some(PlanSummary::default()),
             }),
             Some(2) => Ok(PlanOutcome {
                 has_changes: true,
                 plan_file,
+                summary: PlanSummary::from_plan_output(&Self::step_output(ctx, &finished)),
             }),
             _ => Err(Self::failure(ctx, "plan", &finished)),
         }
@@ -468,6 +511,33 @@ pub fn count_resources(state_json: &[u8]) -> Result<usize, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_summary_is_read_from_the_engines_last_plan_line() {
+        let terraform = "  # aws_sqs_queue.orders will be created\n  + resource \"aws_sqs_queue\" \"orders\" {\n\nPlan: 2 to add, 1 to change, 3 to destroy.\n\nChanges to Outputs:\n";
+        assert_eq!(
+            PlanSummary::from_plan_output(terraform),
+            Some(PlanSummary {
+                add: 2,
+                change: 1,
+                destroy: 3,
+                import: 0
+            })
+        );
+        let newer = "Plan: 1 to import, 0 to add, 0 to change, 0 to destroy, 4 to forget.";
+        assert_eq!(
+            PlanSummary::from_plan_output(newer),
+            Some(PlanSummary {
+                import: 1,
+                ..PlanSummary::default()
+            })
+        );
+        assert_eq!(
+            PlanSummary::from_plan_output("Changes to Outputs:\n  + id = (known after apply)"),
+            None
+        );
+        assert_eq!(PlanSummary::from_plan_output("Plan: lots to add."), None);
+    }
 
     #[test]
     fn lock_error_is_read_from_terraform_output() {

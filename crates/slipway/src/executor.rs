@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use slipway_core::Stage;
 use slipway_core::config::Project;
 use slipway_core::schedule::{DependencyQueue, Status, Walk};
-use slipway_engine::driver::StepContext;
+use slipway_engine::driver::{PlanOutcome, PlanSummary, StepContext};
 use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
 use slipway_engine::{Engine, Interrupt, Log, Output, StateBackend, StepError};
 use slipway_plan::InstanceReport;
@@ -81,6 +81,8 @@ pub struct StackResult {
     pub log: Option<PathBuf>,
     /// The blast radius of the stack's plan, when it planned changes (plan and apply).
     pub report: Option<InstanceReport>,
+    /// The engine's count of what the stack's plan changes (plan and apply).
+    pub plan: Option<PlanSummary>,
 }
 
 /// Everything a walk needs, shared by its stack tasks.
@@ -106,6 +108,8 @@ pub struct Executor {
     pub analysis: Analysis,
     /// Blast radius reports of the stacks planned so far, taken by their results.
     pub(crate) reports: Mutex<BTreeMap<String, InstanceReport>>,
+    /// The engine's counts of the plans made so far, taken by their results.
+    plan_summaries: Mutex<BTreeMap<String, PlanSummary>>,
     /// Whether applies are measured even where the stage has no policy.
     pub measure_applies: bool,
     /// Where stack code comes from (the working tree unless a delivery says otherwise).
@@ -154,6 +158,7 @@ impl Executor {
             outputs: Mutex::new(BTreeMap::new()),
             outputs_wanted: Mutex::new(BTreeSet::new()),
             reports: Mutex::new(BTreeMap::new()),
+            plan_summaries: Mutex::new(BTreeMap::new()),
             measure_applies: setup.measure_applies,
             code: CodeSource::WorkingTree,
             hooks: None,
@@ -214,6 +219,7 @@ impl Executor {
                         elapsed: Duration::ZERO,
                         log: None,
                         report: None,
+                        plan: None,
                     }
                 }
             };
@@ -246,6 +252,7 @@ impl Executor {
                     elapsed: Duration::ZERO,
                     log: None,
                     report: None,
+                    plan: None,
                 },
             );
         }
@@ -312,6 +319,11 @@ impl Executor {
             elapsed,
             log: Some(log_path),
             report: self.reports.lock().ok().and_then(|mut r| r.remove(name)),
+            plan: self
+                .plan_summaries
+                .lock()
+                .ok()
+                .and_then(|mut p| p.remove(name)),
         }
     }
 
@@ -480,6 +492,7 @@ impl Executor {
             Operation::Plan => {
                 self.progress.step(name, "plan");
                 let plan = self.engine.plan(ctx, false).await?;
+                self.keep_plan_summary(name, &plan);
                 if plan.has_changes {
                     self.measure(ctx, name, &plan.plan_file).await?;
                 }
@@ -494,9 +507,10 @@ impl Executor {
                         // Terraform cannot tell when a plan made against no state meets
                         // state applied since; that check is slipway's.
                         self.check_saved_plan_base(ctx, name, &plan_file).await?;
-                        slipway_engine::driver::PlanOutcome {
+                        PlanOutcome {
                             has_changes: true,
                             plan_file,
+                            summary: None,
                         }
                     }
                     None => {
@@ -504,6 +518,7 @@ impl Executor {
                         self.engine.plan(ctx, false).await?
                     }
                 };
+                self.keep_plan_summary(name, &plan);
                 if plan.has_changes {
                     self.check_policy(ctx, name, &plan.plan_file, log).await?;
                     if let Some(hooks) = &self.hooks {
@@ -548,6 +563,12 @@ impl Executor {
             }
         }
         Ok(outcome)
+    }
+
+    fn keep_plan_summary(&self, name: &str, plan: &PlanOutcome) {
+        if let (Some(summary), Ok(mut all)) = (plan.summary, self.plan_summaries.lock()) {
+            all.insert(name.to_owned(), summary);
+        }
     }
 
     /// A file that exists only while the engine changes this instance's infrastructure; one

@@ -31,10 +31,12 @@ impl Engine {
             Some(0) => Ok(PlanOutcome {
                 has_changes: false,
                 plan_file,
+                summary: None,
             }),
             Some(2) => Ok(PlanOutcome {
                 has_changes: true,
                 plan_file,
+                summary: None,
             }),
             _ => Err(Self::failure(ctx, "plan -refresh-only", &finished)),
         }

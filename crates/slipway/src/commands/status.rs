@@ -148,6 +148,25 @@ struct RunEntry {
     stacks: Vec<StackRun>,
 }
 
+/// A stack run's plan as `+add ~change -destroy`, the way the engine counts it.
+fn plan_counts(stack_run: &StackRun) -> String {
+    let counts = stack_run
+        .plan_summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        .and_then(|summary| summary.get("counts").cloned());
+    let Some(counts) = counts else {
+        return String::new();
+    };
+    let count = |key: &str| counts.get(key).and_then(|v| v.as_u64()).unwrap_or(0);
+    format!(
+        "+{} ~{} -{}",
+        count("add"),
+        count("change"),
+        count("destroy")
+    )
+}
+
 /// `slipway history`.
 pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitStatus> {
     if let Some(stage) = &args.stage {
@@ -219,10 +238,11 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
             println!("    {:<10} {}", stage.stage, stage.status);
             for stack in entry.stacks.iter().filter(|s| s.stage == stage.stage) {
                 println!(
-                    "      {:<16} {:<12} {}",
+                    "      {:<16} {:<12} {:<14} {}",
                     stack.stack,
                     stack.status.to_string(),
-                    stack.artifact_id.as_deref().map(short_id).unwrap_or("-")
+                    stack.artifact_id.as_deref().map(short_id).unwrap_or("-"),
+                    plan_counts(stack)
                 );
             }
         }

@@ -22,9 +22,10 @@ use slipway_store::{
 use super::artifacts;
 use super::hooks::{ApplyHooks, CodeSource, HookFuture};
 use crate::commands::stage::{ExecutorOptions, executor_for};
-use crate::executor::{Operation, Outcome, describe};
+use crate::executor::{Operation, Outcome, StackResult, describe};
 use crate::project::Workspace;
 use crate::record;
+use slipway_engine::driver::PlanSummary;
 
 /// One stack's artifact to deliver.
 #[derive(Debug, Clone)]
@@ -202,7 +203,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         let status = match &result.outcome {
             Outcome::Applied { .. } => StackRunStatus::Succeeded,
             Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
-                let summary = keep_plan(
+                let mut summary = keep_plan(
                     &data_dir,
                     run_id,
                     stage,
@@ -210,6 +211,9 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                     &result.stack,
                     &result.outcome,
                 )?;
+                if let (Some(counts), Some(summary)) = (result.plan, summary.as_object_mut()) {
+                    summary.insert("counts".to_owned(), serde_json::json!(counts));
+                }
                 store
                     .record_plan(stack_run_id, &summary.to_string())
                     .await?;
@@ -232,7 +236,12 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                 stack_run_id,
                 &StackRunOutcome {
                     status,
-                    plan_summary: None,
+                    // An approved plan's stack run already holds its summary and hash.
+                    plan_summary: if saved_plans.contains_key(&result.stack) {
+                        None
+                    } else {
+                        plan_summary(result)
+                    },
                     log_path,
                 },
             )
@@ -297,6 +306,22 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         }
     }
     Ok(StageDelivered { succeeded: ok })
+}
+
+/// What the applied plan changed, for the stack run: the engine's own counts, or the blast
+/// radius counts where the engine printed none.
+fn plan_summary(result: &StackResult) -> Option<String> {
+    let counts = result.plan.or_else(|| {
+        let counts = &result.report.as_ref()?.blast_radius.counts;
+        // Counted as the engine counts: a replacement is one add and one destroy.
+        Some(PlanSummary {
+            add: counts.create + counts.replace,
+            change: counts.update,
+            destroy: counts.delete + counts.replace,
+            import: counts.import,
+        })
+    })?;
+    Some(serde_json::json!({ "counts": counts }).to_string())
 }
 
 /// Copies a plan saved in the working copy next to the run and returns the summary to keep

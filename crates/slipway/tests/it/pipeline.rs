@@ -179,6 +179,30 @@ fn artifacts_flow_through_stages_roll_back_and_tampering_is_refused() {
         3,
         "{history}"
     );
+    // Each stack run keeps the engine's count of what its plan changed, newest first:
+    // the rollback and the retention change update the queue, the first deploy created it.
+    let counts: Vec<Value> = history["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| {
+            let summary = run["stacks"][0]["plan_summary"].as_str().unwrap_or("null");
+            serde_json::from_str::<Value>(summary).unwrap()["counts"].clone()
+        })
+        .collect();
+    assert_eq!(counts.len(), 3, "{history}");
+    let triple = |c: &Value| {
+        (
+            c["add"].as_u64(),
+            c["change"].as_u64(),
+            c["destroy"].as_u64(),
+        )
+    };
+    assert_eq!(triple(&counts[0]), (Some(0), Some(1), Some(0)), "{history}");
+    assert_eq!(triple(&counts[1]), (Some(0), Some(1), Some(0)), "{history}");
+    let (created, changed, destroyed) = triple(&counts[2]);
+    assert!(created.unwrap() >= 1, "{history}");
+    assert_eq!((changed, destroyed), (Some(0), Some(0)), "{history}");
 
     // Tamper with the stored bytes of the dev queue artifact: promoting it is refused
     // before any Terraform command runs.
