@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::support::{cached_repository, slipway_binary, target_dir};
+use crate::support::{cached_repository, mix, slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -63,17 +63,9 @@ pub fn run(args: Args) -> Result<()> {
         args.stacks >= 10 && args.commits >= 1,
         "need at least 10 stacks and one commit"
     );
-    let target = target_dir();
-    let slipway = slipway_binary(args.slipway.as_deref(), &target)?;
-    let repo = target
-        .join("bench-advise")
-        .join(format!("repo-{}-{}", args.stacks, args.commits));
-    cached_repository(
-        &repo,
-        args.regenerate,
-        (args.stacks, args.commits),
-        generate,
-    )?;
+    let slipway = slipway_binary(args.slipway.as_deref(), &target_dir())?;
+    let size = (args.stacks, args.commits);
+    let repo = cached_repository("bench-advise/repo", size, args.regenerate, generate)?;
     let script = "import resource, subprocess, sys, time\n\
         t = time.monotonic()\n\
         r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)\n\
@@ -129,19 +121,8 @@ fn stack_files(i: usize, revision: usize) -> Vec<(String, String)> {
     ]
 }
 
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
+/// Writes the repository into the empty folder `repo`.
 fn generate(repo: &Path, stacks: usize, commits: usize) -> Result<()> {
-    if repo.exists() {
-        std::fs::remove_dir_all(repo)?;
-    }
-    std::fs::create_dir_all(repo)?;
     let git = |args: &[&str]| -> Result<()> {
         let status = Command::new("git").current_dir(repo).args(args).status()?;
         ensure!(status.success(), "git {args:?} failed");
@@ -199,6 +180,5 @@ fn generate(repo: &Path, stacks: usize, commits: usize) -> Result<()> {
     drop(out);
     ensure!(child.wait()?.success(), "git fast-import failed");
     git(&["reset", "-q", "--hard", "main"])?;
-    std::fs::write(repo.join(".git").join("bench-complete"), "")?;
     Ok(())
 }

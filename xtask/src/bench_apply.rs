@@ -16,7 +16,7 @@ use slipway_core::graph::StackGraph;
 use slipway_sandbox::{Moto, Sandbox, default_dir};
 
 use crate::section;
-use crate::support::{slipway_binary, target_dir};
+use crate::support::{copy_tree, slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -187,22 +187,4 @@ fn time_loop(sandbox: &Sandbox, project: &Path, moto: &Moto) -> Result<Duration>
         outputs.insert(stack, serde_json::from_slice(&json)?);
     }
     Ok(started.elapsed())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".slipway" || name == ".terraform" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{cached_repository, slipway_binary, target_dir};
+use crate::support::{cached_repository, mix, slipway_binary, target_dir};
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -53,17 +53,9 @@ pub fn run(args: Args) -> Result<()> {
         args.stacks >= 10 && args.commits > args.distance && args.pairs > 0 && args.runs > 0,
         "need at least 10 stacks, more commits than --distance, and at least one pair and run"
     );
-    let target = target_dir();
-    let slipway = slipway_binary(args.slipway.as_deref(), &target)?;
-    let repo = target
-        .join("bench-changed")
-        .join(format!("monorepo-{}-{}", args.stacks, args.commits));
-    cached_repository(
-        &repo,
-        args.regenerate,
-        (args.stacks, args.commits),
-        generate,
-    )?;
+    let slipway = slipway_binary(args.slipway.as_deref(), &target_dir())?;
+    let size = (args.stacks, args.commits);
+    let repo = cached_repository("bench-changed/monorepo", size, args.regenerate, generate)?;
     let commits = git_lines(&repo, &["rev-list", "--reverse", "HEAD"])?;
     ensure!(
         commits.len() == args.commits,
@@ -226,21 +218,8 @@ fn module_tf(k: usize, revision: usize) -> String {
     text
 }
 
-/// A small deterministic mixer, so the history is the same on every run.
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    x ^= x >> 33;
-    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    x ^ (x >> 33)
-}
-
+/// Writes the monorepo into the empty folder `repo`.
 fn generate(repo: &Path, stacks: usize, commits: usize) -> Result<()> {
-    if repo.exists() {
-        std::fs::remove_dir_all(repo)
-            .with_context(|| format!("cannot clear {}", repo.display()))?;
-    }
-    std::fs::create_dir_all(repo)?;
     let status = git(repo).args(["init", "-q", "-b", "main"]).status()?;
     ensure!(status.success(), "git init failed");
     let mut child = git(repo)
@@ -314,6 +293,5 @@ fn generate(repo: &Path, stacks: usize, commits: usize) -> Result<()> {
     ensure!(child.wait()?.success(), "git fast-import failed");
     let status = git(repo).args(["reset", "-q", "--hard", "main"]).status()?;
     ensure!(status.success(), "git reset --hard failed");
-    std::fs::write(repo.join(".git").join("bench-complete"), "")?;
     Ok(())
 }

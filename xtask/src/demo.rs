@@ -10,7 +10,7 @@ use anyhow::{Context as _, Result, bail};
 use slipway_sandbox::{Sandbox, default_dir};
 
 use crate::section;
-use crate::support::target_dir;
+use crate::support::{copy_tree, target_dir};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -151,22 +151,4 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == ".slipway" || name == ".terraform" {
-            continue;
-        }
-        let target = to.join(&name);
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
 }

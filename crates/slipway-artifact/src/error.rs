@@ -1,9 +1,12 @@
-//! The one error type of this crate: every failure of building, storing or extracting an
-//! artifact, each variant naming the file, entry or artifact it is about.
+//! The crate's error type: every failure of building, storing or extracting an artifact,
+//! each variant naming the file, entry or artifact it is about.
+//!
+//! [`ArtifactId::verify`] is defined here too: its failure is an [`ArtifactError`], and
+//! id.rs must not depend on this module, which depends on it for the ids it names.
 
 use std::path::PathBuf;
 
-use crate::id::ArtifactId;
+use crate::id::{ArtifactId, InvalidArtifactId};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = ArtifactError> = std::result::Result<T, E>;
@@ -79,8 +82,8 @@ pub enum ArtifactError {
 
     // --- identity ----------------------------------------------------------------------
     /// A string is not an artifact id of the form `sha256:<64 hex digits>`.
-    #[error("`{value}` is not an artifact id (expected sha256:<64 hex digits>)")]
-    InvalidId { value: String },
+    #[error(transparent)]
+    InvalidId(#[from] InvalidArtifactId),
 
     /// Bytes do not hash to the id they were presented under.
     #[error("artifact {id} was tampered with: its bytes hash to {actual}; refusing to use it")]
@@ -183,5 +186,42 @@ fn at_commit(commit: Option<&str>) -> String {
     match commit {
         Some(c) => format!(" at commit {}", &c[..c.len().min(12)]),
         None => " in the working tree".to_owned(),
+    }
+}
+
+impl ArtifactId {
+    /// Checks that `bytes` are the artifact this id names.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), ArtifactError> {
+        let actual = Self::of(bytes);
+        if actual == *self {
+            Ok(())
+        } else {
+            Err(ArtifactError::Tampered {
+                id: self.clone(),
+                actual,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_refuses_other_bytes() {
+        let id = ArtifactId::of(b"bundle");
+        assert!(id.verify(b"bundle").is_ok());
+        let err = id.verify(b"bundle!").expect_err("other bytes");
+        assert!(matches!(err, ArtifactError::Tampered { .. }));
+    }
+
+    #[test]
+    fn an_invalid_id_keeps_its_message() {
+        let err = ArtifactError::from("sha256:".parse::<ArtifactId>().expect_err("not an id"));
+        assert_eq!(
+            err.to_string(),
+            "`sha256:` is not an artifact id (expected sha256:<64 hex digits>)"
+        );
     }
 }

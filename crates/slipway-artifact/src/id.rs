@@ -1,11 +1,13 @@
 //! Artifact identity: `sha256:<hex>` of the compressed bundle bytes.
+//!
+//! This module stands on its own, with its own parse error ([`InvalidArtifactId`]), so that
+//! the crate error, which names artifacts by id, can depend on it without a cycle. Checking
+//! bytes against an id fails with the crate error, so [`ArtifactId::verify`] is in error.rs.
 
 use std::fmt;
 use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
-
-use crate::error::ArtifactError;
 
 const PREFIX: &str = "sha256:";
 
@@ -34,18 +36,19 @@ impl ArtifactId {
     pub fn short(&self) -> &str {
         &self.hex[..12]
     }
+}
 
-    /// Checks that `bytes` are the artifact this id names.
-    pub fn verify(&self, bytes: &[u8]) -> Result<(), ArtifactError> {
-        let actual = Self::of(bytes);
-        if actual == *self {
-            Ok(())
-        } else {
-            Err(ArtifactError::Tampered {
-                id: self.clone(),
-                actual,
-            })
-        }
+/// A string is not an artifact id of the form `sha256:<64 hex digits>`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not an artifact id (expected sha256:<64 hex digits>)")]
+pub struct InvalidArtifactId {
+    value: String,
+}
+
+impl InvalidArtifactId {
+    /// The text that did not parse.
+    pub fn value(&self) -> &str {
+        &self.value
     }
 }
 
@@ -62,10 +65,10 @@ impl fmt::Debug for ArtifactId {
 }
 
 impl FromStr for ArtifactId {
-    type Err = ArtifactError;
+    type Err = InvalidArtifactId;
 
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let invalid = || ArtifactError::InvalidId {
+        let invalid = || InvalidArtifactId {
             value: value.to_owned(),
         };
         let hex = value.strip_prefix(PREFIX).ok_or_else(invalid)?;
@@ -129,10 +132,12 @@ mod tests {
     }
 
     #[test]
-    fn verify_refuses_other_bytes() {
-        let id = ArtifactId::of(b"bundle");
-        assert!(id.verify(b"bundle").is_ok());
-        let err = id.verify(b"bundle!").expect_err("other bytes");
-        assert!(matches!(err, ArtifactError::Tampered { .. }));
+    fn a_malformed_id_is_named_in_the_message() {
+        let err = "md5:abc".parse::<ArtifactId>().expect_err("not an id");
+        assert_eq!(err.value(), "md5:abc");
+        assert_eq!(
+            err.to_string(),
+            "`md5:abc` is not an artifact id (expected sha256:<64 hex digits>)"
+        );
     }
 }

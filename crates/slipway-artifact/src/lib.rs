@@ -24,7 +24,7 @@ mod store;
 pub use bundle::{Bundle, BundleInput, ZSTD_LEVEL, build_bundle};
 pub use error::{ArtifactError, Result};
 pub use extract::{ExtractLimits, extract};
-pub use id::ArtifactId;
+pub use id::{ArtifactId, InvalidArtifactId};
 pub use manifest::{FileMode, MANIFEST_NAME, Manifest, ManifestFile, SCHEMA_VERSION};
 pub use modules::local_module_dirs;
 pub use relpath::RelPath;

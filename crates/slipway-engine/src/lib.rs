@@ -15,7 +15,9 @@ pub mod state;
 pub mod working_copy;
 
 pub use child::{Interrupt, InterruptTrigger, Log, StepError};
-pub use driver::{Engine, LockInfo, Output, PlanOutcome, StackCredentials, StepContext};
+pub use driver::{
+    Engine, LockInfo, Output, PlanOutcome, StackCredentials, StepContext, first_engine_error,
+};
 pub use locate::{LocateError, locate_engine};
 pub use state::StateBackend;
 pub use working_copy::WorkingCopy;

@@ -1,40 +1,12 @@
 //! The git adapter against real repositories built in temporary folders.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use std::path::Path;
+
+use common::{commit, git, write};
 use slipway_core::changes::{FileChange, FileStatus};
 use slipway_git::{GitError, Repo, TreeReader};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let target = dir.join(path);
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::write(target, text).unwrap();
-}
-
-fn commit(dir: &Path) -> String {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "change"]);
-    git(dir, &["rev-parse", "HEAD"])
-}
 
 fn project(dir: &Path) -> String {
     git(dir, &["init", "-q", "-b", "main"]);

@@ -2,36 +2,10 @@
 //! files at a commit, the files that changed between two commits, and resolving revisions
 //! in the process that opens the repository.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
+use common::{commit, git, write};
 use slipway_git::{BlobChange, Repo};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}");
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn write(dir: &Path, path: &str, text: &str) {
-    let target = dir.join(path);
-    std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-    std::fs::write(target, text).unwrap();
-}
-
-fn commit(dir: &Path) -> String {
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "change"]);
-    git(dir, &["rev-parse", "HEAD"])
-}
 
 #[test]
 fn blobs_and_their_changes_are_the_project_files_below_the_project_folder() {

@@ -17,6 +17,7 @@
 
 mod error;
 mod liveness;
+mod migrate;
 mod model;
 mod postgres;
 mod sql;
@@ -113,12 +114,13 @@ impl AnyStore {
     }
 }
 
-/// Forwards each [`Store`] method to the backend inside.
+/// Implements a trait of the record for [`AnyStore`] by forwarding each method to the
+/// backend inside. Every method is async and returns [`Result`].
 macro_rules! delegate {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)+) => {
-        impl Store for AnyStore {
+    (impl $trait:path { $($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)+ }) => {
+        impl $trait for $crate::AnyStore {
             $(
-                async fn $name(&self, $($arg: $ty),*) -> Result<$ret> {
+                async fn $name(&self, $($arg: $ty),*) -> $crate::Result<$ret> {
                     match self {
                         Self::Sqlite(store) => store.$name($($arg),*).await,
                         Self::Postgres(store) => store.$name($($arg),*).await,
@@ -128,8 +130,9 @@ macro_rules! delegate {
         }
     };
 }
+pub(crate) use delegate;
 
-delegate! {
+delegate! { impl Store {
     create_run(new: &NewRun) -> Run;
     finish_run(run_id: i64, status: RunStatus) -> Run;
     run(run_id: i64) -> Option<Run>;
@@ -159,7 +162,7 @@ delegate! {
     release_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;
     break_stale_lock(seen: &HeldLock, new_owner: &LockOwner, actor: &str) -> InstanceLock;
     instance_locks() -> Vec<HeldLock>;
-}
+}}
 
 #[cfg(test)]
 mod tests {

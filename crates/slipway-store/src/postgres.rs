@@ -7,14 +7,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, SqlSafeStr as _};
 
 use crate::error::{Result, StoreError, db, redact};
+use crate::migrate;
 
 /// This backend's schema history; each file is applied once, in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[migrate::Step] = &[
     (
         1,
         "record",
@@ -50,13 +49,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        migrator()
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                url: shown.clone(),
-                source,
-            })?;
+        migrate::apply(&pool, MIGRATIONS, &shown).await?;
         Ok(Self { pool, lease })
     }
 
@@ -68,23 +61,6 @@ impl PostgresStore {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-fn migrator() -> Migrator {
-    Migrator::with_migrations(
-        MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    (*description).into(),
-                    MigrationType::Simple,
-                    AssertSqlSafe(*sql).into_sql_str(),
-                    false,
-                )
-            })
-            .collect(),
-    )
 }
 
 mod record {

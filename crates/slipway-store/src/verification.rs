@@ -237,6 +237,33 @@ macro_rules! impl_verification {
                 })
             }
 
+            /// The latest `limit` rows of `table`, newest first; of one stage when `stage` is
+            /// given. For the tables listed by stage, drills and drift checks, whose ids grow
+            /// with time.
+            async fn newest<T>(
+                store: &Store,
+                table: &str,
+                columns: &str,
+                stage: Option<&str>,
+                limit: u32,
+                action: &'static str,
+                from_row: fn(&$row) -> Result<T>,
+            ) -> Result<Vec<T>> {
+                let sql = format!(
+                    "SELECT {columns} FROM {table} WHERE ($1 IS NULL OR stage = $1) \
+                     ORDER BY id DESC LIMIT $2"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(stage)
+                    .bind(i64::from(limit))
+                    .fetch_all(&store.pool)
+                    .await
+                    .map_err(db(action))?
+                    .iter()
+                    .map(from_row)
+                    .collect()
+            }
+
             impl $crate::verification::VerificationRecord for Store {
                 async fn record_instance(&self, new: &NewInstance) -> Result<EphemeralInstance> {
                     let sql = format!(
@@ -330,19 +357,16 @@ macro_rules! impl_verification {
                 }
 
                 async fn drills(&self, stage: Option<&str>, limit: u32) -> Result<Vec<Drill>> {
-                    let sql = format!(
-                        "SELECT {DRILL_COLUMNS} FROM drills WHERE ($1 IS NULL OR stage = $1) \
-                         ORDER BY id DESC LIMIT $2"
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(stage)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db("list drills"))?
-                        .iter()
-                        .map(drill_from_row)
-                        .collect()
+                    newest(
+                        self,
+                        "drills",
+                        DRILL_COLUMNS,
+                        stage,
+                        limit,
+                        "list drills",
+                        drill_from_row,
+                    )
+                    .await
                 }
 
                 async fn record_drift(
@@ -371,19 +395,16 @@ macro_rules! impl_verification {
                     stage: Option<&str>,
                     limit: u32,
                 ) -> Result<Vec<DriftCheck>> {
-                    let sql = format!(
-                        "SELECT {DRIFT_COLUMNS} FROM drift_checks WHERE ($1 IS NULL OR stage = $1) \
-                         ORDER BY id DESC LIMIT $2"
-                    );
-                    sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(stage)
-                        .bind(i64::from(limit))
-                        .fetch_all(&self.pool)
-                        .await
-                        .map_err(db("list drift checks"))?
-                        .iter()
-                        .map(drift_from_row)
-                        .collect()
+                    newest(
+                        self,
+                        "drift_checks",
+                        DRIFT_COLUMNS,
+                        stage,
+                        limit,
+                        "list drift checks",
+                        drift_from_row,
+                    )
+                    .await
                 }
             }
         }
@@ -391,65 +412,13 @@ macro_rules! impl_verification {
 }
 pub(crate) use impl_verification;
 
-/// Forwards each method to the backend inside.
-impl VerificationRecord for crate::AnyStore {
-    async fn record_instance(&self, new: &NewInstance) -> Result<EphemeralInstance> {
-        match self {
-            Self::Sqlite(s) => s.record_instance(new).await,
-            Self::Postgres(s) => s.record_instance(new).await,
-        }
-    }
-    async fn instance_destroyed(&self, name: &str) -> Result<bool> {
-        match self {
-            Self::Sqlite(s) => s.instance_destroyed(name).await,
-            Self::Postgres(s) => s.instance_destroyed(name).await,
-        }
-    }
-    async fn live_instances(&self) -> Result<Vec<EphemeralInstance>> {
-        match self {
-            Self::Sqlite(s) => s.live_instances().await,
-            Self::Postgres(s) => s.live_instances().await,
-        }
-    }
-    async fn start_drill(&self, stage: &str, instance: &str) -> Result<Drill> {
-        match self {
-            Self::Sqlite(s) => s.start_drill(stage, instance).await,
-            Self::Postgres(s) => s.start_drill(stage, instance).await,
-        }
-    }
-    async fn finish_drill(
-        &self,
-        id: i64,
-        status: DrillStatus,
-        total_ms: u64,
-        details: &serde_json::Value,
-    ) -> Result<Drill> {
-        match self {
-            Self::Sqlite(s) => s.finish_drill(id, status, total_ms, details).await,
-            Self::Postgres(s) => s.finish_drill(id, status, total_ms, details).await,
-        }
-    }
-    async fn drills(&self, stage: Option<&str>, limit: u32) -> Result<Vec<Drill>> {
-        match self {
-            Self::Sqlite(s) => s.drills(stage, limit).await,
-            Self::Postgres(s) => s.drills(stage, limit).await,
-        }
-    }
-    async fn record_drift(
-        &self,
-        stage: &str,
-        drifted: u64,
-        details: &serde_json::Value,
-    ) -> Result<DriftCheck> {
-        match self {
-            Self::Sqlite(s) => s.record_drift(stage, drifted, details).await,
-            Self::Postgres(s) => s.record_drift(stage, drifted, details).await,
-        }
-    }
-    async fn drift_checks(&self, stage: Option<&str>, limit: u32) -> Result<Vec<DriftCheck>> {
-        match self {
-            Self::Sqlite(s) => s.drift_checks(stage, limit).await,
-            Self::Postgres(s) => s.drift_checks(stage, limit).await,
-        }
-    }
-}
+crate::delegate! { impl VerificationRecord {
+    record_instance(new: &NewInstance) -> EphemeralInstance;
+    instance_destroyed(name: &str) -> bool;
+    live_instances() -> Vec<EphemeralInstance>;
+    start_drill(stage: &str, instance: &str) -> Drill;
+    finish_drill(id: i64, status: DrillStatus, total_ms: u64, details: &serde_json::Value) -> Drill;
+    drills(stage: Option<&str>, limit: u32) -> Vec<Drill>;
+    record_drift(stage: &str, drifted: u64, details: &serde_json::Value) -> DriftCheck;
+    drift_checks(stage: Option<&str>, limit: u32) -> Vec<DriftCheck>;
+}}

@@ -9,14 +9,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use slipway_core::Stage;
 use slipway_core::config::{OnViolation, Project, StagePolicy, StatefulResources};
-use slipway_engine::Log;
-use slipway_engine::driver::StepContext;
 use slipway_plan::{
     InstanceReport, Policy, PolicyConfig, Severity, StackLinks, StatefulConfig, StatefulTypes,
     Verdict, analyze_instance, parse_plan,
 };
-
-use crate::executor::{Executor, StackError};
 
 /// Everything needed to measure the plans of one stage's stack instances, built once per
 /// executor.
@@ -191,61 +187,6 @@ fn bullet(lines: &[String]) -> String {
         .map(|line| format!("    - {line}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// Measuring plans inside a walk: `show -json` runs once per plan, its bytes stay in memory.
-impl Executor {
-    /// Measures the saved plan of stack `name` and keeps its report for the stack's result.
-    pub async fn measure(
-        &self,
-        ctx: StepContext<'_>,
-        name: &str,
-        plan_file: &Path,
-    ) -> Result<InstanceReport, StackError> {
-        self.progress.step(name, "blast radius");
-        let json = self.engine.show_json(ctx, plan_file).await?;
-        let report = self.analysis.analyze(name, &self.instance, &json)?;
-        if let Ok(mut reports) = self.reports.lock() {
-            reports.insert(name.to_owned(), report.clone());
-        }
-        Ok(report)
-    }
-
-    /// Measures the plan about to be applied and stops the apply when the stage's policy
-    /// refuses it or asks for an approval this apply does not have; warnings are shown.
-    /// A stage without a policy is not measured here unless the caller reports each apply.
-    pub async fn check_policy(
-        &self,
-        ctx: StepContext<'_>,
-        name: &str,
-        plan_file: &Path,
-        log: &Log,
-    ) -> Result<(), StackError> {
-        // Without a policy there is nothing to check before an apply: skipping the measure
-        // saves an engine start per stack (`slipway plan` still reports the blast radius).
-        if !self.analysis.has_policy() && !self.measure_applies {
-            return Ok(());
-        }
-        let report = self.measure(ctx, name, plan_file).await?;
-        // The pipeline hands over a saved plan only once it was approved.
-        let approved = self
-            .hooks
-            .as_ref()
-            .is_some_and(|hooks| hooks.saved_plan(name).is_some());
-        match apply_gate(&self.stage.name, &report, approved) {
-            Gate::Proceed { warnings } => {
-                for warning in warnings {
-                    let line = format!("warning: {}/{name}: {warning}", self.stage.name);
-                    log.line(&format!("== slipway: {line} =="));
-                    self.progress.note(&line);
-                }
-                Ok(())
-            }
-            Gate::NeedsApproval { message } | Gate::Refused { message } => {
-                Err(StackError::Other(anyhow::anyhow!(message)))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -14,14 +14,18 @@ use slipway_core::config::Project;
 use slipway_core::schedule::{DependencyQueue, Status, Walk};
 use slipway_engine::driver::{PlanOutcome, PlanSummary, StepContext};
 use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
-use slipway_engine::{Engine, Interrupt, Log, Output, StateBackend, StepError};
+use slipway_engine::{
+    Engine, Interrupt, Log, Output, StackCredentials, StateBackend, StepError, first_engine_error,
+};
 use slipway_plan::InstanceReport;
 use tokio::task::JoinSet;
 
-use crate::analysis::Analysis;
+use crate::analysis::{Analysis, Gate, apply_gate};
+
+mod hooks;
 use crate::credentials::StageEnvironment;
-use crate::pipeline::hooks::{ApplyHooks, CodeSource};
 use crate::progress::Progress;
+pub use hooks::{ApplyHooks, CodeSource, HookFuture};
 
 /// What to do to each stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,17 @@ pub struct StackResult {
     pub report: Option<InstanceReport>,
     /// The engine's count of what the stack's plan changes (plan and apply).
     pub plan: Option<PlanSummary>,
+}
+
+impl StackResult {
+    /// Why the stack failed with `error`, in the engine's words where its log has them: the
+    /// first error Terraform printed says more than how the step ended.
+    pub fn failure_reason(&self, error: &str) -> String {
+        self.log
+            .as_deref()
+            .and_then(first_engine_error)
+            .unwrap_or_else(|| error.to_owned())
+    }
 }
 
 /// Everything a walk needs, shared by its stack tasks.
@@ -483,9 +498,7 @@ impl Executor {
             interrupt: &self.interrupt,
         };
         self.progress.step(name, "init");
-        self.engine
-            .init(ctx, &self.backend.backend_config(&self.instance, name))
-            .await?;
+        self.init(ctx, name).await?;
 
         let outcome = match operation {
             Operation::ReadOutputs => Outcome::OutputsRead,
@@ -645,11 +658,12 @@ pub fn describe(
 
 /// Operations on one stack instance's state, outside a graph walk.
 impl Executor {
-    fn single_context<'a>(
+    /// The step context of one stack's engine command outside a graph walk.
+    pub fn single_context<'a>(
         &'a self,
         working_copy: &'a WorkingCopy,
         log: &'a Log,
-        credentials: &'a slipway_engine::StackCredentials,
+        credentials: &'a StackCredentials,
     ) -> StepContext<'a> {
         StepContext {
             working_copy,
@@ -660,23 +674,41 @@ impl Executor {
         }
     }
 
-    fn single_log(&self, name: &str, what: &str) -> Result<Log, StackError> {
-        let path = self.run_dir.join(format!("{name}.{what}.log"));
-        Ok(Log::create(&path)
+    /// A log of its own at `path` for engine commands outside a walk, with the stage's
+    /// secrets redacted as in a walk's logs.
+    pub fn single_log(&self, path: &Path) -> Result<Log> {
+        Ok(Log::create(path)
             .with_context(|| format!("cannot create log {}", path.display()))?
             .redacting(self.environment.secrets.iter().cloned()))
     }
 
-    /// Releases a state lock by id: `init`, then `force-unlock`.
-    pub async fn unlock(&self, name: &str, lock_id: &str) -> Result<PathBuf, StackError> {
-        let working_copy = self.prepare(name)?;
-        let log = self.single_log(name, "unlock")?;
-        let credentials = self.environment.for_stack(name);
-        let ctx = self.single_context(&working_copy, &log, &credentials);
-        self.progress.step(name, "init");
+    /// `init` of stack `name`'s working copy against this instance's state.
+    pub async fn init(&self, ctx: StepContext<'_>, name: &str) -> Result<(), StepError> {
         self.engine
             .init(ctx, &self.backend.backend_config(&self.instance, name))
+            .await
+    }
+
+    /// Stack `name` prepared and initialised for a `what` command, logged to
+    /// `<run>/<name>.<what>.log`.
+    async fn initialized(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<(WorkingCopy, Log, StackCredentials), StackError> {
+        let working_copy = self.prepare(name)?;
+        let log = self.single_log(&self.run_dir.join(format!("{name}.{what}.log")))?;
+        let credentials = self.environment.for_stack(name);
+        self.progress.step(name, "init");
+        self.init(self.single_context(&working_copy, &log, &credentials), name)
             .await?;
+        Ok((working_copy, log, credentials))
+    }
+
+    /// Releases a state lock by id: `init`, then `force-unlock`.
+    pub async fn unlock(&self, name: &str, lock_id: &str) -> Result<PathBuf, StackError> {
+        let (working_copy, log, credentials) = self.initialized(name, "unlock").await?;
+        let ctx = self.single_context(&working_copy, &log, &credentials);
         self.progress.step(name, "force-unlock");
         self.engine.force_unlock(ctx, lock_id).await?;
         Ok(log.path().to_path_buf())
@@ -693,14 +725,8 @@ impl Executor {
             .with_context(|| format!("cannot read {}", local_state.display()))?;
         let before = slipway_engine::driver::count_resources(&local)
             .with_context(|| format!("{} is not a Terraform state file", local_state.display()))?;
-        let working_copy = self.prepare(name)?;
-        let log = self.single_log(name, "migrate")?;
-        let credentials = self.environment.for_stack(name);
+        let (working_copy, log, credentials) = self.initialized(name, "migrate").await?;
         let ctx = self.single_context(&working_copy, &log, &credentials);
-        self.progress.step(name, "init");
-        self.engine
-            .init(ctx, &self.backend.backend_config(&self.instance, name))
-            .await?;
         self.progress.step(name, "state pull");
         let remote = self.engine.state_pull(ctx).await?;
         let remote_count = if remote.iter().all(u8::is_ascii_whitespace) {
@@ -731,4 +757,59 @@ fn same_lineage(a: &[u8], b: &[u8]) -> bool {
             .and_then(|v| v.get("lineage").and_then(|l| l.as_str()).map(str::to_owned))
     };
     lineage(a).is_some() && lineage(a) == lineage(b)
+}
+
+/// Measuring plans inside a walk: `show -json` runs once per plan, its bytes stay in memory.
+impl Executor {
+    /// Measures the saved plan of stack `name` and keeps its report for the stack's result.
+    pub async fn measure(
+        &self,
+        ctx: StepContext<'_>,
+        name: &str,
+        plan_file: &Path,
+    ) -> Result<InstanceReport, StackError> {
+        self.progress.step(name, "blast radius");
+        let json = self.engine.show_json(ctx, plan_file).await?;
+        let report = self.analysis.analyze(name, &self.instance, &json)?;
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.insert(name.to_owned(), report.clone());
+        }
+        Ok(report)
+    }
+
+    /// Measures the plan about to be applied and stops the apply when the stage's policy
+    /// refuses it or asks for an approval this apply does not have; warnings are shown.
+    /// A stage without a policy is not measured here unless the caller reports each apply.
+    pub async fn check_policy(
+        &self,
+        ctx: StepContext<'_>,
+        name: &str,
+        plan_file: &Path,
+        log: &Log,
+    ) -> Result<(), StackError> {
+        // Without a policy there is nothing to check before an apply: skipping the measure
+        // saves an engine start per stack (`slipway plan` still reports the blast radius).
+        if !self.analysis.has_policy() && !self.measure_applies {
+            return Ok(());
+        }
+        let report = self.measure(ctx, name, plan_file).await?;
+        // The pipeline hands over a saved plan only once it was approved.
+        let approved = self
+            .hooks
+            .as_ref()
+            .is_some_and(|hooks| hooks.saved_plan(name).is_some());
+        match apply_gate(&self.stage.name, &report, approved) {
+            Gate::Proceed { warnings } => {
+                for warning in warnings {
+                    let line = format!("warning: {}/{name}: {warning}", self.stage.name);
+                    log.line(&format!("== slipway: {line} =="));
+                    self.progress.note(&line);
+                }
+                Ok(())
+            }
+            Gate::NeedsApproval { message } | Gate::Refused { message } => {
+                Err(StackError::Other(anyhow::anyhow!(message)))
+            }
+        }
+    }
 }

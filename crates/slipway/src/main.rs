@@ -10,6 +10,7 @@ mod pipeline;
 mod progress;
 mod project;
 mod record;
+mod stage_executor;
 mod verify;
 
 use std::process::ExitCode;
@@ -60,7 +61,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             unreachable!("dispatched before the project is opened")
         }
         Command::New(args) => match &args.command {
-            cli::NewCommand::Stack(args) => commands::new_stack::run(&workspace, args),
+            commands::new_stack::NewCommand::Stack(args) => {
+                commands::new_stack::run(&workspace, args)
+            }
         },
         Command::Advise(args) => commands::advise::run(&workspace, args),
         Command::Drill(args) => commands::drill::drill(&workspace, args).await,
@@ -72,7 +75,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Graph(args) => commands::graph::run(&workspace, args),
         Command::Plan(args) => commands::plan::run(&workspace, args).await,
         Command::Apply(args) => {
-            commands::stage::run(&workspace, &args.stage, Operation::Apply).await
+            commands::stage::run_approved(&workspace, &args.stage, &args.approval, Operation::Apply)
+                .await
         }
         Command::Unlock(args) => commands::unlock::run(&workspace, args).await,
         Command::State(args) => commands::state::run(&workspace, args).await,
@@ -83,7 +87,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
                     args.stage.stage
                 );
             }
-            commands::stage::run(&workspace, &args.stage, Operation::Destroy).await
+            commands::stage::run_approved(
+                &workspace,
+                &args.stage,
+                &args.approval,
+                Operation::Destroy,
+            )
+            .await
         }
         Command::Build(args) => commands::deliver::build(&workspace, args).await,
         Command::Deploy(args) => commands::deliver::deploy(&workspace, args).await,

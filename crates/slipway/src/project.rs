@@ -1,13 +1,15 @@
-//! Finding the project on disk and loading it: the filesystem side of configuration.
+//! Finding the project on disk and loading it: the filesystem side of configuration; and
+//! finding the stages and stacks a command names.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use slipway_core::config::{
     self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
 };
-use slipway_core::{Diagnostics, SourceFile};
-use walkdir::WalkDir;
+use slipway_core::{Diagnostics, SourceFile, Stage};
+use walkdir::{DirEntry, WalkDir};
 
 /// A loaded project and where it lives.
 #[derive(Debug)]
@@ -28,7 +30,7 @@ impl Workspace {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
         // Marks the folder as slipway's, so discovery never mistakes a working copy for a stack.
-        let marker = dir.join(".slipway-data");
+        let marker = dir.join(DATA_MARKER);
         if !marker.exists() {
             std::fs::write(&marker, "")?;
         }
@@ -41,6 +43,27 @@ impl Workspace {
         }
         Ok(dir)
     }
+}
+
+/// The file that marks a folder as slipway's data folder, whatever slipway.hcl names it.
+const DATA_MARKER: &str = ".slipway-data";
+
+/// Every file and folder below `root`, by name, without `.git`, `.terraform` and slipway's
+/// data folder. The data folder may be renamed in slipway.hcl; both the default and anything
+/// holding slipway's own marker are skipped, so a working copy is never mistaken for code.
+pub fn walk_sources(root: &Path) -> impl Iterator<Item = walkdir::Result<DirEntry>> {
+    WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| {
+            let name = e.file_name().to_string_lossy();
+            !(e.file_type().is_dir()
+                && (name == ".git"
+                    || name == ".terraform"
+                    || name == config::DEFAULT_DATA_DIR
+                    || e.path().join(DATA_MARKER).exists()))
+        })
 }
 
 /// Configuration errors, rendered with their locations.
@@ -82,22 +105,8 @@ pub fn read_sources(root: &Path) -> Result<ProjectSources> {
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = SourceFile::new(PROJECT_FILE, text);
-    // The data folder may be renamed in slipway.hcl; skip both the default and anything
-    // holding slipway's own marker so a working copy is never mistaken for a stack.
     let mut stacks = Vec::new();
-    let walker = WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            !(e.file_type().is_dir()
-                && (name == ".git"
-                    || name == ".terraform"
-                    || name == config::DEFAULT_DATA_DIR
-                    || e.path().join(".slipway-data").exists()))
-        });
-    for entry in walker {
+    for entry in walk_sources(root) {
         let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
         if !entry.file_type().is_file() || entry.file_name() != STACK_FILE {
             continue;
@@ -138,4 +147,58 @@ pub fn open(explicit: Option<&Path>) -> Result<Workspace> {
     let env: Env = std::env::vars().collect();
     let project = config::load(&sources, &env).map_err(ConfigErrors)?;
     Ok(Workspace { root, project })
+}
+
+/// The stage named on the command line.
+pub fn find_stage<'a>(workspace: &'a Workspace, name: &str) -> Result<&'a Stage> {
+    let project = &workspace.project;
+    project.stage(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown stage `{name}`\n  help: the stages in slipway.hcl are: {}",
+            project.stage_names().join(", ")
+        )
+    })
+}
+
+/// The stack named on the command line.
+pub fn check_stack(workspace: &Workspace, name: &str) -> Result<()> {
+    let project = &workspace.project;
+    if project.stack(name).is_none() {
+        let known: Vec<&str> = project.stacks.iter().map(|s| s.name.as_str()).collect();
+        bail!(
+            "unknown stack `{name}`\n  help: the stacks are: {}",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The stacks named on the command line, each checked; every stack when none is named.
+pub fn chosen_stacks(workspace: &Workspace, names: &[String]) -> Result<BTreeSet<String>> {
+    if names.is_empty() {
+        return Ok(workspace
+            .project
+            .stacks
+            .iter()
+            .map(|s| s.name.clone())
+            .collect());
+    }
+    for name in names {
+        check_stack(workspace, name)?;
+    }
+    Ok(names.iter().cloned().collect())
+}
+
+/// `names` and every stack they depend on, transitively.
+pub fn with_dependencies<'a>(
+    project: &Project,
+    names: impl IntoIterator<Item = &'a String>,
+) -> BTreeSet<String> {
+    let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+    project
+        .graph
+        .with_dependencies(&names)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }

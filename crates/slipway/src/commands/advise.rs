@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -12,13 +12,40 @@ use slipway_advisor::code::{ModuleCode, TfFile};
 use slipway_advisor::codeowners::CodeOwners;
 use slipway_advisor::domains::TypeMap;
 use slipway_advisor::{Commit, Input, Settings, StackInput};
+use slipway_core::changes::join_module_source;
 use slipway_core::config::advisor::AdvisorConfig;
 use slipway_engine::StateBackend;
 
 use super::ExitStatus;
 use super::init::slash;
-use crate::cli::{AdviseArgs, AdviseFormat};
 use crate::project::Workspace;
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdviseFormat {
+    /// A report for the terminal.
+    Terminal,
+    /// A Markdown report (for a pull request or a wiki page).
+    Markdown,
+    /// JSON (schema in docs/advisor.md).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// Read commits since this date (YYYY-MM-DD) or this long ago (e.g. "90d"); default: `history` in the advisor block, else 180 days.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = AdviseFormat::Terminal)]
+    pub format: AdviseFormat,
+    /// Also draw the stacks as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Show every stack's measurements, not only those with recommendations.
+    #[arg(long)]
+    pub all: bool,
+}
 
 const DEFAULT_HISTORY_DAYS: f64 = 180.0;
 const SECONDS_PER_DAY: f64 = 86_400.0;
@@ -169,7 +196,7 @@ fn read_stack(workspace: &Workspace, stack: &slipway_core::config::Stack) -> Res
         let folder = read_tf_folder(&workspace.root, &dir)?;
         let module = ModuleCode::read(&folder);
         for source in &module.local_modules {
-            if let Some(next) = join(&dir, source) {
+            if let Some(next) = join_module_source(&dir, source) {
                 todo.push(next);
             }
         }
@@ -179,7 +206,8 @@ fn read_stack(workspace: &Workspace, stack: &slipway_core::config::Stack) -> Res
         }
         code.resources.extend(module.resources);
     }
-    files.push(join(&stack.dir, slipway_core::config::STACK_FILE).unwrap_or_default());
+    files
+        .push(join_module_source(&stack.dir, slipway_core::config::STACK_FILE).unwrap_or_default());
     files.sort();
     let data_dir = workspace.data_dir();
     let deployed = workspace
@@ -267,21 +295,6 @@ fn read_codeowners(workspace: &Workspace, prefix: &str) -> CodeOwners {
     CodeOwners::default()
 }
 
-/// `dir/relative`, `.` and `..` resolved; `None` when it leaves the project.
-fn join(dir: &str, relative: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,9 +313,9 @@ mod tests {
     #[test]
     fn module_paths_resolve_inside_the_project() {
         assert_eq!(
-            join("stacks/app", "../../modules/b").as_deref(),
+            join_module_source("stacks/app", "../../modules/b").as_deref(),
             Some("modules/b")
         );
-        assert_eq!(join("app", "../../x"), None);
+        assert_eq!(join_module_source("app", "../../x"), None);
     }
 }

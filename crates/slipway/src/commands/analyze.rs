@@ -16,9 +16,9 @@ use slipway_plan::{
 
 use super::ExitStatus;
 use super::report::ReportArgs;
-use super::stage::find_stage;
 use crate::analysis::{load_policy, stack_links, stateful_types};
 use crate::project;
+use crate::project::find_stage;
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {

@@ -16,8 +16,21 @@ use slipway_core::config::{Env, STACK_FILE};
 use slipway_git::{Repo, TreeReader};
 
 use super::ExitStatus;
-use crate::cli::ChangedArgs;
 use crate::project;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ChangedArgs {
+    /// Compare from this commit (default: the commit last released to the first stage; with none, every stack counts as changed).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Compare up to this commit.
+    #[arg(long, value_name = "REF", default_value = "HEAD")]
+    pub head: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 mod index;
 

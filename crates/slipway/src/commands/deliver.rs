@@ -1,18 +1,20 @@
 //! `slipway build`, `deploy`, `promote` and `rollback`: artifacts built at a commit, and
 //! delivered to a stage as they are (see docs/pipeline.md).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use slipway_store::{AnyStore, AuditAction, NewRun, RunStatus, Store};
 
 use super::ExitStatus;
-use super::stage::{ExecutorOptions, check_stack, find_stage};
+use super::approval::{Approval, ApprovalArgs};
 use crate::pipeline::deliver::{Deliverable, Delivery, deliver};
 use crate::pipeline::{artifacts, interrupted, short_commit, short_id};
 use crate::project::Workspace;
+use crate::project::{check_stack, chosen_stacks, find_stage, with_dependencies};
 use crate::record;
+use crate::stage_executor::ExecutorOptions;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -58,6 +60,8 @@ pub struct DeployArgs {
     #[arg(long = "stack", value_name = "STACK")]
     pub stacks: Vec<String>,
     #[command(flatten)]
+    pub approval: ApprovalArgs,
+    #[command(flatten)]
     pub options: RunOptions,
 }
 
@@ -72,6 +76,8 @@ pub struct PromoteArgs {
     /// Only these stacks (repeatable); default: every stack released in --from.
     #[arg(long = "stack", value_name = "STACK")]
     pub stacks: Vec<String>,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
     #[command(flatten)]
     pub options: RunOptions,
 }
@@ -89,12 +95,14 @@ pub struct RollbackArgs {
     #[arg(long, value_name = "ARTIFACT")]
     pub to: Option<String>,
     #[command(flatten)]
+    pub approval: ApprovalArgs,
+    #[command(flatten)]
     pub options: RunOptions,
 }
 
 /// `slipway build`.
 pub async fn build(workspace: &Workspace, args: &BuildArgs) -> Result<ExitStatus> {
-    let stacks = chosen(workspace, &args.stacks)?;
+    let stacks = chosen_stacks(workspace, &args.stacks)?;
     let store = record::open(workspace).await?;
     let artifact_store = artifacts::open(workspace)?;
     let commit = artifacts::resolve_commit(workspace, &args.commit)?;
@@ -118,15 +126,9 @@ pub async fn build(workspace: &Workspace, args: &BuildArgs) -> Result<ExitStatus
 /// `slipway deploy`.
 pub async fn deploy(workspace: &Workspace, args: &DeployArgs) -> Result<ExitStatus> {
     let stage = find_stage(workspace, &args.stage)?;
-    let named = chosen(workspace, &args.stacks)?;
-    let names: Vec<&str> = named.iter().map(String::as_str).collect();
-    let selected: BTreeSet<String> = workspace
-        .project
-        .graph
-        .with_dependencies(&names)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let approval = args.approval.check(stage, "deploy")?;
+    let named = chosen_stacks(workspace, &args.stacks)?;
+    let selected = with_dependencies(&workspace.project, &named);
     let store = record::open(workspace).await?;
     interrupted::report(workspace, &store).await?;
     let artifact_store = artifacts::open(workspace)?;
@@ -153,6 +155,7 @@ pub async fn deploy(workspace: &Workspace, args: &DeployArgs) -> Result<ExitStat
         "deploy",
         deliverables,
         AuditAction::Apply,
+        approval,
         &args.options,
     )
     .await
@@ -162,7 +165,8 @@ pub async fn deploy(workspace: &Workspace, args: &DeployArgs) -> Result<ExitStat
 pub async fn promote(workspace: &Workspace, args: &PromoteArgs) -> Result<ExitStatus> {
     find_stage(workspace, &args.from)?;
     let to = find_stage(workspace, &args.to)?;
-    let wanted = chosen(workspace, &args.stacks)?;
+    let approval = args.approval.check(to, "promote")?;
+    let wanted = chosen_stacks(workspace, &args.stacks)?;
     let store = record::open(workspace).await?;
     interrupted::report(workspace, &store).await?;
     let mut deliverables = BTreeMap::new();
@@ -207,6 +211,7 @@ pub async fn promote(workspace: &Workspace, args: &PromoteArgs) -> Result<ExitSt
         "promote",
         deliverables,
         AuditAction::Promote,
+        approval,
         &args.options,
     )
     .await
@@ -216,6 +221,7 @@ pub async fn promote(workspace: &Workspace, args: &PromoteArgs) -> Result<ExitSt
 pub async fn rollback(workspace: &Workspace, args: &RollbackArgs) -> Result<ExitStatus> {
     let stage = find_stage(workspace, &args.stage)?;
     check_stack(workspace, &args.stack)?;
+    let approval = args.approval.check(stage, "rollback")?;
     let store = record::open(workspace).await?;
     interrupted::report(workspace, &store).await?;
     let history = store
@@ -270,6 +276,7 @@ pub async fn rollback(workspace: &Workspace, args: &RollbackArgs) -> Result<Exit
         "rollback",
         deliverables,
         AuditAction::Rollback,
+        approval,
         &args.options,
     )
     .await
@@ -286,6 +293,7 @@ async fn deliver_once(
     trigger: &str,
     selected: BTreeMap<String, Deliverable>,
     action: AuditAction,
+    approval: Option<Approval>,
     options: &RunOptions,
 ) -> Result<ExitStatus> {
     let run = store
@@ -296,6 +304,9 @@ async fn deliver_once(
         })
         .await?;
     eprintln!("run {}: {trigger} to {}", run.id, stage.name);
+    if let Some(approval) = approval {
+        approval.record(store, Some(run.id)).await?;
+    }
     let delivered = deliver(Delivery {
         workspace,
         store,
@@ -322,20 +333,4 @@ async fn deliver_once(
     } else {
         ExitStatus::Failure
     })
-}
-
-/// The stacks named, checked; every stack when none is.
-pub fn chosen(workspace: &Workspace, names: &[String]) -> Result<BTreeSet<String>> {
-    if names.is_empty() {
-        return Ok(workspace
-            .project
-            .stacks
-            .iter()
-            .map(|s| s.name.clone())
-            .collect());
-    }
-    for name in names {
-        check_stack(workspace, name)?;
-    }
-    Ok(names.iter().cloned().collect())
 }

@@ -13,9 +13,9 @@ use slipway_store::VerificationRecord as _;
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use super::stage::{check_stack, find_stage};
 use crate::executor::Operation;
 use crate::project::Workspace;
+use crate::project::{chosen_stacks, find_stage, with_dependencies};
 use crate::record;
 use crate::verify::drift::{DriftStatus, StackDrift, check_stack as check_drift};
 use crate::verify::{instance, released};
@@ -39,21 +39,8 @@ pub struct DriftArgs {
 pub async fn run(workspace: &Workspace, args: &DriftArgs) -> Result<ExitStatus> {
     let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
-    for name in &args.stacks {
-        check_stack(workspace, name)?;
-    }
-    let selected: BTreeSet<String> = if args.stacks.is_empty() {
-        project.stacks.iter().map(|s| s.name.clone()).collect()
-    } else {
-        args.stacks.iter().cloned().collect()
-    };
-    let named: Vec<&str> = selected.iter().map(String::as_str).collect();
-    let involved: BTreeSet<String> = project
-        .graph
-        .with_dependencies(&named)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let selected = chosen_stacks(workspace, &args.stacks)?;
+    let involved = with_dependencies(project, &selected);
     let store = record::open(workspace).await?;
     // The code the stage was given: its providers and variables are what the state was
     // written with.

@@ -7,7 +7,7 @@
 //! result.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -18,14 +18,14 @@ use slipway_store::{AnyStore, DrillStatus, Store as _, VerificationRecord as _};
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use super::stage::{ExecutorOptions, find_stage};
-use crate::executor::{Operation, Outcome};
+use crate::executor::{CodeSource, Executor, Operation, Outcome};
 use crate::pipeline::artifacts;
-use crate::pipeline::hooks::CodeSource;
 use crate::project::Workspace;
+use crate::project::find_stage;
 use crate::record;
-use crate::verify::checks::{CheckResult, run_checks};
-use crate::verify::{instance, inventory};
+use crate::stage_executor::ExecutorOptions;
+use crate::verify::checks::{CheckResult, run_all_checks};
+use crate::verify::{instance, inventory, millis, seconds};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -220,14 +220,7 @@ impl DrillRun<'_> {
             return false;
         }
         self.code = CodeSource::Artifacts(roots);
-        let executor = match instance::executor(
-            self.workspace,
-            self.stage,
-            self.instance,
-            &all,
-            self.options,
-            self.code.clone(),
-        ) {
+        let executor = match self.executor(self.instance, &all) {
             Ok(executor) => executor,
             Err(error) => {
                 self.problems.push(format!("{error:#}"));
@@ -244,11 +237,7 @@ impl DrillRun<'_> {
                 continue;
             }
             let why = match &result.outcome {
-                Outcome::Failed { error } => result
-                    .log
-                    .as_deref()
-                    .and_then(first_engine_error)
-                    .unwrap_or_else(|| error.clone()),
+                Outcome::Failed { error } => result.failure_reason(error),
                 Outcome::Skipped { because } => format!("not built: `{because}` did not rebuild"),
                 Outcome::Interrupted { .. } => "interrupted".to_owned(),
                 other => format!("{other:?}"),
@@ -262,22 +251,8 @@ impl DrillRun<'_> {
     /// Resource types and counts per stack, the stage's against the rebuilt instance's.
     async fn compare(&mut self) {
         let all: BTreeSet<String> = self.stacks.keys().cloned().collect();
-        let stage_reader = instance::executor(
-            self.workspace,
-            self.stage,
-            &self.stage.name,
-            &all,
-            self.options,
-            self.code.clone(),
-        );
-        let drill_reader = instance::executor(
-            self.workspace,
-            self.stage,
-            self.instance,
-            &all,
-            self.options,
-            self.code.clone(),
-        );
+        let stage_reader = self.executor(&self.stage.name, &all);
+        let drill_reader = self.executor(self.instance, &all);
         let (stage_reader, drill_reader) = match (stage_reader, drill_reader) {
             (Ok(a), Ok(b)) => (a, b),
             (Err(error), _) | (_, Err(error)) => {
@@ -322,96 +297,33 @@ impl DrillRun<'_> {
         if with_checks.is_empty() {
             return;
         }
-        let executor = match instance::executor(
-            self.workspace,
-            self.stage,
-            self.instance,
-            &with_checks,
-            self.options,
-            self.code.clone(),
-        ) {
+        let executor = match self.executor(self.instance, &with_checks) {
             Ok(executor) => executor,
             Err(error) => {
                 self.problems.push(format!("checks: {error:#}"));
                 return;
             }
         };
-        for stack in project
+        let stacks = project
             .stacks
             .iter()
-            .filter(|s| with_checks.contains(&s.name))
-        {
-            match run_stack_checks(&executor, stack).await {
-                Ok(results) => {
-                    for result in results.iter().filter(|r| !r.passed) {
-                        self.problems.push(format!(
-                            "{}: check `{}` failed: {}",
-                            result.stack,
-                            result.check,
-                            result.problems.join("; ")
-                        ));
-                    }
-                    self.checks.extend(results);
-                }
-                Err(error) => self
-                    .problems
-                    .push(format!("{}: cannot run its checks: {error:#}", stack.name)),
-            }
-        }
+            .filter(|s| with_checks.contains(&s.name));
+        let results = run_all_checks(&executor, stacks, &mut self.problems).await;
+        self.checks.extend(results);
     }
-}
 
-/// Reads a stack instance's outputs and runs the stack's checks against them.
-pub async fn run_stack_checks(
-    executor: &crate::executor::Executor,
-    stack: &slipway_core::Stack,
-) -> Result<Vec<CheckResult>> {
-    let (working_copy, outputs) = inventory::read_outputs(executor, &stack.name).await?;
-    let credentials = executor.environment.for_stack(&stack.name);
-    let env: Vec<(String, String)> = executor
-        .engine
-        .env
-        .iter()
-        .chain(&credentials.plan)
-        .cloned()
-        .collect();
-    Ok(run_checks(
-        &stack.name,
-        &stack.checks,
-        &outputs,
-        &working_copy.stack_dir,
-        &env,
-    )
-    .await)
-}
-
-/// The first `Error:` line Terraform wrote to a log, with the line after it: why a stack
-/// failed, in the engine's words.
-pub fn first_engine_error(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let line = line.trim_start_matches(|c: char| c == '│' || c.is_whitespace());
-        if let Some(error) = line.strip_prefix("Error: ") {
-            let detail = lines
-                .by_ref()
-                .map(|l| l.trim_start_matches(|c: char| c == '│' || c.is_whitespace()))
-                .find(|l| !l.is_empty() && !l.starts_with("with ") && !l.starts_with("on "));
-            return Some(match detail {
-                Some(detail) => format!("{error}: {detail}"),
-                None => error.to_owned(),
-            });
-        }
+    /// An executor for `stacks` of `instance` (the stage's own, or the rebuilt one), with the
+    /// drill's code.
+    fn executor(&self, instance: &str, stacks: &BTreeSet<String>) -> Result<Arc<Executor>> {
+        instance::executor(
+            self.workspace,
+            self.stage,
+            instance,
+            stacks,
+            self.options,
+            self.code.clone(),
+        )
     }
-    None
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 fn print_drill(
@@ -453,15 +365,7 @@ fn print_drill(
         run.stacks.len()
     );
     for check in &run.checks {
-        println!(
-            "  check {}/{}: {}",
-            check.stack,
-            check.check,
-            if check.passed { "passed" } else { "FAILED" }
-        );
-        for problem in &check.problems {
-            println!("    {problem}");
-        }
+        check.print();
         if !check.passed && !check.output.is_empty() {
             for line in check.output.lines() {
                 println!("    | {line}");

@@ -8,7 +8,7 @@ use slipway_store::{ProcessState, VerificationRecord as _, probe_process, this_h
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use crate::pipeline::hooks::CodeSource;
+use crate::executor::CodeSource;
 use crate::project::Workspace;
 use crate::record;
 use crate::verify::instance;

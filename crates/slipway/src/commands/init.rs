@@ -14,7 +14,33 @@ use slipway_advisor::code::TfFile;
 use slipway_core::config::{PROJECT_FILE, STACK_FILE};
 
 use super::ExitStatus;
-use crate::cli::{Cloud, InitArgs};
+use crate::project::walk_sources;
+use clap::{Args, ValueEnum};
+
+/// Which cloud the walking skeleton's first stack uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cloud {
+    /// Amazon Web Services (provider `hashicorp/aws`): a VPC.
+    Aws,
+    /// Google Cloud (provider `hashicorp/google`): a VPC network.
+    Gcp,
+    /// No provider: a stack with an output only.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The cloud of the first stack.
+    #[arg(long, value_enum, default_value_t = Cloud::Aws, conflicts_with = "adopt")]
+    pub cloud: Cloud,
+    /// Adopt existing Terraform: write a stack.hcl for every root module found, with
+    /// dependencies inferred from `terraform_remote_state`.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
 
 /// A file to write, relative to the target folder.
 pub(crate) struct Planned {
@@ -440,18 +466,7 @@ pub(crate) fn relative(from: &str, to: &str) -> String {
 /// slipway's data folder.
 fn read_folders(root: &Path) -> Result<Vec<Folder>> {
     let mut folders: std::collections::BTreeMap<String, Folder> = Default::default();
-    let walker = walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            !(e.file_type().is_dir()
-                && (name == ".git"
-                    || name == ".terraform"
-                    || name == slipway_core::config::DEFAULT_DATA_DIR
-                    || e.path().join(".slipway-data").exists()))
-        });
-    for entry in walker {
+    for entry in walk_sources(root) {
         let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
         if !entry.file_type().is_file() || entry.path().extension().is_none_or(|e| e != "tf") {
             continue;

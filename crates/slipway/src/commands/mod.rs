@@ -2,6 +2,7 @@
 
 pub mod advise;
 pub mod analyze;
+pub mod approval;
 pub mod changed;
 pub mod deliver;
 pub mod drift;

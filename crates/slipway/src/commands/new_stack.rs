@@ -9,8 +9,42 @@ use slipway_core::config::STACK_FILE;
 
 use super::ExitStatus;
 use super::init::{Planned, write_all};
-use crate::cli::NewStackArgs;
 use crate::project::Workspace;
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    #[command(subcommand)]
+    pub command: NewCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NewCommand {
+    /// Add a stack (stack.hcl and main.tf) beside the project's other stacks.
+    Stack(NewStackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewStackArgs {
+    /// The stack's name (letters, digits, `-`, `_`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A stack this one consumes outputs of (repeatable).
+    #[arg(long = "depends-on", value_name = "STACK")]
+    pub depends_on: Vec<String>,
+    /// Folder for the stack, relative to the project (default: beside the other stacks).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The team that owns it.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// The technical capability it belongs to.
+    #[arg(long)]
+    pub capability: Option<String>,
+    /// Replace files that already exist.
+    #[arg(long)]
+    pub force: bool,
+}
 
 pub fn run(workspace: &Workspace, args: &NewStackArgs) -> Result<ExitStatus> {
     let project = &workspace.project;

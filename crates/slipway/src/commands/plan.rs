@@ -10,7 +10,7 @@ use slipway_plan::Report;
 
 use super::ExitStatus;
 use super::report::ReportArgs;
-use crate::cli::StageArgs;
+use super::stage::StageArgs;
 use crate::executor::Operation;
 use crate::project::Workspace;
 

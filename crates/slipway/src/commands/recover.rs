@@ -8,21 +8,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use slipway_plan::ActionKind;
+use slipway_store::{AnyStore, Store as _};
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use super::drill::{first_engine_error, run_stack_checks};
-use super::stage::{ExecutorOptions, find_stage};
 use crate::executor::{Operation, Outcome, StackResult};
 use crate::project::Workspace;
+use crate::project::find_stage;
 use crate::record;
-use crate::verify::checks::CheckResult;
-use crate::verify::{instance, released};
+use crate::stage_executor::ExecutorOptions;
+use crate::verify::checks::{CheckResult, run_all_checks};
+use crate::verify::{instance, millis, released, seconds};
 
 #[derive(Debug, Args)]
 pub struct RecoverArgs {
@@ -72,6 +73,7 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         ..args.options.executor()
     };
     let store = record::open(workspace).await?;
+    refuse_while_locked(&store, &stage.name).await?;
     let all: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
     let released = released::fetch(workspace, &store, &stage.name, &all).await?;
     let source = if released.artifacts.is_empty() {
@@ -129,24 +131,7 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         recovery.stacks.insert(result.stack.clone(), part);
     }
     if recovery.problems.is_empty() {
-        for stack in project.stacks.iter().filter(|s| !s.checks.is_empty()) {
-            match run_stack_checks(&executor, stack).await {
-                Ok(results) => {
-                    for failed in results.iter().filter(|r| !r.passed) {
-                        recovery.problems.push(format!(
-                            "{}: check `{}` failed: {}",
-                            failed.stack,
-                            failed.check,
-                            failed.problems.join("; ")
-                        ));
-                    }
-                    recovery.checks.extend(results);
-                }
-                Err(error) => recovery
-                    .problems
-                    .push(format!("{}: cannot run its checks: {error:#}", stack.name)),
-            }
-        }
+        recovery.checks = run_all_checks(&executor, &project.stacks, &mut recovery.problems).await;
     }
     recovery.succeeded = recovery.problems.is_empty();
     let rebuilt: usize = recovery
@@ -182,6 +167,25 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
     })
 }
 
+/// A recovery re-applies every stack of the stage, so it must not start while a run holds
+/// any of them (nor after one died holding them: what it left must be looked at first).
+async fn refuse_while_locked(store: &AnyStore, stage: &str) -> Result<()> {
+    let held: Vec<String> = store
+        .instance_locks()
+        .await?
+        .into_iter()
+        .filter(|held| held.lock.instance == stage)
+        .map(|held| format!("  {held}"))
+        .collect();
+    if !held.is_empty() {
+        bail!(
+            "cannot recover {stage} while its stack instances are locked:\n{}\n  help: wait for that run to finish; if its process is gone, `slipway status` names the interrupted apply and `slipway resolve-interrupted` frees its lock",
+            held.join("\n")
+        );
+    }
+    Ok(())
+}
+
 fn stack_recovery(result: &StackResult, artifact_id: Option<String>) -> StackRecovery {
     let mut part = StackRecovery {
         artifact_id,
@@ -197,15 +201,7 @@ fn stack_recovery(result: &StackResult, artifact_id: Option<String>) -> StackRec
     }
     match &result.outcome {
         Outcome::Applied { .. } => part.recovered = true,
-        Outcome::Failed { error } => {
-            part.error = Some(
-                result
-                    .log
-                    .as_deref()
-                    .and_then(first_engine_error)
-                    .unwrap_or_else(|| error.clone()),
-            );
-        }
+        Outcome::Failed { error } => part.error = Some(result.failure_reason(error)),
         Outcome::Skipped { because } => {
             part.error = Some(format!("not recovered: `{because}` did not recover"));
         }
@@ -213,14 +209,6 @@ fn stack_recovery(result: &StackResult, artifact_id: Option<String>) -> StackRec
         other => part.error = Some(format!("{other:?}")),
     }
     part
-}
-
-fn millis(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn seconds(ms: u64) -> String {
-    format!("{:.1}s", ms as f64 / 1000.0)
 }
 
 fn print(recovery: &Recovery, rebuilt: usize) {
@@ -273,15 +261,7 @@ fn print(recovery: &Recovery, rebuilt: usize) {
         recovery.stacks.len()
     );
     for check in &recovery.checks {
-        println!(
-            "  check {}/{}: {}",
-            check.stack,
-            check.check,
-            if check.passed { "passed" } else { "FAILED" }
-        );
-        for problem in &check.problems {
-            println!("    {problem}");
-        }
+        check.print();
     }
     if !recovery.succeeded {
         eprintln!("recovery failed:");

@@ -6,8 +6,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::ExitStatus;
-use crate::cli::StacksArgs;
 use crate::project::Workspace;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct StacksArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Serialize)]
 struct StackRow<'a> {

@@ -1,18 +1,78 @@
 //! `slipway plan`, `apply` and `destroy`: one operation over the stacks of one stage.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::SystemTime;
 
-use anyhow::{Context, Result, bail};
-use slipway_core::Stage;
-use slipway_engine::{Engine, Interrupt, locate_engine};
+use anyhow::Result;
 
 use super::ExitStatus;
-use crate::cli::StageArgs;
-use crate::credentials;
-use crate::executor::{Executor, ExecutorSetup, Operation, Outcome, StackResult};
-use crate::project::Workspace;
+use super::approval::ApprovalArgs;
+use crate::executor::{Executor, Operation, Outcome, StackResult};
+use crate::project::{Workspace, check_stack, find_stage};
+use crate::record;
+use crate::stage_executor::{ExecutorOptions, executor_for};
+use clap::Args;
+
+#[derive(Debug, Clone, Args)]
+pub struct StageArgs {
+    /// The stage to work on (as named in slipway.hcl).
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// Only these stacks (repeatable), plus the stacks they depend on unless --only is given.
+    #[arg(long = "stack", value_name = "STACK")]
+    pub stacks: Vec<String>,
+    /// With --stack: do not pull in dependencies; their outputs are read from their current state.
+    #[arg(long, requires = "stacks")]
+    pub only: bool,
+    /// How many stacks may run at once (default: `parallelism` in slipway.hcl, else 4).
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallelism: Option<u16>,
+    /// Stream the engine's own output (prefixed with the stack) instead of progress lines.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Longest one engine step may run before it is interrupted, e.g. "20m" (default: `step_timeout` in slipway.hcl, else 1h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub step_timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub stage: StageArgs,
+    /// Confirm the destroy; without it slipway refuses.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
+}
+
+/// Runs `operation`, which changes the stage, once the stage's approval (if it requires one)
+/// is given and recorded.
+pub async fn run_approved(
+    workspace: &Workspace,
+    args: &StageArgs,
+    approval: &ApprovalArgs,
+    operation: Operation,
+) -> Result<ExitStatus> {
+    let command = match operation {
+        Operation::Destroy => "destroy",
+        _ => "apply",
+    };
+    let stage = find_stage(workspace, &args.stage)?;
+    if let Some(approval) = approval.check(stage, command)? {
+        approval
+            .record(&record::open(workspace).await?, None)
+            .await?;
+    }
+    run(workspace, args, operation).await
+}
 
 /// Runs `operation` for the stage and stacks named in `args`.
 pub async fn run(
@@ -90,102 +150,6 @@ pub async fn run_with_results(
     results.extend(executor.walk(&selected, operation).await);
     let status = summarize(&stage.name, &run_dir, operation, &results);
     Ok((status, results))
-}
-
-/// Per-invocation overrides of the project's execution settings.
-#[derive(Debug, Default)]
-pub struct ExecutorOptions {
-    pub parallelism: Option<usize>,
-    pub verbose: bool,
-    pub step_timeout: Option<std::time::Duration>,
-    /// Measure the blast radius of every apply, even where the stage has no policy, for
-    /// commands that report what each apply changed.
-    pub measure_applies: bool,
-}
-
-/// An executor for `stage` whose engine processes may work on `stacks`: the engine found,
-/// credentials fetched, a run folder created, Ctrl-C wired to the interrupt.
-pub fn executor_for(
-    workspace: &Workspace,
-    stage: &Stage,
-    stacks: &BTreeSet<String>,
-    options: &ExecutorOptions,
-) -> Result<Arc<Executor>> {
-    let project = &workspace.project;
-    let data_dir = workspace.ensure_data_dir()?;
-    let binary = locate_engine(
-        project.engine,
-        std::env::var("SLIPWAY_ENGINE").ok().as_deref(),
-        std::env::var("PATH").ok().as_deref(),
-    )?;
-    let execution = &project.execution;
-    let run_dir = data_dir.join("runs").join(run_id()).join(&stage.name);
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))?;
-
-    let (trigger, interrupt) = Interrupt::channel();
-    let grace = execution.interrupt_grace;
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "\ninterrupt: asking running engine steps to stop and save their state (up to {} before they are killed)",
-                humantime::format_duration(grace)
-            );
-            trigger.fire();
-        }
-    });
-
-    let environment = credentials::stage_environment(
-        project,
-        stage,
-        stacks,
-        &workspace.root,
-        &std::env::vars().collect(),
-    )?;
-    let engine = Engine::new(
-        binary,
-        &data_dir,
-        environment.base.clone(),
-        options.step_timeout.unwrap_or(execution.step_timeout),
-        execution.interrupt_grace,
-    );
-    Ok(Arc::new(Executor::new(ExecutorSetup {
-        root: workspace.root.clone(),
-        data_dir,
-        project: project.clone(),
-        stage: stage.clone(),
-        engine,
-        run_dir,
-        parallelism: options.parallelism.unwrap_or(execution.parallelism),
-        verbose: options.verbose,
-        interrupt,
-        environment,
-        measure_applies: options.measure_applies,
-    })))
-}
-
-/// The stage named on the command line.
-pub fn find_stage<'a>(workspace: &'a Workspace, name: &str) -> Result<&'a Stage> {
-    let project = &workspace.project;
-    project.stage(name).ok_or_else(|| {
-        anyhow::anyhow!(
-            "unknown stage `{name}`\n  help: the stages in slipway.hcl are: {}",
-            project.stage_names().join(", ")
-        )
-    })
-}
-
-/// The stack named on the command line.
-pub fn check_stack(workspace: &Workspace, name: &str) -> Result<()> {
-    let project = &workspace.project;
-    if project.stack(name).is_none() {
-        let known: Vec<&str> = project.stacks.iter().map(|s| s.name.as_str()).collect();
-        bail!(
-            "unknown stack `{name}`\n  help: the stacks are: {}",
-            known.join(", ")
-        );
-    }
-    Ok(())
 }
 
 /// The stacks an operation covers.
@@ -313,14 +277,4 @@ fn summarize(
     } else {
         ExitStatus::Success
     }
-}
-
-/// A sortable, unique-enough run id: UTC time plus the process id.
-fn run_id() -> String {
-    let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    let compact: String = stamp
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    format!("{compact}-{}", std::process::id())
 }

@@ -8,11 +8,34 @@ use slipway_core::config::StateConfig;
 use slipway_engine::StateBackend;
 
 use super::ExitStatus;
-use super::stage::{ExecutorOptions, executor_for};
-use crate::cli::{StateArgs, StateCommand};
 use crate::project::Workspace;
 use crate::record;
+use crate::stage_executor::{ExecutorOptions, executor_for};
+use clap::{Args, Subcommand};
 use slipway_store::AuditAction;
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Copy every stage's local state into the backend configured in slipway.hcl and verify it.
+    ///
+    /// For each stack instance with a local state file, slipway initialises the new backend,
+    /// refuses to overwrite a different remote state, pushes the local state, and compares
+    /// resource counts before and after. Local files stay where they are, as a backup.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Only these stages (repeatable); default: every stage.
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub stages: Vec<String>,
+}
 
 pub async fn run(workspace: &Workspace, args: &StateArgs) -> Result<ExitStatus> {
     match &args.command {

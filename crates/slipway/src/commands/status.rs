@@ -9,9 +9,9 @@ use serde::Serialize;
 use slipway_store::{Release, Run, StackRun, StageRun, Store, UnixMillis, human_duration};
 
 use super::ExitStatus;
-use super::stage::{check_stack, find_stage};
 use crate::pipeline::{interrupted, short_commit, short_id};
 use crate::project::Workspace;
+use crate::project::{check_stack, find_stage};
 use crate::record;
 
 #[derive(Debug, Args)]

@@ -5,11 +5,25 @@ use std::collections::BTreeSet;
 use anyhow::Result;
 
 use super::ExitStatus;
-use super::stage::{ExecutorOptions, check_stack, executor_for, find_stage};
-use crate::cli::UnlockArgs;
 use crate::project::Workspace;
+use crate::project::{check_stack, find_stage};
 use crate::record;
+use crate::stage_executor::{ExecutorOptions, executor_for};
+use clap::Args;
 use slipway_store::AuditAction;
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The stage of the locked instance.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: String,
+    /// The stack whose state is locked.
+    #[arg(long, value_name = "STACK")]
+    pub stack: String,
+    /// The lock's id, as the error that reported it printed it.
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
+}
 
 pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus> {
     let stage = find_stage(workspace, &args.stage)?;

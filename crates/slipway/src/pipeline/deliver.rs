@@ -20,11 +20,11 @@ use slipway_store::{
 };
 
 use super::artifacts;
-use super::hooks::{ApplyHooks, CodeSource, HookFuture};
-use crate::commands::stage::{ExecutorOptions, executor_for};
+use crate::executor::{ApplyHooks, CodeSource, HookFuture};
 use crate::executor::{Operation, Outcome, StackResult, describe};
 use crate::project::Workspace;
 use crate::record;
+use crate::stage_executor::{ExecutorOptions, executor_for};
 use slipway_engine::driver::PlanSummary;
 
 /// One stack's artifact to deliver.

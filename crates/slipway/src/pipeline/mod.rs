@@ -1,11 +1,10 @@
 //! The delivery pipeline's shared parts: artifacts built and fetched (`artifacts`), one
-//! stage delivered from artifacts with its record kept (`deliver`), the executor's hooks
-//! (`hooks`), what an earlier, dead run left behind (`interrupted`), and the check that an
+//! stage delivered from artifacts with its record kept (`deliver`, through the executor's
+//! hooks), what an earlier, dead run left behind (`interrupted`), and the check that an
 //! approved plan still fits the instance's state (`saved_plan`).
 
 pub mod artifacts;
 pub mod deliver;
-pub mod hooks;
 pub mod interrupted;
 pub mod saved_plan;
 

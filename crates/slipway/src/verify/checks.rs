@@ -11,8 +11,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use slipway_core::Stack;
 use slipway_core::config::check::Check;
 use slipway_engine::Output;
+
+use crate::executor::Executor;
+use crate::verify::{inventory, millis};
 
 /// Longest a check command may run before it counts as failed.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(300);
@@ -30,6 +34,21 @@ pub struct CheckResult {
     /// What the command printed (stdout then stderr), sensitive values masked.
     pub output: String,
     pub elapsed_ms: u64,
+}
+
+impl CheckResult {
+    /// The check's lines in a report: its verdict, then what did not hold.
+    pub fn print(&self) {
+        println!(
+            "  check {}/{}: {}",
+            self.stack,
+            self.check,
+            if self.passed { "passed" } else { "FAILED" }
+        );
+        for problem in &self.problems {
+            println!("    {problem}");
+        }
+    }
 }
 
 /// The environment variable an output reaches a check command as.
@@ -120,7 +139,7 @@ pub async fn run_checks(
             passed: problems.is_empty(),
             problems,
             output,
-            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            elapsed_ms: millis(started.elapsed()),
         });
     }
     results
@@ -176,6 +195,57 @@ fn mask(text: &str, outputs: &BTreeMap<String, Output>) -> String {
         }
     }
     masked
+}
+
+/// Reads a stack instance's outputs and runs the stack's checks against them.
+async fn run_stack_checks(executor: &Executor, stack: &Stack) -> anyhow::Result<Vec<CheckResult>> {
+    let (working_copy, outputs) = inventory::read_outputs(executor, &stack.name).await?;
+    let credentials = executor.environment.for_stack(&stack.name);
+    let env: Vec<(String, String)> = executor
+        .engine
+        .env
+        .iter()
+        .chain(&credentials.plan)
+        .cloned()
+        .collect();
+    Ok(run_checks(
+        &stack.name,
+        &stack.checks,
+        &outputs,
+        &working_copy.stack_dir,
+        &env,
+    )
+    .await)
+}
+
+/// Runs the checks of each of `stacks` that has any against the executor's instance and
+/// returns every result. A failed check, and a stack whose checks could not run, add a line
+/// to `problems`: a drill, a recovery and a verification path all fail on them.
+pub async fn run_all_checks<'a>(
+    executor: &Executor,
+    stacks: impl IntoIterator<Item = &'a Stack>,
+    problems: &mut Vec<String>,
+) -> Vec<CheckResult> {
+    let mut all = Vec::new();
+    for stack in stacks.into_iter().filter(|s| !s.checks.is_empty()) {
+        match run_stack_checks(executor, stack).await {
+            Ok(results) => {
+                for failed in results.iter().filter(|r| !r.passed) {
+                    problems.push(format!(
+                        "{}: check `{}` failed: {}",
+                        failed.stack,
+                        failed.check,
+                        failed.problems.join("; ")
+                    ));
+                }
+                all.extend(results);
+            }
+            Err(error) => {
+                problems.push(format!("{}: cannot run its checks: {error:#}", stack.name))
+            }
+        }
+    }
+    all
 }
 
 #[cfg(test)]

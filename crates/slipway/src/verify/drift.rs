@@ -8,11 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use slipway_engine::Log;
 use slipway_plan::Action;
 
 use crate::executor::{Executor, Operation, Outcome};
-use crate::verify::inventory;
+use crate::verify::millis;
 
 /// How one stack instance compares with its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -87,7 +86,7 @@ pub async fn check_stack(executor: &Arc<Executor>, stack: &str) -> StackDrift {
             DriftStatus::Failed,
             Vec::new(),
             Some(
-                crate::commands::drill::first_engine_error(&log_path)
+                slipway_engine::first_engine_error(&log_path)
                     .unwrap_or_else(|| format!("{error:#}")),
             ),
         ),
@@ -116,7 +115,7 @@ pub async fn check_stack(executor: &Arc<Executor>, stack: &str) -> StackDrift {
         status,
         resources,
         error,
-        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        elapsed_ms: millis(started.elapsed()),
         log: log_path.display().to_string(),
     }
 }
@@ -135,9 +134,7 @@ async fn check(
         .project
         .stack(name)
         .with_context(|| format!("unknown stack `{name}`"))?;
-    let log = Log::create(log_path)
-        .with_context(|| format!("cannot create log {}", log_path.display()))?
-        .redacting(executor.environment.secrets.iter().cloned());
+    let log = executor.single_log(log_path)?;
     let working_copy = executor.prepare(name).map_err(anyhow::Error::from)?;
     // Planning (not applying) turns "a dependency has no outputs" into an outcome.
     if let Some(Outcome::Blocked { reason }) = executor
@@ -147,15 +144,9 @@ async fn check(
         return Ok(Checked::Blocked(reason));
     }
     let credentials = executor.environment.for_stack(name);
-    let ctx = inventory::context(executor, &working_copy, &log, &credentials);
+    let ctx = executor.single_context(&working_copy, &log, &credentials);
     executor.progress.step(name, "init");
-    executor
-        .engine
-        .init(
-            ctx,
-            &executor.backend.backend_config(&executor.instance, name),
-        )
-        .await?;
+    executor.init(ctx, name).await?;
     executor.progress.step(name, "refresh");
     let plan = executor.engine.plan_refresh_only(ctx).await?;
     if !plan.has_changes {

@@ -12,11 +12,11 @@ use sha2::{Digest, Sha256};
 use slipway_core::Stage;
 use slipway_store::{AnyStore, NewInstance, VerificationRecord as _};
 
-use crate::commands::stage::{ExecutorOptions, executor_for};
+use crate::executor::CodeSource;
 use crate::executor::{Executor, Operation, Outcome, StackResult};
-use crate::pipeline::hooks::CodeSource;
 use crate::progress::Progress;
 use crate::project::Workspace;
+use crate::stage_executor::{ExecutorOptions, executor_for};
 use crate::verify::inventory;
 
 /// A unique-enough name: `<purpose>-<4 hex digits>`, from the seed (a run id), the time and

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context, Result};
-use slipway_engine::{Log, Output, StackCredentials, StepContext, WorkingCopy};
+use anyhow::Result;
+use slipway_engine::{Log, Output, StackCredentials, WorkingCopy};
 
 use crate::executor::Executor;
 
@@ -22,7 +22,7 @@ pub async fn resource_counts(executor: &Executor, stack: &str) -> Result<Counts>
 /// secrets).
 pub async fn pull_state(executor: &Executor, stack: &str) -> Result<Vec<u8>> {
     let (working_copy, log, credentials) = initialized(executor, stack, "state").await?;
-    let ctx = context(executor, &working_copy, &log, &credentials);
+    let ctx = executor.single_context(&working_copy, &log, &credentials);
     Ok(executor.engine.state_pull(ctx).await?)
 }
 
@@ -34,49 +34,33 @@ pub async fn read_outputs(
     let (working_copy, log, credentials) = initialized(executor, stack, "outputs").await?;
     let outputs = executor
         .engine
-        .output(context(executor, &working_copy, &log, &credentials))
+        .output(executor.single_context(&working_copy, &log, &credentials))
         .await?;
     Ok((working_copy, outputs))
 }
 
 /// A stack's working copy for the executor's instance, initialised, with a log of its own.
-pub async fn initialized(
+/// The log's name holds the instance: readers of two instances of a stage (a drill's
+/// comparison) can share a run folder.
+async fn initialized(
     executor: &Executor,
     stack: &str,
     what: &str,
 ) -> Result<(WorkingCopy, Log, StackCredentials)> {
     let working_copy = executor.prepare(stack).map_err(anyhow::Error::from)?;
-    let path = executor
-        .run_dir
-        .join(format!("{stack}.{}.{what}.log", executor.instance));
-    let log = Log::create(&path)
-        .with_context(|| format!("cannot create log {}", path.display()))?
-        .redacting(executor.environment.secrets.iter().cloned());
+    let log = executor.single_log(
+        &executor
+            .run_dir
+            .join(format!("{stack}.{}.{what}.log", executor.instance)),
+    )?;
     let credentials = executor.environment.for_stack(stack);
     executor
-        .engine
         .init(
-            context(executor, &working_copy, &log, &credentials),
-            &executor.backend.backend_config(&executor.instance, stack),
+            executor.single_context(&working_copy, &log, &credentials),
+            stack,
         )
         .await?;
     Ok((working_copy, log, credentials))
-}
-
-/// The step context of one stack's engine command outside a graph walk.
-pub fn context<'a>(
-    executor: &'a Executor,
-    working_copy: &'a WorkingCopy,
-    log: &'a Log,
-    credentials: &'a StackCredentials,
-) -> StepContext<'a> {
-    StepContext {
-        working_copy,
-        log,
-        echo: None,
-        interrupt: &executor.interrupt,
-        credentials,
-    }
 }
 
 /// Counts managed resource instances by type in a state document; anything unreadable

@@ -1,6 +1,10 @@
 //! Verification and recovery: ephemeral instances (`instance`), what an instance holds
-//! (`inventory`), stack checks run after apply (`checks`), and the commands built on them
-//! (`slipway drill`, `drills`, `gc`, `drift`, `recover`, in `commands/`).
+//! (`inventory`), stack checks run after apply (`checks`), drift checks (`drift`), a stage's
+//! released code (`released`) and verification of a run's candidate (`paths`); the commands
+//! built on them (`slipway drill`, `drills`, `gc`, `drift`, `recover`) live in `commands/`.
+//! The durations they record are whole milliseconds, and they print them as seconds.
+
+use std::time::Duration;
 
 pub mod checks;
 pub mod drift;
@@ -8,3 +12,13 @@ pub mod instance;
 pub mod inventory;
 pub mod paths;
 pub mod released;
+
+/// `duration` in whole milliseconds, as the record keeps it.
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Recorded milliseconds as reports print them: seconds, one decimal.
+pub fn seconds(ms: u64) -> String {
+    format!("{:.1}s", ms as f64 / 1000.0)
+}

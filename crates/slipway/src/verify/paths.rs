@@ -21,12 +21,12 @@ use slipway_core::Stage;
 use slipway_plan::ActionKind;
 use slipway_store::AnyStore;
 
-use crate::commands::drill::{first_engine_error, run_stack_checks};
-use crate::commands::stage::ExecutorOptions;
+use crate::executor::CodeSource;
 use crate::executor::{Executor, Operation, Outcome, StackResult};
-use crate::pipeline::hooks::CodeSource;
-use crate::project::Workspace;
-use crate::verify::{instance, released};
+use crate::project::{Workspace, with_dependencies};
+use crate::stage_executor::ExecutorOptions;
+use crate::verify::checks::run_all_checks;
+use crate::verify::{instance, millis, released, seconds};
 
 /// How one verification path went.
 #[derive(Debug, Clone, Serialize)]
@@ -42,8 +42,29 @@ pub struct PathResult {
 }
 
 impl PathResult {
+    fn new(path: &'static str) -> Self {
+        Self {
+            path,
+            instance: None,
+            skipped: None,
+            problems: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// The value of a step that may fail; its error becomes one of the path's problems.
+    fn noted<T>(&mut self, step: Result<T>) -> Option<T> {
+        match step {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.problems.push(format!("{error:#}"));
+                None
+            }
+        }
     }
 }
 
@@ -81,25 +102,12 @@ impl Candidate<'_> {
 
     /// The changed stacks and everything they depend on.
     fn involved(&self) -> BTreeSet<String> {
-        let changed: Vec<&str> = self.roots.keys().map(String::as_str).collect();
-        self.workspace
-            .project
-            .graph
-            .with_dependencies(&changed)
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
+        with_dependencies(&self.workspace.project, self.roots.keys())
     }
 
     async fn verify_from_zero(&self) -> PathResult {
         let started = Instant::now();
-        let mut result = PathResult {
-            path: "from zero",
-            instance: None,
-            skipped: None,
-            problems: Vec::new(),
-            elapsed_ms: 0,
-        };
+        let mut result = PathResult::new("from zero");
         // It borrows the first stage: the one the candidate goes to next.
         let Some(stage) = self.workspace.project.stages.first() else {
             result.skipped = Some("the project has no stage".to_owned());
@@ -111,32 +119,26 @@ impl Candidate<'_> {
             .filter(|s| !self.roots.contains_key(*s))
             .cloned()
             .collect();
-        let mut roots = BTreeMap::new();
-        if !unchanged.is_empty() {
-            match released::fetch(self.workspace, self.store, &stage.name, &unchanged).await {
-                Ok(base) => roots = base.roots,
-                Err(error) => {
-                    result.problems.push(format!("{error:#}"));
-                    return finish(result, started);
-                }
-            }
-        }
-        roots.extend(self.roots.clone());
-        let code = CodeSource::Artifacts(roots);
-        let name = match instance::create(self.store, stage, "zero", Some(self.run_id)).await {
-            Ok(name) => name,
-            Err(error) => {
-                result.problems.push(format!("{error:#}"));
-                return finish(result, started);
+        let base = if unchanged.is_empty() {
+            BTreeMap::new()
+        } else {
+            let fetched =
+                released::fetch(self.workspace, self.store, &stage.name, &unchanged).await;
+            match result.noted(fetched) {
+                Some(fetched) => fetched.roots,
+                None => return finish(result, started),
             }
         };
-        result.instance = Some(name.clone());
+        let code = self.on_top_of(base);
+        let Some(name) = self.create_instance(&mut result, stage, "zero").await else {
+            return finish(result, started);
+        };
         eprintln!(
             "verify from zero: building {} into `{name}`",
             list(&involved)
         );
         let executor = self.executor(stage, &name, &involved, code.clone());
-        if let Some(executor) = self.step(&mut result, executor) {
+        if let Some(executor) = result.noted(executor) {
             let applied = executor.walk(&involved, Operation::Apply).await;
             collect_failures(&mut result, "apply", &applied);
             if result.problems.is_empty() {
@@ -150,13 +152,7 @@ impl Candidate<'_> {
 
     async fn verify_from_latest(&self) -> PathResult {
         let started = Instant::now();
-        let mut result = PathResult {
-            path: "from latest",
-            instance: None,
-            skipped: None,
-            problems: Vec::new(),
-            elapsed_ms: 0,
-        };
+        let mut result = PathResult::new("from latest");
         let project = &self.workspace.project;
         let Some(stage) = project
             .verify
@@ -167,12 +163,9 @@ impl Candidate<'_> {
             return result;
         };
         let involved = self.involved();
-        let base = match released::fetch(self.workspace, self.store, &stage.name, &involved).await {
-            Ok(base) => base,
-            Err(error) => {
-                result.problems.push(format!("{error:#}"));
-                return finish(result, started);
-            }
+        let fetched = released::fetch(self.workspace, self.store, &stage.name, &involved).await;
+        let Some(base) = result.noted(fetched) else {
+            return finish(result, started);
         };
         if base.artifacts.is_empty() {
             result.skipped = Some(format!(
@@ -181,31 +174,18 @@ impl Candidate<'_> {
             ));
             return finish(result, started);
         }
-        let released: Vec<&str> = base.artifacts.keys().map(String::as_str).collect();
-        let base_stacks: BTreeSet<String> = project
-            .graph
-            .with_dependencies(&released)
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        let mut roots = base.roots.clone();
-        roots.extend(self.roots.clone());
-        let candidate_code = CodeSource::Artifacts(roots);
-        let name = match instance::create(self.store, stage, "latest", Some(self.run_id)).await {
-            Ok(name) => name,
-            Err(error) => {
-                result.problems.push(format!("{error:#}"));
-                return finish(result, started);
-            }
+        let base_stacks = with_dependencies(project, base.artifacts.keys());
+        let candidate_code = self.on_top_of(base.roots.clone());
+        let Some(name) = self.create_instance(&mut result, stage, "latest").await else {
+            return finish(result, started);
         };
-        result.instance = Some(name.clone());
         eprintln!(
             "verify from latest: building {}'s release of {} into `{name}`, then the change on top",
             stage.name,
             list(&base_stacks)
         );
         let executor = self.executor(stage, &name, &base_stacks, base.code());
-        if let Some(executor) = self.step(&mut result, executor) {
+        if let Some(executor) = result.noted(executor) {
             let built = executor.walk(&base_stacks, Operation::Apply).await;
             collect_failures(
                 &mut result,
@@ -215,7 +195,7 @@ impl Candidate<'_> {
         }
         if result.problems.is_empty() {
             let executor = self.executor(stage, &name, &involved, candidate_code.clone());
-            if let Some(executor) = self.step(&mut result, executor) {
+            if let Some(executor) = result.noted(executor) {
                 let applied = executor.walk(&involved, Operation::Apply).await;
                 collect_failures(&mut result, "the change on top", &applied);
                 if result.problems.is_empty() {
@@ -246,18 +226,23 @@ impl Candidate<'_> {
         Ok(Arc::new(executor))
     }
 
-    fn step(
+    /// The candidate's artifacts over `base`, the artifacts of the stacks it builds on.
+    fn on_top_of(&self, mut base: BTreeMap<String, PathBuf>) -> CodeSource {
+        base.extend(self.roots.clone());
+        CodeSource::Artifacts(base)
+    }
+
+    /// Records the path's ephemeral instance and names it in the result.
+    async fn create_instance(
         &self,
         result: &mut PathResult,
-        executor: Result<Arc<Executor>>,
-    ) -> Option<Arc<Executor>> {
-        match executor {
-            Ok(executor) => Some(executor),
-            Err(error) => {
-                result.problems.push(format!("{error:#}"));
-                None
-            }
-        }
+        stage: &Stage,
+        purpose: &str,
+    ) -> Option<String> {
+        let created = instance::create(self.store, stage, purpose, Some(self.run_id)).await;
+        let name = result.noted(created)?;
+        result.instance = Some(name.clone());
+        Some(name)
     }
 
     /// Plans again (nothing may change) and runs the checks.
@@ -301,29 +286,13 @@ impl Candidate<'_> {
         if !result.problems.is_empty() {
             return;
         }
-        for stack in self
+        let checked = self
             .workspace
             .project
             .stacks
             .iter()
-            .filter(|s| stacks.contains(&s.name) && !s.checks.is_empty())
-        {
-            match run_stack_checks(executor, stack).await {
-                Ok(checks) => {
-                    for failed in checks.iter().filter(|c| !c.passed) {
-                        result.problems.push(format!(
-                            "{}: check `{}` failed: {}",
-                            failed.stack,
-                            failed.check,
-                            failed.problems.join("; ")
-                        ));
-                    }
-                }
-                Err(error) => result
-                    .problems
-                    .push(format!("{}: cannot run its checks: {error:#}", stack.name)),
-            }
-        }
+            .filter(|s| stacks.contains(&s.name));
+        run_all_checks(executor, checked, &mut result.problems).await;
     }
 
     async fn teardown(&self, result: &mut PathResult, stage: &Stage, name: &str, code: CodeSource) {
@@ -344,7 +313,7 @@ impl Candidate<'_> {
 }
 
 fn finish(mut result: PathResult, started: Instant) -> PathResult {
-    result.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    result.elapsed_ms = millis(started.elapsed());
     result
 }
 
@@ -356,11 +325,7 @@ fn list(stacks: &BTreeSet<String>) -> String {
 fn collect_failures(result: &mut PathResult, step: &str, results: &[StackResult]) {
     for stack in results {
         let why = match &stack.outcome {
-            Outcome::Failed { error } => stack
-                .log
-                .as_deref()
-                .and_then(first_engine_error)
-                .unwrap_or_else(|| error.clone()),
+            Outcome::Failed { error } => stack.failure_reason(error),
             Outcome::Skipped { because } => format!("not run: `{because}` failed first"),
             Outcome::Interrupted { .. } => "interrupted".to_owned(),
             Outcome::NotStarted => "not started".to_owned(),
@@ -412,9 +377,9 @@ pub async fn before_first_stage(
         let verdict = if let Some(why) = &result.skipped {
             format!("skipped: {why}")
         } else if result.passed() {
-            format!("passed ({:.1}s)", result.elapsed_ms as f64 / 1000.0)
+            format!("passed ({})", seconds(result.elapsed_ms))
         } else {
-            format!("FAILED ({:.1}s)", result.elapsed_ms as f64 / 1000.0)
+            format!("FAILED ({})", seconds(result.elapsed_ms))
         };
         let instance = result
             .instance

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{Context, Result};
 use slipway_store::{AnyStore, Store as _};
 
+use crate::executor::CodeSource;
 use crate::pipeline::artifacts;
-use crate::pipeline::hooks::CodeSource;
 use crate::project::Workspace;
 
 /// What a stage was given.

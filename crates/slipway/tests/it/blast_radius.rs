@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::common::{Output, example, normalize, repo_root, run, sandbox, slipway};
+use crate::common::{Output, example, normalize, repo_root, sandbox, slipway_run};
 
 /// A Rego module with one `deny` rule (stateful deletes in prod) and one `warn` rule
 /// (stateful deletes anywhere).
@@ -59,24 +59,24 @@ fn webshop_with_policies() -> tempfile::TempDir {
     project
 }
 
-fn slipway_in(project: &Path, env: &[(String, String)], args: &[&str]) -> Output {
-    run({
-        let mut command = slipway(project, env);
-        command.args(args);
-        command
-    })
-}
-
 #[test]
 fn destroying_the_orders_table_is_blocked_in_prod_and_warned_about_in_dev() {
     let (_sandbox, moto) = sandbox();
     let env = moto.env();
     let project = webshop_with_policies();
     for stage in ["dev", "prod"] {
-        let out = slipway_in(
+        let out = slipway_run(
             project.path(),
             &env,
-            &["apply", "--stage", stage, "--stack", "data"],
+            &[
+                "apply",
+                "--stage",
+                stage,
+                "--stack",
+                "data",
+                "--approve",
+                "first apply",
+            ],
         );
         assert_eq!(out.code, 0, "first apply to {stage}:\n{}", out.stderr);
         assert!(!out.stderr.contains("warning:"), "{}", out.stderr);
@@ -92,10 +92,18 @@ fn destroying_the_orders_table_is_blocked_in_prod_and_warned_about_in_dev() {
     assert_ne!(code, renamed, "the table's name was not found in main.tf");
     std::fs::write(&main_tf, renamed).unwrap();
 
-    let prod = slipway_in(
+    let prod = slipway_run(
         project.path(),
         &env,
-        &["apply", "--stage", "prod", "--stack", "data"],
+        &[
+            "apply",
+            "--stage",
+            "prod",
+            "--stack",
+            "data",
+            "--approve",
+            "rename",
+        ],
     );
     assert_eq!(prod.code, 1, "prod must refuse:\n{}", prod.stderr);
     for expected in [
@@ -118,7 +126,7 @@ fn destroying_the_orders_table_is_blocked_in_prod_and_warned_about_in_dev() {
         "the prod table must survive: {inventory}"
     );
 
-    let dev = slipway_in(
+    let dev = slipway_run(
         project.path(),
         &env,
         &["apply", "--stage", "dev", "--stack", "data"],
@@ -151,7 +159,7 @@ fn plan_prints_the_blast_radius_as_a_table_markdown_and_json() {
     let (_sandbox, moto) = sandbox();
     let env = moto.env();
     let project = webshop_with_policies();
-    let out = slipway_in(
+    let out = slipway_run(
         project.path(),
         &env,
         &["apply", "--stage", "dev", "--stack", "data"],
@@ -173,7 +181,7 @@ fn plan_prints_the_blast_radius_as_a_table_markdown_and_json() {
         ("markdown", "plan_markdown"),
         ("json", "plan_json"),
     ] {
-        let plan = slipway_in(
+        let plan = slipway_run(
             project.path(),
             &env,
             &[
@@ -184,13 +192,13 @@ fn plan_prints_the_blast_radius_as_a_table_markdown_and_json() {
         insta::assert_snapshot!(name, normalize(&plan.stdout, project.path()));
     }
     // Colour only on request when stdout is not a terminal.
-    let plain = slipway_in(
+    let plain = slipway_run(
         project.path(),
         &env,
         &["plan", "--stage", "dev", "--stack", "data"],
     );
     assert!(!plain.stdout.contains('\u{1b}'), "{}", plain.stdout);
-    let colored = slipway_in(
+    let colored = slipway_run(
         project.path(),
         &env,
         &[
@@ -241,7 +249,7 @@ stage "rego" {
 fn analyze_applies_a_stage_threshold_to_a_plan_file() {
     let project = thresholds_project();
     let analyze = |stage: &str| {
-        slipway_in(
+        slipway_run(
             project.path(),
             &[],
             &["analyze", "data.json", "--stage", stage, "--format", "json"],
@@ -325,7 +333,7 @@ fn analyze_works_outside_a_project_with_the_builtin_list() {
         dir.path().join("db.plan.json"),
     )
     .unwrap();
-    let out = slipway_in(
+    let out = slipway_run(
         dir.path(),
         &[],
         &["analyze", "db.plan.json", "--format", "json"],
@@ -341,7 +349,7 @@ fn analyze_works_outside_a_project_with_the_builtin_list() {
             .is_some_and(|a| !a.is_empty())
     );
 
-    let staged = slipway_in(
+    let staged = slipway_run(
         dir.path(),
         &[],
         &["analyze", "db.plan.json", "--stage", "prod"],

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::changed::{History, webshop};
-use crate::common::{run, slipway};
+use crate::common::slipway_run;
 
 fn index_dir(repo: &Path) -> PathBuf {
     repo.join(".git").join("slipway")
@@ -18,9 +18,11 @@ fn remove_index(repo: &Path) {
 
 /// `slipway changed --json` with the index's answer path reported on stderr.
 fn changed(repo: &Path, base: &str, head: &str) -> (serde_json::Value, String) {
-    let mut cmd = slipway(repo, &[("SLIPWAY_DEBUG_INDEX".into(), "1".into())]);
-    cmd.args(["changed", "--json", "--base", base, "--head", head]);
-    let out = run(cmd);
+    let out = slipway_run(
+        repo,
+        &[("SLIPWAY_DEBUG_INDEX".into(), "1".into())],
+        &["changed", "--json", "--base", base, "--head", head],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let source = out
         .stderr
@@ -65,10 +67,7 @@ fn index_brought_forward_over_a_history_answers_as_a_full_read() {
         (
             "module change",
             |h| {
-                h.write(
-                    "modules/base/main.tf",
-                    "variable \"size\" {\n  default = 2\n}\n",
-                );
+                h.change_base_module();
             },
             "Updated",
         ),
@@ -158,13 +157,16 @@ fn a_change_that_breaks_the_project_is_reported_as_a_full_read_reports_it() {
     changed(h.path(), &first, "HEAD");
     h.remove("stacks/network");
     let broken = h.commit("remove a stack others depend on");
-    let mut cmd = slipway(h.path(), &[]);
-    cmd.args(["changed", "--base", &first, "--head", &broken]);
-    let with_index = run(cmd);
+    let changed_broken = || {
+        slipway_run(
+            h.path(),
+            &[],
+            &["changed", "--base", &first, "--head", &broken],
+        )
+    };
+    let with_index = changed_broken();
     remove_index(h.path());
-    let mut cmd = slipway(h.path(), &[]);
-    cmd.args(["changed", "--base", &first, "--head", &broken]);
-    let without = run(cmd);
+    let without = changed_broken();
     assert_eq!(with_index.code, 1, "{}", with_index.stderr);
     assert!(
         with_index.stderr.contains("where there is no stack"),
@@ -180,10 +182,7 @@ fn a_change_that_breaks_the_project_is_reported_as_a_full_read_reports_it() {
 #[test]
 fn a_corrupt_index_is_rebuilt_silently() {
     let (mut h, first) = webshop();
-    h.write(
-        "modules/base/main.tf",
-        "variable \"size\" {\n  default = 2\n}\n",
-    );
+    h.change_base_module();
     let head = h.commit("module change");
     let expected = cold(h.path(), &first, &head);
     // An index of the first commit, so that a readable one would be brought forward.
@@ -196,9 +195,11 @@ fn a_corrupt_index_is_rebuilt_silently() {
         for file in std::fs::read_dir(index_dir(h.path())).unwrap() {
             std::fs::write(file.unwrap().path(), garbage).unwrap();
         }
-        let mut cmd = slipway(h.path(), &[("SLIPWAY_DEBUG_INDEX".into(), "1".into())]);
-        cmd.args(["changed", "--json", "--base", &first, "--head", &head]);
-        let out = run(cmd);
+        let out = slipway_run(
+            h.path(),
+            &[("SLIPWAY_DEBUG_INDEX".into(), "1".into())],
+            &["changed", "--json", "--base", &first, "--head", &head],
+        );
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(
             out.stderr, "change index: Cold\n",
@@ -221,10 +222,7 @@ fn an_index_from_an_unrelated_history_falls_back_to_a_full_read() {
     changed(other.path(), &other_head, &other_head);
 
     let (mut h, first) = webshop();
-    h.write(
-        "modules/base/main.tf",
-        "variable \"size\" {\n  default = 2\n}\n",
-    );
+    h.change_base_module();
     let head = h.commit("module change");
     let expected = cold(h.path(), &first, &head);
     remove_index(h.path());

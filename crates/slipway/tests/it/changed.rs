@@ -50,6 +50,15 @@ impl History {
         self
     }
 
+    /// Changes `modules/base`, which `app` uses through `modules/service` and `data`
+    /// directly (see [`webshop`]).
+    pub(crate) fn change_base_module(&self) -> &Self {
+        self.write(
+            "modules/base/main.tf",
+            "variable \"size\" {\n  default = 2\n}\n",
+        )
+    }
+
     /// Commits everything and returns the commit id.
     pub(crate) fn commit(&mut self, message: &str) -> String {
         self.commits += 1;
@@ -165,10 +174,7 @@ fn normalize(text: &str) -> String {
 #[test]
 fn module_change_affects_the_stacks_using_it_transitively_and_lists_dependents() {
     let (mut h, base) = webshop();
-    h.write(
-        "modules/base/main.tf",
-        "variable \"size\" {\n  default = 2\n}\n",
-    );
+    h.change_base_module();
     h.commit("bigger base");
     let out = h.changed(&["--base", &base]);
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -1,4 +1,5 @@
-//! Shared helpers: temporary project copies, the sandbox, and running the binary.
+//! Shared helpers: temporary project copies, the sandbox, running the binary, and reading
+//! what it printed and recorded.
 
 use std::path::{Path, PathBuf};
 
@@ -102,15 +103,22 @@ pub fn slipway(dir: &Path, env: &[(String, String)]) -> Command {
 
 /// Output with temporary paths, timings and run ids replaced, for snapshots.
 pub fn normalize(text: &str, project: &Path) -> String {
-    let mut text = text.replace(&project.display().to_string(), "[PROJECT]");
-    let patterns = [
-        (r"\d+\.\ds", "[TIME]"),
-        (r"runs/\d{8}T\d{6}Z-\d+", "runs/[RUN]"),
-    ];
+    let text = text.replace(&project.display().to_string(), "[PROJECT]");
+    replace_patterns(
+        text,
+        &[
+            (r"\d+\.\ds", "[TIME]"),
+            (r"runs/\d{8}T\d{6}Z-\d+", "runs/[RUN]"),
+        ],
+    )
+}
+
+/// `text` with every match of each `(pattern, replacement)`, in turn, replaced.
+pub fn replace_patterns(mut text: String, patterns: &[(&str, &str)]) -> String {
     for (pattern, replacement) in patterns {
         text = regex_lite::Regex::new(pattern)
             .unwrap()
-            .replace_all(&text, replacement)
+            .replace_all(&text, *replacement)
             .into_owned();
     }
     text
@@ -129,4 +137,86 @@ pub fn run(mut cmd: Command) -> Output {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// `slipway ARGS` in `dir`, with a clean environment plus `env`, run to its end.
+pub fn slipway_run(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    let mut cmd = slipway(dir, env);
+    cmd.args(args);
+    run(cmd)
+}
+
+/// [`slipway_run`] that must succeed.
+pub fn slipway_ok_with(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
+    let output = slipway_run(dir, env, args);
+    assert_eq!(
+        output.code, 0,
+        "slipway {args:?}\nstdout:\n{}\nstderr:\n{}",
+        output.stdout, output.stderr
+    );
+    output
+}
+
+/// Asserts that a line of `text` matches `pattern`, a regular expression in which `^` and
+/// `$` match at the ends of lines.
+#[track_caller]
+pub fn assert_line(text: &str, pattern: &str) {
+    assert!(
+        regex_lite::Regex::new(&format!("(?m){pattern}"))
+            .unwrap()
+            .is_match(text),
+        "no line matches `{pattern}` in:\n{text}"
+    );
+}
+
+/// Runs `body` in the sandbox's Python with `client`, a boto3 client of AWS `service` that
+/// talks to moto; returns what it printed, trimmed.
+pub fn boto3(sandbox: &Sandbox, moto: &Moto, service: &str, client: &str, body: &str) -> String {
+    let script = format!(
+        "import boto3\n{client} = boto3.client('{service}', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{body}",
+        moto.endpoint()
+    );
+    // moto listens on loopback: a proxy from the environment must not stand in between.
+    let output = std::process::Command::new(&sandbox.python)
+        .args(["-c", &script])
+        .env("NO_PROXY", "127.0.0.1")
+        .env("no_proxy", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// Works on the project's own record (SQLite in its data folder) directly, as another
+/// slipway process would.
+pub fn with_record<T, F, Fut>(project: &Path, work: F) -> T
+where
+    F: FnOnce(slipway_store::AnyStore) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let url = slipway_store::default_url(&project.join(".slipway"));
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = slipway_store::open(&url).await.unwrap();
+            let result = work(store.clone()).await;
+            store.close().await;
+            result
+        })
+}
+
+/// Every entry of the audit log in the project's own record, oldest first.
+pub fn audit_log(project: &Path) -> Vec<slipway_store::AuditEntry> {
+    use slipway_store::Store as _;
+    let mut log = with_record(project, |store| async move {
+        store.audit_log(None, 1000).await.unwrap()
+    });
+    log.sort_by_key(|e| e.seq);
+    log
 }

@@ -1,45 +1,32 @@
-//! Drift and recovery on the sandbox: a queue deleted behind slipway's back is named by
-//! `slipway drift` (exit 2), which exits 0 while everything matches; after moto is wiped,
+//! Drift and recovery on the sandbox: a queue changed, then deleted, behind slipway's back
+//! is named by `slipway drift` (exit 2) with the attribute that changed, which exits 0 while everything matches; after moto is wiped,
 //! `slipway recover --stage prod` recreates every resource from prod's released artifacts on
 //! prod's own state, and the stack checks pass.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use slipway_sandbox::{Inventory, Moto, Sandbox};
+use slipway_store::Store as _;
 
-use crate::common::{Output, example, normalize, run, sandbox, slipway};
-use crate::pipeline::{repository, slipway_ok};
+use crate::common::{
+    Output, assert_line, boto3, example, normalize, sandbox, slipway_run, with_record,
+};
+use crate::pipeline::{release_to_prod, repository, slipway_ok};
 
 fn slipway_code(dir: &Path, moto: &Moto, args: &[&str]) -> Output {
-    run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(args);
-        c
-    })
+    slipway_run(dir, &moto.env(), args)
 }
 
-/// Deletes an SQS queue through the AWS API, as someone with console access would.
-fn delete_queue(sandbox: &Sandbox, moto: &Moto, name: &str) {
-    let script = format!(
-        "import boto3\n\
-         c = boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', \
-         aws_access_key_id='test', aws_secret_access_key='test')\n\
-         c.delete_queue(QueueUrl=c.get_queue_url(QueueName='{name}')['QueueUrl'])\n",
-        moto.endpoint()
-    );
-    let output = Command::new(&sandbox.python)
-        .args(["-c", &script])
-        .env("NO_PROXY", "127.0.0.1")
-        .env("no_proxy", "127.0.0.1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+/// Changes an SQS queue through the AWS API, as someone with console access would:
+/// `action` is a Python statement over the client `c` and the queue's `url`.
+fn behind_slipways_back(sandbox: &Sandbox, moto: &Moto, name: &str, action: &str) {
+    boto3(
+        sandbox,
+        moto,
+        "sqs",
+        "c",
+        &format!("url = c.get_queue_url(QueueName='{name}')['QueueUrl']\n{action}\n"),
     );
 }
 
@@ -57,23 +44,33 @@ fn drift_names_a_queue_deleted_behind_slipways_back() {
         "{}",
         clean.stdout
     );
-    assert!(
-        regex_lite::Regex::new(r"(?m)^  queue +in sync$")
-            .unwrap()
-            .is_match(&clean.stdout),
-        "{}",
-        clean.stdout
-    );
+    assert_line(&clean.stdout, r"^  queue +in sync$");
     // The app reads outputs of stacks never applied to dev: it cannot be checked, and says so.
+    assert_line(&clean.stdout, r"^  app +not checked$");
+
+    // A retention changed by hand is drift of one attribute.
+    behind_slipways_back(
+        &sandbox,
+        &moto,
+        "webshop-dev-orders",
+        "c.set_queue_attributes(QueueUrl=url, Attributes={'MessageRetentionPeriod': '60'})",
+    );
+    let changed = slipway_code(dir, &moto, &["drift", "--stage", "dev", "--stack", "queue"]);
+    assert_eq!(changed.code, 2, "{}\n{}", changed.stdout, changed.stderr);
     assert!(
-        regex_lite::Regex::new(r"(?m)^  app +not checked$")
-            .unwrap()
-            .is_match(&clean.stdout),
+        changed
+            .stdout
+            .contains("aws_sqs_queue.orders: changed: message_retention_seconds"),
         "{}",
-        clean.stdout
+        changed.stdout
     );
 
-    delete_queue(&sandbox, &moto, "webshop-dev-orders");
+    behind_slipways_back(
+        &sandbox,
+        &moto,
+        "webshop-dev-orders",
+        "c.delete_queue(QueueUrl=url)",
+    );
     let drifted = slipway_code(dir, &moto, &["drift", "--stage", "dev"]);
     assert_eq!(drifted.code, 2, "{}\n{}", drifted.stdout, drifted.stderr);
     assert!(
@@ -129,12 +126,41 @@ fn recover_rebuilds_prod_from_its_released_artifacts_after_the_cloud_is_wiped() 
     let (_sandbox, moto) = sandbox();
     let project = repository();
     let dir = project.path();
-    slipway_ok(dir, &moto, &["deploy", "--stage", "prod"]);
+    release_to_prod(dir, &moto);
     let before = moto.inventory().unwrap();
     assert!(!before.sqs_queues.is_empty());
 
     moto.reset().unwrap();
     assert!(moto.inventory().unwrap().is_empty(), "the cloud is gone");
+
+    // While a run holds one of prod's instances, a recovery does not start.
+    let owner = slipway_store::LockOwner::current(999);
+    with_record(dir, |store| async move {
+        store
+            .acquire_instance_lock("queue", "prod", &owner)
+            .await
+            .unwrap();
+    });
+    let refused = slipway_code(dir, &moto, &["recover", "--stage", "prod"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("cannot recover prod while its stack instances are locked")
+            && refused
+                .stderr
+                .contains("stack `queue` in instance `prod` is locked by"),
+        "{}",
+        refused.stderr
+    );
+    assert!(moto.inventory().unwrap().is_empty(), "nothing was applied");
+    let owner = slipway_store::LockOwner::current(999);
+    with_record(dir, |store| async move {
+        store
+            .release_instance_lock("queue", "prod", &owner)
+            .await
+            .unwrap();
+    });
 
     let out = slipway_ok(dir, &moto, &["recover", "--stage", "prod"]);
     let text = &out.stdout;
@@ -144,12 +170,7 @@ fn recover_rebuilds_prod_from_its_released_artifacts_after_the_cloud_is_wiped() 
         out.stderr
     );
     for stack in ["network", "data", "queue", "app"] {
-        assert!(
-            regex_lite::Regex::new(&format!(r"(?m)^  {stack} +\d+ recreated in \d+\.\ds$"))
-                .unwrap()
-                .is_match(text),
-            "{stack} says what it recreated:\n{text}"
-        );
+        assert_line(text, &format!(r"^  {stack} +\d+ recreated in \d+\.\ds$"));
     }
     assert!(text.contains("    aws_sqs_queue.orders"), "{text}");
     assert!(text.contains("recovery time: "), "{text}");

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{run, sandbox, slipway};
-use crate::pipeline::{git, repository, slipway_ok};
+use crate::common::{assert_line, sandbox, slipway_run};
+use crate::pipeline::{git, release_to_prod, repository, slipway_ok};
 
 fn drills(project: &Path, moto: &slipway_sandbox::Moto) -> Vec<Value> {
     let out = slipway_ok(project, moto, &["drills", "--json"]);
@@ -25,7 +25,7 @@ fn a_drill_rebuilds_prod_beside_it_and_leaves_nothing_behind() {
     let (_sandbox, moto) = sandbox();
     let project = repository();
     let dir = project.path();
-    slipway_ok(dir, &moto, &["deploy", "--stage", "prod"]);
+    release_to_prod(dir, &moto);
     let before = moto.inventory().unwrap();
     assert!(
         before
@@ -38,12 +38,7 @@ fn a_drill_rebuilds_prod_beside_it_and_leaves_nothing_behind() {
     let text = &out.stdout;
     assert!(text.contains("drill of prod into drill-"), "{text}");
     for stack in ["network", "data", "queue", "app"] {
-        assert!(
-            regex_lite::Regex::new(&format!(r"(?m)^  {stack} +rebuilt in \d+\.\ds"))
-                .unwrap()
-                .is_match(text),
-            "{stack} has a time:\n{text}"
-        );
+        assert_line(text, &format!(r"^  {stack} +rebuilt in \d+\.\ds"));
     }
     assert!(text.contains("aws_subnet x2"), "{text}");
     assert!(text.contains("recovery time: "), "{text}");
@@ -86,14 +81,10 @@ fn a_hard_coded_name_fails_the_drill_naming_the_stack_and_gc_cleans_a_kept_drill
     )
     .unwrap();
     git(dir, &["commit", "-q", "-am", "fixed role name"]);
-    slipway_ok(dir, &moto, &["deploy", "--stage", "prod"]);
+    release_to_prod(dir, &moto);
     let before = moto.inventory().unwrap();
 
-    let out = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["drill", "--stage", "prod"]);
-        c
-    });
+    let out = slipway_run(dir, &moto.env(), &["drill", "--stage", "prod"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains("drill of prod into drill-"),
@@ -115,11 +106,7 @@ fn a_hard_coded_name_fails_the_drill_naming_the_stack_and_gc_cleans_a_kept_drill
     assert_eq!(drills(dir, &moto)[0]["status"], "failed");
 
     // A kept drill stays up and on record until `slipway gc`.
-    let _ = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["drill", "--stage", "prod", "--keep"]);
-        c
-    });
+    let _ = slipway_run(dir, &moto.env(), &["drill", "--stage", "prod", "--keep"]);
     assert_ne!(moto.inventory().unwrap(), before, "the kept instance is up");
     let gc = slipway_ok(dir, &moto, &["gc"]);
     assert!(
@@ -141,11 +128,7 @@ fn a_hard_coded_name_fails_the_drill_naming_the_stack_and_gc_cleans_a_kept_drill
 fn a_drill_without_releases_names_every_stack_it_cannot_rebuild() {
     let project = repository();
     let dir = project.path();
-    let out = run({
-        let mut c = slipway(dir, &[]);
-        c.args(["drill", "--stage", "prod"]);
-        c
-    });
+    let out = slipway_run(dir, &[], &["drill", "--stage", "prod"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     for stack in ["network", "data", "queue", "app"] {
         assert!(

@@ -1,16 +1,16 @@
 //! Failures mid-graph, timeouts and secrets, with the real engine and provider-free stacks.
 
-use crate::common::{fixture, normalize, run, sandbox, slipway};
+use crate::common::{fixture, normalize, sandbox, slipway_run};
 
 #[test]
 fn a_failing_stack_skips_its_dependents_while_siblings_complete() {
     let (_sandbox, moto) = sandbox();
     let project = fixture("chain");
-    let out = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["apply", "--stage", "dev", "-j", "1"]);
-        c
-    });
+    let out = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "-j", "1"],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let stderr = normalize(&out.stderr, project.path());
     assert!(stderr.contains("+ dev/base: applied"), "{stderr}");
@@ -43,11 +43,11 @@ fn a_failing_stack_skips_its_dependents_while_siblings_complete() {
 fn sensitive_outputs_reach_dependents_but_never_logs_or_the_terminal() {
     let (_sandbox, moto) = sandbox();
     let project = fixture("chain");
-    let out = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["apply", "--stage", "dev", "--stack", "sibling", "--verbose"]);
-        c
-    });
+    let out = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "--stack", "sibling", "--verbose"],
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         !out.stdout.contains("s3cr3t") && !out.stderr.contains("s3cr3t"),
@@ -77,11 +77,11 @@ fn plan_exit_codes_follow_detailed_exitcode() {
     let (_sandbox, moto) = sandbox();
     let project = fixture("chain");
     let plan = |project: &std::path::Path| {
-        run({
-            let mut c = slipway(project, &moto.env());
-            c.args(["plan", "--stage", "dev", "--stack", "base"]);
-            c
-        })
+        slipway_run(
+            project,
+            &moto.env(),
+            &["plan", "--stage", "dev", "--stack", "base"],
+        )
     };
     let before = plan(project.path());
     assert_eq!(
@@ -89,19 +89,19 @@ fn plan_exit_codes_follow_detailed_exitcode() {
         "changes pending before apply: {}",
         before.stderr
     );
-    let apply = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["apply", "--stage", "dev", "--stack", "base"]);
-        c
-    });
+    let apply = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "--stack", "base"],
+    );
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let after = plan(project.path());
     assert_eq!(after.code, 0, "nothing to do after apply: {}", after.stderr);
-    let failing = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["plan", "--stage", "dev", "--stack", "broken"]);
-        c
-    });
+    let failing = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["plan", "--stage", "dev", "--stack", "broken"],
+    );
     assert_eq!(failing.code, 1, "{}", failing.stderr);
 }
 
@@ -109,9 +109,10 @@ fn plan_exit_codes_follow_detailed_exitcode() {
 fn a_hung_step_times_out_and_names_the_stack() {
     let (_sandbox, moto) = sandbox();
     let project = fixture("chain");
-    let out = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args([
+    let out = slipway_run(
+        project.path(),
+        &moto.env(),
+        &[
             "apply",
             "--stage",
             "dev",
@@ -119,9 +120,8 @@ fn a_hung_step_times_out_and_names_the_stack() {
             "base",
             "--step-timeout",
             "1ms",
-        ]);
-        c
-    });
+        ],
+    );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let stderr = normalize(&out.stderr, project.path());
     assert!(
@@ -150,11 +150,11 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn the_summary_names_the_failing_stack() {
     let (_sandbox, moto) = sandbox();
     let project = fixture("chain");
-    let out = run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["apply", "--stage", "dev", "-j", "1"]);
-        c
-    });
+    let out = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "-j", "1"],
+    );
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(normalize(&out.stderr, project.path()));
 }

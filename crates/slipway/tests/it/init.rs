@@ -2,29 +2,13 @@
 //! stack`, and `slipway init --adopt` on plain root modules wired by
 //! `terraform_remote_state`.
 
-use std::path::Path;
-
-use crate::common::{run, sandbox, slipway};
-
-fn slipway_ok(dir: &Path, env: &[(String, String)], args: &[&str]) -> crate::common::Output {
-    let out = run({
-        let mut c = slipway(dir, env);
-        c.args(args);
-        c
-    });
-    assert_eq!(
-        out.code, 0,
-        "slipway {args:?} failed:\nstdout:\n{}\nstderr:\n{}",
-        out.stdout, out.stderr
-    );
-    out
-}
+use crate::common::{sandbox, slipway_ok_with, slipway_run};
 
 #[test]
 fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
     let (_sandbox, moto) = sandbox();
     let dir = tempfile::tempdir().unwrap();
-    let out = slipway_ok(dir.path(), &[], &["init", "--cloud", "aws"]);
+    let out = slipway_ok_with(dir.path(), &[], &["init", "--cloud", "aws"]);
     insta::assert_snapshot!(out.stdout, @r"
     wrote .github/workflows/slipway.yml
     wrote .gitignore
@@ -53,7 +37,7 @@ fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
     .unwrap();
 
     let env = moto.env();
-    let apply = slipway_ok(dir.path(), &env, &["apply", "--stage", "dev"]);
+    let apply = slipway_ok_with(dir.path(), &env, &["apply", "--stage", "dev"]);
     assert!(
         apply.stderr.contains("dev: 1 of 1 stack applied"),
         "{}",
@@ -67,11 +51,7 @@ fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
 fn init_never_overwrites_without_force() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".gitignore"), "mine\n").unwrap();
-    let out = run({
-        let mut c = slipway(dir.path(), &[]);
-        c.args(["init", "--cloud", "none"]);
-        c
-    });
+    let out = slipway_run(dir.path(), &[], &["init", "--cloud", "none"]);
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(out.stderr, @r"
     error: a file already exists: .gitignore
@@ -85,15 +65,15 @@ fn init_never_overwrites_without_force() {
         std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(),
         "mine\n"
     );
-    slipway_ok(dir.path(), &[], &["init", "--cloud", "none", "--force"]);
+    slipway_ok_with(dir.path(), &[], &["init", "--cloud", "none", "--force"]);
     assert!(dir.path().join("slipway.hcl").exists());
 }
 
 #[test]
 fn workflow_files_are_yaml_and_call_existing_commands() {
     let dir = tempfile::tempdir().unwrap();
-    slipway_ok(dir.path(), &[], &["init", "--cloud", "gcp"]);
-    let help = slipway_ok(dir.path(), &[], &["--help"]).stdout;
+    slipway_ok_with(dir.path(), &[], &["init", "--cloud", "gcp"]);
+    let help = slipway_ok_with(dir.path(), &[], &["--help"]).stdout;
     for file in [".github/workflows/slipway.yml", ".gitlab-ci.yml"] {
         let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
         let yaml: serde_norway::Value =
@@ -121,7 +101,7 @@ fn workflow_files_are_yaml_and_call_existing_commands() {
         assert!(commands[0].contains("--format markdown"), "{file}");
     }
     // The skeleton is a project `slipway stacks` reads.
-    let stacks = slipway_ok(dir.path(), &[], &["stacks", "--json"]).stdout;
+    let stacks = slipway_ok_with(dir.path(), &[], &["stacks", "--json"]).stdout;
     assert!(stacks.contains("\"name\": \"network\""), "{stacks}");
 }
 
@@ -151,8 +131,8 @@ fn collect_scripts(value: &serde_norway::Value, out: &mut Vec<String>) {
 #[test]
 fn new_stack_adds_a_wired_stack() {
     let dir = tempfile::tempdir().unwrap();
-    slipway_ok(dir.path(), &[], &["init", "--cloud", "none"]);
-    let out = slipway_ok(
+    slipway_ok_with(dir.path(), &[], &["init", "--cloud", "none"]);
+    let out = slipway_ok_with(
         dir.path(),
         &[],
         &[
@@ -170,16 +150,17 @@ fn new_stack_adds_a_wired_stack() {
     wrote stacks/app/main.tf
     ");
     let stacks: serde_json::Value =
-        serde_json::from_str(&slipway_ok(dir.path(), &[], &["stacks", "--json"]).stdout).unwrap();
+        serde_json::from_str(&slipway_ok_with(dir.path(), &[], &["stacks", "--json"]).stdout)
+            .unwrap();
     assert_eq!(stacks[1]["name"], "app");
     assert_eq!(stacks[1]["team"], "shop");
     assert_eq!(stacks[1]["dependencies"], serde_json::json!(["hello"]));
 
-    let unknown = run({
-        let mut c = slipway(dir.path(), &[]);
-        c.args(["new", "stack", "web", "--depends-on", "nope"]);
-        c
-    });
+    let unknown = slipway_run(
+        dir.path(),
+        &[],
+        &["new", "stack", "web", "--depends-on", "nope"],
+    );
     assert_eq!(unknown.code, 1);
     assert!(
         unknown
@@ -239,7 +220,7 @@ data "terraform_remote_state" "billing" {
         "resource \"aws_s3_bucket\" \"b\" {}\n",
     );
 
-    let out = slipway_ok(dir.path(), &[], &["init", "--adopt"]);
+    let out = slipway_ok_with(dir.path(), &[], &["init", "--adopt"]);
     insta::assert_snapshot!(out.stdout, @r"
     wrote slipway.hcl
     wrote apps/shop/stack.hcl
@@ -256,7 +237,8 @@ data "terraform_remote_state" "billing" {
     assert!(!dir.path().join("modules/bucket/stack.hcl").exists());
 
     let stacks: serde_json::Value =
-        serde_json::from_str(&slipway_ok(dir.path(), &[], &["stacks", "--json"]).stdout).unwrap();
+        serde_json::from_str(&slipway_ok_with(dir.path(), &[], &["stacks", "--json"]).stdout)
+            .unwrap();
     let deps: Vec<(String, serde_json::Value)> = stacks
         .as_array()
         .unwrap()

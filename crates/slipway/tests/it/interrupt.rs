@@ -11,7 +11,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::common::{example, sandbox, slipway, slipway_process};
+use crate::common::{example, sandbox, slipway_process, slipway_run};
 
 /// Forwards loopback connections to `target`; the first request that contains `needle` is
 /// held until the test says so.
@@ -75,6 +75,17 @@ impl HoldingProxy {
             release: release_tx,
         }
     }
+
+    /// `env` with the sandbox's endpoint moved to the proxy.
+    pub(crate) fn env(&self, env: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env = env.to_vec();
+        for (key, value) in &mut env {
+            if key == "SLIPWAY_SANDBOX_ENDPOINT" {
+                *value = format!("http://127.0.0.1:{}", self.port);
+            }
+        }
+        env
+    }
 }
 
 #[test]
@@ -82,13 +93,7 @@ fn ctrl_c_mid_apply_lets_terraform_save_state_and_names_the_instance() {
     let (_sandbox, moto) = sandbox();
     let proxy = HoldingProxy::start(moto.port(), "Action=CreateQueue");
     let project = example("webshop");
-    let mut env = moto.env();
-    for (key, value) in &mut env {
-        if key == "SLIPWAY_SANDBOX_ENDPOINT" {
-            *value = format!("http://127.0.0.1:{}", proxy.port);
-        }
-    }
-    let child = slipway_process(project.path(), &env)
+    let child = slipway_process(project.path(), &proxy.env(&moto.env()))
         .args(["apply", "--stage", "dev", "--stack", "queue"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -146,11 +151,11 @@ fn ctrl_c_mid_apply_lets_terraform_save_state_and_names_the_instance() {
     );
 
     // The next apply says what happened before, and converges from the saved state.
-    let again = crate::common::run({
-        let mut c = slipway(project.path(), &moto.env());
-        c.args(["apply", "--stage", "dev", "--stack", "queue"]);
-        c
-    });
+    let again = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "--stack", "queue"],
+    );
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(
         again

@@ -1,15 +1,11 @@
 //! `slipway stacks` and `slipway graph` on the webshop example.
 
-use crate::common::{example, run, slipway};
+use crate::common::{example, slipway_run};
 
 #[test]
 fn stacks_lists_in_dependency_order_with_team_capability_path_and_dependencies() {
     let project = example("webshop");
-    let out = run({
-        let mut c = slipway(project.path(), &[]);
-        c.arg("stacks");
-        c
-    });
+    let out = slipway_run(project.path(), &[], &["stacks"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     insta::assert_snapshot!(out.stdout);
 }
@@ -17,11 +13,7 @@ fn stacks_lists_in_dependency_order_with_team_capability_path_and_dependencies()
 #[test]
 fn stacks_json_is_machine_readable() {
     let project = example("webshop");
-    let out = run({
-        let mut c = slipway(project.path(), &[]);
-        c.args(["stacks", "--json"]);
-        c
-    });
+    let out = slipway_run(project.path(), &[], &["stacks", "--json"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let rows: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let names: Vec<&str> = rows
@@ -42,18 +34,10 @@ fn stacks_json_is_machine_readable() {
 #[test]
 fn graph_prints_mermaid_and_dot() {
     let project = example("webshop");
-    let mermaid = run({
-        let mut c = slipway(project.path(), &[]);
-        c.arg("graph");
-        c
-    });
+    let mermaid = slipway_run(project.path(), &[], &["graph"]);
     assert_eq!(mermaid.code, 0);
     insta::assert_snapshot!("graph_mermaid", mermaid.stdout);
-    let dot = run({
-        let mut c = slipway(project.path(), &[]);
-        c.args(["graph", "--format", "dot"]);
-        c
-    });
+    let dot = slipway_run(project.path(), &[], &["graph", "--format", "dot"]);
     assert_eq!(dot.code, 0);
     insta::assert_snapshot!("graph_dot", dot.stdout);
 }
@@ -61,11 +45,7 @@ fn graph_prints_mermaid_and_dot() {
 #[test]
 fn works_from_a_stack_folder_below_the_project() {
     let project = example("webshop");
-    let out = run({
-        let mut c = slipway(&project.path().join("stacks/app"), &[]);
-        c.arg("stacks");
-        c
-    });
+    let out = slipway_run(&project.path().join("stacks/app"), &[], &["stacks"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("network"));
 }

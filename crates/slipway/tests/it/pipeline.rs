@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 use slipway_sandbox::{Moto, Sandbox};
 
-use crate::common::{Output, example, run, sandbox, slipway};
+use crate::common::{Output, boto3, example, sandbox, slipway_ok_with, slipway_run};
 
 pub(crate) fn git(dir: &Path, args: &[&str]) {
     let status = Command::new("git")
@@ -48,18 +48,23 @@ pub(crate) fn commit_retention(project: &Path, seconds: u32) {
     git(project, &["commit", "-q", "-am", "queue retention"]);
 }
 
+/// `env` acting as `tester`, the name the record keeps for who did what.
+pub(crate) fn as_tester(mut env: Vec<(String, String)>) -> Vec<(String, String)> {
+    env.push(("SLIPWAY_ACTOR".to_owned(), "tester".to_owned()));
+    env
+}
+
 pub(crate) fn slipway_ok(project: &Path, moto: &Moto, args: &[&str]) -> Output {
-    let output = run({
-        let mut c = slipway(project, &moto.env());
-        c.args(args).env("SLIPWAY_ACTOR", "tester");
-        c
-    });
-    assert_eq!(
-        output.code, 0,
-        "slipway {args:?}\nstdout:\n{}\nstderr:\n{}",
-        output.stdout, output.stderr
+    slipway_ok_with(project, &as_tester(moto.env()), args)
+}
+
+/// Deploys the current commit to prod, approved: prod's first release.
+pub(crate) fn release_to_prod(project: &Path, moto: &Moto) {
+    slipway_ok(
+        project,
+        moto,
+        &["deploy", "--stage", "prod", "--approve", "first release"],
     );
-    output
 }
 
 pub(crate) fn status(project: &Path, moto: &Moto) -> Value {
@@ -89,20 +94,15 @@ pub(crate) fn ids(status: &Value, stack: &str) -> Vec<(String, String)> {
 
 /// The queue's retention as moto reports it (through the SQS API).
 pub(crate) fn retention(sandbox: &Sandbox, moto: &Moto, queue: &str) -> String {
-    let script = format!(
-        "import boto3\nc = boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\nu = c.get_queue_url(QueueName='{queue}')['QueueUrl']\nprint(c.get_queue_attributes(QueueUrl=u, AttributeNames=['MessageRetentionPeriod'])['Attributes']['MessageRetentionPeriod'])",
-        moto.endpoint()
-    );
-    let output = Command::new(&sandbox.python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    boto3(
+        sandbox,
+        moto,
+        "sqs",
+        "c",
+        &format!(
+            "u = c.get_queue_url(QueueName='{queue}')['QueueUrl']\nprint(c.get_queue_attributes(QueueUrl=u, AttributeNames=['MessageRetentionPeriod'])['Attributes']['MessageRetentionPeriod'])"
+        ),
+    )
 }
 
 /// Where the local artifact store keeps an artifact.
@@ -122,7 +122,19 @@ fn artifacts_flow_through_stages_roll_back_and_tampering_is_refused() {
 
     slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
     slipway_ok(dir, &moto, &["promote", "--from", "dev", "--to", "test"]);
-    slipway_ok(dir, &moto, &["promote", "--from", "test", "--to", "prod"]);
+    slipway_ok(
+        dir,
+        &moto,
+        &[
+            "promote",
+            "--from",
+            "test",
+            "--to",
+            "prod",
+            "--approve",
+            "tested",
+        ],
+    );
     let first = status(dir, &moto);
     for stack in ["network", "data", "queue", "app"] {
         let ids = ids(&first, stack);
@@ -215,13 +227,21 @@ fn artifacts_flow_through_stages_roll_back_and_tampering_is_refused() {
     let runs_before = std::fs::read_dir(dir.join(".slipway/runs"))
         .unwrap()
         .count();
-    let refused = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args([
-            "promote", "--from", "test", "--to", "prod", "--stack", "queue",
-        ]);
-        c
-    });
+    let refused = slipway_run(
+        dir,
+        &moto.env(),
+        &[
+            "promote",
+            "--from",
+            "test",
+            "--to",
+            "prod",
+            "--stack",
+            "queue",
+            "--approve",
+            "tested",
+        ],
+    );
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused
@@ -262,11 +282,7 @@ fn run_delivers_changed_stacks_and_stops_for_approval_bound_to_the_plan() {
         first.stderr
     );
     let id = run_id(&first.stderr);
-    let resume_unapproved = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["resume", &id]);
-        c
-    });
+    let resume_unapproved = slipway_run(dir, &moto.env(), &["resume", &id]);
     assert_eq!(resume_unapproved.code, 1);
     assert!(resume_unapproved.stderr.contains("nobody approved it yet"));
     slipway_ok(
@@ -315,11 +331,7 @@ fn run_delivers_changed_stacks_and_stops_for_approval_bound_to_the_plan() {
     let mut bytes = std::fs::read(&plan).unwrap();
     bytes.push(0);
     std::fs::write(&plan, bytes).unwrap();
-    let refused = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["resume", &id]);
-        c
-    });
+    let refused = slipway_run(dir, &moto.env(), &["resume", &id]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(
         refused.stderr.contains("approval void"),

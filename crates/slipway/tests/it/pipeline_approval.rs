@@ -1,26 +1,53 @@
 //! Approvals on the sandbox, beyond a modified plan file: a rejected run is over, and an
 //! approval is void when the instance's state changed between the approval and `resume`,
 //! both for a first delivery (a plan made against no state, which Terraform itself does not
-//! check) and for a plan made against older state (which Terraform calls stale).
+//! check) and for a plan made against older state (which Terraform calls stale). Changing
+//! prod around the pipeline needs an approval of its own (`--approve`).
 
 use std::path::Path;
 
 use serde_json::Value;
 use slipway_sandbox::Moto;
+use slipway_store::AuditAction;
 
-use crate::common::{run, sandbox, slipway};
-use crate::pipeline::{commit_retention, retention, run_id, slipway_ok};
+use crate::common::{audit_log, sandbox, slipway_run};
+use crate::pipeline::{as_tester, commit_retention, retention, run_id, slipway_ok};
 use crate::queue_project::{queue_repository, scrub};
 
 /// `slipway resume RUN`, expected to fail.
 fn resume_fails(dir: &Path, moto: &Moto, id: &str) -> String {
-    let output = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["resume", id]).env("SLIPWAY_ACTOR", "tester");
-        c
-    });
+    let output = slipway_run(dir, &as_tester(moto.env()), &["resume", id]);
     assert_eq!(output.code, 1, "{}", output.stderr);
     output.stderr
+}
+
+/// `slipway run` up to prod, whose plans are then approved; the run's id.
+fn run_approved_for_prod(dir: &Path, moto: &Moto) -> String {
+    let run = slipway_ok(dir, moto, &["run"]);
+    let id = run_id(&run.stderr);
+    slipway_ok(
+        dir,
+        moto,
+        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
+    );
+    id
+}
+
+/// Prod's queue deployed around the pipeline, with an approval of its own.
+fn hotfix_prod(dir: &Path, moto: &Moto) {
+    slipway_ok(
+        dir,
+        moto,
+        &[
+            "deploy",
+            "--stage",
+            "prod",
+            "--stack",
+            "queue",
+            "--approve",
+            "hotfix",
+        ],
+    );
 }
 
 /// The run that released `stage`/`stack`, from `status --json`.
@@ -108,20 +135,27 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     // queue by other means. Terraform would apply a plan made against no state on top of
     // the new state, so slipway checks it: the approval is void, nothing is applied.
     commit_retention(dir, 86400);
-    let second = slipway_ok(dir, &moto, &["run"]);
-    let id = run_id(&second.stderr);
+    let id = run_approved_for_prod(dir, &moto);
     assert_eq!(id, "2");
-    slipway_ok(
+    // Going around the pipeline still needs someone's word for prod: without it nothing
+    // runs and no run is recorded; with it, the approval is audited against the run.
+    let unapproved = slipway_run(
         dir,
-        &moto,
-        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
-    );
-    slipway_ok(
-        dir,
-        &moto,
+        &moto.env(),
         &["deploy", "--stage", "prod", "--stack", "queue"],
     );
+    assert_eq!(unapproved.code, 1, "{}", unapproved.stderr);
+    insta::assert_snapshot!("deploy_needs_approval", unapproved.stderr);
+    hotfix_prod(dir, &moto);
     assert_eq!(released_by_run(dir, &moto, "prod", "queue"), Some(3));
+    let approvals: Vec<_> = audit_log(dir)
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Approve && e.run_id == Some(3))
+        .collect();
+    assert_eq!(approvals.len(), 1, "{approvals:?}");
+    assert_eq!(approvals[0].stage.as_deref(), Some("prod"));
+    assert_eq!(approvals[0].details["reason"], "hotfix");
+    assert_eq!(approvals[0].details["command"], "deploy");
     let void = resume_fails(dir, &moto, &id);
     insta::assert_snapshot!(
         "approval_void_first_delivery",
@@ -136,19 +170,9 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     // Run 3 plans a change of prod's queue and is approved; prod's state changes before it
     // resumes: Terraform finds the saved plan stale, and the approval is void.
     commit_retention(dir, 172_800);
-    let third = slipway_ok(dir, &moto, &["run"]);
-    let id = run_id(&third.stderr);
+    let id = run_approved_for_prod(dir, &moto);
     assert_eq!(id, "4");
-    slipway_ok(
-        dir,
-        &moto,
-        &["approve", &id, "--stage", "prod", "--reason", "reviewed"],
-    );
-    slipway_ok(
-        dir,
-        &moto,
-        &["deploy", "--stage", "prod", "--stack", "queue"],
-    );
+    hotfix_prod(dir, &moto);
     let void = resume_fails(dir, &moto, &id);
     insta::assert_snapshot!(
         "approval_void_stale_plan",

@@ -6,15 +6,15 @@
 //! The holding proxy of `interrupt.rs` holds the provider's SetQueueAttributes request, so
 //! the kill lands while the apply is in flight for sure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
-use slipway_store::{AuditAction, Store};
+use slipway_store::AuditAction;
 
-use crate::common::{run, sandbox, slipway, slipway_process};
+use crate::common::{audit_log, sandbox, slipway_process, slipway_run};
 use crate::interrupt::HoldingProxy;
 use crate::pipeline::{commit_retention, retention, slipway_ok};
 use crate::queue_project::{queue_repository, scrub};
@@ -74,13 +74,7 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
     commit_retention(dir, 86400);
 
     let proxy = HoldingProxy::start(moto.port(), "Action=SetQueueAttributes");
-    let mut env = moto.env();
-    for (key, value) in &mut env {
-        if key == "SLIPWAY_SANDBOX_ENDPOINT" {
-            *value = format!("http://127.0.0.1:{}", proxy.port);
-        }
-    }
-    let mut child = slipway_process(dir, &env)
+    let mut child = slipway_process(dir, &proxy.env(&moto.env()))
         .args(["deploy", "--stage", "dev"])
         .env("SLIPWAY_ACTOR", "tester")
         .stdout(std::process::Stdio::null())
@@ -123,11 +117,7 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
     );
 
     // The next deploy reports it and does not apply that instance.
-    let refused = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["deploy", "--stage", "dev"]);
-        c
-    });
+    let refused = slipway_run(dir, &moto.env(), &["deploy", "--stage", "dev"]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     for expected in [
         "interrupted: dev/queue (stack run 2)",
@@ -164,7 +154,7 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
     let record = run_entry(dir, &moto, 2);
     assert_eq!(record["stacks"][0]["status"], "interrupted", "{record}");
     assert_eq!(record["status"], "interrupted", "{record}");
-    let audit = audit_actions(&dir.join(".slipway"));
+    let audit = audit_actions(dir);
     assert!(
         audit.contains(&(
             AuditAction::Interrupted,
@@ -183,11 +173,7 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
     let again = slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
     assert!(!again.stderr.contains("interrupted:"), "{}", again.stderr);
     assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "86400");
-    let plan = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["plan", "--stage", "dev"]);
-        c
-    });
+    let plan = slipway_run(dir, &moto.env(), &["plan", "--stage", "dev"]);
     assert_eq!(
         plan.code, 0,
         "no changes left:\n{}\n{}",
@@ -197,23 +183,12 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
 }
 
 /// (action, note) of every audit entry in the project's record.
-fn audit_actions(data_dir: &Path) -> Vec<(AuditAction, String)> {
-    let url = slipway_store::default_url(&PathBuf::from(data_dir));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let store = slipway_store::open(&url).await.unwrap();
-            store
-                .audit_log(None, 1000)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|e| {
-                    let note = e.details["note"].as_str().unwrap_or_default().to_owned();
-                    (e.action, note)
-                })
-                .collect()
+fn audit_actions(project: &Path) -> Vec<(AuditAction, String)> {
+    audit_log(project)
+        .into_iter()
+        .map(|e| {
+            let note = e.details["note"].as_str().unwrap_or_default().to_owned();
+            (e.action, note)
         })
+        .collect()
 }

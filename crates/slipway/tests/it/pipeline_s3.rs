@@ -3,33 +3,29 @@
 //! artifact in both stages, and bytes changed in the bucket are refused before any engine
 //! command runs.
 
-use std::process::Command;
-
 use serde_json::Value;
 use slipway_sandbox::{Moto, Sandbox};
 
-use crate::common::{run, sandbox, slipway};
-use crate::pipeline::ids;
+use crate::common::{boto3, sandbox, slipway_ok_with, slipway_run};
+use crate::pipeline::{as_tester, ids};
 use crate::queue_project::{queue_repository_with, scrub};
 
 const BUCKET: &str = "webshop-artifacts";
 
-/// Runs a boto3 S3 script against moto in the sandbox's Python; returns its stdout.
+/// Promotes dev's artifacts to prod, approved.
+const PROMOTE: &[&str] = &[
+    "promote",
+    "--from",
+    "dev",
+    "--to",
+    "prod",
+    "--approve",
+    "tested",
+];
+
+/// Runs a boto3 S3 script (the client is `s3`) against moto; returns its stdout.
 fn s3(sandbox: &Sandbox, moto: &Moto, body: &str) -> String {
-    let script = format!(
-        "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n{body}",
-        moto.endpoint()
-    );
-    let output = Command::new(&sandbox.python)
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    boto3(sandbox, moto, "s3", "s3", body)
 }
 
 /// The sandbox's environment plus where the artifact store's S3 client finds moto.
@@ -52,18 +48,11 @@ fn deploy_and_promote_keep_artifacts_in_s3_and_refuse_changed_bytes() {
         &moto,
         &format!("s3.create_bucket(Bucket='{BUCKET}')"),
     );
-    let ok = |args: &[&str]| {
-        let output = run({
-            let mut c = slipway(dir, &env(&moto));
-            c.args(args).env("SLIPWAY_ACTOR", "tester");
-            c
-        });
-        assert_eq!(output.code, 0, "slipway {args:?}\n{}", output.stderr);
-        output
-    };
+    let tester = as_tester(env(&moto));
+    let ok = |args: &[&str]| slipway_ok_with(dir, &tester, args);
 
     ok(&["deploy", "--stage", "dev"]);
-    ok(&["promote", "--from", "dev", "--to", "prod"]);
+    ok(PROMOTE);
     let status: Value = serde_json::from_str(&ok(&["status", "--json"]).stdout).unwrap();
     let queue = ids(&status, "queue");
     assert_eq!(queue.len(), 2, "{status}");
@@ -99,11 +88,7 @@ fn deploy_and_promote_keep_artifacts_in_s3_and_refuse_changed_bytes() {
     let runs_before = std::fs::read_dir(dir.join(".slipway/runs"))
         .unwrap()
         .count();
-    let refused = run({
-        let mut c = slipway(dir, &env(&moto));
-        c.args(["promote", "--from", "dev", "--to", "prod"]);
-        c
-    });
+    let refused = slipway_run(dir, &env(&moto), PROMOTE);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     insta::assert_snapshot!("tampered_artifact", scrub(&refused.stderr, dir));
     let runs_after = std::fs::read_dir(dir.join(".slipway/runs"))

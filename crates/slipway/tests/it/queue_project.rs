@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::common::{example, normalize};
+use crate::common::{example, normalize, replace_patterns};
 use crate::pipeline::git;
 
 /// The one-stack project, committed.
@@ -56,11 +56,5 @@ pub(crate) fn scrub(text: &str, project: &Path) -> String {
             "for [AGE]",
         ),
     ];
-    for (pattern, replacement) in patterns {
-        text = regex_lite::Regex::new(pattern)
-            .unwrap()
-            .replace_all(&text, replacement)
-            .into_owned();
-    }
-    text
+    replace_patterns(text, &patterns)
 }

@@ -15,13 +15,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use slipway_sandbox::{Moto, MotoOptions, Sandbox};
-use slipway_store::Store as _;
 
-use crate::common::{Output, example, run, slipway, slipway_process};
+use crate::common::{audit_log, example, slipway_process, slipway_run};
 use crate::interrupt::HoldingProxy;
 
 const BUCKET: &str = "slipway-state";
 const TABLE: &str = "slipway-locks";
+/// The state objects of dev's stacks, under the keys slipway derives.
+const DEV_STATES: [&str; 4] = [
+    "webshop/dev/app.tfstate",
+    "webshop/dev/data.tfstate",
+    "webshop/dev/network.tfstate",
+    "webshop/dev/queue.tfstate",
+];
 
 /// AWS calls the tests make themselves: setup while moto is open, then everything else with
 /// the `admin` user's keys. Prints JSON.
@@ -352,14 +358,6 @@ fn state_block() -> String {
     )
 }
 
-fn slipway_run(dir: &Path, env: &[(String, String)], args: &[&str]) -> Output {
-    run({
-        let mut c = slipway(dir, env);
-        c.args(args);
-        c
-    })
-}
-
 /// A stand-in engine that records each process's environment, working folder and
 /// subcommand, then runs the real Terraform.
 fn recording_engine(dir: &Path, real: &str) -> (PathBuf, PathBuf) {
@@ -387,20 +385,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| p.is_file())
         .collect()
-}
-
-fn audit_log(project: &Path) -> Vec<slipway_store::AuditEntry> {
-    let url = slipway_store::default_url(&project.join(".slipway"));
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let store = slipway_store::open(&url).await.unwrap();
-            let log = store.audit_log(None, 100).await.unwrap();
-            store.close().await;
-            log
-        })
 }
 
 #[test]
@@ -432,15 +416,7 @@ fn local_state_migrates_to_s3_under_derived_keys_and_replans_empty() {
         "{}",
         migrate.stderr
     );
-    assert_eq!(
-        cloud.objects(),
-        [
-            "webshop/dev/app.tfstate",
-            "webshop/dev/data.tfstate",
-            "webshop/dev/network.tfstate",
-            "webshop/dev/queue.tfstate"
-        ]
-    );
+    assert_eq!(cloud.objects(), DEV_STATES);
     // Every resource came along: a plan against the remote state has nothing to do.
     let plan = slipway_run(project.path(), &env, &["plan", "--stage", "dev"]);
     assert_eq!(
@@ -514,12 +490,7 @@ fn each_stack_applies_with_its_own_credentials_and_no_value_leaks() {
     outputs.push(apply);
     assert_eq!(
         cloud.objects(),
-        [
-            "webshop/dev/app.tfstate",
-            "webshop/dev/data.tfstate",
-            "webshop/dev/network.tfstate",
-            "webshop/dev/queue.tfstate"
-        ],
+        DEV_STATES,
         "one state object per stack under the derived keys"
     );
     assert!(cloud.locks().is_empty(), "locks left: {:?}", cloud.locks());
@@ -634,6 +605,9 @@ fn each_stack_applies_with_its_own_credentials_and_no_value_leaks() {
     }
 }
 
+/// The command that applies dev's queue.
+const APPLY_QUEUE: &[&str] = &["apply", "--stage", "dev", "--stack", "queue"];
+
 /// The queue's lock item, as Terraform's S3 backend names it.
 fn queue_lock_id(stage: &str) -> String {
     format!("{BUCKET}/webshop/{stage}/queue.tfstate")
@@ -647,11 +621,7 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
     let second = project_with_credentials();
     let key = "webshop/dev/queue.tfstate";
 
-    let apply = slipway_run(
-        first.path(),
-        &env,
-        &["apply", "--stage", "dev", "--stack", "queue"],
-    );
+    let apply = slipway_run(first.path(), &env, APPLY_QUEUE);
     assert_eq!(apply.code, 0, "{}", apply.stderr);
     let before = cloud.state_object(key);
 
@@ -668,14 +638,8 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
     )
     .unwrap();
     let proxy = HoldingProxy::start(cloud.moto.port(), "Action=SetQueueAttributes");
-    let mut proxied = env.clone();
-    for (k, v) in &mut proxied {
-        if k == "SLIPWAY_SANDBOX_ENDPOINT" {
-            *v = format!("http://127.0.0.1:{}", proxy.port);
-        }
-    }
-    let holder = slipway_process(first.path(), &proxied)
-        .args(["apply", "--stage", "dev", "--stack", "queue"])
+    let holder = slipway_process(first.path(), &proxy.env(&env))
+        .args(APPLY_QUEUE)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -692,11 +656,7 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
     let who = lock["Who"].as_str().unwrap().to_owned();
 
     // Another checkout applies the same instance meanwhile: refused, holder named.
-    let concurrent = slipway_run(
-        second.path(),
-        &env,
-        &["apply", "--stage", "dev", "--stack", "queue"],
-    );
+    let concurrent = slipway_run(second.path(), &env, APPLY_QUEUE);
     assert_eq!(concurrent.code, 1, "{}", concurrent.stderr);
     assert!(
         concurrent.stderr.contains("could not take the state lock")
@@ -749,11 +709,7 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
         "Path": queue_lock_id("dev"),
     });
     cloud.admin(&["put-lock", TABLE, &queue_lock_id("dev"), &info.to_string()]);
-    let stopped = slipway_run(
-        first.path(),
-        &env,
-        &["apply", "--stage", "dev", "--stack", "queue"],
-    );
+    let stopped = slipway_run(first.path(), &env, APPLY_QUEUE);
     assert_eq!(stopped.code, 1, "{}", stopped.stderr);
     assert!(
         stopped.stderr.contains("alice@ci-7")
@@ -781,10 +737,6 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
     assert_eq!(entry.stack.as_deref(), Some("queue"));
     assert_eq!(entry.details["engine_lock_id"], planted_id);
 
-    let again = slipway_run(
-        first.path(),
-        &env,
-        &["apply", "--stage", "dev", "--stack", "queue"],
-    );
+    let again = slipway_run(first.path(), &env, APPLY_QUEUE);
     assert_eq!(again.code, 0, "{}", again.stderr);
 }

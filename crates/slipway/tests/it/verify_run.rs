@@ -12,18 +12,17 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use slipway_sandbox::{Inventory, Moto};
 
-use crate::common::{Output, run, sandbox, slipway, slipway_process};
-use crate::pipeline::{git, slipway_ok};
+use crate::common::{
+    Output, assert_line, boto3, replace_patterns, sandbox, slipway_process, slipway_run,
+};
+use crate::pipeline::{as_tester, git, release_to_prod, slipway_ok};
 use crate::queue_project::{queue_repository, scrub};
 
 const QUEUE: &str = "stacks/queue/main.tf";
 
-fn slipway_run(dir: &Path, moto: &Moto) -> Output {
-    run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["run"]).env("SLIPWAY_ACTOR", "tester");
-        c
-    })
+/// `slipway run`, to its end whatever the outcome.
+fn pipeline_run(dir: &Path, moto: &Moto) -> Output {
+    slipway_run(dir, &as_tester(moto.env()), &["run"])
 }
 
 /// Appends Terraform to the queue stack and commits it.
@@ -51,15 +50,13 @@ fn summary(stderr: &str, project: &Path) -> String {
         .find(stderr)
         .unwrap_or_else(|| panic!("no verification summary in:\n{stderr}"))
         .start();
-    let text = scrub(&stderr[start..], project);
-    let text = regex_lite::Regex::new(r"(zero|latest)-[0-9a-f]{4}")
-        .unwrap()
-        .replace_all(&text, "$1-XXXX")
-        .into_owned();
-    regex_lite::Regex::new(r"request id: [A-Za-z0-9-]+")
-        .unwrap()
-        .replace_all(&text, "request id: [ID]")
-        .into_owned()
+    replace_patterns(
+        scrub(&stderr[start..], project),
+        &[
+            (r"(zero|latest)-[0-9a-f]{4}", "$1-XXXX"),
+            (r"request id: [A-Za-z0-9-]+", "request id: [ID]"),
+        ],
+    )
 }
 
 /// Every name in moto that belongs to an ephemeral instance.
@@ -94,26 +91,20 @@ fn a_change_that_breaks_only_on_top_of_the_release_is_stopped_by_from_latest() {
     let project = queue_repository();
     let dir = project.path();
     commit_queue(dir, ROLE, "a reader role");
-    slipway_ok(dir, &moto, &["deploy", "--stage", "prod"]);
+    release_to_prod(dir, &moto);
     let before = moto.inventory().unwrap();
 
     // `path` forces a new role; made before the old one is destroyed, it collides with it.
     change_queue(dir, r#"path = "/""#, r#"path = "/queue/""#, "role path");
-    let out = slipway_run(dir, &moto);
+    let out = pipeline_run(dir, &moto);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        regex_lite::Regex::new(r"verify from zero in `zero-[0-9a-f]{4}`: passed")
-            .unwrap()
-            .is_match(&out.stderr),
-        "{}",
-        out.stderr
+    assert_line(
+        &out.stderr,
+        r"verify from zero in `zero-[0-9a-f]{4}`: passed",
     );
-    assert!(
-        regex_lite::Regex::new(r"verify from latest in `latest-[0-9a-f]{4}`: FAILED")
-            .unwrap()
-            .is_match(&out.stderr),
-        "{}",
-        out.stderr
+    assert_line(
+        &out.stderr,
+        r"verify from latest in `latest-[0-9a-f]{4}`: FAILED",
     );
     assert!(
         out.stderr.contains("queue: the change on top failed: ")
@@ -141,23 +132,12 @@ fn a_stack_that_cannot_be_built_from_empty_is_stopped_by_from_zero() {
     let project = queue_repository();
     let dir = project.path();
     // Someone made dev's dead-letter queue by hand; the stack only looks it up.
-    let script = format!(
-        "import boto3\n\
-         boto3.client('sqs', endpoint_url='{}', region_name='us-east-1', \
-         aws_access_key_id='test', aws_secret_access_key='test')\
-         .create_queue(QueueName='webshop-dev-dlq')\n",
-        moto.endpoint()
-    );
-    let made = std::process::Command::new(&sandbox.python)
-        .args(["-c", &script])
-        .env("NO_PROXY", "127.0.0.1")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
+    boto3(
+        &sandbox,
+        &moto,
+        "sqs",
+        "c",
+        "c.create_queue(QueueName='webshop-dev-dlq')",
     );
     commit_queue(
         dir,
@@ -168,7 +148,7 @@ fn a_stack_that_cannot_be_built_from_empty_is_stopped_by_from_zero() {
     slipway_ok(dir, &moto, &["apply", "--stage", "dev"]);
     let before = moto.inventory().unwrap();
 
-    let out = slipway_run(dir, &moto);
+    let out = pipeline_run(dir, &moto);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains("verify from zero in `zero-") && out.stderr.contains("`: FAILED"),
@@ -202,7 +182,7 @@ fn a_resource_that_never_converges_is_stopped_by_the_re_plan() {
         "stack   = \"queue\"\n    seen    = timestamp()",
         "stamp the queue",
     );
-    let out = slipway_run(dir, &moto);
+    let out = pipeline_run(dir, &moto);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains(
@@ -223,14 +203,11 @@ fn a_first_run_verifies_from_zero_then_delivers() {
     let (_sandbox, moto) = sandbox();
     let project = queue_repository();
     let dir = project.path();
-    let out = slipway_run(dir, &moto);
+    let out = pipeline_run(dir, &moto);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        regex_lite::Regex::new(r"verify from zero in `zero-[0-9a-f]{4}`: passed \(\d+\.\ds\)")
-            .unwrap()
-            .is_match(&out.stderr),
-        "{}",
-        out.stderr
+    assert_line(
+        &out.stderr,
+        r"verify from zero in `zero-[0-9a-f]{4}`: passed \(\d+\.\ds\)",
     );
     assert!(
         out.stderr.contains("awaiting approval at stage prod"),
@@ -275,11 +252,7 @@ fn an_interrupted_verification_leaves_nothing_after_gc() {
     assert!(stderr.contains("verify from zero"), "{stderr}");
 
     // Whatever the interrupted teardown left, gc destroys.
-    let _ = run({
-        let mut c = slipway(dir, &moto.env());
-        c.args(["gc"]);
-        c
-    });
+    let _ = slipway_run(dir, &moto.env(), &["gc"]);
     let inventory = moto.inventory().unwrap();
     assert!(ephemeral(&inventory).is_empty(), "{inventory:?}");
     let again = slipway_ok(dir, &moto, &["gc"]);

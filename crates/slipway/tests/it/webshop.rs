@@ -1,6 +1,6 @@
 //! The webshop example applied for real: Terraform, the AWS provider and moto.
 
-use crate::common::{example, run, sandbox, slipway};
+use crate::common::{example, sandbox, slipway_run};
 
 #[test]
 fn webshop_applies_to_dev_replans_empty_and_destroys_to_nothing() {
@@ -8,11 +8,7 @@ fn webshop_applies_to_dev_replans_empty_and_destroys_to_nothing() {
     let project = example("webshop");
     let env = moto.env();
 
-    let apply = run({
-        let mut c = slipway(project.path(), &env);
-        c.args(["apply", "--stage", "dev"]);
-        c
-    });
+    let apply = slipway_run(project.path(), &env, &["apply", "--stage", "dev"]);
     assert_eq!(apply.code, 0, "apply failed:\n{}", apply.stderr);
     assert!(
         apply.stderr.contains("dev: 4 of 4 stacks applied"),
@@ -33,22 +29,18 @@ fn webshop_applies_to_dev_replans_empty_and_destroys_to_nothing() {
     assert_eq!(inventory.security_groups.len(), 1);
     assert_eq!(inventory.security_groups[0].vpc_id, inventory.vpcs[0].id);
 
-    let plan = run({
-        let mut c = slipway(project.path(), &env);
-        c.args(["plan", "--stage", "dev"]);
-        c
-    });
+    let plan = slipway_run(project.path(), &env, &["plan", "--stage", "dev"]);
     assert_eq!(
         plan.code, 0,
         "a second plan must be empty:\n{}",
         plan.stderr
     );
 
-    let destroy = run({
-        let mut c = slipway(project.path(), &env);
-        c.args(["destroy", "--stage", "dev", "--yes"]);
-        c
-    });
+    let destroy = slipway_run(
+        project.path(),
+        &env,
+        &["destroy", "--stage", "dev", "--yes"],
+    );
     assert_eq!(destroy.code, 0, "destroy failed:\n{}", destroy.stderr);
     let inventory = moto.inventory().unwrap();
     assert!(inventory.is_empty(), "left behind: {inventory}");
@@ -60,11 +52,11 @@ fn stages_are_separate_instances_with_their_own_state_and_names() {
     let project = example("webshop");
     let env = moto.env();
     for stage in ["dev", "test"] {
-        let out = run({
-            let mut c = slipway(project.path(), &env);
-            c.args(["apply", "--stage", stage, "--stack", "data"]);
-            c
-        });
+        let out = slipway_run(
+            project.path(),
+            &env,
+            &["apply", "--stage", stage, "--stack", "data"],
+        );
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
     let inventory = moto.inventory().unwrap();

@@ -683,32 +683,37 @@ mod tests {
     #[test]
     fn stubs_load_back_to_the_same_names_and_dependencies() {
         let odd = "w\"e${x}%{y}\\";
-        let stack =
-            |name: &str, dir: &str, explicit: bool, deps: &[(&str, &str, &str)]| IndexedStack {
-                name: name.to_owned(),
-                dir: dir.to_owned(),
-                explicit_name: explicit,
-                dependencies: deps
+        // Each stack as it must load back, and whether its stack.hcl names it.
+        let stacks: [(Loaded, bool); 2] = [
+            ((odd.to_owned(), format!("stacks/{odd}"), vec![]), false),
+            (
+                (
+                    "renamed".to_owned(),
+                    "stacks/a".to_owned(),
+                    vec![("up".to_owned(), format!("../{odd}"), odd.to_owned())],
+                ),
+                true,
+            ),
+        ];
+        let stubs: Vec<IndexedStack> = stacks
+            .iter()
+            .map(|((name, dir, dependencies), explicit)| IndexedStack {
+                name: name.clone(),
+                dir: dir.clone(),
+                explicit_name: *explicit,
+                dependencies: dependencies
                     .iter()
-                    .map(|(n, p, s)| IndexedDependency {
-                        name: (*n).to_owned(),
-                        path: (*p).to_owned(),
-                        stack: (*s).to_owned(),
+                    .map(|(name, path, stack)| IndexedDependency {
+                        name: name.clone(),
+                        path: path.clone(),
+                        stack: stack.clone(),
                     })
                     .collect(),
                 module_sources: BTreeSet::new(),
                 module_dirs: Vec::new(),
                 env: BTreeSet::new(),
-            };
-        let stubs = [
-            stack(odd, &format!("stacks/{odd}"), false, &[]),
-            stack(
-                "renamed",
-                "stacks/a",
-                true,
-                &[("up", &format!("../{odd}"), odd)],
-            ),
-        ];
+            })
+            .collect();
         let sources = ProjectSources {
             config: SourceFile::new(
                 PROJECT_FILE,
@@ -736,18 +741,7 @@ mod tests {
                 (s.name.clone(), s.dir.clone(), deps)
             })
             .collect();
-        let expected: Vec<Loaded> = stubs
-            .iter()
-            .map(|s| {
-                let deps = s
-                    .dependencies
-                    .iter()
-                    .map(|d| (d.name.clone(), d.path.clone(), d.stack.clone()))
-                    .collect();
-                (s.name.clone(), s.dir.clone(), deps)
-            })
-            .collect();
-        let mut expected = expected;
+        let mut expected: Vec<Loaded> = stacks.into_iter().map(|(stack, _)| stack).collect();
         expected.sort_by(|a, b| a.1.cmp(&b.1));
         assert_eq!(loaded, expected);
     }
