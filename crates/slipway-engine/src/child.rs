@@ -468,6 +468,12 @@ mod tests {
             m = marker.display(),
             r = ready.display()
         );
+        // A process started in the background ignores SIGINT, and an ignored signal stays
+        // ignored across exec: a shell could not even trap it. slipway installs its Ctrl-C
+        // handler before any engine starts, which gives children the default disposition
+        // back; this test does the same, so it holds however the test runner was started.
+        let _handler =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).unwrap();
         let (trigger, interrupt) = Interrupt::channel();
         let s = step(&log, dir.path(), &script, Duration::from_secs(60));
         let ready_path = ready.clone();

@@ -46,8 +46,13 @@ pub fn executor_for(
 
     let (trigger, interrupt) = Interrupt::channel();
     let grace = execution.interrupt_grace;
+    // The handler is installed here, before any engine starts, and not inside the task: a
+    // slipway started in the background inherits SIGINT ignored, and children would inherit
+    // that too (an ignored signal stays ignored across exec) unless a handler replaced it.
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("cannot listen for Ctrl-C")?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
             eprintln!(
                 "\ninterrupt: asking running engine steps to stop and save their state (up to {} before they are killed)",
                 humantime::format_duration(grace)

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
-use slipway_store::{Release, Run, StackRun, StageRun, Store, UnixMillis, human_duration};
+use slipway_store::{
+    AuditAction, Release, Run, StackRun, StageRun, Store, UnixMillis, human_duration,
+};
 
 use super::ExitStatus;
 use crate::pipeline::{interrupted, short_commit, short_id};
@@ -146,6 +148,18 @@ struct RunEntry {
     run: Run,
     stages: Vec<StageRun>,
     stacks: Vec<StackRun>,
+    /// Set when a person rejected the run at a stage awaiting approval (the run's status
+    /// is `failed`: it ended without delivering).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rejected: Option<Rejection>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rejection {
+    stage: Option<String>,
+    by: String,
+    reason: Option<String>,
+    at: UnixMillis,
 }
 
 /// A stack run's plan as `+add ~change -destroy`, the way the engine counts it.
@@ -176,6 +190,22 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
         check_stack(workspace, stack)?;
     }
     let store = record::open(workspace).await?;
+    // Rejections live in the audit log, which `reject` writes with the run's id.
+    let mut rejections: BTreeMap<i64, Rejection> = store
+        .audit_log(None, u32::MAX)
+        .await?
+        .into_iter()
+        .filter(|e| e.action == AuditAction::Reject)
+        .filter_map(|e| {
+            let rejection = Rejection {
+                stage: e.stage,
+                by: e.actor,
+                reason: e.details["reason"].as_str().map(str::to_owned),
+                at: e.at,
+            };
+            Some((e.run_id?, rejection))
+        })
+        .collect();
     let mut runs = Vec::new();
     for run in store.recent_runs(args.limit).await? {
         let stages: Vec<StageRun> = store
@@ -195,6 +225,7 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
             continue;
         }
         runs.push(RunEntry {
+            rejected: rejections.remove(&run.id),
             run,
             stages,
             stacks,
@@ -232,7 +263,17 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
             run.trigger,
             short_commit(&run.commit),
             run.actor,
-            run.status
+            match &entry.rejected {
+                Some(r) => format!(
+                    "rejected by {}{}",
+                    r.by,
+                    r.reason
+                        .as_deref()
+                        .map(|why| format!(": {why}"))
+                        .unwrap_or_default()
+                ),
+                None => run.status.to_string(),
+            }
         );
         for stage in &entry.stages {
             println!("    {:<10} {}", stage.stage, stage.status);

@@ -109,6 +109,11 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     let latest = &history["runs"][0];
     assert_eq!(latest["id"], 1, "{history}");
     assert_eq!(latest["status"], "failed", "{history}");
+    assert_eq!(latest["rejected"]["stage"], "prod", "{history}");
+    assert_eq!(
+        latest["rejected"]["reason"], "not before the sale",
+        "{history}"
+    );
     let prod = latest["stages"]
         .as_array()
         .unwrap()
@@ -120,7 +125,8 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     assert!(text.contains("  run 1  "), "{text}");
     assert!(
         text.lines()
-            .any(|l| l.starts_with("  run 1 ") && l.ends_with("failed")),
+            .any(|l| l.starts_with("  run 1 ")
+                && l.ends_with("rejected by tester: not before the sale")),
         "{text}"
     );
     let refused = resume_fails(dir, &moto, &id);
