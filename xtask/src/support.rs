@@ -12,9 +12,9 @@ use anyhow::{Context as _, Result, ensure};
 pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(
         || {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("target")
+            // The workspace root, spelled without `..` since paths under it are shown.
+            let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+            xtask.parent().unwrap_or(xtask).join("target")
         },
         PathBuf::from,
     )
