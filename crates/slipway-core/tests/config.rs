@@ -115,6 +115,30 @@ fn a_valid_project_loads_with_stages_in_order_and_a_graph() {
 }
 
 #[test]
+fn execution_settings_default_and_can_be_set() {
+    let defaults = load(&project(PROJECT, vec![network()]), &env()).unwrap();
+    assert_eq!(
+        defaults.execution,
+        slipway_core::config::Execution::default()
+    );
+    assert!(
+        defaults.execution.lock_timeout.is_zero(),
+        "fail at once by default"
+    );
+
+    let tuned = PROJECT.replace(
+        "engine = \"terraform\"",
+        "engine = \"terraform\"\n  parallelism = 2\n  step_timeout = \"20m\"\n  interrupt_grace = \"1m\"\n  lock_timeout = \"5m\"",
+    );
+    let tuned = load(&project(&tuned, vec![network()]), &env()).unwrap();
+    let minutes = |n: u64| std::time::Duration::from_secs(60 * n);
+    assert_eq!(tuned.execution.parallelism, 2);
+    assert_eq!(tuned.execution.step_timeout, minutes(20));
+    assert_eq!(tuned.execution.interrupt_grace, minutes(1));
+    assert_eq!(tuned.execution.lock_timeout, minutes(5));
+}
+
+#[test]
 fn invalid_hcl_names_file_line_and_column() {
     insta::assert_snapshot!(errors(project(
         "project {\n  name = \"x\"\n\nstage \"dev\" {}\n",

@@ -21,6 +21,9 @@ pub struct Engine {
     pub plugin_cache: PathBuf,
     pub step_timeout: Duration,
     pub interrupt_grace: Duration,
+    /// How long a command waits for a state lock another process holds before it fails
+    /// naming the holder (zero: it fails at once).
+    pub lock_timeout: Duration,
     /// Terraform's plugin cache is not safe for concurrent writers: `init`s take turns,
     /// inside this process through the mutex and across processes through a file lock.
     init_turn: Arc<tokio::sync::Mutex<()>>,
@@ -141,8 +144,15 @@ impl Engine {
             plugin_cache,
             step_timeout,
             interrupt_grace,
+            lock_timeout: Duration::ZERO,
             init_turn: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// `-lock-timeout` for the commands that take the state lock, when waiting is wanted.
+    fn lock_timeout_arg(&self) -> Option<OsString> {
+        (!self.lock_timeout.is_zero())
+            .then(|| format!("-lock-timeout={}s", self.lock_timeout.as_secs().max(1)).into())
     }
 
     async fn run(
@@ -281,6 +291,7 @@ impl Engine {
             "-detailed-exitcode".into(),
             format!("-out={}", plan_file.display()).into(),
         ];
+        args.extend(self.lock_timeout_arg());
         if destroy {
             args.push("-destroy".into());
         }
@@ -319,12 +330,10 @@ impl Engine {
 
     /// `apply PLAN`: only ever a saved plan, so what runs is what was planned.
     pub async fn apply(&self, ctx: StepContext<'_>, plan_file: &Path) -> Result<(), StepError> {
-        let args = vec![
-            "apply".into(),
-            "-input=false".into(),
-            "-no-color".into(),
-            plan_file.into(),
-        ];
+        let mut args: Vec<OsString> =
+            vec!["apply".into(), "-input=false".into(), "-no-color".into()];
+        args.extend(self.lock_timeout_arg());
+        args.push(plan_file.into());
         let finished = self.run(ctx, "apply", args, false, Access::Change).await?;
         Self::expect_success(ctx, "apply", &finished)
     }
@@ -359,12 +368,13 @@ impl Engine {
 
     /// `destroy -auto-approve`.
     pub async fn destroy(&self, ctx: StepContext<'_>) -> Result<(), StepError> {
-        let args = vec![
+        let mut args: Vec<OsString> = vec![
             "destroy".into(),
             "-input=false".into(),
             "-no-color".into(),
             "-auto-approve".into(),
         ];
+        args.extend(self.lock_timeout_arg());
         let finished = self
             .run(ctx, "destroy", args, false, Access::Change)
             .await?;
@@ -532,6 +542,22 @@ pub fn first_engine_error(log: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_timeout_is_passed_only_when_waiting_is_wanted() {
+        let mut engine = Engine::new(
+            PathBuf::from("terraform"),
+            Path::new("/data"),
+            Vec::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        );
+        assert_eq!(engine.lock_timeout_arg(), None);
+        engine.lock_timeout = Duration::from_secs(300);
+        assert_eq!(engine.lock_timeout_arg(), Some("-lock-timeout=300s".into()));
+        engine.lock_timeout = Duration::from_millis(200);
+        assert_eq!(engine.lock_timeout_arg(), Some("-lock-timeout=1s".into()));
+    }
 
     #[test]
     fn plan_summary_is_read_from_the_engines_last_plan_line() {

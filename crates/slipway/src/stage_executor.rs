@@ -68,13 +68,14 @@ pub fn executor_for(
         &workspace.root,
         &std::env::vars().collect(),
     )?;
-    let engine = Engine::new(
+    let mut engine = Engine::new(
         binary,
         &data_dir,
         environment.base.clone(),
         options.step_timeout.unwrap_or(execution.step_timeout),
         execution.interrupt_grace,
     );
+    engine.lock_timeout = execution.lock_timeout;
     Ok(Arc::new(Executor::new(ExecutorSetup {
         root: workspace.root.clone(),
         data_dir,

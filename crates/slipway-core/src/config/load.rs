@@ -66,6 +66,7 @@ const PROJECT_BLOCK: Schema = Schema {
         "parallelism",
         "step_timeout",
         "interrupt_grace",
+        "lock_timeout",
     ],
     blocks: &[],
 };
@@ -295,6 +296,9 @@ fn load_project_file(
         interrupt_grace: project
             .duration("interrupt_grace", &scope, env, diagnostics)
             .unwrap_or(defaults.interrupt_grace),
+        lock_timeout: project
+            .duration("lock_timeout", &scope, env, diagnostics)
+            .unwrap_or(defaults.lock_timeout),
     };
     let scope = Scope {
         project: &name,

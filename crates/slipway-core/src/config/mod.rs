@@ -90,6 +90,9 @@ pub struct Execution {
     /// How long an interrupted engine step gets to save its state before it is killed
     /// (default: 30 seconds).
     pub interrupt_grace: Duration,
+    /// How long a command waits for a state lock held by another process before it fails
+    /// naming the holder (default: 0, fail at once).
+    pub lock_timeout: Duration,
 }
 
 impl Default for Execution {
@@ -98,6 +101,7 @@ impl Default for Execution {
             parallelism: 4,
             step_timeout: Duration::from_secs(3600),
             interrupt_grace: Duration::from_secs(30),
+            lock_timeout: Duration::ZERO,
         }
     }
 }

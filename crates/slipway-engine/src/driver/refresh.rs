@@ -16,7 +16,7 @@ impl Engine {
     /// for what changed).
     pub async fn plan_refresh_only(&self, ctx: StepContext<'_>) -> Result<PlanOutcome, StepError> {
         let plan_file = ctx.working_copy.stack_dir.join(REFRESH_PLAN_FILE);
-        let args: Vec<OsString> = vec![
+        let mut args: Vec<OsString> = vec![
             "plan".into(),
             "-refresh-only".into(),
             "-input=false".into(),
@@ -24,6 +24,7 @@ impl Engine {
             "-detailed-exitcode".into(),
             format!("-out={}", plan_file.display()).into(),
         ];
+        args.extend(self.lock_timeout_arg());
         let finished = self
             .run(ctx, "plan -refresh-only", args, false, Access::Read)
             .await?;

@@ -220,3 +220,16 @@ pub fn audit_log(project: &Path) -> Vec<slipway_store::AuditEntry> {
     log.sort_by_key(|e| e.seq);
     log
 }
+
+/// Polls `done` until it holds: the way to wait for something another process makes
+/// observable (a file, a log line), failing the test after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

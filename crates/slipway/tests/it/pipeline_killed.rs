@@ -7,14 +7,14 @@
 //! the kill lands while the apply is in flight for sure.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 use slipway_store::AuditAction;
 
-use crate::common::{audit_log, sandbox, slipway_process, slipway_run};
+use crate::common::{audit_log, sandbox, slipway_process, slipway_run, wait_until};
 use crate::interrupt::HoldingProxy;
 use crate::pipeline::{commit_retention, retention, slipway_ok};
 use crate::queue_project::{queue_repository, scrub};
@@ -42,14 +42,6 @@ fn process_groups_working_in(dir: &Path) -> Vec<i32> {
     groups.sort_unstable();
     groups.dedup();
     groups
-}
-
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Run `id` as `history --json` shows it.

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use slipway_sandbox::{Moto, MotoOptions, Sandbox};
 
-use crate::common::{audit_log, example, slipway_process, slipway_run};
+use crate::common::{audit_log, example, slipway_process, slipway_run, wait_until};
 use crate::interrupt::HoldingProxy;
 
 const BUCKET: &str = "slipway-state";
@@ -696,6 +696,93 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
             .contains("\"visibility_timeout_seconds\":90")
     );
 
+    // With `lock_timeout` set, an apply that meets the lock waits for it instead: it goes
+    // ahead once the holder is done, and what it applies is planned after the wait.
+    std::fs::write(
+        &main_tf,
+        code.replace(
+            "visibility_timeout_seconds = 60",
+            "visibility_timeout_seconds = 120",
+        ),
+    )
+    .unwrap();
+    let proxy = HoldingProxy::start(cloud.moto.port(), "Action=SetQueueAttributes");
+    let holder = slipway_process(first.path(), &proxy.env(&env))
+        .args(APPLY_QUEUE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the first apply reaches SetQueueAttributes again");
+    let config = second.path().join("slipway.hcl");
+    let patient = std::fs::read_to_string(&config).unwrap().replacen(
+        "engine = \"terraform\"",
+        "engine = \"terraform\"\n  lock_timeout = \"5m\"",
+        1,
+    );
+    std::fs::write(&config, patient).unwrap();
+    let runs = second.path().join(".slipway/runs");
+    let earlier = logs_under(&runs);
+    let mut waiter = slipway_process(second.path(), &env)
+        .args(APPLY_QUEUE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Terraform says it is acquiring the lock once that has taken a while: it is waiting.
+    let mut gave_up = false;
+    wait_until(
+        "the second apply waits for the lock",
+        Duration::from_secs(300),
+        || {
+            gave_up = waiter.try_wait().unwrap().is_some();
+            gave_up
+                || logs_under(&runs)
+                    .iter()
+                    .filter(|log| !earlier.contains(log))
+                    .any(|log| {
+                        std::fs::read_to_string(log)
+                            .is_ok_and(|t| t.contains("Acquiring state lock"))
+                    })
+        },
+    );
+    assert!(
+        !gave_up,
+        "the second apply did not wait for the lock: {}",
+        String::from_utf8_lossy(&waiter.wait_with_output().unwrap().stderr)
+    );
+    proxy.release.send(()).unwrap();
+    let finished = holder.wait_with_output().unwrap();
+    assert_eq!(
+        finished.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let waited = waiter.wait_with_output().unwrap();
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "the waiting apply went ahead: {}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
+    let after = state(&cloud.state_object(key));
+    assert_eq!(
+        after["serial"].as_u64(),
+        new["serial"].as_u64().map(|s| s + 2),
+        "both applies wrote, one after the other"
+    );
+    assert!(
+        after
+            .to_string()
+            .contains("\"visibility_timeout_seconds\":60"),
+        "the second apply planned after the first had applied"
+    );
+    assert!(cloud.locks().is_empty(), "{:?}", cloud.locks());
+
     // A lock left by a process that is gone: apply stops and says how to release it.
     let before = cloud.state_object(key);
     let planted_id = "3f2b9c1e-0000-4000-8000-00000000beef";
@@ -739,4 +826,14 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
 
     let again = slipway_run(first.path(), &env, APPLY_QUEUE);
     assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+/// Every file below `dir` whose name ends in `.log`.
+fn logs_under(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| e.into_path())
+        .collect()
 }
