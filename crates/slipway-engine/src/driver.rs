@@ -107,6 +107,23 @@ pub struct Output {
     pub sensitive: bool,
 }
 
+impl Output {
+    /// The outputs' names for a log line, sensitive ones marked; never their values.
+    pub fn names(outputs: &BTreeMap<String, Output>) -> String {
+        outputs
+            .iter()
+            .map(|(name, o)| {
+                if o.sensitive {
+                    format!("{name} (sensitive)")
+                } else {
+                    name.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 impl Engine {
     /// `base_env` is the environment engine processes receive; slipway adds its own
     /// automation settings on top. The provider cache is `TF_PLUGIN_CACHE_DIR` when
@@ -351,18 +368,8 @@ impl Engine {
                 step: "output".into(),
                 message: e.to_string(),
             })?;
-        ctx.log.line(&format!(
-            "outputs: {}",
-            outputs
-                .iter()
-                .map(|(k, o)| if o.sensitive {
-                    format!("{k} (sensitive)")
-                } else {
-                    k.clone()
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        ctx.log
+            .line(&format!("outputs: {}", Output::names(&outputs)));
         Ok(outputs)
     }
 

@@ -4,9 +4,12 @@
 //! block to generate and the `-backend-config` arguments for one instance, so a remote
 //! backend replaces the local one without touching the core.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use slipway_core::config::{S3State, StateConfig};
+
+use crate::driver::Output;
 
 /// The state backend of a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,19 @@ impl StateBackend {
             .join(instance)
             .join(stack)
             .join("terraform.tfstate")
+    }
+
+    /// The root-module outputs in an instance's local state, read from the state file the
+    /// engine just wrote: the same values `output -json` prints, without an engine start on
+    /// the way to the stacks that wait for them. `None` for a remote backend, a missing
+    /// file, or a state format other than version 4 (then ask the engine).
+    pub fn local_outputs(&self, instance: &str, stack: &str) -> Option<BTreeMap<String, Output>> {
+        let StateBackend::Local { root } = self else {
+            return None;
+        };
+        let path = root.join(instance).join(stack).join("terraform.tfstate");
+        let bytes = std::fs::read(path).ok()?;
+        outputs_of_state(&bytes)
     }
 
     /// Where the state of one instance of one stack is, for people: a path or an S3 URL.
@@ -124,8 +140,38 @@ impl StateBackend {
     }
 }
 
+/// The outputs of a version 4 state document (Terraform 0.12 and later, OpenTofu).
+fn outputs_of_state(bytes: &[u8]) -> Option<BTreeMap<String, Output>> {
+    #[derive(serde::Deserialize)]
+    struct State {
+        version: u32,
+        #[serde(default)]
+        outputs: BTreeMap<String, Output>,
+    }
+    let state: State = serde_json::from_slice(bytes).ok()?;
+    (state.version == 4).then_some(state.outputs)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn outputs_are_read_from_a_version_4_state_only() {
+        let state = br#"{"version": 4, "terraform_version": "1.0.3", "serial": 3,
+            "outputs": {"vpc_id": {"value": "vpc-1", "type": "string"},
+                        "password": {"value": "s3cret", "type": "string", "sensitive": true},
+                        "subnets": {"value": ["a", "b"], "type": ["list", "string"]}},
+            "resources": []}"#;
+        let outputs = super::outputs_of_state(state).unwrap();
+        assert_eq!(outputs["vpc_id"].value, serde_json::json!("vpc-1"));
+        assert!(!outputs["vpc_id"].sensitive);
+        assert!(outputs["password"].sensitive);
+        assert_eq!(outputs["subnets"].value, serde_json::json!(["a", "b"]));
+        let empty = br#"{"version": 4, "serial": 1, "resources": []}"#;
+        assert!(super::outputs_of_state(empty).unwrap().is_empty());
+        assert!(super::outputs_of_state(br#"{"version": 3, "modules": []}"#).is_none());
+        assert!(super::outputs_of_state(b"not json").is_none());
+    }
+
     use super::*;
 
     #[test]

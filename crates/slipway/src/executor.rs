@@ -570,7 +570,18 @@ impl Executor {
                 .is_ok_and(|wanted| wanted.contains(name));
         if operation != Operation::Destroy && wanted {
             self.progress.step(name, "outputs");
-            let outputs = self.engine.output(ctx).await?;
+            // With local state the outputs are in the file the engine just wrote: reading it
+            // spares an engine start on the way to the stacks waiting for them.
+            let outputs = match self.backend.local_outputs(&self.instance, name) {
+                Some(outputs) => {
+                    log.line(&format!(
+                        "== slipway: outputs read from the state file: {} ==",
+                        Output::names(&outputs)
+                    ));
+                    outputs
+                }
+                None => self.engine.output(ctx).await?,
+            };
             if let Ok(mut all) = self.outputs.lock() {
                 all.insert(name.to_owned(), outputs);
             }
