@@ -627,27 +627,7 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
 
     // The first checkout changes the queue; the cloud's answer is held, so its apply holds
     // the lock for as long as the test wants.
-    let main_tf = first.path().join("stacks/queue/main.tf");
-    let code = std::fs::read_to_string(&main_tf).unwrap();
-    std::fs::write(
-        &main_tf,
-        code.replace(
-            "visibility_timeout_seconds = 60",
-            "visibility_timeout_seconds = 90",
-        ),
-    )
-    .unwrap();
-    let proxy = HoldingProxy::start(cloud.moto.port(), "Action=SetQueueAttributes");
-    let holder = slipway_process(first.path(), &proxy.env(&env))
-        .args(APPLY_QUEUE)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    proxy
-        .held
-        .recv_timeout(Duration::from_secs(300))
-        .expect("the first apply reaches SetQueueAttributes");
+    let (proxy, holder) = hold_queue_apply(&cloud, first.path(), 90);
 
     let locks = cloud.locks();
     let lock = &locks[&queue_lock_id("dev")];
@@ -698,25 +678,7 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
 
     // With `lock_timeout` set, an apply that meets the lock waits for it instead: it goes
     // ahead once the holder is done, and what it applies is planned after the wait.
-    std::fs::write(
-        &main_tf,
-        code.replace(
-            "visibility_timeout_seconds = 60",
-            "visibility_timeout_seconds = 120",
-        ),
-    )
-    .unwrap();
-    let proxy = HoldingProxy::start(cloud.moto.port(), "Action=SetQueueAttributes");
-    let holder = slipway_process(first.path(), &proxy.env(&env))
-        .args(APPLY_QUEUE)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    proxy
-        .held
-        .recv_timeout(Duration::from_secs(300))
-        .expect("the first apply reaches SetQueueAttributes again");
+    let (proxy, holder) = hold_queue_apply(&cloud, first.path(), 120);
     let config = second.path().join("slipway.hcl");
     let patient = std::fs::read_to_string(&config).unwrap().replacen(
         "engine = \"terraform\"",
@@ -826,6 +788,39 @@ fn a_concurrent_apply_of_the_same_instance_fails_naming_the_holder_and_unlock_re
 
     let again = slipway_run(first.path(), &env, APPLY_QUEUE);
     assert_eq!(again.code, 0, "{}", again.stderr);
+}
+
+/// Starts an apply of `project`'s queue that changes its visibility timeout to `seconds`,
+/// and returns once the cloud's answer to that change is held: the apply holds the state
+/// lock until the proxy releases it.
+fn hold_queue_apply(
+    cloud: &Cloud,
+    project: &Path,
+    seconds: u32,
+) -> (HoldingProxy, std::process::Child) {
+    let main_tf = project.join("stacks/queue/main.tf");
+    let code = std::fs::read_to_string(&main_tf).unwrap();
+    let changed = regex_lite::Regex::new(r"visibility_timeout_seconds = \d+")
+        .unwrap()
+        .replace(&code, format!("visibility_timeout_seconds = {seconds}"))
+        .into_owned();
+    assert_ne!(
+        code, changed,
+        "the queue's visibility timeout is in main.tf"
+    );
+    std::fs::write(&main_tf, changed).unwrap();
+    let proxy = HoldingProxy::start(cloud.moto.port(), "Action=SetQueueAttributes");
+    let holder = slipway_process(project, &proxy.env(&cloud.env()))
+        .args(APPLY_QUEUE)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the apply reaches SetQueueAttributes");
+    (proxy, holder)
 }
 
 /// Every file below `dir` whose name ends in `.log`.
