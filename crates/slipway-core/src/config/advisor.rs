@@ -14,39 +14,38 @@ use super::schema::{Checked, Schema, evaluate_attribute, kind};
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::source::SourceFile;
 
+/// The thresholds, written once for both the list below and the block's schema: the
+/// attributes given first come before them.
+macro_rules! with_thresholds {
+    ($($first:literal),*) => {
+        &[
+            $($first,)*
+            "team_share",
+            "team_min_commits",
+            "hot_per_month",
+            "hot_ratio",
+            "capability_min_resources",
+            "coupling",
+            "coupling_min_commits",
+            "coupling_max_stacks",
+            "max_resources",
+            "max_dependents",
+        ]
+    };
+}
+
 /// The numeric thresholds the block may set, in the order docs/advisor.md lists them.
-pub const THRESHOLDS: &[&str] = &[
-    "team_share",
-    "team_min_commits",
-    "hot_per_month",
-    "hot_ratio",
-    "capability_min_resources",
-    "coupling",
-    "coupling_min_commits",
-    "coupling_max_stacks",
-    "max_resources",
-    "max_dependents",
-];
+pub const THRESHOLDS: &[&str] = with_thresholds!();
 
 const ADVISOR_BLOCK: Schema = Schema {
     what: "block `advisor`",
-    attributes: &[
+    attributes: with_thresholds!(
         "history",
         "teams",
         "permission_domains",
         "capabilities",
-        "privileged_domains",
-        "team_share",
-        "team_min_commits",
-        "hot_per_month",
-        "hot_ratio",
-        "capability_min_resources",
-        "coupling",
-        "coupling_min_commits",
-        "coupling_max_stacks",
-        "max_resources",
-        "max_dependents",
-    ],
+        "privileged_domains"
+    ),
     blocks: &[],
 };
 
