@@ -1,8 +1,9 @@
 //! Building artifacts at a commit into the project's artifact store (and the record), and
 //! turning a stored artifact back into files for a delivery, verified first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use slipway_artifact::{
@@ -135,8 +136,32 @@ pub async fn build(
 
 /// Reads `id` from the store, verifies its hash and extracts it into
 /// `<data>/extracted/<hex>/`; returns that folder. A tampered artifact is refused here,
-/// before any engine command runs.
+/// before any engine command runs. Within one process each artifact is extracted once:
+/// paths that run side by side (verification from zero and from latest) share the folder
+/// rather than replacing it under each other.
 pub async fn fetch(
+    data_dir: &Path,
+    artifacts: &slipway_artifact::Store,
+    stack: &str,
+    id: &str,
+) -> Result<PathBuf> {
+    static FETCHED: std::sync::OnceLock<
+        std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::OnceCell<PathBuf>>>>,
+    > = std::sync::OnceLock::new();
+    let key = data_dir.join("extracted").join(id);
+    let cell = {
+        let mut fetched = FETCHED
+            .get_or_init(Default::default)
+            .lock()
+            .map_err(|_| anyhow::anyhow!("internal error: the artifact cache is poisoned"))?;
+        Arc::clone(fetched.entry(key).or_default())
+    };
+    cell.get_or_try_init(|| fetch_once(data_dir, artifacts, stack, id))
+        .await
+        .cloned()
+}
+
+async fn fetch_once(
     data_dir: &Path,
     artifacts: &slipway_artifact::Store,
     stack: &str,
