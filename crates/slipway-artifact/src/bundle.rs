@@ -7,6 +7,7 @@ use crate::error::{ArtifactError, Result};
 use crate::id::{ArtifactId, sha256_hex};
 use crate::manifest::{FileMode, MANIFEST_NAME, Manifest, ManifestFile, SCHEMA_VERSION};
 use crate::relpath::{RelPath, climbs_then_descends};
+use crate::select::Selection;
 use crate::source::{EntryKind, FileSource};
 
 /// The zstd level every bundle is compressed with. Changing it changes every artifact id.
@@ -17,10 +18,8 @@ pub const ZSTD_LEVEL: i32 = 9;
 pub struct BundleInput {
     /// The stack's name, recorded in the manifest.
     pub stack: String,
-    /// The stack's folder, relative to the repository root; it must hold a `stack.hcl`.
-    pub stack_dir: RelPath,
-    /// The local module folders the stack uses (see [`crate::local_module_dirs`]).
-    pub module_dirs: Vec<RelPath>,
+    /// The stack's code (see [`crate::select`]); its folder must hold a `stack.hcl`.
+    pub selection: Selection,
     /// The version of slipway building the bundle, recorded in the manifest.
     pub slipway_version: String,
 }
@@ -38,22 +37,20 @@ pub struct Bundle {
 
 /// Builds the bundle for one stack from `source`.
 pub fn build_bundle(source: &dyn FileSource, input: &BundleInput) -> Result<Bundle> {
-    let mut module_dirs = input.module_dirs.clone();
+    let mut module_dirs = input.selection.module_dirs();
     module_dirs.sort();
-    module_dirs.dedup();
 
-    // A module folder may lie inside the stack folder or another module; the map keeps
-    // each file once and in path order.
-    let mut files = BTreeMap::new();
-    for dir in std::iter::once(&input.stack_dir).chain(&module_dirs) {
-        for entry in source.list(dir)? {
-            files.insert(entry.path, entry.kind);
-        }
-    }
-    let stack_file = input.stack_dir.child("stack.hcl");
+    let files: BTreeMap<RelPath, EntryKind> = input
+        .selection
+        .files
+        .iter()
+        .map(|e| (e.path.clone(), e.kind.clone()))
+        .collect();
+    let stack_dir = &input.selection.stack_dir;
+    let stack_file = stack_dir.child("stack.hcl");
     if !matches!(files.get(&stack_file), Some(EntryKind::File { .. })) {
         return Err(ArtifactError::NotAStack {
-            stack_dir: input.stack_dir.to_string(),
+            stack_dir: stack_dir.to_string(),
         });
     }
     for (path, kind) in &files {
@@ -91,11 +88,11 @@ pub fn build_bundle(source: &dyn FileSource, input: &BundleInput) -> Result<Bund
     }
     let manifest = Manifest {
         files: manifest_files,
-        module_dirs: module_dirs.iter().map(|d| d.as_str().to_owned()).collect(),
+        module_dirs,
         schema_version: SCHEMA_VERSION,
         slipway_version: input.slipway_version.clone(),
         stack: input.stack.clone(),
-        stack_dir: input.stack_dir.as_str().to_owned(),
+        stack_dir: stack_dir.as_str().to_owned(),
     };
     let bytes = encode(&manifest, &contents)?;
     Ok(Bundle {

@@ -55,12 +55,21 @@ pub enum ArtifactError {
 
     /// A local module `source` leads outside the repository.
     #[error(
-        "module \"{module}\" in `{file}` has source \"{source_path}\", which leads outside the repository"
+        "a module called from `{file}` has source \"{source_path}\", which leads outside the repository"
     )]
-    ModuleSourceEscapes {
-        file: String,
+    ModuleSourceEscapes { file: String, source_path: String },
+
+    /// A stack's code (its folder, modules and the files they read) exceeds the cap.
+    #[error(
+        "the code of stack `{stack_dir}` comes to {}, over the cap of {}; module {module} brings in {} of it",
+        mib(*.size), mib(*.cap), mib(*.module_size)
+    )]
+    StackTooLarge {
+        stack_dir: String,
+        size: u64,
+        cap: u64,
         module: String,
-        source_path: String,
+        module_size: u64,
     },
 
     // --- bundles -----------------------------------------------------------------------
@@ -202,6 +211,11 @@ impl ArtifactId {
             })
         }
     }
+}
+
+/// `12.3 MiB`: sizes a person reads.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 #[cfg(test)]

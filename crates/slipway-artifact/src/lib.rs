@@ -1,7 +1,8 @@
 //! slipway-artifact: immutable, content-addressed artifacts of one stack's code.
 //!
-//! - [`local_module_dirs`] follows a stack's local `module` sources;
-//! - [`build_bundle`] packs the stack folder and those modules from a [`FileSource`]
+//! - [`select`] chooses a stack's code (its folder, its local modules' Terraform files and
+//!   the files they read, by the rule in `slipway_core::module_files`) from a [`FileSource`];
+//! - [`build_bundle`] packs that selection from a [`FileSource`]
 //!   (the [`WorkingTree`] or a [`GitCommit`]) into a deterministic zstd-compressed tar
 //!   whose SHA-256 is the [`ArtifactId`];
 //! - [`ArtifactStore`] keeps bundles write-once, locally or in S3 ([`open_store`]);
@@ -16,8 +17,8 @@ mod error;
 mod extract;
 mod id;
 mod manifest;
-mod modules;
 mod relpath;
+mod select;
 mod source;
 mod store;
 
@@ -26,7 +27,7 @@ pub use error::{ArtifactError, Result};
 pub use extract::{ExtractLimits, extract};
 pub use id::{ArtifactId, InvalidArtifactId};
 pub use manifest::{FileMode, MANIFEST_NAME, Manifest, ManifestFile, SCHEMA_VERSION};
-pub use modules::local_module_dirs;
 pub use relpath::RelPath;
+pub use select::{DEFAULT_SIZE_CAP, Selection, select};
 pub use source::{Entry, EntryKind, FileSource, GitCommit, WorkingTree, is_excluded};
 pub use store::{ArtifactStore, LocalStore, PutOutcome, S3Options, S3Store, Store, open_store};

@@ -1,6 +1,7 @@
 //! Where bundle files are read from: the working tree (a folder on disk) or a git commit
 //! (through the git CLI). Both list the same files for the same content, so an artifact
-//! built from either has the same id.
+//! built from either has the same id: the working tree leaves out what git ignores (a commit
+//! never holds it) and the folders it is told to skip, such as the data folder.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,14 +26,20 @@ pub enum EntryKind {
 pub struct Entry {
     pub path: RelPath,
     pub kind: EntryKind,
+    /// Bytes of a regular file; the target's length for a link.
+    pub size: u64,
 }
 
 /// A read-only view of a repository's files.
 pub trait FileSource {
     /// Every file below `dir`, recursively, sorted by path, leaving out what never belongs
-    /// in an artifact (see [`is_excluded`]). Errors with [`ArtifactError::DirNotFound`]
-    /// when `dir` holds no files.
+    /// in an artifact (see [`is_excluded`]). `dir` may also name a single file. Errors with
+    /// [`ArtifactError::DirNotFound`] when `dir` holds no files.
     fn list(&self, dir: &RelPath) -> Result<Vec<Entry>>;
+
+    /// The files directly in `dir`, not below it, sorted by path; empty when `dir` holds
+    /// none or does not exist.
+    fn list_direct(&self, dir: &RelPath) -> Result<Vec<Entry>>;
 
     /// The bytes of a regular file.
     fn read(&self, path: &RelPath) -> Result<Vec<u8>>;
@@ -57,16 +64,140 @@ pub fn is_excluded(path: &RelPath) -> bool {
     false
 }
 
-/// Files of a folder on disk (the working tree of a repository).
+/// Files of a folder on disk (the working tree of a repository), less what `.gitignore`
+/// files and `.git/info/exclude` leave out and the folders named with
+/// [`WorkingTree::skipping`].
 #[derive(Debug, Clone)]
 pub struct WorkingTree {
     root: PathBuf,
+    skipped: Vec<PathBuf>,
+    git_ignores: bool,
 }
 
 impl WorkingTree {
     /// A view of the repository whose root folder is `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            skipped: Vec::new(),
+            git_ignores: true,
+        }
+    }
+
+    /// Lists every file, whatever `.gitignore` files say: for code that came out of an
+    /// artifact, where every file was committed.
+    pub fn without_git_ignores(mut self) -> Self {
+        self.git_ignores = false;
+        self
+    }
+
+    /// Never lists `folder` (absolute, or relative to the root) nor anything below it: the
+    /// data folder lives beside the code and must never be copied into it. A folder that
+    /// holds the root itself (code extracted into the data folder) skips nothing.
+    pub fn skipping(mut self, folder: impl Into<PathBuf>) -> Self {
+        let folder = folder.into();
+        let folder = if folder.is_absolute() {
+            folder
+        } else {
+            self.root.join(folder)
+        };
+        if !self.root.starts_with(&folder) {
+            self.skipped.push(folder);
+        }
+        self
+    }
+
+    /// The files below `base` (to `max_depth` levels below it), sorted, as git would list
+    /// them. The walk starts at the root and descends only towards `base`, so the ignore
+    /// files of the root and of every folder on the way apply, and none above the root.
+    fn walk(&self, base: &Path, max_depth: Option<usize>) -> Result<Vec<Entry>> {
+        let skipped = self.skipped.clone();
+        let target = base.to_owned();
+        let depth_of_base = base
+            .strip_prefix(&self.root)
+            .map(|rel| rel.components().count())
+            .unwrap_or(0);
+        let walker = ignore::WalkBuilder::new(&self.root)
+            .standard_filters(false)
+            .git_ignore(self.git_ignores)
+            .git_exclude(self.git_ignores)
+            .parents(false)
+            .require_git(false)
+            .follow_links(false)
+            .max_depth(max_depth.map(|d| d + depth_of_base))
+            .filter_entry(move |e| {
+                let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+                let name = e.file_name();
+                let on_the_way = target.starts_with(e.path()) || e.path().starts_with(&target);
+                on_the_way
+                    && !(is_dir && (name == ".git" || name == ".terraform"))
+                    && !skipped.iter().any(|s| e.path().starts_with(s))
+            })
+            .build();
+        let mut entries = Vec::new();
+        for item in walker {
+            let item = item.map_err(|e| ArtifactError::WorkingTree {
+                path: base.to_owned(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            let Some(file_type) = item.file_type() else {
+                continue;
+            };
+            if file_type.is_dir() || !item.path().starts_with(base) {
+                continue;
+            }
+            if let Some(entry) = self.entry(item.path(), file_type)? {
+                entries.push(entry);
+            }
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    fn entry(&self, path: &Path, file_type: std::fs::FileType) -> Result<Option<Entry>> {
+        let io_err = |source| ArtifactError::WorkingTree {
+            path: path.to_owned(),
+            source,
+        };
+        let rel = path
+            .strip_prefix(&self.root)
+            .map_err(|_| io_err(std::io::Error::other("outside the root")))?;
+        let rel_text = rel
+            .to_str()
+            .ok_or_else(|| io_err(std::io::Error::other("file name is not UTF-8")))?;
+        let path_rel = RelPath::new(rel_text)?;
+        if is_excluded(&path_rel) {
+            return Ok(None);
+        }
+        let (kind, size) = if file_type.is_symlink() {
+            let target = std::fs::read_link(path).map_err(io_err)?;
+            let target = target
+                .to_str()
+                .ok_or_else(|| io_err(std::io::Error::other("link target is not UTF-8")))?;
+            let size = target.len() as u64;
+            (
+                EntryKind::Symlink {
+                    target: target.to_owned(),
+                },
+                size,
+            )
+        } else if file_type.is_file() {
+            let meta = std::fs::metadata(path).map_err(io_err)?;
+            (
+                EntryKind::File {
+                    executable: is_executable(&meta),
+                },
+                meta.len(),
+            )
+        } else {
+            // Sockets, fifos and devices have no place in infrastructure code.
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            path: path_rel,
+            kind,
+            size,
+        }))
     }
 
     fn disk_path(&self, path: &RelPath) -> PathBuf {
@@ -85,72 +216,33 @@ impl FileSource for WorkingTree {
             dir: dir.to_string(),
             commit: None,
         };
-        match std::fs::symlink_metadata(&base) {
-            Ok(meta) if meta.is_dir() => {}
-            _ => return Err(not_found()),
-        }
-        let io_err = |path: &Path, source| ArtifactError::WorkingTree {
-            path: path.to_owned(),
-            source,
+        let meta = match std::fs::symlink_metadata(&base) {
+            Ok(meta) => meta,
+            Err(_) => return Err(not_found()),
         };
-        let mut entries = Vec::new();
-        let walker = walkdir::WalkDir::new(&base)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| {
-                let name = e.file_name().to_string_lossy();
-                !(e.file_type().is_dir() && (name == ".git" || name == ".terraform"))
-            });
-        for item in walker {
-            let item = item.map_err(|e| {
-                let path = e.path().unwrap_or(&base).to_owned();
-                io_err(&path, std::io::Error::other(e.to_string()))
-            })?;
-            let file_type = item.file_type();
-            if file_type.is_dir() {
-                continue;
-            }
-            let rel = item
-                .path()
-                .strip_prefix(&self.root)
-                .map_err(|_| io_err(item.path(), std::io::Error::other("outside the root")))?;
-            let rel_text = rel.to_str().ok_or_else(|| {
-                io_err(item.path(), std::io::Error::other("file name is not UTF-8"))
-            })?;
-            let path = RelPath::new(rel_text)?;
-            if is_excluded(&path) {
-                continue;
-            }
-            let kind = if file_type.is_symlink() {
-                let target = std::fs::read_link(item.path()).map_err(|e| io_err(item.path(), e))?;
-                let target = target.to_str().ok_or_else(|| {
-                    io_err(
-                        item.path(),
-                        std::io::Error::other("link target is not UTF-8"),
-                    )
-                })?;
-                EntryKind::Symlink {
-                    target: target.to_owned(),
-                }
-            } else if file_type.is_file() {
-                let meta = item
-                    .metadata()
-                    .map_err(|e| io_err(item.path(), std::io::Error::other(e.to_string())))?;
-                EntryKind::File {
-                    executable: is_executable(&meta),
-                }
-            } else {
-                // Sockets, fifos and devices have no place in infrastructure code.
-                continue;
-            };
-            entries.push(Entry { path, kind });
+        if self.skipped.iter().any(|s| base.starts_with(s)) {
+            return Err(not_found());
         }
+        if !meta.is_dir() {
+            return self
+                .entry(&base, meta.file_type())?
+                .map(|e| vec![e])
+                .ok_or_else(not_found);
+        }
+        let mut entries = self.walk(&base, None)?;
         if entries.is_empty() {
             return Err(not_found());
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(entries)
+    }
+
+    fn list_direct(&self, dir: &RelPath) -> Result<Vec<Entry>> {
+        let base = self.disk_path(dir);
+        if !base.is_dir() || self.skipped.iter().any(|s| base.starts_with(s)) {
+            return Ok(Vec::new());
+        }
+        self.walk(&base, Some(1))
     }
 
     fn read(&self, path: &RelPath) -> Result<Vec<u8>> {
@@ -255,13 +347,24 @@ impl GitCommit {
     }
 }
 
-impl FileSource for GitCommit {
-    fn list(&self, dir: &RelPath) -> Result<Vec<Entry>> {
+impl GitCommit {
+    /// `git ls-tree -l` of `dir` at the commit: recursively, or one level only. Trees are
+    /// skipped; blobs and links come back as entries, their objects remembered for reads.
+    fn ls_tree(&self, dir: &RelPath, recursive: bool) -> Result<Vec<Entry>> {
         let mut command = git(&self.repo);
-        command.args(["--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree"]);
+        command.args(["--literal-pathspecs", "ls-tree", "-l", "-z", "--full-tree"]);
+        if recursive {
+            command.arg("-r");
+        }
         command.arg(&self.commit);
         if !dir.is_root() {
-            command.args(["--", dir.as_str()]);
+            // A trailing slash lists the folder's content, not the folder itself.
+            let spec = if recursive {
+                dir.as_str().to_owned()
+            } else {
+                format!("{}/", dir.as_str())
+            };
+            command.args(["--", &spec]);
         }
         let output = command
             .output()
@@ -279,16 +382,21 @@ impl FileSource for GitCommit {
             let (meta, name) = record
                 .split_once('\t')
                 .ok_or_else(|| git_error("ls-tree", format!("unexpected line `{record}`")))?;
-            let mut fields = meta.split(' ');
-            let (Some(mode), Some(_kind), Some(object)) =
-                (fields.next(), fields.next(), fields.next())
+            // `<mode> <type> <object> <size>`, the size padded with spaces.
+            let mut fields = meta.split_whitespace();
+            let (Some(mode), Some(kind), Some(object), Some(size)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
             else {
                 return Err(git_error("ls-tree", format!("unexpected line `{record}`")));
             };
+            if kind == "tree" {
+                continue;
+            }
             let path = RelPath::new(name)?;
             if is_excluded(&path) {
                 continue;
             }
+            let size = size.parse::<u64>().unwrap_or(0);
             let kind = match mode {
                 "100644" => EntryKind::File { executable: false },
                 "100755" => EntryKind::File { executable: true },
@@ -313,25 +421,36 @@ impl FileSource for GitCommit {
                     ));
                 }
             };
-            found.push((path, object.to_owned(), kind));
-        }
-        if found.is_empty() {
-            return Err(ArtifactError::DirNotFound {
-                dir: dir.to_string(),
-                commit: Some(self.commit.clone()),
-            });
+            found.push((path, object.to_owned(), kind, size));
         }
         let mut blobs = self
             .blobs
             .lock()
             .map_err(|_| git_error("ls-tree", "an earlier listing panicked".into()))?;
         let mut entries = Vec::with_capacity(found.len());
-        for (path, object, kind) in found {
+        for (path, object, kind, size) in found {
             blobs.insert(path.clone(), object);
-            entries.push(Entry { path, kind });
+            entries.push(Entry { path, kind, size });
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(entries)
+    }
+}
+
+impl FileSource for GitCommit {
+    fn list(&self, dir: &RelPath) -> Result<Vec<Entry>> {
+        let entries = self.ls_tree(dir, true)?;
+        if entries.is_empty() {
+            return Err(ArtifactError::DirNotFound {
+                dir: dir.to_string(),
+                commit: Some(self.commit.clone()),
+            });
+        }
+        Ok(entries)
+    }
+
+    fn list_direct(&self, dir: &RelPath) -> Result<Vec<Entry>> {
+        self.ls_tree(dir, false)
     }
 
     fn read(&self, path: &RelPath) -> Result<Vec<u8>> {

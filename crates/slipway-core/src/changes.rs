@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use crate::config::{PROJECT_FILE, STACK_FILE};
 use crate::graph::StackGraph;
+use crate::module_files::{ModulePart, StackFiles};
 
 /// What happened to one path between base and head.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -79,8 +80,8 @@ pub struct HeadStack {
     pub name: String,
     /// Folder relative to the project root.
     pub dir: String,
-    /// Every local module folder the stack uses, directly or through other modules.
-    pub module_dirs: Vec<String>,
+    /// The files that make up its code: the one rule working copies and artifacts use.
+    pub files: StackFiles,
 }
 
 /// A stack at the base commit: enough to notice that it was renamed or deleted.
@@ -103,7 +104,9 @@ pub enum Reason {
     StackConfig { change: FileChange },
     /// A file inside the stack's folder changed.
     FileInStack { change: FileChange },
-    /// A file in a local module the stack uses (directly or transitively) changed.
+    /// A file of a local module the stack uses (directly or transitively) changed: one of
+    /// its Terraform files, or a file its code reads. `module_dir` is `""` for a module at
+    /// the repository root.
     Module {
         module_dir: String,
         change: FileChange,
@@ -124,6 +127,9 @@ impl std::fmt::Display for Reason {
             }
             Reason::StackConfig { change } => write!(f, "stack configuration: {change}"),
             Reason::FileInStack { change } => write!(f, "{change}"),
+            Reason::Module { module_dir, change } if module_dir.is_empty() => {
+                write!(f, "module at the repository root: {change}")
+            }
             Reason::Module { module_dir, change } => {
                 write!(f, "module {module_dir}: {change}")
             }
@@ -241,13 +247,22 @@ impl ChangeSet {
 pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
     let head_by_dir: HashMap<&str, &HeadStack> =
         input.head.iter().map(|s| (s.dir.as_str(), s)).collect();
-    let mut users_of_module: HashMap<&str, Vec<&HeadStack>> = HashMap::new();
+    // Each module part is looked up by the folders below which its files lie: its own
+    // folder and the roots of the paths its code reads.
+    let mut parts_by_folder: HashMap<&str, Vec<(&HeadStack, &ModulePart)>> = HashMap::new();
     for stack in input.head {
-        for module_dir in &stack.module_dirs {
-            users_of_module
-                .entry(module_dir.as_str())
-                .or_default()
-                .push(stack);
+        for (index, part) in stack.files.parts.iter().enumerate() {
+            let own = (index > 0).then_some(part.dir.as_str());
+            let reads = part.reads.iter().map(|r| r.root());
+            let mut folders: Vec<&str> = own.into_iter().chain(reads).collect();
+            folders.sort_unstable();
+            folders.dedup();
+            for folder in folders {
+                parts_by_folder
+                    .entry(folder)
+                    .or_default()
+                    .push((stack, part));
+            }
         }
     }
 
@@ -285,16 +300,23 @@ pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
                 };
                 add(stack, reason);
             }
-            // Every module folder holding the path counts: a module may read files below it.
-            for module_dir in ancestors(path) {
-                for stack in users_of_module.get(module_dir).into_iter().flatten() {
-                    add(
-                        stack,
-                        Reason::Module {
-                            module_dir: module_dir.to_owned(),
+            // A module's Terraform files, and the files any part's code reads.
+            for folder in std::iter::once(path).chain(ancestors(path)) {
+                for (stack, part) in parts_by_folder.get(folder).into_iter().flatten() {
+                    if !part.contains(path) {
+                        continue;
+                    }
+                    let reason = if part.dir == stack.dir {
+                        Reason::FileInStack {
                             change: change.clone(),
-                        },
-                    );
+                        }
+                    } else {
+                        Reason::Module {
+                            module_dir: part.dir.clone(),
+                            change: change.clone(),
+                        }
+                    };
+                    add(stack, reason);
                 }
             }
         }
@@ -578,11 +600,36 @@ pub fn stack_name(dir: &str, stack_hcl: &str, project: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A stack whose modules are taken whole (as when their code reads computed paths).
     fn stack(name: &str, dir: &str, modules: &[&str]) -> HeadStack {
         HeadStack {
             name: name.into(),
             dir: dir.into(),
-            module_dirs: modules.iter().map(|m| (*m).to_owned()).collect(),
+            files: whole_modules(dir, modules),
+        }
+    }
+
+    fn whole_modules(dir: &str, modules: &[&str]) -> StackFiles {
+        use crate::module_files::WholeFolder;
+        let part = |dir: &str, whole| ModulePart {
+            dir: dir.into(),
+            called_as: None,
+            whole_folder: Some(whole),
+            reads: Vec::new(),
+        };
+        let mut parts = vec![part(dir, WholeFolder::StackFolder)];
+        parts.extend(modules.iter().map(|m| {
+            part(
+                m,
+                WholeFolder::UnresolvedRead {
+                    expression: "var.x".into(),
+                },
+            )
+        }));
+        StackFiles {
+            stack_dir: dir.into(),
+            parts,
+            escaping_sources: Vec::new(),
         }
     }
 
@@ -678,6 +725,76 @@ mod tests {
             assert_eq!(&got_affected, affected, "affected by {paths:?}");
             assert_eq!(&got_dependents, dependents, "dependents of {paths:?}");
         }
+    }
+
+    #[test]
+    fn a_module_at_the_repository_root_counts_only_what_terraform_loads() {
+        use crate::source::SourceFile;
+        use crate::terraform::ModuleDeclarations;
+        let code = |dir: &str, text: &str| {
+            ModuleDeclarations::read(&[SourceFile::new(format!("{dir}/main.tf"), text)])
+        };
+        let example = code("examples/simple", r#"module "vpc" { source = "../../" }"#);
+        let root = code(
+            "",
+            r#"locals { t = file("${path.module}/tags/default.json") }"#,
+        );
+        let files = |dir: &str| {
+            StackFiles::from_declarations(dir, |d| match d {
+                "" => Some(root.clone()),
+                _ => Some(example.clone()),
+            })
+        };
+        let head = vec![
+            HeadStack {
+                name: "simple".into(),
+                dir: "examples/simple".into(),
+                files: files("examples/simple"),
+            },
+            HeadStack {
+                name: "complete".into(),
+                dir: "examples/complete".into(),
+                files: files("examples/complete"),
+            },
+        ];
+        let graph = StackGraph::from_edges(head.iter().map(|s| (s.name.as_str(), vec![])));
+        let detect_on = |paths: &[&str]| {
+            let changes: Vec<FileChange> = paths.iter().map(|p| modified(p)).collect();
+            detect(ChangeInput {
+                files: &changes,
+                head: &head,
+                base: &[
+                    base("simple", "examples/simple"),
+                    base("complete", "examples/complete"),
+                ],
+                graph: &graph,
+            })
+        };
+
+        let noise = detect_on(&[
+            "README.md",
+            "CHANGELOG.md",
+            ".github/workflows/ci.yml",
+            "modules/extra/main.tf",
+            "tags/other.json",
+            "examples/complete/main.tf",
+        ]);
+        assert_eq!(names(&noise).0, vec!["complete"]);
+
+        let module = detect_on(&["main.tf", "tags/default.json"]);
+        assert_eq!(names(&module).0, vec!["complete", "simple"]);
+        let reasons: Vec<String> = module.affected[0]
+            .reasons
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "module at the repository root: modified main.tf",
+                "module at the repository root: modified tags/default.json",
+            ]
+        );
     }
 
     #[test]
@@ -948,7 +1065,7 @@ mod tests {
                     affected.insert(owner.name.clone());
                 }
                 for stack in head {
-                    if stack.module_dirs.iter().any(|m| inside(path, m)) {
+                    if stack.files.parts[1..].iter().any(|m| inside(path, &m.dir)) {
                         affected.insert(stack.name.clone());
                     }
                 }
@@ -966,10 +1083,13 @@ mod tests {
                 let head: Vec<HeadStack> = dirs
                     .iter()
                     .enumerate()
-                    .map(|(i, dir)| HeadStack {
-                        name: format!("s{i}"),
-                        dir: dir.clone(),
-                        module_dirs: modules[i].clone(),
+                    .map(|(i, dir)| {
+                        let modules: Vec<&str> = modules[i].iter().map(String::as_str).collect();
+                        HeadStack {
+                            name: format!("s{i}"),
+                            dir: dir.clone(),
+                            files: whole_modules(dir, &modules),
+                        }
                     })
                     .collect();
                 let graph = StackGraph::from_edges(head.iter().map(|s| (s.name.as_str(), vec![])));

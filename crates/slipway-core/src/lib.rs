@@ -10,6 +10,7 @@ pub mod changes;
 pub mod config;
 pub mod diagnostic;
 pub mod graph;
+pub mod module_files;
 pub mod render;
 pub mod schedule;
 pub mod source;

@@ -1,17 +1,17 @@
 //! One stack instance's working copy under the data folder.
 //!
 //! The copy mirrors the repository layout (`<data>/work/<instance>/<stack>/tree/<repo paths>`)
-//! and holds the stack folder plus every local module it calls, so relative module sources
-//! keep working. Terraform's own `.terraform` folder and lock file survive a refresh, so a
-//! second run does not re-initialise from scratch.
+//! and holds exactly the files it is handed: the stack's code as the artifact crate selects
+//! it (the stack folder, its local modules' Terraform files and the files they read), so
+//! relative module sources keep working and a working copy holds what an artifact of the
+//! same commit holds. Terraform's own `.terraform` folder and lock file survive a refresh,
+//! so a second run does not re-initialise from scratch.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use slipway_core::config::{GeneratedFile, STACK_FILE};
-use slipway_core::source::SourceFile;
-use slipway_core::terraform::ModuleDeclarations;
+use slipway_core::config::GeneratedFile;
 use walkdir::WalkDir;
 
 use crate::state::StateBackend;
@@ -33,85 +33,40 @@ pub struct WorkingCopy {
     pub has_lock_file: bool,
 }
 
-/// Folders (relative to the project root) of the local modules a stack calls, transitively.
-pub fn local_module_dirs(project_root: &Path, stack_dir: &str) -> io::Result<Vec<String>> {
-    let mut seen = BTreeSet::new();
-    let mut pending = vec![stack_dir.to_owned()];
-    while let Some(dir) = pending.pop() {
-        let declarations = ModuleDeclarations::read(&read_tf_files(&project_root.join(&dir))?);
-        for source in declarations.local_module_sources {
-            let Some(module) = join_inside(&dir, &source) else {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("module source `{source}` in `{dir}` points outside the project"),
-                ));
-            };
-            if module != stack_dir && seen.insert(module.clone()) {
-                pending.push(module);
-            }
-        }
-    }
-    Ok(seen.into_iter().collect())
-}
-
-/// The `.tf` files of one folder, as sources.
-pub fn read_tf_files(dir: &Path) -> io::Result<Vec<SourceFile>> {
-    let mut files = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(files),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "tf") && path.is_file() {
-            files.push(SourceFile::new(
-                path.clone(),
-                std::fs::read_to_string(&path)?,
-            ));
-        }
-    }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
-}
-
-fn join_inside(dir: &str, relative: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in relative.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-fn skip(name: &str) -> bool {
-    name == ".terraform"
-        || name == ".git"
-        || name.ends_with(".tfstate")
-        || name.ends_with(".tfstate.backup")
-}
-
 impl WorkingCopy {
-    /// Lays out (or refreshes) the working copy of `stack_dir` and `module_dirs` from
-    /// `source_root` under `work_dir`.
+    /// Lays out (or refreshes) the working copy of `stack_dir` under `work_dir`, holding
+    /// `files` (paths relative to `source_root`, `/`-separated) and nothing else.
     pub fn prepare(
         source_root: &Path,
         work_dir: &Path,
         stack_dir: &str,
-        module_dirs: &[String],
+        files: &[&str],
     ) -> io::Result<Self> {
         let tree = work_dir.join("tree");
         let stack_path = tree.join(stack_dir);
         clear_except_engine_cache(&tree, &stack_path)?;
-        for dir in std::iter::once(stack_dir.to_owned()).chain(module_dirs.iter().cloned()) {
-            copy_folder(&source_root.join(&dir), &tree.join(&dir), dir == stack_dir)?;
+        let lock_file = if stack_dir.is_empty() {
+            LOCK_FILE.to_owned()
+        } else {
+            format!("{stack_dir}/{LOCK_FILE}")
+        };
+        for file in files {
+            if Path::new(file)
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_)))
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{file}` is not a path inside the repository"),
+                ));
+            }
+            copy_file(
+                &source_root.join(file),
+                &tree.join(file),
+                *file == lock_file,
+            )?;
         }
-        let has_lock_file = source_root.join(stack_dir).join(LOCK_FILE).is_file();
+        let has_lock_file = files.contains(&lock_file.as_str());
         std::fs::create_dir_all(&stack_path)?;
         Ok(Self {
             tree,
@@ -204,40 +159,22 @@ fn clear_except_engine_cache(tree: &Path, stack_path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn copy_folder(from: &Path, to: &Path, is_stack: bool) -> io::Result<()> {
-    if !from.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("folder `{}` does not exist", from.display()),
-        ));
+/// Copies one file or link; `replace` for the stack's own lock file, which replaces
+/// whatever the engine wrote before.
+fn copy_file(from: &Path, to: &Path, replace: bool) -> io::Result<()> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent)?;
     }
-    let walker = WalkDir::new(from)
-        .follow_links(false)
-        .into_iter()
-        .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
-            // Nested stacks are stacks of their own, not part of this one.
-            let nested_stack =
-                e.depth() > 0 && e.file_type().is_dir() && e.path().join(STACK_FILE).is_file();
-            !skip(&name) && !nested_stack
-        });
-    for entry in walker {
-        let entry = entry.map_err(io::Error::other)?;
-        let relative = entry.path().strip_prefix(from).map_err(io::Error::other)?;
-        let target = to.join(relative);
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target)?;
-        } else if entry.file_type().is_file() {
-            if is_stack && relative == Path::new(LOCK_FILE) {
-                // The stack's own lock file replaces whatever the engine wrote before.
-                let _ = std::fs::remove_file(&target);
-            }
-            std::fs::copy(entry.path(), &target)?;
-        } else if entry.file_type().is_symlink() {
-            let link = std::fs::read_link(entry.path())?;
-            let _ = std::fs::remove_file(&target);
-            std::os::unix::fs::symlink(link, &target)?;
+    let meta = std::fs::symlink_metadata(from)?;
+    if meta.file_type().is_symlink() {
+        let link = std::fs::read_link(from)?;
+        let _ = std::fs::remove_file(to);
+        std::os::unix::fs::symlink(link, to)?;
+    } else {
+        if replace {
+            let _ = std::fs::remove_file(to);
         }
+        std::fs::copy(from, to)?;
     }
     Ok(())
 }
@@ -253,39 +190,28 @@ mod tests {
     }
 
     #[test]
-    fn copies_stack_and_modules_and_keeps_engine_cache_on_refresh() {
+    fn holds_the_files_it_is_handed_and_keeps_engine_cache_on_refresh() {
         let src = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
-        write(
-            src.path(),
-            "stacks/data/main.tf",
-            "module \"b\" { source = \"../../modules/bucket\" }\n",
-        );
+        write(src.path(), "stacks/data/main.tf", "");
         write(src.path(), "stacks/data/stack.hcl", "");
-        write(src.path(), "stacks/data/terraform.tfstate", "{}");
-        write(
-            src.path(),
-            "modules/bucket/main.tf",
-            "module \"t\" { source = \"../tags\" }\n",
-        );
         write(src.path(), "modules/tags/main.tf", "");
-        write(src.path(), "modules/unused/main.tf", "");
+        write(src.path(), "modules/tags/README.md", "");
+        let files = [
+            "stacks/data/main.tf",
+            "stacks/data/stack.hcl",
+            "modules/tags/main.tf",
+        ];
 
-        let modules = local_module_dirs(src.path(), "stacks/data").unwrap();
-        assert_eq!(modules, vec!["modules/bucket", "modules/tags"]);
-
-        let wc = WorkingCopy::prepare(src.path(), work.path(), "stacks/data", &modules).unwrap();
+        let wc = WorkingCopy::prepare(src.path(), work.path(), "stacks/data", &files).unwrap();
         assert!(wc.stack_dir.join("main.tf").is_file());
-        assert!(
-            !wc.stack_dir.join("terraform.tfstate").exists(),
-            "state never travels"
-        );
         assert!(wc.tree.join("modules/tags/main.tf").is_file());
-        assert!(!wc.tree.join("modules/unused").exists());
+        assert!(!wc.tree.join("modules/tags/README.md").exists());
+        assert!(!wc.has_lock_file);
 
         write(&wc.stack_dir, ".terraform/providers/x", "cached");
         write(&wc.stack_dir, "stale.tf", "");
-        let wc = WorkingCopy::prepare(src.path(), work.path(), "stacks/data", &modules).unwrap();
+        let wc = WorkingCopy::prepare(src.path(), work.path(), "stacks/data", &files).unwrap();
         assert!(wc.stack_dir.join(".terraform/providers/x").is_file());
         assert!(
             !wc.stack_dir.join("stale.tf").exists(),
@@ -294,14 +220,11 @@ mod tests {
     }
 
     #[test]
-    fn module_source_escaping_the_project_is_refused() {
+    fn a_path_leaving_the_tree_is_refused() {
         let src = tempfile::tempdir().unwrap();
-        write(
-            src.path(),
-            "a/main.tf",
-            "module \"x\" { source = \"../../../x\" }\n",
-        );
-        assert!(local_module_dirs(src.path(), "a").is_err());
+        let work = tempfile::tempdir().unwrap();
+        let error = WorkingCopy::prepare(src.path(), work.path(), "a", &["a/../../x"]).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -45,7 +45,10 @@ pub fn is_project_file(path: &str) -> bool {
     let skipped = path
         .split('/')
         .any(|part| part == ".git" || part == ".terraform" || part == DEFAULT_DATA_DIR);
-    !skipped && (path == PROJECT_FILE || name == STACK_FILE || name.ends_with(".tf"))
+    !skipped
+        && (path == PROJECT_FILE
+            || name == STACK_FILE
+            || slipway_core::terraform::is_terraform_file(name))
 }
 
 impl Repo {

@@ -64,7 +64,7 @@ impl<'r> TreeReader<'r> {
             let (dir, name) = split(path);
             if name == STACK_FILE {
                 stack_dirs.push(dir.to_owned());
-            } else if name.ends_with(".tf") {
+            } else if slipway_core::terraform::is_terraform_file(name) {
                 self.tf_by_dir
                     .entry(dir.to_owned())
                     .or_default()

@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use slipway_artifact::{DEFAULT_SIZE_CAP, RelPath, WorkingTree, select};
 use slipway_core::Stage;
 use slipway_core::config::Project;
 use slipway_core::schedule::{DependencyQueue, Status, Walk};
 use slipway_engine::driver::{PlanOutcome, PlanSummary, StepContext};
-use slipway_engine::working_copy::{WorkingCopy, local_module_dirs};
+use slipway_engine::working_copy::WorkingCopy;
 use slipway_engine::{
     Engine, Interrupt, Log, Output, StackCredentials, StateBackend, StepError, first_engine_error,
 };
@@ -390,9 +391,22 @@ impl Executor {
         self.progress.step(name, "prepare");
         let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
         let source_root = self.code.root_for(name, &self.root);
-        let modules = local_module_dirs(source_root, &stack.dir)
-            .with_context(|| format!("cannot follow the local modules of `{}`", stack.dir))?;
-        let working_copy = WorkingCopy::prepare(source_root, &work_dir, &stack.dir, &modules)
+        // The same rule chooses an artifact's files, so a working copy holds what the
+        // artifact of this commit would hold, and never the data folder it lives in.
+        let mut tree = WorkingTree::new(source_root).skipping(&self.data_dir);
+        if source_root != self.root {
+            // Extracted from an artifact: every file there was committed.
+            tree = tree.without_git_ignores();
+        }
+        let stack_dir = RelPath::new(&stack.dir)
+            .with_context(|| format!("stack folder `{}` is not a repository path", stack.dir))?;
+        let selection = select(&tree, &stack_dir, DEFAULT_SIZE_CAP)
+            .with_context(|| format!("cannot choose the files of stack `{name}`"))?;
+        for note in selection.stack_files.notes() {
+            self.progress.note(&format!("{name}: {note}"));
+        }
+        let files: Vec<&str> = selection.files.iter().map(|f| f.path.as_str()).collect();
+        let working_copy = WorkingCopy::prepare(source_root, &work_dir, &stack.dir, &files)
             .with_context(|| {
                 format!("cannot prepare the working copy in {}", work_dir.display())
             })?;

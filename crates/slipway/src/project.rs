@@ -121,7 +121,11 @@ pub fn read_sources(root: &Path) -> Result<ProjectSources> {
         let mut terraform = Vec::new();
         for file in std::fs::read_dir(dir)? {
             let path = file?.path();
-            if path.extension().is_some_and(|e| e == "tf") && path.is_file() {
+            let is_code = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(slipway_core::terraform::is_terraform_file);
+            if is_code && path.is_file() {
                 let name = path.file_name().map(PathBuf::from).unwrap_or_default();
                 terraform.push(SourceFile::new(
                     relative.join(name),

@@ -1,8 +1,9 @@
-//! Bundles: module discovery, determinism, identity across commits and sources.
+//! Bundles: what a stack's code is (modules, reads, the cap), determinism, identity across
+//! commits and sources.
 
 use slipway_artifact::{
-    ArtifactError, BundleInput, ExtractLimits, GitCommit, MANIFEST_NAME, WorkingTree, build_bundle,
-    extract, local_module_dirs,
+    ArtifactError, BundleInput, DEFAULT_SIZE_CAP, ExtractLimits, FileSource, GitCommit,
+    MANIFEST_NAME, WorkingTree, build_bundle, extract, select,
 };
 
 use crate::fixture::{Repo, bundle, rel};
@@ -11,9 +12,11 @@ use crate::fixture::{Repo, bundle, rel};
 fn follows_local_modules_transitively_and_ignores_remote_ones() {
     let repo = Repo::new();
     let tree = WorkingTree::new(repo.root());
-    let dirs = local_module_dirs(&tree, &rel("stacks/network")).expect("modules resolve");
-    let dirs: Vec<&str> = dirs.iter().map(|d| d.as_str()).collect();
-    assert_eq!(dirs, ["modules/vpc", "modules/vpc/subnets"]);
+    let selection = select(&tree, &rel("stacks/network"), DEFAULT_SIZE_CAP).expect("selected");
+    assert_eq!(
+        selection.module_dirs(),
+        ["modules/vpc", "modules/vpc/subnets"]
+    );
 }
 
 #[test]
@@ -23,21 +26,131 @@ fn a_module_source_leaving_the_repository_is_refused() {
         "stacks/network/escape.tf",
         "module \"evil\" {\n  source = \"../../../outside\"\n}\n",
     );
-    let err = local_module_dirs(&WorkingTree::new(repo.root()), &rel("stacks/network"))
-        .expect_err("escaping source");
-    insta::assert_snapshot!(err.to_string(), @r#"module "evil" in `stacks/network/escape.tf` has source "../../../outside", which leads outside the repository"#);
+    let err = select(
+        &WorkingTree::new(repo.root()),
+        &rel("stacks/network"),
+        DEFAULT_SIZE_CAP,
+    )
+    .expect_err("escaping source");
+    insta::assert_snapshot!(err.to_string(), @r#"a module called from `stacks/network` has source "../../../outside", which leads outside the repository"#);
 }
 
 #[test]
-fn a_missing_module_folder_is_named() {
+fn a_missing_module_folder_brings_nothing_and_terraform_says_so() {
     let repo = Repo::new();
     repo.write(
         "stacks/app/extra.tf",
         "module \"gone\" {\n  source = \"../../modules/gone\"\n}\n",
     );
-    let err = local_module_dirs(&WorkingTree::new(repo.root()), &rel("stacks/app"))
-        .expect_err("missing module");
-    insta::assert_snapshot!(err.to_string(), @"folder `modules/gone` has no files in the working tree");
+    let selection = select(
+        &WorkingTree::new(repo.root()),
+        &rel("stacks/app"),
+        DEFAULT_SIZE_CAP,
+    )
+    .expect("selected");
+    assert!(selection.module_dirs().contains(&"modules/gone".to_owned()));
+    assert!(
+        selection
+            .files
+            .iter()
+            .all(|f| !f.path.as_str().starts_with("modules/gone"))
+    );
+}
+
+/// A module repository: the module at the root, `examples/*` calling it as `../../`.
+fn module_repository() -> Repo {
+    let repo = Repo::empty();
+    repo.write("main.tf", "resource \"aws_sqs_queue\" \"q\" {\n  tags = jsondecode(file(\"${path.module}/tags/default.json\"))\n}\n");
+    repo.write("variables.tf", "variable \"name\" {}\n");
+    repo.write(
+        "versions.tf.json",
+        "{\"terraform\": {\"required_version\": \">= 1.0\"}}\n",
+    );
+    repo.write("tags/default.json", "{}\n");
+    repo.write("README.md", "# a module\n");
+    repo.write(".github/workflows/ci.yml", "on: push\n");
+    repo.write("modules/extra/main.tf", "\n");
+    repo.write(".gitignore", ".slipway/\n*.secret\n");
+    for example in ["simple", "complete"] {
+        repo.write(
+            &format!("examples/{example}/main.tf"),
+            "module \"m\" {\n  source = \"../../\"\n  name = \"x\"\n}\n",
+        );
+        repo.write(&format!("examples/{example}/stack.hcl"), "");
+    }
+    repo
+}
+
+fn paths(source: &dyn FileSource, stack_dir: &str) -> Vec<String> {
+    select(source, &rel(stack_dir), DEFAULT_SIZE_CAP)
+        .expect("selected")
+        .files
+        .iter()
+        .map(|f| f.path.as_str().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_module_at_the_repository_root_brings_its_code_not_the_repository() {
+    let mut repo = module_repository();
+    let expected = [
+        "examples/simple/main.tf",
+        "examples/simple/stack.hcl",
+        "main.tf",
+        "tags/default.json",
+        "variables.tf",
+        "versions.tf.json",
+    ];
+    let commit = repo.commit("module");
+    // What only the working tree has: the data folder (with a working copy of its own) and
+    // git-ignored files, none of which belong to any stack.
+    repo.write(".slipway/work/dev/simple/tree/main.tf", "\n");
+    repo.write(".slipway/artifacts/sha256/ab/cd.tar.zst", "bytes");
+    repo.write("examples/simple/local.secret", "hunter2");
+    let tree = WorkingTree::new(repo.root()).skipping(".slipway");
+    assert_eq!(paths(&tree, "examples/simple"), expected);
+    // One rule on both paths: the commit gives the same files, and so the same artifact.
+    let at_commit = GitCommit::open(repo.root(), &commit).expect("commit");
+    assert_eq!(paths(&at_commit, "examples/simple"), expected);
+    assert_eq!(
+        bundle(&tree, "simple", "examples/simple").id,
+        bundle(&at_commit, "simple", "examples/simple").id
+    );
+}
+
+#[test]
+fn an_unresolvable_read_takes_the_module_folder_whole_and_says_so() {
+    let repo = module_repository();
+    repo.write(
+        "main.tf",
+        "resource \"aws_sqs_queue\" \"q\" {\n  policy = file(var.policy)\n}\n",
+    );
+    let selection = select(
+        &WorkingTree::new(repo.root()).skipping(".slipway"),
+        &rel("examples/simple"),
+        DEFAULT_SIZE_CAP,
+    )
+    .expect("selected");
+    let paths: Vec<&str> = selection.files.iter().map(|f| f.path.as_str()).collect();
+    assert!(paths.contains(&"README.md"), "{paths:?}");
+    assert!(
+        !paths.contains(&"examples/complete/main.tf"),
+        "another stack stays its own: {paths:?}"
+    );
+    insta::assert_snapshot!(selection.stack_files.notes().join("\n"), @"the whole folder of module `../../` (the repository root, called from examples/simple) is included: its code reads `file(var.policy)`, a path slipway cannot work out");
+}
+
+#[test]
+fn a_stack_over_the_size_cap_is_refused_naming_the_module() {
+    let repo = module_repository();
+    repo.write("tags/default.json", &"x".repeat(300_000));
+    let err = select(
+        &WorkingTree::new(repo.root()),
+        &rel("examples/simple"),
+        200 * 1024,
+    )
+    .expect_err("over the cap");
+    insta::assert_snapshot!(err.to_string(), @"the code of stack `examples/simple` comes to 0.3 MiB, over the cap of 0.2 MiB; module `../../` (the repository root, called from examples/simple) brings in 0.3 MiB of it");
 }
 
 #[test]
@@ -210,12 +323,12 @@ fn a_symlink_leaving_the_bundle_is_refused_at_build() {
     std::os::unix::fs::symlink("../../README.md", repo.path().join("stacks/app/readme.md"))
         .expect("symlink");
     let tree = WorkingTree::new(repo.root());
+    let selection = select(&tree, &rel("stacks/app"), DEFAULT_SIZE_CAP).expect("selected");
     let err = build_bundle(
         &tree,
         &BundleInput {
             stack: "app".into(),
-            stack_dir: rel("stacks/app"),
-            module_dirs: vec![rel("modules/service")],
+            selection,
             slipway_version: "0.1.0".into(),
         },
     )
@@ -226,12 +339,13 @@ fn a_symlink_leaving_the_bundle_is_refused_at_build() {
 #[test]
 fn a_folder_without_stack_hcl_is_not_a_stack() {
     let repo = Repo::new();
+    let tree = WorkingTree::new(repo.root());
+    let selection = select(&tree, &rel("modules/vpc"), DEFAULT_SIZE_CAP).expect("selected");
     let err = build_bundle(
-        &WorkingTree::new(repo.root()),
+        &tree,
         &BundleInput {
             stack: "vpc".into(),
-            stack_dir: rel("modules/vpc"),
-            module_dirs: vec![],
+            selection,
             slipway_version: "0.1.0".into(),
         },
     )

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use slipway_artifact::{Bundle, BundleInput, FileSource, RelPath, build_bundle, local_module_dirs};
+use slipway_artifact::{
+    Bundle, BundleInput, DEFAULT_SIZE_CAP, FileSource, RelPath, build_bundle, select,
+};
 
 pub struct Repo {
     pub dir: tempfile::TempDir,
@@ -18,12 +20,18 @@ pub fn rel(path: &str) -> RelPath {
 
 impl Repo {
     /// The files of the standard fixture, not yet committed.
-    pub fn new() -> Repo {
+    /// A git repository with nothing in it yet.
+    pub fn empty() -> Repo {
         let repo = Repo {
             dir: tempfile::tempdir().expect("temp dir"),
             commits: 0,
         };
         repo.git(&["init", "--quiet", "--initial-branch=main"]);
+        repo
+    }
+
+    pub fn new() -> Repo {
+        let repo = Repo::empty();
         repo.write("slipway.hcl", "project {\n  name = \"webshop\"\n}\n");
         repo.write("README.md", "webshop infrastructure\n");
         repo.write(".gitignore", ".terraform/\n*.tfstate\n*.tfstate.*\n");
@@ -132,16 +140,14 @@ impl Repo {
     }
 }
 
-/// Bundles `stack_dir` with the modules found by following its sources.
+/// Bundles the code of the stack in `stack_dir`, as [`select`] chooses it.
 pub fn bundle(source: &dyn FileSource, stack: &str, stack_dir: &str) -> Bundle {
-    let stack_dir = rel(stack_dir);
-    let module_dirs = local_module_dirs(source, &stack_dir).expect("modules resolve");
+    let selection = select(source, &rel(stack_dir), DEFAULT_SIZE_CAP).expect("files selected");
     build_bundle(
         source,
         &BundleInput {
             stack: stack.to_owned(),
-            stack_dir,
-            module_dirs,
+            selection,
             slipway_version: "0.1.0".to_owned(),
         },
     )

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use slipway_artifact::{
-    ArtifactId, ArtifactStore, BundleInput, ExtractLimits, GitCommit, PutOutcome, RelPath,
-    S3Options, build_bundle, extract, local_module_dirs, open_store,
+    ArtifactId, ArtifactStore, BundleInput, DEFAULT_SIZE_CAP, ExtractLimits, GitCommit, PutOutcome,
+    RelPath, S3Options, build_bundle, extract, open_store, select,
 };
 use slipway_store::{AnyStore, Artifact, Store, UnixMillis};
 
@@ -89,14 +89,13 @@ pub async fn build(
             .with_context(|| format!("unknown stack `{name}`"))?;
         let stack_dir = RelPath::new(&stack.dir)
             .with_context(|| format!("stack folder `{}` is not a repository path", stack.dir))?;
-        let module_dirs = local_module_dirs(commit, &stack_dir)
-            .with_context(|| format!("cannot follow the local modules of `{name}`"))?;
+        let selection = select(commit, &stack_dir, DEFAULT_SIZE_CAP)
+            .with_context(|| format!("cannot choose the files of stack `{name}`"))?;
         let bundle = build_bundle(
             commit,
             &BundleInput {
                 stack: name.clone(),
-                stack_dir,
-                module_dirs,
+                selection,
                 slipway_version: env!("CARGO_PKG_VERSION").to_owned(),
             },
         )

@@ -20,6 +20,7 @@ mod pipeline_approval;
 mod pipeline_killed;
 mod pipeline_s3;
 mod queue_project;
+mod root_module;
 mod state_credentials;
 mod verify_run;
 mod webshop;

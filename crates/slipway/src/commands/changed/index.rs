@@ -19,23 +19,24 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use slipway_core::SourceFile;
-use slipway_core::changes::{HeadStack, join_module_source, module_closure};
+use slipway_core::changes::{HeadStack, join_module_source};
 use slipway_core::config::{
     self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
 };
 use slipway_core::graph::StackGraph;
-use slipway_core::terraform::ModuleDeclarations;
+use slipway_core::module_files::StackFiles;
+use slipway_core::terraform::{FileRead, ModuleDeclarations, is_terraform_file};
 use slipway_git::{BlobChange, GitError, Repo, TreeReader};
 
 use crate::project::ConfigErrors;
 
 /// Bumped whenever the stored shape or its meaning changes; another format is ignored.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 /// What every run reads: the stacks and the graph at the indexed commit.
-const HEAD_FILE: &str = "changes-v1.json";
+const HEAD_FILE: &str = "changes-v2.json";
 /// What only bringing the index forward reads: what each stack and module folder was
 /// loaded from.
-const SOURCES_FILE: &str = "changes-v1.sources.json";
+const SOURCES_FILE: &str = "changes-v2.sources.json";
 
 /// The project at one commit, as change detection sees it and as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,9 +51,11 @@ struct ChangeIndex {
     env: BTreeMap<String, Option<String>>,
     /// In folder order, as the loader returns them.
     stacks: Vec<IndexedStack>,
-    /// Local module sources of each folder (other than a stack's) that some stack uses.
-    modules: BTreeMap<String, BTreeSet<String>>,
-    /// Every project file at the commit (`slipway.hcl`, `stack.hcl`, `.tf`) with its blob id.
+    /// What the code of each folder (other than a stack's) that some stack uses calls and
+    /// reads.
+    modules: BTreeMap<String, ModuleCode>,
+    /// Every project file at the commit (`slipway.hcl`, `stack.hcl`, `.tf`, `.tf.json`)
+    /// with its blob id.
     files: BTreeMap<String, String>,
 }
 
@@ -74,10 +77,10 @@ struct IndexedStack {
     /// Whether `stack.hcl` sets the name (otherwise it is the folder's).
     explicit_name: bool,
     dependencies: Vec<IndexedDependency>,
-    /// `source` of each local `module` block in the stack's own `.tf` files.
-    module_sources: BTreeSet<String>,
-    /// Every local module folder the stack uses, transitively.
-    module_dirs: Vec<String>,
+    /// What the stack's own Terraform files call and read.
+    module_code: ModuleCode,
+    /// The files that make up the stack's code.
+    files: StackFiles,
     /// Environment variables its `stack.hcl` reads.
     env: BTreeSet<String>,
 }
@@ -98,8 +101,8 @@ struct HeadFile {
     commit: String,
     env: BTreeMap<String, Option<String>>,
     project: ProjectSummary,
-    /// `(name, folder, dependencies by stack name, module folders)`.
-    stacks: Vec<(String, String, Vec<String>, Vec<String>)>,
+    /// `(name, folder, dependencies by stack name, the files of its code)`.
+    stacks: Vec<(String, String, Vec<String>, StackFiles)>,
 }
 
 /// [`SOURCES_FILE`]: its stacks run parallel to the head file's.
@@ -108,8 +111,39 @@ struct SourcesFile {
     format: u32,
     commit: String,
     stacks: Vec<StackSource>,
-    modules: BTreeMap<String, BTreeSet<String>>,
+    modules: BTreeMap<String, ModuleCode>,
     files: BTreeMap<String, String>,
+}
+
+/// What one folder's Terraform files call (local module sources) and read, as far as the
+/// rule in `slipway_core::module_files` needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct ModuleCode {
+    sources: BTreeSet<String>,
+    reads: BTreeSet<FileRead>,
+    /// A file that did not parse, if any.
+    unreadable: Option<String>,
+}
+
+impl From<&ModuleDeclarations> for ModuleCode {
+    fn from(declarations: &ModuleDeclarations) -> Self {
+        Self {
+            sources: declarations.local_module_sources.clone(),
+            reads: declarations.file_reads.clone(),
+            unreadable: declarations.unreadable_files.first().cloned(),
+        }
+    }
+}
+
+impl ModuleCode {
+    fn declarations(&self) -> ModuleDeclarations {
+        ModuleDeclarations {
+            local_module_sources: self.sources.clone(),
+            file_reads: self.reads.clone(),
+            unreadable_files: self.unreadable.iter().cloned().collect(),
+            ..ModuleDeclarations::default()
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -117,7 +151,7 @@ struct StackSource {
     explicit_name: bool,
     /// `(name, path)` of each dependency block.
     dependencies: Vec<(String, String)>,
-    module_sources: BTreeSet<String>,
+    module_code: ModuleCode,
     env: BTreeSet<String>,
 }
 
@@ -150,11 +184,7 @@ impl From<HeadFile> for Snapshot {
         let stacks = head
             .stacks
             .into_iter()
-            .map(|(name, dir, _, module_dirs)| HeadStack {
-                name,
-                dir,
-                module_dirs,
-            })
+            .map(|(name, dir, _, files)| HeadStack { name, dir, files })
             .collect();
         Self {
             project: head.project,
@@ -177,7 +207,7 @@ impl ChangeIndex {
                 .iter()
                 .map(|s| {
                     let deps = s.dependencies.iter().map(|d| d.stack.clone()).collect();
-                    (s.name.clone(), s.dir.clone(), deps, s.module_dirs.clone())
+                    (s.name.clone(), s.dir.clone(), deps, s.files.clone())
                 })
                 .collect(),
         };
@@ -194,7 +224,7 @@ impl ChangeIndex {
                         .iter()
                         .map(|d| (d.name.clone(), d.path.clone()))
                         .collect(),
-                    module_sources: s.module_sources.clone(),
+                    module_code: s.module_code.clone(),
                     env: s.env.clone(),
                 })
                 .collect(),
@@ -213,8 +243,7 @@ impl ChangeIndex {
             return None;
         }
         let mut stacks = Vec::with_capacity(head.stacks.len());
-        for ((name, dir, deps, module_dirs), source) in head.stacks.into_iter().zip(sources.stacks)
-        {
+        for ((name, dir, deps, files), source) in head.stacks.into_iter().zip(sources.stacks) {
             if deps.len() != source.dependencies.len() {
                 return None;
             }
@@ -229,8 +258,8 @@ impl ChangeIndex {
                 dir,
                 explicit_name: source.explicit_name,
                 dependencies,
-                module_sources: source.module_sources,
-                module_dirs,
+                module_code: source.module_code,
+                files,
                 env: source.env,
             });
         }
@@ -377,7 +406,7 @@ fn build(
         let (dir, name) = split(path);
         if name == STACK_FILE {
             stack_dirs.push(dir);
-        } else if name.ends_with(".tf") {
+        } else if is_terraform_file(name) {
             tf_by_dir.entry(dir).or_default().push(path.clone());
         }
     }
@@ -454,18 +483,18 @@ fn build(
 
     // Local module sources of every folder known so far: stacks, then module folders that
     // did not change.
-    let mut sources_by_dir: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let mut sources_by_dir: HashMap<String, ModuleCode> = HashMap::new();
     let mut indexed: Vec<IndexedStack> = Vec::with_capacity(project.stacks.len());
     for stack in &project.stacks {
-        let (module_sources, env) = match kept(&stack.dir) {
-            Some(stub) => (stub.module_sources.clone(), stub.env.clone()),
+        let (module_code, env) = match kept(&stack.dir) {
+            Some(stub) => (stub.module_code.clone(), stub.env.clone()),
             None => (
-                stack.declarations.local_module_sources.clone(),
+                ModuleCode::from(&stack.declarations),
                 stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
             ),
         };
         env_names.extend(env.iter().cloned());
-        sources_by_dir.insert(stack.dir.clone(), module_sources.clone());
+        sources_by_dir.insert(stack.dir.clone(), module_code.clone());
         indexed.push(IndexedStack {
             name: stack.name.clone(),
             dir: stack.dir.clone(),
@@ -479,8 +508,9 @@ fn build(
                     stack: d.stack.clone(),
                 })
                 .collect(),
-            module_sources,
-            module_dirs: Vec::new(),
+            module_code,
+            // Resolved below, once every module folder is known.
+            files: StackFiles::from_declarations(&stack.dir, |_| None),
             env,
         });
     }
@@ -509,15 +539,17 @@ fn build(
                 }
             }
             let declarations = ModuleDeclarations::read(&module_files);
-            level.insert(dir, declarations.local_module_sources);
+            level.insert(dir, ModuleCode::from(&declarations));
         }
         frontier = unknown_modules(level.iter(), &sources_by_dir);
         sources_by_dir.extend(level);
     }
     let mut used: BTreeSet<String> = BTreeSet::new();
     for stack in &mut indexed {
-        stack.module_dirs = module_closure(&stack.dir, |dir| sources_by_dir.get(dir));
-        used.extend(stack.module_dirs.iter().cloned());
+        stack.files = StackFiles::from_declarations(&stack.dir, |dir| {
+            sources_by_dir.get(dir).map(ModuleCode::declarations)
+        });
+        used.extend(stack.files.module_dirs().map(str::to_owned));
     }
     let stack_dirs: BTreeSet<&str> = indexed.iter().map(|s| s.dir.as_str()).collect();
     let modules = used
@@ -558,12 +590,16 @@ fn summary(project: &Project) -> ProjectSummary {
 
 /// Module folders called from `from` that `known` does not hold yet.
 fn unknown_modules<'a>(
-    from: impl Iterator<Item = (&'a String, &'a BTreeSet<String>)>,
-    known: &HashMap<String, BTreeSet<String>>,
+    from: impl Iterator<Item = (&'a String, &'a ModuleCode)>,
+    known: &HashMap<String, ModuleCode>,
 ) -> BTreeSet<String> {
-    from.flat_map(|(dir, sources)| sources.iter().filter_map(|s| join_module_source(dir, s)))
-        .filter(|dir| !known.contains_key(dir))
-        .collect()
+    from.flat_map(|(dir, code)| {
+        code.sources
+            .iter()
+            .filter_map(|s| join_module_source(dir, s))
+    })
+    .filter(|dir| !known.contains_key(dir))
+    .collect()
 }
 
 /// The name a stack gets without `stack { name = ... }`, as the loader gives it.
@@ -709,8 +745,8 @@ mod tests {
                         stack: stack.clone(),
                     })
                     .collect(),
-                module_sources: BTreeSet::new(),
-                module_dirs: Vec::new(),
+                module_code: ModuleCode::default(),
+                files: StackFiles::from_declarations(dir, |_| None),
                 env: BTreeSet::new(),
             })
             .collect();

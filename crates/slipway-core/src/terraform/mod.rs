@@ -1,6 +1,6 @@
-//! What slipway needs to know about a stack's Terraform code, read from its `.tf` files:
-//! the variables it declares, the outputs it exposes, the local modules it calls and whether
-//! it declares a backend.
+//! What slipway needs to know about a stack's Terraform code, read from its `.tf` and
+//! `.tf.json` files: the variables it declares, the outputs it exposes, the local modules it
+//! calls, the files it reads ([`file_reads`]) and whether it declares a backend.
 //!
 //! This is a light reading of declarations, not an evaluation: Terraform stays the only
 //! interpreter of Terraform code.
@@ -12,6 +12,15 @@ use hcl::edit::structure::{Body, Structure};
 
 use crate::source::SourceFile;
 
+pub mod file_reads;
+
+pub use file_reads::{FileRead, PathBase};
+
+/// True for the files Terraform loads as a module's code: `*.tf` and `*.tf.json`.
+pub fn is_terraform_file(name: &str) -> bool {
+    name.ends_with(".tf") || name.ends_with(".tf.json")
+}
+
 /// Declarations found in one folder of `.tf` files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModuleDeclarations {
@@ -20,6 +29,8 @@ pub struct ModuleDeclarations {
     pub outputs: BTreeMap<String, bool>,
     /// `source` of each `module` block that points at a local folder (`./` or `../`).
     pub local_module_sources: BTreeSet<String>,
+    /// The files the code reads (`file()`, `templatefile()`, `fileset()`, `path.module`).
+    pub file_reads: BTreeSet<FileRead>,
     /// Whether a `terraform { backend "..." {} }` block is present.
     pub declares_backend: bool,
     /// Files that did not parse; their declarations are unknown, so checks that need them
@@ -32,14 +43,71 @@ impl ModuleDeclarations {
     pub fn read(files: &[SourceFile]) -> Self {
         let mut declarations = Self::default();
         for file in files {
-            match hcl::edit::parser::parse_body(&file.text) {
-                Ok(body) => declarations.add_body(&body),
-                Err(_) => declarations
+            let read = if file.path.to_string_lossy().ends_with(".json") {
+                serde_json::from_str(&file.text)
+                    .map(|value| declarations.add_json(&value))
+                    .is_ok()
+            } else {
+                hcl::edit::parser::parse_body(&file.text)
+                    .map(|body| {
+                        declarations.add_body(&body);
+                        declarations
+                            .file_reads
+                            .extend(file_reads::file_reads(&hcl::Body::from(body)));
+                    })
+                    .is_ok()
+            };
+            if !read {
+                declarations
                     .unreadable_files
-                    .push(file.path.to_string_lossy().into_owned()),
+                    .push(file.path.to_string_lossy().into_owned());
             }
         }
         declarations
+    }
+
+    /// Terraform's JSON syntax: the same blocks as objects keyed by type and label.
+    fn add_json(&mut self, value: &serde_json::Value) {
+        let section = |name: &str| value.get(name).and_then(serde_json::Value::as_object);
+        if let Some(variables) = section("variable") {
+            self.variables.extend(variables.keys().cloned());
+        }
+        if let Some(outputs) = section("output") {
+            for (name, output) in outputs {
+                let sensitive = output
+                    .get("sensitive")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(false);
+                self.outputs.insert(name.clone(), sensitive);
+            }
+        }
+        if let Some(modules) = section("module") {
+            for module in modules.values() {
+                // A label may hold one object or a list of them.
+                let bodies = match module {
+                    serde_json::Value::Array(items) => items.iter().collect(),
+                    other => vec![other],
+                };
+                for body in bodies {
+                    if let Some(source) = body
+                        .get("source")
+                        .and_then(serde_json::Value::as_str)
+                        .filter(|s| s.starts_with("./") || s.starts_with("../"))
+                    {
+                        self.local_module_sources.insert(source.to_owned());
+                    }
+                }
+            }
+        }
+        if let Some(terraform) = value.get("terraform") {
+            let blocks = match terraform {
+                serde_json::Value::Array(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            self.declares_backend |= blocks.iter().any(|b| b.get("backend").is_some());
+        }
+        self.file_reads
+            .extend(file_reads::file_reads_in_json(value));
     }
 
     /// True when every file parsed, so the sets above are complete.
