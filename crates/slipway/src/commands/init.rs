@@ -376,7 +376,8 @@ const GITHUB_WORKFLOW: &str = r#"# slipway's pipeline on GitHub Actions: a plan 
 #   SLIPWAY_ARTIFACTS_URL  artifacts and plans waiting for approval: s3://BUCKET/slipway
 #   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 #                          for the state bucket, the lock table, the artifact bucket and your
-#                          stacks (or use aws-actions/configure-aws-credentials with OIDC)
+#                          stacks (or drop them below and add a step with
+#                          aws-actions/configure-aws-credentials, for short-lived OIDC ones)
 # The state bucket and lock table are named in slipway.hcl (`state` block).
 name: slipway
 
