@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    advise, analyze, changed, deliver, drift, drill, gc, graph, init, new_stack, pipeline, plan,
-    recover, stacks, stage, state, status, unlock,
+    advise, analyze, bootstrap, changed, deliver, drift, drill, gc, graph, init, new_stack,
+    pipeline, plan, recover, stacks, stage, state, status, unlock,
 };
 
 /// Continuous Delivery for infrastructure code.
@@ -63,6 +63,8 @@ pub enum Command {
     /// slipway never releases a lock on its own: when a lock stops a run, it names the lock's
     /// id, holder and age, and this command releases it on an operator's word.
     Unlock(unlock::UnlockArgs),
+    /// Create what remote state and artifacts need (state bucket with versioning, lock table, artifact bucket), once; says what it made.
+    Bootstrap(bootstrap::BootstrapArgs),
     /// Work on state itself: `slipway state migrate` moves local state to the configured backend.
     State(state::StateArgs),
     /// Destroy stacks of a stage, dependents first. `--stack X` also destroys what depends on X (unless --only).

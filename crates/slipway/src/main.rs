@@ -2,6 +2,7 @@
 //! command and turns its result into an exit code. Errors are rendered here and only here.
 
 mod analysis;
+mod aws;
 mod cli;
 mod commands;
 mod credentials;
@@ -43,6 +44,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    // The only place the CI marker is read; commands get it as a setting.
+    let ci = commands::ci::Setting::from_ci_variable(std::env::var("CI").ok().as_deref());
+    let refuse_local =
+        |workspace: &project::Workspace, args: &commands::ci::LocalStateArgs, command: &str| {
+            commands::ci::refuse_local_state(workspace, ci, args, command)
+        };
     // `changed` reads commits, not the working tree: it must not pay for loading it.
     if let Command::Changed(args) = &cli.command {
         return commands::changed::run(cli.global.project_dir.as_deref(), args);
@@ -75,9 +82,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Graph(args) => commands::graph::run(&workspace, args),
         Command::Plan(args) => commands::plan::run(&workspace, args).await,
         Command::Apply(args) => {
+            refuse_local(&workspace, &args.local, "apply")?;
             commands::stage::run_approved(&workspace, &args.stage, &args.approval, Operation::Apply)
                 .await
         }
+        Command::Bootstrap(args) => commands::bootstrap::run(&workspace, args).await,
         Command::Unlock(args) => commands::unlock::run(&workspace, args).await,
         Command::State(args) => commands::state::run(&workspace, args).await,
         Command::Destroy(args) => {
@@ -96,12 +105,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
             .await
         }
         Command::Build(args) => commands::deliver::build(&workspace, args).await,
-        Command::Deploy(args) => commands::deliver::deploy(&workspace, args).await,
-        Command::Promote(args) => commands::deliver::promote(&workspace, args).await,
+        Command::Deploy(args) => {
+            refuse_local(&workspace, &args.local, "deploy")?;
+            commands::deliver::deploy(&workspace, args).await
+        }
+        Command::Promote(args) => {
+            refuse_local(&workspace, &args.local, "promote")?;
+            commands::deliver::promote(&workspace, args).await
+        }
         Command::Rollback(args) => commands::deliver::rollback(&workspace, args).await,
         Command::Status(args) => commands::status::status(&workspace, args).await,
         Command::History(args) => commands::status::history(&workspace, args).await,
-        Command::Run(args) => commands::pipeline::run(&workspace, args).await,
+        Command::Run(args) => {
+            refuse_local(&workspace, &args.local, "run")?;
+            commands::pipeline::run(&workspace, args).await
+        }
         Command::Approve(args) => commands::pipeline::approve(&workspace, args).await,
         Command::Resume(args) => commands::pipeline::resume(&workspace, args).await,
         Command::Reject(args) => commands::pipeline::reject(&workspace, args).await,

@@ -90,6 +90,38 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// See [`super::Store::put_file`]: written to a temporary file, then moved into place.
+    pub(crate) async fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        let (path, bytes) = (self.root.join(key), bytes.to_vec());
+        blocking(move || {
+            let io_err = |source| ArtifactError::StoreIo {
+                path: path.clone(),
+                source,
+            };
+            let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+            std::fs::create_dir_all(&dir).map_err(io_err)?;
+            let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io_err)?;
+            temp.write_all(&bytes).map_err(io_err)?;
+            temp.as_file().sync_all().map_err(io_err)?;
+            temp.persist(&path).map_err(|e| io_err(e.error))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// See [`super::Store::get_file`].
+    pub(crate) async fn get_file(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join(key);
+        blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(ArtifactError::StoreIo { path, source }),
+        })
+        .await
+    }
+}
+
 impl ArtifactStore for LocalStore {
     async fn put(&self, id: &ArtifactId, bytes: &[u8]) -> Result<PutOutcome> {
         let (store, id, bytes) = (self.clone(), id.clone(), bytes.to_vec());

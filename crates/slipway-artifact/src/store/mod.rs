@@ -113,6 +113,44 @@ impl ArtifactStore for Store {
     }
 }
 
+impl Store {
+    /// Keeps `bytes` under `key` (a relative path such as `plans/run-7/prod/app.tfplan`),
+    /// beside the artifacts, replacing what was there. For files a later process on another
+    /// machine must find by name, such as plans saved for approval; unlike artifacts they
+    /// are not content-addressed, so the caller checks their hash.
+    pub async fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        check_file_key(key)?;
+        match self {
+            Store::Local(s) => s.put_file(key, bytes).await,
+            Store::S3(s) => s.put_file(key, bytes).await,
+        }
+    }
+
+    /// The bytes kept under `key` by [`Store::put_file`], or `None` when there are none.
+    pub async fn get_file(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_file_key(key)?;
+        match self {
+            Store::Local(s) => s.get_file(key).await,
+            Store::S3(s) => s.get_file(key).await,
+        }
+    }
+}
+
+/// A file key is a relative path of plain names: no `..`, no empty or absolute parts.
+fn check_file_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == ".." || part.contains('\\'))
+    {
+        return Err(ArtifactError::InvalidStoreUrl {
+            url: key.to_owned(),
+            reason: "a file key is a relative path of plain names".to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The object's path below the store's root: `sha256/ab/cdef….tar.zst`.
 pub(crate) fn object_key(id: &ArtifactId) -> String {
     let hex = id.hex();
@@ -149,5 +187,26 @@ mod tests {
         let key = object_key(&id);
         assert!(key.starts_with(&format!("sha256/{}/", &id.hex()[..2])));
         assert!(key.ends_with(&format!("{}.tar.zst", &id.hex()[2..])));
+    }
+
+    #[test]
+    fn file_keys_stay_below_the_root() {
+        assert!(check_file_key("plans/run-1/prod/app.tfplan").is_ok());
+        for bad in ["", "/etc/passwd", "plans/../x", "plans//x", "./x"] {
+            assert!(check_file_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn local_files_round_trip_and_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path().to_str().unwrap(), &S3Options::default()).unwrap();
+        assert_eq!(store.get_file("plans/a.tfplan").await.unwrap(), None);
+        store.put_file("plans/a.tfplan", b"one").await.unwrap();
+        store.put_file("plans/a.tfplan", b"two").await.unwrap();
+        assert_eq!(
+            store.get_file("plans/a.tfplan").await.unwrap(),
+            Some(b"two".to_vec())
+        );
     }
 }

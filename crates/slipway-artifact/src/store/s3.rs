@@ -98,6 +98,34 @@ impl S3Store {
         }
     }
 
+    fn file_path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// See [`super::Store::put_file`].
+    pub(crate) async fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
+        self.client
+            .put(&self.file_path(key), PutPayload::from(bytes.to_vec()))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::get_file`].
+    pub(crate) async fn get_file(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match self.client.get(&self.file_path(key)).await {
+            Ok(result) => Ok(Some(
+                result.bytes().await.map_err(|e| self.error(e))?.to_vec(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     async fn read(&self, id: &ArtifactId) -> Result<Vec<u8>> {
         let result = match self.client.get(&self.key(id)).await {
             Ok(result) => result,

@@ -330,10 +330,13 @@ fn load_project_file(
     let artifacts_url = top.blocks("artifacts").next().and_then(|block| {
         let body = Checked::new(file, &block.body, &ARTIFACTS_BLOCK, diagnostics);
         body.string("url", Some("block `artifacts`"), &scope, env, diagnostics)
+            // `url = env("X", "")` with X unset: the default store.
+            .filter(|url| !url.is_empty())
     });
     let store_url = top.blocks("store").next().and_then(|block| {
         let body = Checked::new(file, &block.body, &STORE_BLOCK, diagnostics);
         body.string("url", Some("block `store`"), &scope, env, diagnostics)
+            .filter(|url| !url.is_empty())
     });
     let mut credentials: Vec<Credentials> = Vec::new();
     for block in top.blocks("credentials") {

@@ -63,6 +63,8 @@ pub struct DeployArgs {
     pub approval: ApprovalArgs,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub local: super::ci::LocalStateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +82,8 @@ pub struct PromoteArgs {
     pub approval: ApprovalArgs,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub local: super::ci::LocalStateArgs,
 }
 
 #[derive(Debug, Args)]

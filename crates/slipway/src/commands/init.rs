@@ -62,9 +62,15 @@ pub fn run(project_dir: Option<&Path>, args: &InitArgs) -> Result<ExitStatus> {
     let name = project_name(&root);
     let files = skeleton(&name, args.cloud);
     write_all(&root, &files, args.force)?;
-    eprintln!(
-        "next: `slipway stacks`, then `slipway apply --stage dev`; add stacks with `slipway new stack NAME`"
-    );
+    if args.cloud == Cloud::Aws {
+        eprintln!(
+            "next: `slipway stacks`, then `slipway bootstrap --stage dev` (creates the state bucket and lock table named in slipway.hcl) and `slipway apply --stage dev`; add stacks with `slipway new stack NAME`\n  CI: set the secrets the workflow files name (docs/ci.md)"
+        );
+    } else {
+        eprintln!(
+            "next: `slipway stacks`, then `slipway apply --stage dev`; add stacks with `slipway new stack NAME`\n  CI: state stays in .slipway/ until the `state` block in slipway.hcl is in use (docs/ci.md)"
+        );
+    }
     Ok(ExitStatus::Success)
 }
 
@@ -202,6 +208,7 @@ generate "provider" {{
 "#
         );
     }
+    text.push_str(&shared_settings(name, cloud));
     text.push_str(
         r#"
 # The walking skeleton's first stage. Every commit flows through the stages in the order
@@ -223,6 +230,60 @@ stage "dev" {
 "#,
     );
     text
+}
+
+/// Remote state, the shared record and the artifact store: what makes the skeleton work on
+/// CI runners, each job of which starts from a fresh clone.
+fn shared_settings(name: &str, cloud: Cloud) -> String {
+    let state = format!(
+        r#"state {{
+  backend        = "s3"
+  bucket         = "{name}-terraform-state" # bucket names are global: make it yours
+  region         = "us-east-1"
+  dynamodb_table = "{name}-terraform-locks"
+}}"#
+    );
+    let state = match cloud {
+        Cloud::Aws => format!(
+            r#"
+# State in S3 with a DynamoDB lock table, so every CI job (and every laptop) works on the
+# same state. `slipway bootstrap --stage dev` creates both once (the bucket versioned).
+{state}
+"#
+        ),
+        // Only Terraform's S3 backend is supported for now: without it, slipway keeps state
+        // in the data folder, and refuses to apply in CI (CI=true) where it would be lost.
+        Cloud::Gcp | Cloud::None => format!(
+            r#"
+# State in S3 with a DynamoDB lock table (the one remote backend slipway supports so far).
+# Until this block is in use, state stays in .slipway/ and slipway refuses to apply in CI,
+# where each job starts from a fresh clone. `slipway bootstrap --stage dev` creates both.
+{}
+"#,
+            state
+                .lines()
+                .map(|l| format!("# {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    };
+    format!(
+        r#"{state}
+# The run record (runs, releases, approvals, the audit log), shared by every CI job: a
+# PostgreSQL URL from the CI secret SLIPWAY_STORE_URL. Unset (as on a laptop): an SQLite
+# file in .slipway/.
+store {{
+  url = env("SLIPWAY_STORE_URL", "")
+}}
+
+# Where artifacts, and plans waiting for an approval, are kept: `s3://BUCKET/PREFIX` from
+# the CI secret SLIPWAY_ARTIFACTS_URL (`slipway bootstrap` creates the bucket). Unset:
+# .slipway/artifacts.
+artifacts {{
+  url = env("SLIPWAY_ARTIFACTS_URL", "")
+}}
+"#
+    )
 }
 
 const STACK_HCL: &str = r#"# A stack: this folder is a Terraform root module with one state per stage.
@@ -306,13 +367,42 @@ crash.log
 "#;
 
 const GITHUB_WORKFLOW: &str = r#"# slipway's pipeline on GitHub Actions: a plan report on every pull request, the pipeline
-# (every affected stack through every stage) on the main branch.
+# (every affected stack through every stage) on the main branch, and approvals of a run
+# waiting at a stage with `approval = true` (Actions > slipway > Run workflow).
+#
+# Every job starts from a fresh clone, so what slipway keeps must live outside the runner
+# (slipway refuses to apply in CI otherwise). Repository secrets:
+#   SLIPWAY_STORE_URL      the shared run record: postgres://USER:PASSWORD@HOST:5432/DATABASE
+#   SLIPWAY_ARTIFACTS_URL  artifacts and plans waiting for approval: s3://BUCKET/slipway
+#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+#                          for the state bucket, the lock table, the artifact bucket and your
+#                          stacks (or drop them below and add a step with
+#                          aws-actions/configure-aws-credentials, for short-lived OIDC ones)
+# The state bucket and lock table are named in slipway.hcl (`state` block).
 name: slipway
 
 on:
   pull_request:
   push:
     branches: [main]
+  workflow_dispatch:
+    inputs:
+      run:
+        description: "The slipway run waiting for approval (its number)"
+        required: true
+      stage:
+        description: "The stage to approve"
+        default: prod
+      reason:
+        description: "Why it may be applied (kept in the audit log)"
+        required: true
+
+env:
+  SLIPWAY_STORE_URL: ${{ secrets.SLIPWAY_STORE_URL }}
+  SLIPWAY_ARTIFACTS_URL: ${{ secrets.SLIPWAY_ARTIFACTS_URL }}
+  AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+  AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+  AWS_REGION: us-east-1
 
 jobs:
   plan:
@@ -354,18 +444,58 @@ jobs:
           terraform_wrapper: false
       - name: Install slipway
         run: cargo install --locked slipway
+      - name: Create the state bucket, lock table and artifact bucket (once; then a no-op)
+        run: slipway bootstrap --stage dev
       - name: Run the pipeline
         run: slipway run
+
+  approve:
+    if: github.event_name == 'workflow_dispatch'
+    runs-on: ubuntu-latest
+    concurrency: slipway-main
+    # Protect this environment with required reviewers to say who may approve.
+    environment: slipway-approvals
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          fetch-depth: 0
+      - uses: hashicorp/setup-terraform@v3
+        with:
+          terraform_wrapper: false
+      - name: Install slipway
+        run: cargo install --locked slipway
+      - name: Approve and resume
+        env:
+          RUN: ${{ inputs.run }}
+          STAGE: ${{ inputs.stage }}
+          REASON: ${{ inputs.reason }}
+          SLIPWAY_ACTOR: ${{ github.actor }}
+        run: |
+          slipway approve "$RUN" --stage "$STAGE" --reason "$REASON"
+          slipway resume "$RUN"
 "#;
 
 const GITLAB_CI: &str = r#"# slipway's pipeline on GitLab CI: a plan report on every merge request, the pipeline
-# (every affected stack through every stage) on the default branch.
+# (every affected stack through every stage) on the default branch, and approvals of a run
+# waiting at a stage with `approval = true` (Build > Pipelines > Run pipeline, with the
+# variables SLIPWAY_APPROVE_RUN, SLIPWAY_APPROVE_STAGE and SLIPWAY_APPROVE_REASON).
+#
+# Every job starts from a fresh clone, so what slipway keeps must live outside the runner
+# (slipway refuses to apply in CI otherwise). CI/CD variables (masked, protected):
+#   SLIPWAY_STORE_URL      the shared run record: postgres://USER:PASSWORD@HOST:5432/DATABASE
+#   SLIPWAY_ARTIFACTS_URL  artifacts and plans waiting for approval: s3://BUCKET/slipway
+#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+#                          for the state bucket, the lock table, the artifact bucket and your
+#                          stacks
+# slipway reads them from the job's environment; the state bucket and lock table are named
+# in slipway.hcl (`state` block).
 stages:
   - plan
   - deliver
 
 variables:
   GIT_DEPTH: "0" # change detection compares commits
+  AWS_REGION: us-east-1
 
 default:
   before_script:
@@ -385,11 +515,26 @@ plan:
 run:
   stage: deliver
   rules:
+    - if: $CI_PIPELINE_SOURCE == "web"
+      when: never
     - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
   # One pipeline run at a time: stages are long-lived and shared.
   resource_group: slipway
   script:
+    # Creates the state bucket, lock table and artifact bucket once; then a no-op.
+    - slipway bootstrap --stage dev
     - slipway run
+
+approve:
+  stage: deliver
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "web" && $SLIPWAY_APPROVE_RUN
+  resource_group: slipway
+  variables:
+    SLIPWAY_ACTOR: $GITLAB_USER_LOGIN
+  script:
+    - slipway approve "$SLIPWAY_APPROVE_RUN" --stage "${SLIPWAY_APPROVE_STAGE:-prod}" --reason "$SLIPWAY_APPROVE_REASON"
+    - slipway resume "$SLIPWAY_APPROVE_RUN"
 "#;
 
 fn run_adopt(root: &Path, force: bool) -> Result<ExitStatus> {

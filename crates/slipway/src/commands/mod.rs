@@ -3,7 +3,9 @@
 pub mod advise;
 pub mod analyze;
 pub mod approval;
+pub mod bootstrap;
 pub mod changed;
+pub mod ci;
 pub mod deliver;
 pub mod drift;
 pub mod drill;

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use slipway_artifact::ArtifactStore as _;
 use slipway_store::{
     AnyStore, AuditAction, NewRun, Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
     StageRun, StageRunStatus, Store,
@@ -26,6 +27,8 @@ pub struct RunArgs {
     pub base: Option<String>,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub local: super::ci::LocalStateArgs,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +407,7 @@ pub async fn resume(workspace: &Workspace, args: &ResumeArgs) -> Result<ExitStat
         .into_iter()
         .filter(|r| r.stage == stage_run.stage)
         .collect();
+    let artifact_store = artifacts::open(workspace)?;
     let mut saved_plans = BTreeMap::new();
     let mut void = Vec::new();
     for sr in &stack_runs {
@@ -411,9 +415,11 @@ pub async fn resume(workspace: &Workspace, args: &ResumeArgs) -> Result<ExitStat
         let Some(path) = summary.get("plan_file").and_then(|p| p.as_str()) else {
             continue;
         };
+        let path = find_saved_plan(workspace, &artifact_store, sr, path, &summary).await?;
+        let path = path.display().to_string();
         let approved_hash = approved.get(&sr.stack).cloned().unwrap_or_default();
         let actual =
-            file_sha256(std::path::Path::new(path)).unwrap_or_else(|_| "(missing)".to_owned());
+            file_sha256(std::path::Path::new(&path)).unwrap_or_else(|_| "(missing)".to_owned());
         if actual != approved_hash {
             void.push(format!(
                 "  {}: the saved plan {path} hashes to {actual}, but {approved_hash} was approved",
@@ -457,7 +463,6 @@ pub async fn resume(workspace: &Workspace, args: &ResumeArgs) -> Result<ExitStat
         .iter()
         .position(|s| s.name == stage_run.stage)
         .with_context(|| format!("stage `{}` is no longer in slipway.hcl", stage_run.stage))?;
-    let artifact_store = artifacts::open(workspace)?;
     eprintln!("resuming run {} at stage {}", run.id, stage_run.stage);
     let pipeline = Pipeline {
         workspace,
@@ -477,6 +482,47 @@ pub async fn resume(workspace: &Workspace, args: &ResumeArgs) -> Result<ExitStat
             }),
         )
         .await
+}
+
+/// Where the saved plan of a stack run is on this machine. The process that planned kept it
+/// in its data folder and in the artifact store; another clone (the next CI job) fetches it
+/// from the store into its own data folder. A plan found nowhere yields the recorded path,
+/// which then reads as "(missing)" and voids the approval.
+async fn find_saved_plan(
+    workspace: &Workspace,
+    artifact_store: &slipway_artifact::Store,
+    stack_run: &StackRun,
+    recorded: &str,
+    summary: &serde_json::Value,
+) -> Result<std::path::PathBuf> {
+    let recorded = std::path::PathBuf::from(recorded);
+    if recorded.is_file() {
+        return Ok(recorded);
+    }
+    let Some(key) = summary.get("plan_key").and_then(|k| k.as_str()) else {
+        return Ok(recorded);
+    };
+    let Some(bytes) = artifact_store.get_file(key).await.with_context(|| {
+        format!(
+            "cannot read the saved plan of `{}` from the artifact store",
+            stack_run.stack
+        )
+    })?
+    else {
+        return Ok(recorded);
+    };
+    let local = workspace.ensure_data_dir()?.join(key);
+    if let Some(parent) = local.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(&local, bytes).with_context(|| format!("cannot write {}", local.display()))?;
+    eprintln!(
+        "fetched the saved plan of `{}` from {}",
+        stack_run.stack,
+        artifact_store.location()
+    );
+    Ok(local)
 }
 
 /// An audit entry about a whole stage of a run (approve, reject).

@@ -40,6 +40,8 @@ pub struct ApplyArgs {
     pub stage: StageArgs,
     #[command(flatten)]
     pub approval: ApprovalArgs,
+    #[command(flatten)]
+    pub local: super::ci::LocalStateArgs,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use slipway_artifact::ArtifactStore as _;
 use slipway_core::Stage;
 use slipway_store::{
     AnyStore, AuditAction, LockOwner, NewRelease, NewStackRun, StackRunOutcome, StackRunStatus,
@@ -205,12 +206,14 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
                 let mut summary = keep_plan(
                     &data_dir,
+                    artifacts,
                     run_id,
                     stage,
                     workspace,
                     &result.stack,
                     &result.outcome,
-                )?;
+                )
+                .await?;
                 if let (Some(counts), Some(summary)) = (result.plan, summary.as_object_mut()) {
                     summary.insert("counts".to_owned(), serde_json::json!(counts));
                 }
@@ -324,10 +327,23 @@ fn plan_summary(result: &StackResult) -> Option<String> {
     Some(serde_json::json!({ "counts": counts }).to_string())
 }
 
-/// Copies a plan saved in the working copy next to the run and returns the summary to keep
-/// in the stack run: where the plan is and its SHA-256, which an approval names.
-fn keep_plan(
+/// The key of a plan saved for approval in the artifact store.
+pub fn plan_key(run_id: i64, stage: &str, stack: &str) -> String {
+    format!("plans/run-{run_id}/{stage}/{stack}.tfplan")
+}
+
+/// Where a plan saved for approval is kept in the data folder.
+pub fn plan_path(data_dir: &Path, run_id: i64, stage: &str, stack: &str) -> PathBuf {
+    data_dir.join(plan_key(run_id, stage, stack))
+}
+
+/// Copies a plan saved in the working copy next to the run, and into the artifact store
+/// (so `resume` finds it from another clone, such as the next CI job), and returns the
+/// summary to keep in the stack run: where the plan is and its SHA-256, which an approval
+/// names.
+async fn keep_plan(
     data_dir: &Path,
+    artifacts: &slipway_artifact::Store,
     run_id: i64,
     stage: &Stage,
     workspace: &Workspace,
@@ -353,18 +369,23 @@ fn keep_plan(
         .join("tree")
         .join(dir)
         .join(slipway_engine::working_copy::PLAN_FILE);
-    let kept = data_dir
-        .join("plans")
-        .join(format!("run-{run_id}"))
-        .join(&stage.name)
-        .join(format!("{stack}.tfplan"));
+    let kept = plan_path(data_dir, run_id, &stage.name, stack);
     if let Some(parent) = kept.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::copy(&planned, &kept)
         .with_context(|| format!("cannot keep the plan {}", planned.display()))?;
+    let key = plan_key(run_id, &stage.name, stack);
+    let bytes = std::fs::read(&kept).with_context(|| format!("cannot read {}", kept.display()))?;
+    artifacts.put_file(&key, &bytes).await.with_context(|| {
+        format!(
+            "cannot keep the plan of `{stack}` in the artifact store {}",
+            artifacts.location()
+        )
+    })?;
     Ok(serde_json::json!({
         "plan_file": kept.display().to_string(),
+        "plan_key": key,
         "sha256": file_sha256(&kept)?,
         "changes": changes,
     }))

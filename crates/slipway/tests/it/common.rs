@@ -81,6 +81,8 @@ pub fn slipway_process(dir: &Path, env: &[(String, String)]) -> std::process::Co
         .env_remove("SLIPWAY_PROJECT_DIR")
         .env_remove("SLIPWAY_SANDBOX_ENDPOINT")
         .env_remove("TF_CLI_CONFIG_FILE")
+        // Under a CI runner the suite still runs its projects with local state.
+        .env_remove("CI")
         .env("NO_COLOR", "1")
         .envs(env.iter().map(|(k, v)| (k, v)));
     cmd
@@ -94,6 +96,8 @@ pub fn slipway(dir: &Path, env: &[(String, String)]) -> Command {
         .env_remove("SLIPWAY_PROJECT_DIR")
         .env_remove("SLIPWAY_SANDBOX_ENDPOINT")
         .env_remove("TF_CLI_CONFIG_FILE")
+        // Under a CI runner the suite still runs its projects with local state.
+        .env_remove("CI")
         .env("NO_COLOR", "1");
     for (key, value) in env {
         cmd.env(key, value);

@@ -2,13 +2,16 @@
 //! stack`, and `slipway init --adopt` on plain root modules wired by
 //! `terraform_remote_state`.
 
-use crate::common::{sandbox, slipway_ok_with, slipway_run};
+use crate::ci_jobs::point_at_sandbox;
+use crate::common::{boto3, sandbox, slipway_ok_with, slipway_run};
 
 #[test]
-fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
-    let (_sandbox, moto) = sandbox();
-    let dir = tempfile::tempdir().unwrap();
-    let out = slipway_ok_with(dir.path(), &[], &["init", "--cloud", "aws"]);
+fn init_writes_a_skeleton_that_bootstraps_and_applies_to_the_sandbox() {
+    let (sandbox, moto) = sandbox();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("shop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = slipway_ok_with(&dir, &[], &["init", "--cloud", "aws"]);
     insta::assert_snapshot!(out.stdout, @r"
     wrote .github/workflows/slipway.yml
     wrote .gitignore
@@ -17,27 +20,50 @@ fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
     wrote stacks/network/main.tf
     wrote stacks/network/stack.hcl
     ");
-
-    // The sandbox's provider configuration goes in through `generate`, as a user's would.
-    let config_path = dir.path().join("slipway.hcl");
-    let config = std::fs::read_to_string(&config_path).unwrap();
-    let start = config
-        .find("\ngenerate \"provider\" {")
-        .expect("a provider block")
-        + 1;
-    let end = start + config[start..].find("\n}\n").unwrap() + 3;
-    let sandbox_block = format!(
-        "generate \"provider\" {{\n  path     = \"slipway_provider.tf\"\n  contents = <<-EOT\n{}\n  EOT\n}}\n",
-        moto.provider_block()
+    insta::assert_snapshot!(
+        "skeleton_slipway_hcl",
+        std::fs::read_to_string(dir.join("slipway.hcl")).unwrap()
     );
-    std::fs::write(
-        &config_path,
-        format!("{}{sandbox_block}{}", &config[..start], &config[end..]),
-    )
-    .unwrap();
 
+    // The sandbox's provider configuration goes in through `generate`, and the state block
+    // gets moto's endpoint, as a user would point them at their account.
+    point_at_sandbox(&dir, &moto);
     let env = moto.env();
-    let apply = slipway_ok_with(dir.path(), &env, &["apply", "--stage", "dev"]);
+    let first = slipway_ok_with(&dir, &env, &["bootstrap", "--stage", "dev"]);
+    insta::assert_snapshot!(first.stdout, @r"
+    created  s3 bucket shop-terraform-state (state)
+    enabled  versioning on shop-terraform-state (earlier states are kept)
+    created  dynamodb table shop-terraform-locks (state locks)
+    ");
+    assert!(
+        first.stderr.contains("no artifact bucket to create"),
+        "{}",
+        first.stderr
+    );
+    let again = slipway_ok_with(&dir, &env, &["bootstrap", "--stage", "dev"]);
+    insta::assert_snapshot!(again.stdout, @r"
+    exists   s3 bucket shop-terraform-state (state)
+    exists   versioning on shop-terraform-state (earlier states are kept)
+    exists   dynamodb table shop-terraform-locks (state locks)
+    ");
+    let made = boto3(
+        &sandbox,
+        &moto,
+        "s3",
+        "s3",
+        "print(s3.get_bucket_versioning(Bucket='shop-terraform-state')['Status'])",
+    );
+    assert_eq!(made, "Enabled");
+    let key = boto3(
+        &sandbox,
+        &moto,
+        "dynamodb",
+        "d",
+        "print(d.describe_table(TableName='shop-terraform-locks')['Table']['KeySchema'])",
+    );
+    assert_eq!(key, "[{'AttributeName': 'LockID', 'KeyType': 'HASH'}]");
+
+    let apply = slipway_ok_with(&dir, &env, &["apply", "--stage", "dev"]);
     assert!(
         apply.stderr.contains("dev: 1 of 1 stack applied"),
         "{}",
@@ -45,6 +71,19 @@ fn init_writes_a_skeleton_that_applies_to_the_sandbox() {
     );
     let inventory = moto.inventory().unwrap();
     assert_eq!(inventory.vpcs.len(), 1, "{inventory}");
+    // State went to the bucket, not the data folder.
+    let state = boto3(
+        &sandbox,
+        &moto,
+        "s3",
+        "s3",
+        "print([o['Key'] for o in s3.list_objects_v2(Bucket='shop-terraform-state')['Contents']])",
+    );
+    assert_eq!(state, "['shop/dev/network.tfstate']");
+    assert!(
+        !dir.join(".slipway/state/dev/network/terraform.tfstate")
+            .exists()
+    );
 }
 
 #[test]
@@ -90,7 +129,11 @@ fn workflow_files_are_yaml_and_call_existing_commands() {
             .iter()
             .map(|c| c.split_whitespace().nth(1).unwrap())
             .collect();
-        assert_eq!(subcommands, ["plan", "run"], "{file}");
+        assert_eq!(
+            subcommands,
+            ["plan", "bootstrap", "run", "approve", "resume"],
+            "{file}"
+        );
         for sub in subcommands {
             assert!(
                 help.lines()

@@ -7,6 +7,7 @@ mod advise;
 mod blast_radius;
 mod change_index;
 mod changed;
+mod ci_jobs;
 mod common;
 mod config_errors;
 mod drift_recover;
@@ -19,6 +20,9 @@ mod pipeline;
 mod pipeline_approval;
 mod pipeline_killed;
 mod pipeline_s3;
+// The store crate's throwaway PostgreSQL server, for the record of the CI-jobs test.
+#[path = "../../../slipway-store/tests/store_story/postgres_server.rs"]
+mod postgres_server;
 mod queue_project;
 mod root_module;
 mod state_credentials;
