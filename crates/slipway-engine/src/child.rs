@@ -176,10 +176,12 @@ pub enum StepError {
         created: String,
         operation: String,
     },
-    #[error("`{step}` failed (exit code {code}); see {}", .log.display())]
+    #[error("`{step}` failed (exit code {code}){}; see {}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), .log.display())]
     Failed {
         step: String,
         code: i32,
+        /// The engine's own explanation ([`crate::reason::engine_reason`]), redacted.
+        reason: Option<String>,
         log: PathBuf,
     },
     #[error("`{step}` produced output slipway could not read: {message}")]

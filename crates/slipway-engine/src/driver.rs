@@ -239,6 +239,7 @@ impl Engine {
         StepError::Failed {
             step: name.to_owned(),
             code: code.unwrap_or(-1),
+            reason: crate::reason::engine_reason(&tail),
             log: ctx.log.path().to_path_buf(),
         }
     }
@@ -523,27 +524,6 @@ pub fn count_resources(state_json: &[u8]) -> Result<usize, serde_json::Error> {
         .filter(|r| r.mode == "managed")
         .map(|r| r.instances.len())
         .sum())
-}
-
-/// The first `Error:` line Terraform wrote to a log, with the line after it: why a stack
-/// failed, in the engine's words.
-pub fn first_engine_error(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    let mut lines = text.lines();
-    while let Some(line) = lines.next() {
-        let line = line.trim_start_matches(|c: char| c == '│' || c.is_whitespace());
-        if let Some(error) = line.strip_prefix("Error: ") {
-            let detail = lines
-                .by_ref()
-                .map(|l| l.trim_start_matches(|c: char| c == '│' || c.is_whitespace()))
-                .find(|l| !l.is_empty() && !l.starts_with("with ") && !l.starts_with("on "));
-            return Some(match detail {
-                Some(detail) => format!("{error}: {detail}"),
-                None => error.to_owned(),
-            });
-        }
-    }
-    None
 }
 
 #[cfg(test)]

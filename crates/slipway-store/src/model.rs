@@ -198,6 +198,8 @@ pub struct StackRun {
     pub owner: Option<LockOwner>,
     /// Why it ended as it did, when someone said (e.g. when resolving an interruption).
     pub note: Option<String>,
+    /// Why it failed, in the engine's words, when it failed and the engine said.
+    pub failure_reason: Option<String>,
 }
 
 /// How a stack run ended.
@@ -209,6 +211,8 @@ pub struct StackRunOutcome {
     pub plan_summary: Option<String>,
     /// Kept as it is when `None`.
     pub log_path: Option<String>,
+    /// Why a failed stack run failed (the engine's reason, else slipway's error).
+    pub failure_reason: Option<String>,
 }
 
 /// An immutable bundle of one stack's code at a commit.

@@ -24,6 +24,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "instances",
         include_str!("../migrations/postgres/0002_instances.sql"),
     ),
+    (
+        3,
+        "failure reasons",
+        include_str!("../migrations/postgres/0003_failure_reasons.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

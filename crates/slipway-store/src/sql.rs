@@ -27,7 +27,7 @@ macro_rules! stack_run_columns {
     () => {
         "id, run_id, stage, instance, stack, artifact_id, status, created_at, started_at, \
          finished_at, plan_summary, log_path, owner_pid, owner_process_started, owner_host, \
-         owner_since, note"
+         owner_since, note, failure_reason"
     };
 }
 macro_rules! artifact_columns {
@@ -114,7 +114,8 @@ pub(crate) const MARK_APPLYING: &str = concat!(
 );
 pub(crate) const FINISH_STACK_RUN: &str = concat!(
     "UPDATE stack_runs SET status = $2, finished_at = $3, \
-     plan_summary = COALESCE($4, plan_summary), log_path = COALESCE($5, log_path) \
+     plan_summary = COALESCE($4, plan_summary), log_path = COALESCE($5, log_path), \
+     failure_reason = $6 \
      WHERE id = $1 AND status IN ('pending', 'applying') RETURNING ",
     stack_run_columns!()
 );
@@ -389,6 +390,7 @@ macro_rules! impl_store {
                 log_path: get!(row, "stack_runs", "log_path"),
                 owner,
                 note: get!(row, "stack_runs", "note"),
+                failure_reason: get!(row, "stack_runs", "failure_reason"),
             })
         }
 
@@ -682,6 +684,7 @@ macro_rules! impl_store {
                     .bind(UnixMillis::now().0)
                     .bind(&outcome.plan_summary)
                     .bind(&outcome.log_path)
+                    .bind(&outcome.failure_reason)
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db("finish a stack run"))?;

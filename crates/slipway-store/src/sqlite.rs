@@ -33,6 +33,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "instances",
         include_str!("../migrations/sqlite/0002_instances.sql"),
     ),
+    (
+        3,
+        "failure reasons",
+        include_str!("../migrations/sqlite/0003_failure_reasons.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

@@ -142,6 +142,7 @@ async fn run_lifecycle(url: &str) -> Outcome {
                 status: StackRunStatus::Succeeded,
                 plan_summary: None,
                 log_path: Some("logs/1/dev/network.log".to_owned()),
+                failure_reason: None,
             },
         )
         .await?;
@@ -160,6 +161,7 @@ async fn run_lifecycle(url: &str) -> Outcome {
                 status: StackRunStatus::Failed,
                 plan_summary: None,
                 log_path: None,
+                failure_reason: None,
             },
         )
         .await
@@ -178,6 +180,7 @@ async fn run_lifecycle(url: &str) -> Outcome {
                 status: StackRunStatus::Applying,
                 plan_summary: None,
                 log_path: None,
+                failure_reason: None,
             },
         )
         .await
@@ -193,21 +196,47 @@ async fn run_lifecycle(url: &str) -> Outcome {
                 status: StackRunStatus::Skipped,
                 plan_summary: None,
                 log_path: None,
+                failure_reason: None,
             },
         )
         .await?;
+
+    // A failure keeps the engine's reason beside the status.
+    let queue = store
+        .add_stack_run(&new_stack_run(run.id, "dev", "queue"))
+        .await?;
+    let failed = store
+        .finish_stack_run(
+            queue.id,
+            &StackRunOutcome {
+                status: StackRunStatus::Failed,
+                plan_summary: None,
+                log_path: None,
+                failure_reason: Some("error loading state: AccessDenied".to_owned()),
+            },
+        )
+        .await?;
+    assert_eq!(
+        failed.failure_reason.as_deref(),
+        Some("error loading state: AccessDenied")
+    );
 
     let statuses: Vec<_> = store
         .stack_runs(run.id)
         .await?
         .iter()
-        .map(|s| (s.stack.clone(), s.status))
+        .map(|s| (s.stack.clone(), s.status, s.failure_reason.clone()))
         .collect();
     assert_eq!(
         statuses,
         [
-            ("network".to_owned(), StackRunStatus::Succeeded),
-            ("cluster".to_owned(), StackRunStatus::Skipped)
+            ("network".to_owned(), StackRunStatus::Succeeded, None),
+            ("cluster".to_owned(), StackRunStatus::Skipped, None),
+            (
+                "queue".to_owned(),
+                StackRunStatus::Failed,
+                Some("error loading state: AccessDenied".to_owned())
+            )
         ]
     );
 

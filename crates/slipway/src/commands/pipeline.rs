@@ -375,6 +375,7 @@ async fn end_stage(
                         status,
                         plan_summary: None,
                         log_path: None,
+                        failure_reason: None,
                     },
                 )
                 .await?;

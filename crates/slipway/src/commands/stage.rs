@@ -217,10 +217,11 @@ fn summarize(
                 "  {stage}/{}: skipped, because `{because}` did not succeed",
                 result.stack
             ),
-            Outcome::Failed { .. } => eprintln!(
-                "failed: {stage}/{} after {:.1}s; log: {}",
+            Outcome::Failed { error } => eprintln!(
+                "failed: {stage}/{} after {:.1}s: {}\n    log: {}",
                 result.stack,
                 result.elapsed.as_secs_f64(),
+                result.failure_reason(error),
                 result
                     .log
                     .as_deref()

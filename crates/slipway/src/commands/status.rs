@@ -285,6 +285,9 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
                     stack.artifact_id.as_deref().map(short_id).unwrap_or("-"),
                     plan_counts(stack)
                 );
+                if let Some(why) = &stack.failure_reason {
+                    println!("        why: {why}");
+                }
             }
         }
     }

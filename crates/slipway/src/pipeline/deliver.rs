@@ -246,6 +246,10 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                         plan_summary(result)
                     },
                     log_path,
+                    failure_reason: match &result.outcome {
+                        Outcome::Failed { error } => Some(result.failure_reason(error)),
+                        _ => None,
+                    },
                 },
             )
             .await?;
@@ -413,6 +417,7 @@ async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_ru
                     status: StackRunStatus::Failed,
                     plan_summary: None,
                     log_path: None,
+                    failure_reason: None,
                 },
             )
             .await;

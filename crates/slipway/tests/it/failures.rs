@@ -15,7 +15,12 @@ fn a_failing_stack_skips_its_dependents_while_siblings_complete() {
     let stderr = normalize(&out.stderr, project.path());
     assert!(stderr.contains("+ dev/base: applied"), "{stderr}");
     assert!(stderr.contains("+ dev/sibling: applied"), "{stderr}");
-    assert!(stderr.contains("x dev/broken: failed: `plan` failed (exit code 1); see [PROJECT]/.slipway/runs/[RUN]/dev/broken.log"), "{stderr}");
+    // The engine's own reason, not only "see the log".
+    assert!(stderr.contains("x dev/broken: failed: `plan` failed (exit code 1): Reference to undeclared input variable: An input variable with the name \"not_declared\" has not been declared."), "{stderr}");
+    assert!(
+        stderr.contains("; see [PROJECT]/.slipway/runs/[RUN]/dev/broken.log"),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("dev/downstream: skipped, because `broken` did not succeed"),
         "{stderr}"
@@ -157,4 +162,51 @@ fn the_summary_names_the_failing_stack() {
     );
     assert_eq!(out.code, 1);
     insta::assert_snapshot!(normalize(&out.stderr, project.path()));
+}
+
+#[test]
+fn history_keeps_the_engines_reason_for_a_failed_stack() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let dir = project.path();
+    crate::pipeline::git(dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join(".gitignore"), ".slipway/\n").unwrap();
+    crate::pipeline::git(dir, &["add", "-A"]);
+    crate::pipeline::git(dir, &["commit", "-q", "-m", "chain"]);
+    let out = slipway_run(dir, &moto.env(), &["deploy", "--stage", "dev", "-j", "1"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+
+    let reason = "Reference to undeclared input variable: An input variable with the name \
+                  \"not_declared\" has not been declared.";
+    let text = slipway_run(dir, &moto.env(), &["history", "--stage", "dev"]).stdout;
+    assert!(text.contains(&format!("        why: {reason}")), "{text}");
+    let json: serde_json::Value = serde_json::from_str(
+        &slipway_run(
+            dir,
+            &moto.env(),
+            &["history", "--json", "--stack", "broken"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let failed = &json["runs"][0]["stacks"][0];
+    assert_eq!(failed["status"], "failed", "{json:#}");
+    assert!(
+        failed["failure_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with(reason),
+        "{json:#}"
+    );
+    // The siblings that succeeded carry no reason.
+    let all: serde_json::Value =
+        serde_json::from_str(&slipway_run(dir, &moto.env(), &["history", "--json"]).stdout)
+            .unwrap();
+    let with_reason = all["runs"][0]["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["failure_reason"].is_null())
+        .count();
+    assert_eq!(with_reason, 1, "{all:#}");
 }
