@@ -131,10 +131,10 @@ pub fn detect(root: &Path, base: Option<String>, head: &str) -> Result<Detected>
     let project = &project;
 
     let first_stage = project.stages.first().map(String::as_str);
-    let base_rev = args
-        .base
-        .clone()
-        .or_else(|| first_stage.and_then(|stage| last_released_commit(root, project, stage)));
+    let base_rev = args.base.clone().map_or_else(
+        || first_stage.map_or(Ok(None), |stage| last_released_commit(root, project, stage)),
+        |base| Ok(Some(base)),
+    )?;
     let (base, set) = match base_rev {
         None => {
             let because = match first_stage {
@@ -194,12 +194,14 @@ struct DetectArgs {
 }
 
 /// The commit of the newest release to `stage`, from the record. None when nothing was
-/// released there yet (or the record does not exist): then every stack counts as changed.
+/// released there yet (or the default record does not exist yet): then every stack counts
+/// as changed. A record that exists but cannot be read is an error: reading it as "nothing
+/// released" would redeploy every stack.
 fn last_released_commit(
     project_root: &Path,
     project: &index::ProjectSummary,
     stage: &str,
-) -> Option<String> {
+) -> Result<Option<String>> {
     // The same choice as `record::url`, without creating the data folder: reading never
     // needs it.
     let url = match std::env::var("SLIPWAY_STORE_URL") {
@@ -212,23 +214,29 @@ fn last_released_commit(
     // The default record is a file; a missing file means nothing was ever released.
     if let Some(path) = url.strip_prefix("sqlite://") {
         if !Path::new(path).exists() {
-            return None;
+            return Ok(None);
         }
     }
     let releases = tokio::task::block_in_place(|| {
         tokio::runtime::Handle::current().block_on(async {
             use slipway_store::Store;
-            let store = slipway_store::open(&url).await.ok()?;
-            let releases = store.current_releases().await.ok();
+            let store = slipway_store::open(&url).await?;
+            let releases = store.current_releases().await;
             store.close().await;
             releases
         })
+    })
+    .with_context(|| {
+        format!(
+            "cannot read the record to find what was last released to {stage}\n  \
+             help: fix the record's URL or access, or name the base yourself with `--base REV`"
+        )
     })?;
-    releases
+    Ok(releases
         .into_iter()
         .filter(|r| r.stage == stage)
         .max_by_key(|r| (r.released_at, r.id))
-        .map(|r| r.commit)
+        .map(|r| r.commit))
 }
 
 /// Base stacks whose `stack.hcl` the diff deleted or moved away: the only base stacks that

@@ -194,93 +194,99 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         results.extend(executor.walk(&selected_set, operation).await);
     }
 
-    // Keep the record: stack runs, releases, audit entries, then the locks go back.
-    for result in &results {
-        let Some(&stack_run_id) = stack_runs.get(&result.stack) else {
-            ok = false;
-            continue;
-        };
-        let log_path = result.log.as_ref().map(|p| p.display().to_string());
-        let status = match &result.outcome {
-            Outcome::Applied { .. } => StackRunStatus::Succeeded,
-            Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
-                let mut summary = keep_plan(
-                    &data_dir,
-                    artifacts,
-                    run_id,
-                    stage,
-                    workspace,
-                    &result.stack,
-                    &result.outcome,
+    // Keep the record: stack runs, releases, audit entries. The locks go back whatever
+    // happens while keeping it: an error here must not leave the instances locked.
+    let kept: Result<bool> = async {
+        for result in &results {
+            let Some(&stack_run_id) = stack_runs.get(&result.stack) else {
+                ok = false;
+                continue;
+            };
+            let log_path = result.log.as_ref().map(|p| p.display().to_string());
+            let status = match &result.outcome {
+                Outcome::Applied { .. } => StackRunStatus::Succeeded,
+                Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
+                    let mut summary = keep_plan(
+                        &data_dir,
+                        artifacts,
+                        run_id,
+                        stage,
+                        workspace,
+                        &result.stack,
+                        &result.outcome,
+                    )
+                    .await?;
+                    if let (Some(counts), Some(summary)) = (result.plan, summary.as_object_mut()) {
+                        summary.insert("counts".to_owned(), serde_json::json!(counts));
+                    }
+                    store
+                        .record_plan(stack_run_id, &summary.to_string())
+                        .await?;
+                    continue;
+                }
+                Outcome::Skipped { .. } | Outcome::NotStarted => StackRunStatus::Skipped,
+                _ => StackRunStatus::Failed,
+            };
+            if status != StackRunStatus::Succeeded {
+                ok = false;
+                if let (Some(saved), Outcome::Failed { error }) =
+                    (saved_plans.get(&result.stack), &result.outcome)
+                    && !error.contains("approval void")
+                {
+                    explain_void_approval(&result.stack, saved, result.log.as_deref());
+                }
+            }
+            store
+                .finish_stack_run(
+                    stack_run_id,
+                    &StackRunOutcome {
+                        status,
+                        // An approved plan's stack run already holds its summary and hash.
+                        plan_summary: if saved_plans.contains_key(&result.stack) {
+                            None
+                        } else {
+                            plan_summary(result)
+                        },
+                        log_path,
+                        failure_reason: match &result.outcome {
+                            Outcome::Failed { error } => Some(result.failure_reason(error)),
+                            _ => None,
+                        },
+                    },
                 )
                 .await?;
-                if let (Some(counts), Some(summary)) = (result.plan, summary.as_object_mut()) {
-                    summary.insert("counts".to_owned(), serde_json::json!(counts));
-                }
+            if status == StackRunStatus::Succeeded {
+                let deliverable = &selected[&result.stack];
                 store
-                    .record_plan(stack_run_id, &summary.to_string())
+                    .record_release(&NewRelease {
+                        stage: stage.name.clone(),
+                        stack: result.stack.clone(),
+                        artifact_id: deliverable.artifact_id.clone(),
+                        commit: deliverable.commit.clone(),
+                        released_by: record::actor(),
+                        run_id: Some(run_id),
+                    })
                     .await?;
-                continue;
-            }
-            Outcome::Skipped { .. } | Outcome::NotStarted => StackRunStatus::Skipped,
-            _ => StackRunStatus::Failed,
-        };
-        if status != StackRunStatus::Succeeded {
-            ok = false;
-            if let (Some(saved), Outcome::Failed { error }) =
-                (saved_plans.get(&result.stack), &result.outcome)
-                && !error.contains("approval void")
-            {
-                explain_void_approval(&result.stack, saved, result.log.as_deref());
-            }
-        }
-        store
-            .finish_stack_run(
-                stack_run_id,
-                &StackRunOutcome {
-                    status,
-                    // An approved plan's stack run already holds its summary and hash.
-                    plan_summary: if saved_plans.contains_key(&result.stack) {
-                        None
-                    } else {
-                        plan_summary(result)
-                    },
-                    log_path,
-                    failure_reason: match &result.outcome {
-                        Outcome::Failed { error } => Some(result.failure_reason(error)),
-                        _ => None,
-                    },
-                },
-            )
-            .await?;
-        if status == StackRunStatus::Succeeded {
-            let deliverable = &selected[&result.stack];
-            store
-                .record_release(&NewRelease {
-                    stage: stage.name.clone(),
-                    stack: result.stack.clone(),
-                    artifact_id: deliverable.artifact_id.clone(),
-                    commit: deliverable.commit.clone(),
-                    released_by: record::actor(),
-                    run_id: Some(run_id),
-                })
+                record::audit(
+                    store,
+                    action,
+                    &stage.name,
+                    &result.stack,
+                    Some(run_id),
+                    serde_json::json!({
+                        "artifact_id": deliverable.artifact_id,
+                        "commit": deliverable.commit,
+                        "changed": matches!(result.outcome, Outcome::Applied { changed: true }),
+                    }),
+                )
                 .await?;
-            record::audit(
-                store,
-                action,
-                &stage.name,
-                &result.stack,
-                Some(run_id),
-                serde_json::json!({
-                    "artifact_id": deliverable.artifact_id,
-                    "commit": deliverable.commit,
-                    "changed": matches!(result.outcome, Outcome::Applied { changed: true }),
-                }),
-            )
-            .await?;
+            }
         }
+        Ok(ok)
     }
+    .await;
     hooks.release_locks().await;
+    let ok = kept?;
     let stage_status = match (ok, plan_only) {
         (true, true) => StageRunStatus::AwaitingApproval,
         (true, false) => StageRunStatus::Succeeded,

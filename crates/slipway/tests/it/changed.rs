@@ -299,6 +299,28 @@ fn without_a_base_every_stack_counts_as_changed_because_nothing_was_released() {
 }
 
 #[test]
+fn a_record_that_cannot_be_read_is_an_error_not_nothing_released() {
+    let (h, _) = webshop();
+    // A record file that is not a database: reading it as "nothing released" would count
+    // every stack as changed and redeploy them all.
+    std::fs::create_dir_all(h.path().join(".slipway")).unwrap();
+    std::fs::write(h.path().join(".slipway/slipway.db"), "not a database\n").unwrap();
+    let out = h.changed(&[]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("cannot read the record to find what was last released to dev"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("`--base REV`"), "{}", out.stderr);
+    // Naming the base needs no record.
+    let out = h.changed(&["--base", "HEAD"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+#[test]
 fn unknown_base_counts_every_stack_as_changed_with_the_reason() {
     let (h, _) = webshop();
     let json = h.changed_json(&["--base", "no-such-branch"]);
