@@ -531,49 +531,6 @@ fn dependents_of(input: ChangeInput<'_>, affected: &[AffectedStack]) -> Vec<Depe
     in_dependency_order(input.graph, &mut dependents)
 }
 
-/// Joins a module folder and a relative `source` (`./x`, `../y`), resolving `.` and `..`
-/// lexically. `None` when the source climbs above the project root.
-pub fn join_module_source(dir: &str, source: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in source.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
-/// The local module folders `stack_dir` uses, transitively: sorted, without `stack_dir`.
-///
-/// `sources_in(dir)` gives the local module `source`s declared by the `.tf` files directly in
-/// `dir` (as [`crate::terraform::ModuleDeclarations::local_module_sources`]), or `None` when
-/// the folder is unknown. Sources that climb above the project root are skipped: loading the
-/// stack reports them.
-pub fn module_closure<'a, F>(stack_dir: &str, mut sources_in: F) -> Vec<String>
-where
-    F: FnMut(&str) -> Option<&'a BTreeSet<String>>,
-{
-    let mut found = BTreeSet::new();
-    let mut queue = vec![stack_dir.to_owned()];
-    while let Some(dir) = queue.pop() {
-        let Some(sources) = sources_in(&dir) else {
-            continue;
-        };
-        for source in sources {
-            if let Some(module_dir) = join_module_source(&dir, source) {
-                if module_dir != stack_dir && found.insert(module_dir.clone()) {
-                    queue.push(module_dir);
-                }
-            }
-        }
-    }
-    found.into_iter().collect()
-}
-
 /// The stack's name as its `stack.hcl` sets it (`stack { name = "..." }`), else its folder's
 /// name, else `project` for a stack at the root. Used for base stacks, which are not loaded.
 pub fn stack_name(dir: &str, stack_hcl: &str, project: &str) -> String {
@@ -984,27 +941,6 @@ mod tests {
                 because: "no base: nothing has been released to dev yet".into()
             }]));
         assert!(!set.is_empty());
-    }
-
-    #[test]
-    fn module_closure_follows_modules_transitively_and_skips_escapes() {
-        let sources: BTreeMap<&str, BTreeSet<String>> = BTreeMap::from([
-            (
-                "stacks/app",
-                BTreeSet::from(["../../modules/service".to_owned(), "./local".to_owned()]),
-            ),
-            ("modules/service", BTreeSet::from(["../base".to_owned()])),
-            (
-                "modules/base",
-                BTreeSet::from(["../../../outside".to_owned()]),
-            ),
-            ("stacks/app/local", BTreeSet::from(["..".to_owned()])),
-        ]);
-        let closure = module_closure("stacks/app", |dir| sources.get(dir));
-        assert_eq!(
-            closure,
-            vec!["modules/base", "modules/service", "stacks/app/local"]
-        );
     }
 
     #[test]

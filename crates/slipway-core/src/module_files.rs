@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::changes::join_module_source;
 use crate::terraform::{FileRead, ModuleDeclarations, PathBase, is_terraform_file};
 
 /// The files that make up one stack's code, as rules over repository paths.
@@ -277,6 +276,49 @@ fn file_name(path: &str) -> &str {
     path.rsplit_once('/').map_or(path, |(_, name)| name)
 }
 
+/// Joins a module folder and a relative `source` (`./x`, `../y`), resolving `.` and `..`
+/// lexically. `None` when the source climbs above the project root.
+pub fn join_module_source(dir: &str, source: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+    for part in source.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            other => parts.push(other),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The local module folders `stack_dir` uses, transitively: sorted, without `stack_dir`.
+///
+/// `sources_in(dir)` gives the local module `source`s declared by the `.tf` files directly in
+/// `dir` (as [`crate::terraform::ModuleDeclarations::local_module_sources`]), or `None` when
+/// the folder is unknown. Sources that climb above the project root are skipped: loading the
+/// stack reports them.
+pub fn module_closure<'a, F>(stack_dir: &str, mut sources_in: F) -> Vec<String>
+where
+    F: FnMut(&str) -> Option<&'a BTreeSet<String>>,
+{
+    let mut found = BTreeSet::new();
+    let mut queue = vec![stack_dir.to_owned()];
+    while let Some(dir) = queue.pop() {
+        let Some(sources) = sources_in(&dir) else {
+            continue;
+        };
+        for source in sources {
+            if let Some(module_dir) = join_module_source(&dir, source) {
+                if module_dir != stack_dir && found.insert(module_dir.clone()) {
+                    queue.push(module_dir);
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -401,6 +443,27 @@ module "c" { source = "../../outside" }
         assert_eq!(
             files.escaping_sources,
             vec![("a".to_owned(), "../../outside".to_owned())]
+        );
+    }
+
+    #[test]
+    fn module_closure_follows_modules_transitively_and_skips_escapes() {
+        let sources: BTreeMap<&str, BTreeSet<String>> = BTreeMap::from([
+            (
+                "stacks/app",
+                BTreeSet::from(["../../modules/service".to_owned(), "./local".to_owned()]),
+            ),
+            ("modules/service", BTreeSet::from(["../base".to_owned()])),
+            (
+                "modules/base",
+                BTreeSet::from(["../../../outside".to_owned()]),
+            ),
+            ("stacks/app/local", BTreeSet::from(["..".to_owned()])),
+        ]);
+        let closure = module_closure("stacks/app", |dir| sources.get(dir));
+        assert_eq!(
+            closure,
+            vec!["modules/base", "modules/service", "stacks/app/local"]
         );
     }
 }

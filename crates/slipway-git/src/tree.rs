@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use slipway_core::changes::module_closure;
 use slipway_core::config::{
     DEFAULT_DATA_DIR, PROJECT_FILE, ProjectSources, STACK_FILE, StackSources,
 };
+use slipway_core::module_files::module_closure;
 use slipway_core::terraform::ModuleDeclarations;
 use slipway_core::{SourceFile, Stack};
 
@@ -194,7 +194,7 @@ fn module_folders(
         .flat_map(|(dir, sources)| {
             sources
                 .iter()
-                .filter_map(|s| slipway_core::changes::join_module_source(dir, s))
+                .filter_map(|s| slipway_core::module_files::join_module_source(dir, s))
         })
         .filter(|dir| !known.contains_key(dir))
         .collect()

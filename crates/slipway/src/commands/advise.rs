@@ -12,8 +12,8 @@ use slipway_advisor::code::{ModuleCode, TfFile};
 use slipway_advisor::codeowners::CodeOwners;
 use slipway_advisor::domains::TypeMap;
 use slipway_advisor::{Commit, Input, Settings, StackInput};
-use slipway_core::changes::join_module_source;
 use slipway_core::config::advisor::AdvisorConfig;
+use slipway_core::module_files::join_module_source;
 use slipway_engine::StateBackend;
 
 use super::ExitStatus;

@@ -19,12 +19,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use slipway_core::SourceFile;
-use slipway_core::changes::{HeadStack, join_module_source};
+use slipway_core::changes::HeadStack;
 use slipway_core::config::{
     self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
 };
 use slipway_core::graph::StackGraph;
 use slipway_core::module_files::StackFiles;
+use slipway_core::module_files::join_module_source;
 use slipway_core::terraform::{FileRead, ModuleDeclarations, is_terraform_file};
 use slipway_git::{BlobChange, GitError, Repo, TreeReader};
 
