@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::output::Output;
+
 use crate::child::{self, Finished, Interrupt, Log, Step, StepError};
 use crate::working_copy::WorkingCopy;
 
@@ -96,31 +98,6 @@ impl PlanSummary {
             }
         }
         Some(summary)
-    }
-}
-
-/// One root-module output.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-pub struct Output {
-    pub value: serde_json::Value,
-    #[serde(default)]
-    pub sensitive: bool,
-}
-
-impl Output {
-    /// The outputs' names for a log line, sensitive ones marked; never their values.
-    pub fn names(outputs: &BTreeMap<String, Output>) -> String {
-        outputs
-            .iter()
-            .map(|(name, o)| {
-                if o.sensitive {
-                    format!("{name} (sensitive)")
-                } else {
-                    name.clone()
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
     }
 }
 

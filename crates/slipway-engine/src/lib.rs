@@ -1,6 +1,7 @@
 //! The engine adapter: everything slipway does with the `terraform`/`tofu` CLI.
 //!
 //! - [`locate`] finds the binary;
+//! - [`output`] is a root module's outputs as the engine reports them;
 //! - [`working_copy`] lays out one stack instance's folder (code, generated files, variables);
 //! - [`state`] says where each instance's state lives;
 //! - [`child`] runs one engine command with slipway's process policy (logs, timeouts, signals);
@@ -12,6 +13,7 @@
 pub mod child;
 pub mod driver;
 pub mod locate;
+pub mod output;
 pub mod reason;
 pub mod state;
 pub mod working_copy;

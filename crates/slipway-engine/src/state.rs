@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use slipway_core::config::{S3State, StateConfig};
 
-use crate::driver::Output;
+use crate::output::Output;
 
 /// The state backend of a project.
 #[derive(Debug, Clone, PartialEq, Eq)]
