@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::analysis::{Analysis, Gate, apply_gate};
 
 mod hooks;
+mod saved_plan;
 use crate::credentials::StageEnvironment;
 use crate::progress::Progress;
 pub use hooks::{ApplyHooks, CodeSource, HookFuture};

@@ -12,7 +12,7 @@ use std::path::Path;
 use slipway_engine::StepError;
 use slipway_engine::driver::{StepContext, count_resources};
 
-use crate::executor::{Executor, StackError};
+use super::{Executor, StackError};
 
 /// Whether Terraform's log says a saved plan no longer fits the state.
 fn says_stale(log: &Path) -> bool {
