@@ -91,12 +91,30 @@ pub fn executor_for(
     })))
 }
 
-/// A sortable, unique-enough run id: UTC time plus the process id.
+/// A sortable run id, unique across hosts: UTC time to the second, then 32 random bits
+/// (process ids repeat across machines and containers, so they cannot tell runs apart).
 pub fn run_id() -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let compact: String = stamp
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .collect();
-    format!("{compact}-{}", std::process::id())
+    format!("{compact}-{:08x}", fastrand::u32(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_do_not_depend_on_the_process() {
+        let shape = regex_lite::Regex::new(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$").unwrap();
+        let ids: Vec<String> = (0..64).map(|_| run_id()).collect();
+        for id in &ids {
+            assert!(shape.is_match(id), "{id}");
+        }
+        // Same process, same second: only the random part tells them apart.
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert!(distinct.len() > 60, "{ids:?}");
+    }
 }

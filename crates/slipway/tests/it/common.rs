@@ -112,7 +112,7 @@ pub fn normalize(text: &str, project: &Path) -> String {
         text,
         &[
             (r"\d+\.\ds", "[TIME]"),
-            (r"runs/\d{8}T\d{6}Z-\d+", "runs/[RUN]"),
+            (r"runs/\d{8}T\d{6}Z-[0-9a-f]{8}", "runs/[RUN]"),
         ],
     )
 }
