@@ -694,10 +694,20 @@ impl Executor {
     }
 
     /// `init` of stack `name`'s working copy against this instance's state.
+    /// Says so when the engine wrote the stack a lock file of its own in the working copy.
     pub async fn init(&self, ctx: StepContext<'_>, name: &str) -> Result<(), StepError> {
-        self.engine
+        let outcome = self
+            .engine
             .init(ctx, &self.backend.backend_config(&self.instance, name))
-            .await
+            .await?;
+        if outcome.wrote_lock_file {
+            self.progress.note(&format!(
+                "note: {}/{name}: {}",
+                self.stage.name,
+                slipway_engine::driver::LOCK_FILE_NOTE
+            ));
+        }
+        Ok(())
     }
 
     /// Stack `name` prepared and initialised for a `what` command, logged to

@@ -11,6 +11,7 @@ mod common;
 mod config_errors;
 mod drift_recover;
 mod drill;
+mod engines;
 mod failures;
 mod init;
 mod interrupt;
