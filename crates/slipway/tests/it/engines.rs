@@ -110,9 +110,8 @@ fn smoke(engine: &EngineBinary) -> Duration {
         drill.stdout
     );
 
-    for stage in ["prod", "dev"] {
-        ok(&["destroy", "--stage", stage, "--yes"]);
-    }
+    ok(&["destroy", "--stage", "prod", "--yes", "--approve", "smoke"]);
+    ok(&["destroy", "--stage", "dev", "--yes"]);
     let inventory = moto.inventory().unwrap();
     assert!(inventory.is_empty(), "[{label}] left behind: {inventory}");
     assert_repository_untouched(dir, &label);
