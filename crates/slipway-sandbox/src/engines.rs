@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The colon-separated list of extra engine binaries the suite runs against.
-pub const TEST_ENGINES: &str = "SLIPWAY_TEST_ENGINES";
+pub use crate::env::TEST_ENGINES;
 
 /// Below this, an engine predates the plugin cache and lock file rules teams run today:
 /// a suite that found nothing newer says so loudly.
