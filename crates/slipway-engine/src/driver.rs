@@ -62,6 +62,9 @@ enum Access {
 pub const LOCK_FILE_NOTE: &str =
     "no .terraform.lock.hcl committed; the engine wrote one in the working copy";
 
+/// What the note about a completed lock file says.
+pub const LOCK_FILE_COMPLETED_NOTE: &str = "the committed .terraform.lock.hcl records no checksum of this platform's provider packages; the engine added them to the working copy's copy (the committed file is unchanged)";
+
 /// What an `init` did that its caller may want to tell people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InitOutcome {
@@ -70,6 +73,9 @@ pub struct InitOutcome {
     /// The stack commits no lock file and the engine wrote one in the working copy (the
     /// first `init` of that working copy).
     pub wrote_lock_file: bool,
+    /// The committed lock file lacked checksums for this platform's packages and the engine
+    /// added them to the working copy's copy (the committed file is untouched).
+    pub completed_lock_file: bool,
 }
 
 /// What a plan found.
@@ -301,9 +307,6 @@ impl Engine {
             args.push(format!("-backend-config={key}={value}").into());
         }
         let committed = ctx.working_copy.has_lock_file;
-        if committed {
-            args.push("-lockfile=readonly".into());
-        }
         let io = |source| StepError::Io {
             step: "init".into(),
             source,
@@ -311,67 +314,108 @@ impl Engine {
         std::fs::create_dir_all(&self.plugin_cache).map_err(io)?;
         let lock_file = ctx.working_copy.stack_dir.join(".terraform.lock.hcl");
         let had_lock_file = lock_file.is_file();
-        let plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
-        let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
-        if plan.may_break_lock_file {
-            changes.push((plugin_cache::MAY_BREAK_LOCK_FILE, Some("1")));
-        }
+        let pinned = std::fs::read(&lock_file).ok();
+        let first = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+        // Only writers race on the cache: linking needs no turn. A writer decides again once
+        // it has the turn: the writer before it may have added what it lacked.
+        let (plan, finished) = if first.cache == CacheUse::Populate {
+            let _turn = self.init_turn.lock().await;
+            let lock_path = self.plugin_cache.join(".slipway-init.lock");
+            let file_lock =
+                tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(lock_path)?;
+                    file.lock()?;
+                    Ok(file)
+                })
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?
+                .map_err(io)?;
+            let plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+            let finished = self.run_init(ctx, args, plan).await;
+            drop(file_lock);
+            (plan, finished)
+        } else {
+            (first, self.run_init(ctx, args, first).await)
+        };
         let outcome = InitOutcome {
             cache: plan.cache,
             wrote_lock_file: false,
-        };
-        let finished = match plan.cache {
-            // Only writers race on the cache: linking needs no turn.
-            CacheUse::Link => {
-                self.run_with(ctx, "init", args, false, Access::Read, &changes)
-                    .await
-            }
-            CacheUse::Bypass => {
-                ctx.log.line(
-                    "== slipway: the committed lock file records none of the cached packages' checksums: providers are installed into this working copy, not from the shared cache ==",
-                );
-                // A link into the cache left by an earlier `init` must not be written through.
-                let providers = ctx.working_copy.stack_dir.join(".terraform/providers");
-                match std::fs::remove_dir_all(&providers) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-                    _ => {}
-                }
-                changes.push(("TF_PLUGIN_CACHE_DIR", None));
-                self.run_with(ctx, "init", args, false, Access::Read, &changes)
-                    .await
-            }
-            CacheUse::Populate => {
-                let _turn = self.init_turn.lock().await;
-                let lock_path = self.plugin_cache.join(".slipway-init.lock");
-                let file_lock =
-                    tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                        let file = std::fs::OpenOptions::new()
-                            .create(true)
-                            .truncate(false)
-                            .write(true)
-                            .open(lock_path)?;
-                        file.lock()?;
-                        Ok(file)
-                    })
-                    .await
-                    .map_err(|e| io(std::io::Error::other(e)))?
-                    .map_err(io)?;
-                let finished = self
-                    .run_with(ctx, "init", args, false, Access::Read, &changes)
-                    .await;
-                drop(file_lock);
-                finished
-            }
+            completed_lock_file: false,
         };
         Self::expect_success(ctx, "init", &finished?)?;
         let wrote_lock_file = !committed && !had_lock_file && lock_file.is_file();
         if wrote_lock_file {
             ctx.log.line(&format!("== slipway: {LOCK_FILE_NOTE} =="));
         }
+        let mut completed_lock_file = false;
+        if committed && !plan.read_only_lock_file {
+            // Only checksums may have been added to the working copy's copy.
+            let now = std::fs::read(&lock_file).ok();
+            if now != pinned {
+                let before = plugin_cache::parse_lock_file(&String::from_utf8_lossy(
+                    pinned.as_deref().unwrap_or_default(),
+                ))
+                .unwrap_or_default();
+                let after = plugin_cache::read_lock_file(&lock_file).unwrap_or_default();
+                if let Some(detail) = plugin_cache::selection_change(&before, &after) {
+                    return Err(StepError::LockFileChanged {
+                        step: "init".into(),
+                        detail,
+                    });
+                }
+                // Rewritten with the same content is not completed.
+                completed_lock_file = after != before;
+                if completed_lock_file {
+                    ctx.log
+                        .line(&format!("== slipway: {LOCK_FILE_COMPLETED_NOTE} =="));
+                }
+            }
+        }
         Ok(InitOutcome {
             wrote_lock_file,
+            completed_lock_file,
             ..outcome
         })
+    }
+
+    /// One `init` as `plan` says: read-only lock file or not, the old cache rule or not,
+    /// the shared cache or only the working copy.
+    async fn run_init(
+        &self,
+        ctx: StepContext<'_>,
+        mut args: Vec<OsString>,
+        plan: plugin_cache::InitPlan,
+    ) -> Result<Finished, StepError> {
+        if plan.read_only_lock_file {
+            args.push("-lockfile=readonly".into());
+        }
+        let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
+        if plan.may_break_lock_file {
+            changes.push((plugin_cache::MAY_BREAK_LOCK_FILE, Some("1")));
+        }
+        if plan.cache == CacheUse::Bypass {
+            ctx.log.line(
+                "== slipway: the committed lock file records none of the cached packages' checksums: providers are installed into this working copy, not from the shared cache ==",
+            );
+            // A link into the cache left by an earlier `init` must not be written through.
+            let providers = ctx.working_copy.stack_dir.join(".terraform/providers");
+            match std::fs::remove_dir_all(&providers) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StepError::Io {
+                        step: "init".into(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+            changes.push(("TF_PLUGIN_CACHE_DIR", None));
+        }
+        self.run_with(ctx, "init", args, false, Access::Read, &changes)
+            .await
     }
 
     /// `plan -out`, saving the plan in the working copy; `destroy` plans a destroy.

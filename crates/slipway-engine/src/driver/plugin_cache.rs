@@ -18,10 +18,15 @@
 //! - a stack **without a committed lock file** runs with the old rule turned back on: the
 //!   engine links what the cache holds and writes a lock file in the working copy (never in
 //!   the repository) with the cached package's checksum, which is what later plans check;
-//! - a stack **with a committed lock file** (used read-only) links from the cache only when
-//!   every pinned provider's cached package matches a checksum the lock file records
-//!   (computed here, the engine's `h1:` hash); when a cached package is present but matches
-//!   none, this `init` installs into the working copy only, never over the shared package;
+//! - a stack **with a committed lock file** links from the cache, with the lock file
+//!   read-only, only when every pinned provider's cached package matches a checksum the lock
+//!   file records (computed here, the engine's `h1:` hash). Otherwise the lock file may lack
+//!   this platform's checksum (one made on another platform records only `zh:` hashes for
+//!   it), which a read-only `init` cannot add and every later plan would then fail on: the
+//!   `init` may complete the working copy's copy of it (the caller checks that the pinned
+//!   providers and versions did not change, and says so when checksums were added). When a
+//!   cached package is present but matches none, that `init` installs into the working copy
+//!   only, never over the shared package;
 //! - an `init` that may add packages to the cache takes a turn (one writer at a time);
 //!   an `init` that only links needs none. Packages are only ever added to the cache, never
 //!   rewritten, so plans and applies that read them need no lock.
@@ -55,6 +60,9 @@ pub struct InitPlan {
     pub cache: CacheUse,
     /// Whether to set [`MAY_BREAK_LOCK_FILE`] (only where no lock file is committed).
     pub may_break_lock_file: bool,
+    /// Whether the committed lock file is used read-only (`-lockfile=readonly`); when not,
+    /// the engine may add this platform's checksums to the working copy's copy.
+    pub read_only_lock_file: bool,
 }
 
 /// One `provider` block of a dependency lock file.
@@ -82,6 +90,7 @@ pub fn decide(lock_file: &Path, committed: bool, cache: &Path) -> InitPlan {
                 CacheUse::Populate
             },
             may_break_lock_file: true,
+            read_only_lock_file: false,
         };
     }
     let mut cache_use = if providers.is_empty() {
@@ -105,13 +114,42 @@ pub fn decide(lock_file: &Path, committed: bool, cache: &Path) -> InitPlan {
     InitPlan {
         cache: cache_use,
         may_break_lock_file: false,
+        read_only_lock_file: cache_use == CacheUse::Link,
     }
+}
+
+/// How the providers a lock file pins changed from `before` to `after`, other than by
+/// added checksums; `None` when only checksums were added (or nothing changed).
+pub fn selection_change(before: &[LockedProvider], after: &[LockedProvider]) -> Option<String> {
+    let mut changes = Vec::new();
+    for provider in after {
+        match before.iter().find(|p| p.address == provider.address) {
+            None => changes.push(format!(
+                "{} {} is not pinned",
+                provider.address, provider.version
+            )),
+            Some(pinned) if pinned.version != provider.version => changes.push(format!(
+                "{} is pinned at {}, not {}",
+                provider.address, pinned.version, provider.version
+            )),
+            Some(pinned) => {
+                if let Some(hash) = pinned.hashes.iter().find(|h| !provider.hashes.contains(h)) {
+                    changes.push(format!("{} would lose checksum {hash}", provider.address));
+                }
+            }
+        }
+    }
+    (!changes.is_empty()).then(|| changes.join("; "))
 }
 
 /// The `provider` blocks of a dependency lock file; `None` when it is missing or unreadable.
 pub fn read_lock_file(path: &Path) -> Option<Vec<LockedProvider>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let body = hcl::parse(&text).ok()?;
+    parse_lock_file(&std::fs::read_to_string(path).ok()?)
+}
+
+/// The `provider` blocks of a dependency lock file's text; `None` when it does not parse.
+pub fn parse_lock_file(text: &str) -> Option<Vec<LockedProvider>> {
+    let body = hcl::parse(text).ok()?;
     let providers = body
         .blocks()
         .filter(|b| b.identifier() == "provider")
@@ -329,6 +367,10 @@ mod tests {
         let plan = decide(&committed, true, &cache);
         assert_eq!(plan.cache, CacheUse::Populate);
         assert!(!plan.may_break_lock_file);
+        assert!(
+            !plan.read_only_lock_file,
+            "it may lack this platform's checksum"
+        );
 
         write(&package.join("terraform-provider-aws_v3.39.0_x5"), "bin");
         // The engine's own lock file from an earlier run and the package cached: link.
@@ -341,6 +383,37 @@ mod tests {
         // One that records the cached package's checksum: link.
         let hash = package_hash(&package).unwrap();
         let matching = lock_file(&dir.path().join("matching"), &hash);
-        assert_eq!(decide(&matching, true, &cache).cache, CacheUse::Link);
+        let linked = decide(&matching, true, &cache);
+        assert_eq!(linked.cache, CacheUse::Link);
+        assert!(linked.read_only_lock_file);
+    }
+
+    #[test]
+    fn a_completed_lock_file_may_only_gain_checksums() {
+        let pin = |version: &str, hashes: &[&str]| LockedProvider {
+            address: "registry.terraform.io/hashicorp/aws".into(),
+            version: version.into(),
+            hashes: hashes.iter().map(|h| (*h).to_owned()).collect(),
+        };
+        let before = [pin("3.39.0", &["zh:00"])];
+        assert_eq!(selection_change(&before, &before), None);
+        assert_eq!(
+            selection_change(&before, &[pin("3.39.0", &["h1:new=", "zh:00"])]),
+            None
+        );
+        assert_eq!(
+            selection_change(&before, &[pin("3.40.0", &["h1:new="])]).as_deref(),
+            Some("registry.terraform.io/hashicorp/aws is pinned at 3.39.0, not 3.40.0")
+        );
+        let random = LockedProvider {
+            address: "registry.terraform.io/hashicorp/random".into(),
+            version: "3.6.0".into(),
+            hashes: vec![],
+        };
+        assert!(
+            selection_change(&before, &[before[0].clone(), random])
+                .unwrap()
+                .contains("random 3.6.0 is not pinned")
+        );
     }
 }

@@ -18,21 +18,51 @@ use crate::queue_project::queue_repository_with;
 
 /// The stacks whose lock files the smoke's repository does not commit.
 const UNLOCKED: [&str; 2] = ["network", "app"];
+/// The stack whose committed lock file was made on another platform.
+const FOREIGN: &str = "queue";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Runs the smoke on `engine`; returns how long it took.
 fn smoke(engine: &EngineBinary) -> Duration {
     let started = Instant::now();
     let label = engine.label();
-    let (_sandbox, moto) = sandbox();
+    let (sandbox, moto) = sandbox();
     let project = repository();
     let dir = project.path();
-    // Two stacks commit no lock file (a new project), two keep theirs (used read-only).
+    // Two stacks commit no lock file (a new project), one keeps the webshop's, and one
+    // commits a lock file made on another platform: only the `zh:` checksum of the
+    // provider's archive, none of this platform's unpacked package.
     for stack in UNLOCKED {
         std::fs::remove_file(dir.join(format!("stacks/{stack}/.terraform.lock.hcl"))).unwrap();
     }
+    let archive = std::fs::read_dir(sandbox.mirror.join("registry.terraform.io/hashicorp/aws"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "zip"))
+        .unwrap();
+    let zh = format!("zh:{}", sha256_hex(&std::fs::read(&archive).unwrap()));
+    std::fs::write(
+        dir.join(format!("stacks/{FOREIGN}/.terraform.lock.hcl")),
+        format!(
+            "provider \"registry.terraform.io/hashicorp/aws\" {{\n  version     = \"3.39.0\"\n  constraints = \"3.39.0\"\n  hashes = [\n    \"{zh}\",\n  ]\n}}\n"
+        ),
+    )
+    .unwrap();
     git(
         dir,
-        &["commit", "-q", "-am", "no lock files for network and app"],
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "lock files: none, and one from another platform",
+        ],
     );
     // A plugin cache of its own, empty: every `init` of the first run starts from scratch.
     let cache = tempfile::tempdir().unwrap();
@@ -54,14 +84,21 @@ fn smoke(engine: &EngineBinary) -> Duration {
         "[{label}] {}",
         apply.stderr
     );
-    // A stack without a lock file gets one in its working copy, and slipway says so.
+    // A stack without a lock file gets one in its working copy, one whose lock file lacks
+    // this platform's checksum gets it completed there, and slipway says so.
     for stack in ["network", "data", "queue", "app"] {
-        let note = format!(
+        let wrote = format!(
             "note: dev/{stack}: no .terraform.lock.hcl committed; the engine wrote one in the working copy"
         );
+        let completed = format!(
+            "note: dev/{stack}: the committed .terraform.lock.hcl records no checksum of this platform's provider packages"
+        );
         assert_eq!(
-            apply.stderr.contains(&note),
-            UNLOCKED.contains(&stack),
+            (
+                apply.stderr.contains(&wrote),
+                apply.stderr.contains(&completed)
+            ),
+            (UNLOCKED.contains(&stack), stack == FOREIGN),
             "[{label}] {stack}:\n{}",
             apply.stderr
         );
