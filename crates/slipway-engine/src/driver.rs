@@ -288,8 +288,9 @@ impl Engine {
         }
     }
 
-    /// `init` with partial backend configuration; a stack's own lock file is used read-only.
-    /// How it uses the shared plugin cache is decided first ([`plugin_cache::decide`]).
+    /// `init` with partial backend configuration. A stack's own lock file is never changed
+    /// (the working copy holds a copy); how `init` uses it and the shared plugin cache is
+    /// decided first ([`plugin_cache::decide`]).
     pub async fn init(
         &self,
         ctx: StepContext<'_>,
