@@ -1,7 +1,9 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it. Installs the sandbox first so
 //! that tests needing Terraform and moto find it (and don't race to install it), then runs
 //! `cargo test --workspace` with any extra arguments passed through. Also installs the
-//! PostgreSQL server binaries so the store's PostgreSQL tests run rather than skip.
+//! PostgreSQL server binaries so the store's PostgreSQL tests run rather than skip, and
+//! lists the engine binaries the compatibility suite will run against (loudly when none is
+//! newer than Terraform 1.5).
 
 use std::process::{Command, ExitCode};
 
@@ -27,6 +29,29 @@ pub fn run(args: Args) -> Result<ExitCode> {
         slipway_sandbox::TERRAFORM_VERSION,
         sandbox.terraform.display()
     );
+
+    // The engine compatibility suite (crates/slipway/tests/it/engines.rs) runs on each of
+    // these; say which here, where CI's output shows it.
+    section("engines the compatibility suite runs against");
+    let engines = slipway_sandbox::engines::discover(
+        &sandbox.terraform,
+        std::env::var("PATH").ok().as_deref(),
+        std::env::var(slipway_sandbox::engines::TEST_ENGINES)
+            .ok()
+            .as_deref(),
+    );
+    for engine in &engines {
+        eprintln!("{} at {}", engine.label(), engine.path.display());
+    }
+    if !engines
+        .iter()
+        .any(slipway_sandbox::engines::EngineBinary::is_modern)
+    {
+        eprintln!(
+            "{}",
+            slipway_sandbox::engines::no_modern_engine_banner(&engines)
+        );
+    }
 
     section("PostgreSQL server binaries (for the store's PostgreSQL tests)");
     let script =

@@ -268,3 +268,32 @@ fn arbitrary_input_never_panics() {
         let _ = load(&sources, &env());
     }
 }
+
+#[test]
+fn s3_state_locks_through_a_table_or_a_lock_object() {
+    let state = |lines: &str| {
+        let text = format!(
+            "{PROJECT}\nstate {{\n  backend = \"s3\"\n  bucket  = \"tf-state\"\n  region  = \"us-east-1\"\n{lines}}}\n"
+        );
+        match load(&project(&text, vec![network()]), &env())
+            .unwrap()
+            .state
+        {
+            slipway_core::config::StateConfig::S3(s3) => s3,
+            other => panic!("not s3: {other:?}"),
+        }
+    };
+    let native = state("  use_lockfile = true\n");
+    assert!(native.use_lockfile);
+    assert_eq!(native.dynamodb_table, None);
+    let table = state("  dynamodb_table = \"locks\"\n");
+    assert!(!table.use_lockfile);
+    assert_eq!(table.dynamodb_table.as_deref(), Some("locks"));
+
+    let local = format!("{PROJECT}\nstate {{\n  use_lockfile = true\n}}\n");
+    let message = errors(project(&local, vec![network()]));
+    assert!(
+        message.contains("`use_lockfile` only applies to the s3 backend"),
+        "{message}"
+    );
+}

@@ -186,6 +186,10 @@ pub enum StepError {
     },
     #[error("`{step}` produced output slipway could not read: {message}")]
     BadOutput { step: String, message: String },
+    #[error(
+        "`{step}` would change what the committed .terraform.lock.hcl pins: {detail}\n  help: run `terraform init` (or `tofu init`) in the stack, review the lock file's changes and commit it"
+    )]
+    LockFileChanged { step: String, detail: String },
     #[error("I/O error while running `{step}`: {source}")]
     Io {
         step: String,

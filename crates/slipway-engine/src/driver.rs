@@ -11,8 +11,11 @@ pub use crate::output::Output;
 use crate::child::{self, Finished, Interrupt, Log, Step, StepError};
 use crate::working_copy::WorkingCopy;
 
+pub mod plugin_cache;
 mod refresh;
 pub use refresh::REFRESH_PLAN_FILE;
+
+use plugin_cache::CacheUse;
 
 /// A configured engine binary.
 #[derive(Debug, Clone)]
@@ -26,8 +29,9 @@ pub struct Engine {
     /// How long a command waits for a state lock another process holds before it fails
     /// naming the holder (zero: it fails at once).
     pub lock_timeout: Duration,
-    /// Terraform's plugin cache is not safe for concurrent writers: `init`s take turns,
-    /// inside this process through the mutex and across processes through a file lock.
+    /// Terraform's plugin cache is not safe for concurrent writers: `init`s that may add
+    /// packages take turns, inside this process through the mutex and across processes
+    /// through a file lock (see [`plugin_cache`]).
     init_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -54,6 +58,26 @@ pub struct StackCredentials {
 enum Access {
     Read,
     Change,
+}
+
+/// What the note about an engine-written lock file says (in the output and the docs).
+pub const LOCK_FILE_NOTE: &str =
+    "no .terraform.lock.hcl committed; the engine wrote one in the working copy";
+
+/// What the note about a completed lock file says.
+pub const LOCK_FILE_COMPLETED_NOTE: &str = "the committed .terraform.lock.hcl records no checksum of this platform's provider packages; the engine added them to the working copy's copy (the committed file is unchanged)";
+
+/// What an `init` did that its caller may want to tell people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InitOutcome {
+    /// How the shared plugin cache was used.
+    pub cache: CacheUse,
+    /// The stack commits no lock file and the engine wrote one in the working copy (the
+    /// first `init` of that working copy).
+    pub wrote_lock_file: bool,
+    /// The committed lock file lacked checksums for this platform's packages and the engine
+    /// added them to the working copy's copy (the committed file is untouched).
+    pub completed_lock_file: bool,
 }
 
 /// What a plan found.
@@ -157,11 +181,32 @@ impl Engine {
         capture_stdout: bool,
         access: Access,
     ) -> Result<Finished, StepError> {
+        self.run_with(ctx, name, args, capture_stdout, access, &[])
+            .await
+    }
+
+    /// [`Self::run`] with some variables of the engine's environment set (`Some`) or
+    /// removed (`None`) for this one step.
+    async fn run_with(
+        &self,
+        ctx: StepContext<'_>,
+        name: &str,
+        args: Vec<OsString>,
+        capture_stdout: bool,
+        access: Access,
+        changes: &[(&str, Option<&str>)],
+    ) -> Result<Finished, StepError> {
         let own = match access {
             Access::Read => &ctx.credentials.plan,
             Access::Change => &ctx.credentials.apply,
         };
-        let env: Vec<(String, String)> = self.env.iter().chain(own).cloned().collect();
+        let mut env: Vec<(String, String)> = self.env.iter().chain(own).cloned().collect();
+        for (key, value) in changes {
+            env.retain(|(k, _)| k != key);
+            if let Some(value) = value {
+                env.push(((*key).to_owned(), (*value).to_owned()));
+            }
+        }
         child::run(
             Step {
                 name,
@@ -221,12 +266,14 @@ impl Engine {
         }
     }
 
-    /// `init` with partial backend configuration; a stack's own lock file is used read-only.
+    /// `init` with partial backend configuration. A stack's own lock file is never changed
+    /// (the working copy holds a copy); how `init` uses it and the shared plugin cache is
+    /// decided first ([`plugin_cache::decide`]).
     pub async fn init(
         &self,
         ctx: StepContext<'_>,
         backend_config: &[(String, String)],
-    ) -> Result<(), StepError> {
+    ) -> Result<InitOutcome, StepError> {
         // `-reconfigure`: slipway owns the backend settings; a working copy follows them and
         // never migrates state on its own (that is `slipway state migrate`).
         let mut args: Vec<OsString> = vec![
@@ -238,38 +285,116 @@ impl Engine {
         for (key, value) in backend_config {
             args.push(format!("-backend-config={key}={value}").into());
         }
-        if ctx.working_copy.has_lock_file {
-            args.push("-lockfile=readonly".into());
-        }
+        let committed = ctx.working_copy.has_lock_file;
         let io = |source| StepError::Io {
             step: "init".into(),
             source,
         };
         std::fs::create_dir_all(&self.plugin_cache).map_err(io)?;
-        // Only writers race on the cache: when the lock file pins providers that are all
-        // unpacked in the cache already, `init` just links them and needs no turn.
         let lock_file = ctx.working_copy.stack_dir.join(".terraform.lock.hcl");
-        if providers_cached(&lock_file, &self.plugin_cache) {
-            let finished = self.run(ctx, "init", args, false, Access::Read).await;
-            return Self::expect_success(ctx, "init", &finished?);
+        let had_lock_file = lock_file.is_file();
+        let pinned = std::fs::read(&lock_file).ok();
+        let first = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+        // Only writers race on the cache: linking needs no turn. A writer decides again once
+        // it has the turn: the writer before it may have added what it lacked.
+        let (plan, finished) = if first.cache == CacheUse::Populate {
+            let _turn = self.init_turn.lock().await;
+            let lock_path = self.plugin_cache.join(".slipway-init.lock");
+            let file_lock =
+                tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                    let file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(lock_path)?;
+                    file.lock()?;
+                    Ok(file)
+                })
+                .await
+                .map_err(|e| io(std::io::Error::other(e)))?
+                .map_err(io)?;
+            let plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+            let finished = self.run_init(ctx, args, plan).await;
+            drop(file_lock);
+            (plan, finished)
+        } else {
+            (first, self.run_init(ctx, args, first).await)
+        };
+        let outcome = InitOutcome {
+            cache: plan.cache,
+            wrote_lock_file: false,
+            completed_lock_file: false,
+        };
+        Self::expect_success(ctx, "init", &finished?)?;
+        let wrote_lock_file = !committed && !had_lock_file && lock_file.is_file();
+        if wrote_lock_file {
+            ctx.log.line(&format!("== slipway: {LOCK_FILE_NOTE} =="));
         }
-        let _turn = self.init_turn.lock().await;
-        let lock_path = self.plugin_cache.join(".slipway-init.lock");
-        let file_lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(lock_path)?;
-            file.lock()?;
-            Ok(file)
+        let mut completed_lock_file = false;
+        if committed && !plan.read_only_lock_file {
+            // Only checksums may have been added to the working copy's copy.
+            let now = std::fs::read(&lock_file).ok();
+            if now != pinned {
+                let before = plugin_cache::parse_lock_file(&String::from_utf8_lossy(
+                    pinned.as_deref().unwrap_or_default(),
+                ))
+                .unwrap_or_default();
+                let after = plugin_cache::read_lock_file(&lock_file).unwrap_or_default();
+                if let Some(detail) = plugin_cache::selection_change(&before, &after) {
+                    return Err(StepError::LockFileChanged {
+                        step: "init".into(),
+                        detail,
+                    });
+                }
+                // Rewritten with the same content is not completed.
+                completed_lock_file = after != before;
+                if completed_lock_file {
+                    ctx.log
+                        .line(&format!("== slipway: {LOCK_FILE_COMPLETED_NOTE} =="));
+                }
+            }
+        }
+        Ok(InitOutcome {
+            wrote_lock_file,
+            completed_lock_file,
+            ..outcome
         })
-        .await
-        .map_err(|e| io(std::io::Error::other(e)))?
-        .map_err(io)?;
-        let finished = self.run(ctx, "init", args, false, Access::Read).await;
-        drop(file_lock);
-        Self::expect_success(ctx, "init", &finished?)
+    }
+
+    /// One `init` as `plan` says: read-only lock file or not, the old cache rule or not,
+    /// the shared cache or only the working copy.
+    async fn run_init(
+        &self,
+        ctx: StepContext<'_>,
+        mut args: Vec<OsString>,
+        plan: plugin_cache::InitPlan,
+    ) -> Result<Finished, StepError> {
+        if plan.read_only_lock_file {
+            args.push("-lockfile=readonly".into());
+        }
+        let mut changes: Vec<(&str, Option<&str>)> = Vec::new();
+        if plan.may_break_lock_file {
+            changes.push((plugin_cache::MAY_BREAK_LOCK_FILE, Some("1")));
+        }
+        if plan.cache == CacheUse::Bypass {
+            ctx.log.line(
+                "== slipway: the committed lock file records none of the cached packages' checksums: providers are installed into this working copy, not from the shared cache ==",
+            );
+            // A link into the cache left by an earlier `init` must not be written through.
+            let providers = ctx.working_copy.stack_dir.join(".terraform/providers");
+            match std::fs::remove_dir_all(&providers) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StepError::Io {
+                        step: "init".into(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
+            changes.push(("TF_PLUGIN_CACHE_DIR", None));
+        }
+        self.run_with(ctx, "init", args, false, Access::Read, &changes)
+            .await
     }
 
     /// `plan -out`, saving the plan in the working copy; `destroy` plans a destroy.
@@ -404,51 +529,6 @@ impl Engine {
     }
 }
 
-/// Whether every provider a dependency lock file pins is already unpacked in `cache`
-/// (`<cache>/<address>/<version>/<os>_<arch>`). Anything unreadable counts as "no".
-pub fn providers_cached(lock_file: &Path, cache: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(lock_file) else {
-        return false;
-    };
-    let Ok(body) = hcl::parse(&text) else {
-        return false;
-    };
-    let platform = format!(
-        "{}_{}",
-        std::env::consts::OS,
-        match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            other => other,
-        }
-    );
-    let mut providers = body
-        .blocks()
-        .filter(|b| b.identifier() == "provider")
-        .peekable();
-    if providers.peek().is_none() {
-        return false;
-    }
-    providers.all(|block| {
-        let address = block.labels().first().map(|l| l.as_str().to_owned());
-        let version = block
-            .body()
-            .attributes()
-            .find(|a| a.key() == "version")
-            .and_then(|a| match a.expr() {
-                hcl::Expression::String(v) => Some(v.clone()),
-                _ => None,
-            });
-        match (address, version) {
-            (Some(address), Some(version)) => {
-                cache.join(address).join(version).join(&platform).is_dir()
-            }
-            _ => false,
-        }
-    })
-}
-
 /// The lock details Terraform prints when a state lock is held elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
@@ -575,43 +655,6 @@ Lock Info:
             })
         );
         assert_eq!(parse_lock_error("Error: something else"), None);
-    }
-
-    #[test]
-    fn providers_pinned_by_a_lock_file_are_found_in_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let lock = dir.path().join(".terraform.lock.hcl");
-        std::fs::write(
-            &lock,
-            "provider \"registry.terraform.io/hashicorp/aws\" {\n  version = \"3.39.0\"\n  hashes = [\"h1:x\"]\n}\n",
-        )
-        .unwrap();
-        let cache = dir.path().join("cache");
-        assert!(!providers_cached(&lock, &cache), "empty cache");
-        let platform = format!(
-            "{}_{}",
-            std::env::consts::OS,
-            if std::env::consts::ARCH == "x86_64" {
-                "amd64"
-            } else {
-                std::env::consts::ARCH
-            }
-        );
-        std::fs::create_dir_all(
-            cache
-                .join("registry.terraform.io/hashicorp/aws/3.39.0")
-                .join(platform),
-        )
-        .unwrap();
-        if std::env::consts::ARCH == "x86_64" {
-            assert!(providers_cached(&lock, &cache));
-        }
-        assert!(!providers_cached(&dir.path().join("missing.hcl"), &cache));
-        std::fs::write(&lock, "").unwrap();
-        assert!(
-            !providers_cached(&lock, &cache),
-            "no providers pinned: take the turn"
-        );
     }
 
     #[test]

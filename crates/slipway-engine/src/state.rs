@@ -16,7 +16,8 @@ use crate::output::Output;
 pub enum StateBackend {
     /// One state file per (instance, stack) under `root`.
     Local { root: PathBuf },
-    /// One object per (instance, stack) in a bucket, locked through DynamoDB.
+    /// One object per (instance, stack) in a bucket, locked through DynamoDB or a lock
+    /// object beside it.
     S3 { project: String, settings: S3State },
 }
 
@@ -108,6 +109,9 @@ impl StateBackend {
                 if let Some(table) = &settings.dynamodb_table {
                     pairs.push(("dynamodb_table".to_owned(), table.clone()));
                 }
+                if settings.use_lockfile {
+                    pairs.push(("use_lockfile".to_owned(), "true".to_owned()));
+                }
                 if let Some(endpoint) = &settings.endpoint {
                     pairs.push(("endpoint".to_owned(), endpoint.clone()));
                     let dynamodb = settings.dynamodb_endpoint.as_ref().unwrap_or(endpoint);
@@ -198,6 +202,7 @@ mod tests {
                 bucket: "tf-state".into(),
                 region: "us-east-1".into(),
                 dynamodb_table: Some("locks".into()),
+                use_lockfile: false,
                 endpoint: Some("http://127.0.0.1:5000".into()),
                 dynamodb_endpoint: None,
                 force_path_style: true,
@@ -223,5 +228,28 @@ mod tests {
             "s3://tf-state/webshop/prod/app.tfstate"
         );
         assert!(backend.backend_block().contains("backend \"s3\" {}"));
+        assert_eq!(get("use_lockfile"), None);
+    }
+
+    #[test]
+    fn s3_native_locking_is_passed_to_the_backend() {
+        let backend = StateBackend::from_config(
+            &StateConfig::S3(S3State {
+                bucket: "tf-state".into(),
+                region: "us-east-1".into(),
+                dynamodb_table: None,
+                use_lockfile: true,
+                endpoint: None,
+                dynamodb_endpoint: None,
+                force_path_style: false,
+                skip_credentials_validation: false,
+                key_prefix: None,
+            }),
+            "webshop",
+            Path::new("/p/.slipway"),
+        );
+        let config = backend.backend_config("dev", "app");
+        assert!(config.contains(&("use_lockfile".to_owned(), "true".to_owned())));
+        assert!(!config.iter().any(|(k, _)| k.starts_with("dynamodb")));
     }
 }

@@ -7,6 +7,9 @@
 pub const SANDBOX_DIR: &str = "SLIPWAY_SANDBOX_DIR";
 /// Overrides the Python interpreter used to create the sandbox's virtualenv (default: `python3`).
 pub const SANDBOX_PYTHON: &str = "SLIPWAY_SANDBOX_PYTHON";
+/// Extra engine binaries (colon-separated paths) the engine compatibility suite runs on,
+/// besides the sandbox's Terraform and the `terraform`/`tofu` on `PATH`.
+pub const TEST_ENGINES: &str = "SLIPWAY_TEST_ENGINES";
 
 /// The environment a running sandbox hands to slipway and Terraform.
 pub mod contract {

@@ -14,6 +14,7 @@
 //! # Ok::<(), slipway_sandbox::SandboxError>(())
 //! ```
 
+pub mod engines;
 pub mod env;
 mod install;
 mod inventory;

@@ -709,10 +709,25 @@ impl Executor {
     }
 
     /// `init` of stack `name`'s working copy against this instance's state.
+    /// Says so when the engine wrote the stack a lock file of its own in the working copy,
+    /// or completed the copy of a committed one.
     pub async fn init(&self, ctx: StepContext<'_>, name: &str) -> Result<(), StepError> {
-        self.engine
+        let outcome = self
+            .engine
             .init(ctx, &self.backend.backend_config(&self.instance, name))
-            .await
+            .await?;
+        let note = if outcome.wrote_lock_file {
+            Some(slipway_engine::driver::LOCK_FILE_NOTE)
+        } else if outcome.completed_lock_file {
+            Some(slipway_engine::driver::LOCK_FILE_COMPLETED_NOTE)
+        } else {
+            None
+        };
+        if let Some(note) = note {
+            self.progress
+                .note(&format!("note: {}/{name}: {note}", self.stage.name));
+        }
+        Ok(())
     }
 
     /// Stack `name` prepared and initialised for a `what` command, logged to

@@ -24,12 +24,15 @@ pub enum StateConfig {
     S3(S3State),
 }
 
-/// Terraform's S3 backend, with a DynamoDB lock table.
+/// Terraform's S3 backend, locked through a DynamoDB table or a lock object in the bucket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3State {
     pub bucket: String,
     pub region: String,
     pub dynamodb_table: Option<String>,
+    /// S3 native locking: a `<key>.tflock` object beside the state (Terraform 1.10+,
+    /// OpenTofu 1.8+), instead of or alongside the DynamoDB table.
+    pub use_lockfile: bool,
     /// For S3-compatible stores and emulators.
     pub endpoint: Option<String>,
     /// Defaults to `endpoint`.
@@ -133,6 +136,7 @@ pub(crate) const STATE_BLOCK: Schema = Schema {
         "bucket",
         "region",
         "dynamodb_table",
+        "use_lockfile",
         "endpoint",
         "dynamodb_endpoint",
         "force_path_style",
@@ -159,7 +163,7 @@ pub(crate) fn load_state(
     let backend = body.string("backend", None, scope, env, diagnostics);
     match backend.as_deref() {
         None | Some("local") => {
-            if let Some(attr) = ["bucket", "region", "dynamodb_table"]
+            if let Some(attr) = ["bucket", "region", "dynamodb_table", "use_lockfile"]
                 .into_iter()
                 .find_map(|k| body.attribute(k))
             {
@@ -186,6 +190,9 @@ pub(crate) fn load_state(
                 bucket: bucket.unwrap_or_default(),
                 region: region.unwrap_or_default(),
                 dynamodb_table: optional("dynamodb_table", diagnostics),
+                use_lockfile: body
+                    .bool("use_lockfile", scope, env, diagnostics)
+                    .unwrap_or(false),
                 endpoint: optional("endpoint", diagnostics),
                 dynamodb_endpoint: optional("dynamodb_endpoint", diagnostics),
                 force_path_style: body
@@ -322,6 +329,7 @@ mod tests {
             bucket: "b".into(),
             region: "r".into(),
             dynamodb_table: None,
+            use_lockfile: false,
             endpoint: None,
             dynamodb_endpoint: None,
             force_path_style: false,

@@ -312,3 +312,36 @@ fn streaming_across_buffer_boundaries_matches_in_memory() {
     }
     assert!(checked >= 14, "only {checked} fixtures");
 }
+
+/// A real Terraform 1.11 plan with an `import {}` block and a `removed {}` block (format 1.2):
+/// the blast radius counts the import and the forgotten resource, and nothing is destroyed.
+#[test]
+fn import_and_removed_blocks_recorded_with_terraform_1_11() {
+    let plan = fixture(&format!("import-removed.{CURRENT}.json"));
+    assert!(
+        plan.format_version.starts_with("1."),
+        "{}",
+        plan.format_version
+    );
+    let bucket = change(&plan, "aws_s3_bucket.imported");
+    assert!(bucket.importing, "the import block marks the change");
+    assert_eq!(
+        change(&plan, "aws_sqs_queue.dropped").action,
+        Action::Forget,
+        "removed with destroy = false forgets, never deletes"
+    );
+    assert!(!change(&plan, "aws_sqs_queue.kept").importing);
+
+    let radius = blast_radius(
+        "imports",
+        &plan,
+        &StatefulTypes::builtin(),
+        &StackLinks::default(),
+    );
+    assert_eq!(radius.counts.import, 1);
+    assert_eq!(radius.imports, vec!["aws_s3_bucket.imported"]);
+    assert_eq!(radius.counts.forget, 1);
+    assert_eq!(radius.counts.delete, 0);
+    assert!(radius.data_loss.is_empty(), "{:?}", radius.data_loss);
+    assert!(radius.score > 0.0, "an import and a forget weigh something");
+}

@@ -12,6 +12,7 @@ mod common;
 mod config_errors;
 mod drift_recover;
 mod drill;
+mod engines;
 mod failures;
 mod init;
 mod interrupt;
