@@ -1,6 +1,9 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it. Installs the sandbox first so
 //! that tests needing Terraform and moto find it (and don't race to install it), then runs
-//! `cargo test --workspace` with any extra arguments passed through. Also installs the
+//! the workspace's tests with any extra arguments passed through: with `cargo nextest` when
+//! it is installed (every test binary at once, more tests than cores, since most of them
+//! wait on Terraform and the emulator; then the doctests, which nextest does not run), else
+//! with `cargo test --workspace`. Also installs the
 //! PostgreSQL server binaries so the store's PostgreSQL tests run rather than skip, and
 //! lists the engine binaries the compatibility suite will run against (loudly when none is
 //! newer than Terraform 1.5).
@@ -14,7 +17,8 @@ use crate::section;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Extra arguments for `cargo test`, e.g. `-- --nocapture`.
+    /// Extra arguments for `cargo nextest run` (e.g. `-E 'test(pipeline)'`), or for `cargo
+    /// test` where nextest is not installed (e.g. `-- --nocapture`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     cargo_args: Vec<String>,
 }
@@ -67,16 +71,47 @@ pub fn run(args: Args) -> Result<ExitCode> {
         script.display()
     );
 
-    section("cargo test --workspace");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["test", "--workspace"])
-        .args(&args.cargo_args)
-        .env(env::SANDBOX_DIR, &sandbox.root)
-        // CI must exercise PostgreSQL for real, not skip it.
-        .env("SLIPWAY_REQUIRE_POSTGRES", "1")
+    let with_sandbox = |command: &mut Command| {
+        command
+            .env(env::SANDBOX_DIR, &sandbox.root)
+            // CI must exercise PostgreSQL for real, not skip it.
+            .env("SLIPWAY_REQUIRE_POSTGRES", "1");
+    };
+    let nextest = Command::new(&cargo)
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .status()
-        .context("running cargo test")?;
+        .is_ok_and(|s| s.success());
+    let status = if nextest {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        section(&format!(
+            "cargo nextest run --workspace ({threads} tests at a time)"
+        ));
+        let mut command = Command::new(&cargo);
+        command
+            .args(["nextest", "run", "--workspace", "--no-fail-fast"])
+            .arg(format!("--test-threads={threads}"))
+            .args(&args.cargo_args);
+        with_sandbox(&mut command);
+        let tests = command.status().context("running cargo nextest")?;
+        if tests.success() && args.cargo_args.is_empty() {
+            section("cargo test --workspace --doc");
+            let mut command = Command::new(&cargo);
+            command.args(["test", "--workspace", "--doc"]);
+            with_sandbox(&mut command);
+            command.status().context("running the doctests")?
+        } else {
+            tests
+        }
+    } else {
+        section("cargo test --workspace (cargo nextest is not installed)");
+        let mut command = Command::new(&cargo);
+        command.args(["test", "--workspace"]).args(&args.cargo_args);
+        with_sandbox(&mut command);
+        command.status().context("running cargo test")?
+    };
 
     if status.success() {
         section("all tests passed");
