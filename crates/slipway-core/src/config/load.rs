@@ -19,6 +19,7 @@ use super::{
 };
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::graph::StackGraph;
+use crate::module_files::join_module_source;
 use crate::source::{Location, SourceFile};
 use crate::terraform::ModuleDeclarations;
 
@@ -788,21 +789,6 @@ fn check_unique_names(
     }
 }
 
-/// Joins a stack folder and a relative dependency path, resolving `.` and `..` lexically.
-fn join_relative(dir: &str, path: &str) -> Option<String> {
-    let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
-}
-
 fn resolve_dependencies(
     stacks: &mut [(Stack, &StackSources, Option<Body>)],
     unreadable: &BTreeSet<String>,
@@ -828,7 +814,8 @@ fn resolve_dependencies(
             let target = if Path::new(&dependency.path).is_absolute() {
                 None
             } else {
-                join_relative(&stack.dir, &dependency.path)
+                // A dependency path joins a stack folder as a module source does.
+                join_module_source(&stack.dir, &dependency.path)
             };
             match target.as_ref().and_then(|t| by_dir.get(t)) {
                 Some(name) if *name == stack.name => diagnostics.push(
@@ -1060,11 +1047,11 @@ mod tests {
     #[test]
     fn relative_paths_resolve_lexically() {
         assert_eq!(
-            join_relative("stacks/app", "../network").as_deref(),
+            join_module_source("stacks/app", "../network").as_deref(),
             Some("stacks/network")
         );
-        assert_eq!(join_relative("app", "../../x"), None);
-        assert_eq!(join_relative("", "./net").as_deref(), Some("net"));
+        assert_eq!(join_module_source("app", "../../x"), None);
+        assert_eq!(join_module_source("", "./net").as_deref(), Some("net"));
     }
 
     #[test]
