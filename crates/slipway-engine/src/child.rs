@@ -176,6 +176,8 @@ pub enum StepError {
         created: String,
         operation: String,
     },
+    #[error("`{step}` refused the saved plan: the state changed since the plan was made (Terraform: \"Saved plan is stale\"); see {}", .log.display())]
+    StalePlan { step: String, log: PathBuf },
     #[error("`{step}` failed (exit code {code}){}; see {}", .reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(), .log.display())]
     Failed {
         step: String,
@@ -203,6 +205,11 @@ impl StepError {
     }
 
     /// The id of the state lock that stopped the step, if that is what happened.
+    /// Whether the engine refused a saved plan because the state changed since it was made.
+    pub fn is_stale_plan(&self) -> bool {
+        matches!(self, StepError::StalePlan { .. })
+    }
+
     pub fn lock_id(&self) -> Option<&str> {
         match self {
             StepError::Locked { id, .. } => Some(id),

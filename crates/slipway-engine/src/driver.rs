@@ -258,6 +258,12 @@ impl Engine {
                 operation: lock.operation,
             };
         }
+        if crate::reason::says_saved_plan_is_stale(&tail) {
+            return StepError::StalePlan {
+                step: name.to_owned(),
+                log: ctx.log.path().to_path_buf(),
+            };
+        }
         StepError::Failed {
             step: name.to_owned(),
             code: code.unwrap_or(-1),

@@ -52,6 +52,12 @@ pub fn engine_reason(output: &str) -> Option<String> {
     Some(shorten(reason))
 }
 
+/// Whether a step's output is the engine refusing a saved plan because the state it was
+/// made against has changed since (Terraform and OpenTofu say "Saved plan is stale").
+pub fn says_saved_plan_is_stale(output: &str) -> bool {
+    engine_reason(output).is_some_and(|reason| reason.starts_with("Saved plan is stale"))
+}
+
 /// The reason of the first failure in the log file at `path`, if it can be read.
 pub fn first_engine_error(path: &std::path::Path) -> Option<String> {
     engine_reason(&std::fs::read_to_string(path).ok()?)
@@ -152,6 +158,24 @@ Error: creating SQS Queue (orders): InvalidClientTokenId
             engine_reason(output).unwrap(),
             "creating SQS Queue (orders): InvalidClientTokenId"
         );
+    }
+
+    #[test]
+    fn a_stale_saved_plan_is_recognised_from_the_error_block() {
+        let output = "\
+Error: Saved plan is stale
+
+The given plan file can no longer be applied because the state was changed by another
+operation after the plan was created.
+";
+        assert!(says_saved_plan_is_stale(output));
+        let framed = "╷\n│ Error: Saved plan is stale\n│\n│ The given plan file can no longer be applied\n╵\n";
+        assert!(says_saved_plan_is_stale(framed));
+        // Said in passing, not as the error, it is not the engine's verdict.
+        assert!(!says_saved_plan_is_stale(
+            "note: Saved plan is stale\nError: other\n"
+        ));
+        assert!(!says_saved_plan_is_stale(""));
     }
 
     #[test]

@@ -14,11 +14,6 @@ use slipway_engine::driver::{StepContext, count_resources};
 
 use super::{Executor, StackError};
 
-/// Whether Terraform's log says a saved plan no longer fits the state.
-fn says_stale(log: &Path) -> bool {
-    std::fs::read_to_string(log).is_ok_and(|text| text.contains("Saved plan is stale"))
-}
-
 /// Whether a plan (its `show -json` document) was made against a state that held anything:
 /// Terraform writes `prior_state` only then, in every plan format version.
 pub fn planned_against_state(plan_json: &[u8]) -> Result<bool, serde_json::Error> {
@@ -44,7 +39,7 @@ impl Executor {
             Ok(plan) => plan,
             // Terraform reads the plan against the current state and refuses a stale one
             // already here; say what that means for the approval.
-            Err(StepError::Failed { log, .. }) if says_stale(&log) => {
+            Err(StepError::StalePlan { .. }) => {
                 return Err(StackError::Other(anyhow::anyhow!(
                     "approval void: the state of `{name}` changed since the plan {} was approved (Terraform: \"Saved plan is stale\"); nothing was applied\n    help: someone applied to it in between; start a new run (`slipway run`) to plan again and ask for a new approval",
                     plan_file.display()

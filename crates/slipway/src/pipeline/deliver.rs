@@ -406,7 +406,7 @@ fn explain_void_approval(stack: &str, saved: &SavedPlan, log: Option<&Path>) {
     let text = log
         .and_then(|p| std::fs::read_to_string(p).ok())
         .unwrap_or_default();
-    if text.contains("Saved plan is stale") {
+    if slipway_engine::reason::says_saved_plan_is_stale(&text) {
         eprintln!(
             "approval void: the state of `{stack}` changed since the plan {} was approved; nothing was applied\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
             saved.path.display()
