@@ -27,7 +27,7 @@ mod hooks;
 mod saved_plan;
 use crate::credentials::StageEnvironment;
 use crate::progress::Progress;
-pub use hooks::{ApplyHooks, CodeSource, HookFuture};
+pub use hooks::{ApplyHooks, CodeSource, HookError, HookFuture};
 
 /// What to do to each stack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,7 +300,9 @@ impl Executor {
             Ok(log) => match self.start_hook(name, operation).await {
                 Err(error) => {
                     log.line(&format!("== slipway: {error} =="));
-                    Outcome::Failed { error }
+                    Outcome::Failed {
+                        error: error.to_string(),
+                    }
                 }
                 Ok(()) => match self.steps(name, operation, &log, &mut mid_apply).await {
                     Ok(outcome) => outcome,
@@ -355,7 +357,7 @@ impl Executor {
     }
 
     /// The record's say before a stack's apply starts (its instance lock).
-    async fn start_hook(&self, name: &str, operation: Operation) -> Result<(), String> {
+    async fn start_hook(&self, name: &str, operation: Operation) -> Result<(), HookError> {
         match &self.hooks {
             Some(hooks) if operation == Operation::Apply => hooks.start(name).await,
             _ => Ok(()),
@@ -550,10 +552,7 @@ impl Executor {
                 if plan.has_changes {
                     self.check_policy(ctx, name, &plan.plan_file, log).await?;
                     if let Some(hooks) = &self.hooks {
-                        hooks
-                            .before_apply(name, &plan.plan_file)
-                            .await
-                            .map_err(|e| StackError::Other(anyhow::anyhow!(e)))?;
+                        hooks.before_apply(name, &plan.plan_file).await?;
                     }
                     self.progress.step(name, "apply");
                     let marker = self.applying_marker(name);
@@ -638,6 +637,8 @@ fn write_marker(marker: &Path, run_dir: &Path) -> Result<(), StackError> {
 pub enum StackError {
     #[error(transparent)]
     Step(#[from] StepError),
+    #[error(transparent)]
+    Hook(#[from] HookError),
     #[error(transparent)]
     Eval(#[from] slipway_core::config::EvalError),
     #[error("{0:#}")]

@@ -34,11 +34,35 @@ impl CodeSource {
 /// A boxed future, so hooks can be async behind a trait object.
 pub type HookFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Called by the executor around each stack's apply. Errors are messages for people: the
-/// stack fails with them, and what depends on it is skipped.
+/// Why a hook stopped a stack: the stack fails with it, and what depends on it is skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// Another run holds the stack instance: alive, or dead and not yet resolved (`stale`).
+    #[error("{held}\n    help: {}", if *.stale {
+        "an earlier run died while it held this instance; inspect it, then `slipway resolve-interrupted` records that and frees the lock"
+    } else {
+        "two runs never apply the same stack instance at once; wait for that run to finish"
+    })]
+    InstanceLocked { held: String, stale: bool },
+    /// The plan file about to be applied is not the one that was approved.
+    #[error(
+        "approval void: the saved plan {} changed since it was approved (sha256 {approved} was approved, the file now hashes to {actual}); nothing was applied\n    help: start a new run to plan again and ask for a new approval",
+        .plan_file.display()
+    )]
+    ApprovalVoid {
+        plan_file: PathBuf,
+        approved: String,
+        actual: String,
+    },
+    /// The run record could not be read or written, so the stack must not go on.
+    #[error("{what}: {source:#}")]
+    Record { what: String, source: anyhow::Error },
+}
+
+/// Called by the executor around each stack's apply.
 pub trait ApplyHooks: std::fmt::Debug + Send + Sync {
     /// Before anything runs for `stack` (take the instance lock).
-    fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), String>>;
+    fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), HookError>>;
     /// A plan approved earlier that must be applied as it is, instead of planning again.
     fn saved_plan(&self, stack: &str) -> Option<PathBuf>;
     /// After planning, right before the engine may change the instance (verify the saved
@@ -47,5 +71,36 @@ pub trait ApplyHooks: std::fmt::Debug + Send + Sync {
         &'a self,
         stack: &'a str,
         plan_file: &'a Path,
-    ) -> HookFuture<'a, Result<(), String>>;
+    ) -> HookFuture<'a, Result<(), HookError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_errors_say_what_happened_and_what_to_do() {
+        let held = "stack `queue` of instance `dev` is locked by run 7 (pid 4242 on ci-runner-3)";
+        let errors = [
+            HookError::InstanceLocked {
+                held: held.to_owned(),
+                stale: false,
+            },
+            HookError::InstanceLocked {
+                held: held.to_owned(),
+                stale: true,
+            },
+            HookError::ApprovalVoid {
+                plan_file: PathBuf::from("plans/run-7/prod/queue.tfplan"),
+                approved: "aa11".to_owned(),
+                actual: "bb22".to_owned(),
+            },
+            HookError::Record {
+                what: "cannot record that `queue` is applying".to_owned(),
+                source: anyhow::anyhow!("database is locked"),
+            },
+        ];
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        insta::assert_snapshot!(text.join("\n---\n"));
+    }
 }

@@ -21,7 +21,7 @@ use slipway_store::{
 };
 
 use super::artifacts;
-use crate::executor::{ApplyHooks, CodeSource, HookFuture};
+use crate::executor::{ApplyHooks, CodeSource, HookError, HookFuture};
 use crate::executor::{Operation, Outcome, StackResult, describe};
 use crate::project::Workspace;
 use crate::record;
@@ -461,7 +461,7 @@ impl RecordHooks {
 }
 
 impl ApplyHooks for RecordHooks {
-    fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), String>> {
+    fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             match self
                 .store
@@ -474,13 +474,14 @@ impl ApplyHooks for RecordHooks {
                     }
                     Ok(())
                 }
-                Err(StoreError::InstanceLocked(held)) if held.stale.is_some() => Err(format!(
-                    "{held}\n    help: an earlier run died while it held this instance; inspect it, then `slipway resolve-interrupted` records that and frees the lock"
-                )),
-                Err(StoreError::InstanceLocked(held)) => Err(format!(
-                    "{held}\n    help: two runs never apply the same stack instance at once; wait for that run to finish"
-                )),
-                Err(error) => Err(format!("cannot take the instance lock: {error}")),
+                Err(StoreError::InstanceLocked(held)) => Err(HookError::InstanceLocked {
+                    stale: held.stale.is_some(),
+                    held: held.to_string(),
+                }),
+                Err(error) => Err(HookError::Record {
+                    what: "cannot take the instance lock".to_owned(),
+                    source: error.into(),
+                }),
             }
         })
     }
@@ -493,26 +494,35 @@ impl ApplyHooks for RecordHooks {
         &'a self,
         stack: &'a str,
         plan_file: &'a Path,
-    ) -> HookFuture<'a, Result<(), String>> {
+    ) -> HookFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
             if let Some(saved) = self.saved.get(stack) {
-                let actual = file_sha256(plan_file).map_err(|e| format!("{e:#}"))?;
+                let actual = file_sha256(plan_file).map_err(|source| HookError::Record {
+                    what: format!("cannot hash the saved plan {}", plan_file.display()),
+                    source,
+                })?;
                 if actual != saved.sha256 {
-                    return Err(format!(
-                        "approval void: the saved plan {} changed since it was approved (sha256 {} was approved, the file now hashes to {actual}); nothing was applied\n    help: start a new run to plan again and ask for a new approval",
-                        plan_file.display(),
-                        saved.sha256
-                    ));
+                    return Err(HookError::ApprovalVoid {
+                        plan_file: plan_file.to_path_buf(),
+                        approved: saved.sha256.clone(),
+                        actual,
+                    });
                 }
             }
             let Some(&id) = self.stack_runs.get(stack) else {
-                return Err(format!("internal error: no stack run for `{stack}`"));
+                return Err(HookError::Record {
+                    what: format!("no stack run for `{stack}`"),
+                    source: anyhow::anyhow!("internal error"),
+                });
             };
             self.store
                 .mark_applying(id, &self.owner)
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("cannot record that `{stack}` is applying: {e}"))
+                .map_err(|e| HookError::Record {
+                    what: format!("cannot record that `{stack}` is applying"),
+                    source: e.into(),
+                })
         })
     }
 }
