@@ -122,6 +122,27 @@ impl Log {
     }
 }
 
+/// Where a step's output lines go besides its log while someone watches (`--verbose`). The
+/// front end decides how to show them; this crate never prints. Lines arrive redacted.
+#[derive(Clone)]
+pub struct LineSink(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl LineSink {
+    pub fn new(receive: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(receive))
+    }
+
+    fn send(&self, line: &str) {
+        (self.0)(line);
+    }
+}
+
+impl std::fmt::Debug for LineSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LineSink")
+    }
+}
+
 /// One command to run.
 #[derive(Debug, Clone)]
 pub struct Step<'a> {
@@ -133,8 +154,8 @@ pub struct Step<'a> {
     /// The process's whole environment; nothing is inherited from slipway's.
     pub env: &'a [(String, String)],
     pub log: &'a Log,
-    /// When set, every logged line is also written to stderr with this prefix.
-    pub echo: Option<&'a str>,
+    /// When set, every logged line is also handed to this sink, redacted.
+    pub echo: Option<&'a LineSink>,
     /// Keep stdout in memory and out of the log (it may hold sensitive values).
     pub capture_stdout: bool,
     pub timeout: Duration,
@@ -282,7 +303,7 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
     let stderr = child.stderr.take();
     let stdout_task = {
         let log = step.log.clone();
-        let echo = step.echo.map(str::to_owned);
+        let echo = step.echo.cloned();
         let capture = step.capture_stdout;
         tokio::spawn(async move {
             match stdout {
@@ -291,17 +312,17 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
                     let mut out = out;
                     out.read_to_end(&mut bytes).await.map(|_| bytes)
                 }
-                Some(out) => pump(out, &log, echo.as_deref()).await.map(|()| Vec::new()),
+                Some(out) => pump(out, &log, echo.as_ref()).await.map(|()| Vec::new()),
                 None => Ok(Vec::new()),
             }
         })
     };
     let stderr_task = {
         let log = step.log.clone();
-        let echo = step.echo.map(str::to_owned);
+        let echo = step.echo.cloned();
         tokio::spawn(async move {
             match stderr {
-                Some(err) => pump(err, &log, echo.as_deref()).await,
+                Some(err) => pump(err, &log, echo.as_ref()).await,
                 None => Ok(()),
             }
         })
@@ -360,13 +381,13 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
 async fn pump(
     reader: impl AsyncRead + Unpin,
     log: &Log,
-    echo: Option<&str>,
+    echo: Option<&LineSink>,
 ) -> std::io::Result<()> {
     let mut lines = BufReader::new(reader).lines();
     while let Some(line) = lines.next_line().await? {
         log.line(&line);
-        if let Some(prefix) = echo {
-            eprintln!("{prefix}{}", log.redact(&line));
+        if let Some(sink) = echo {
+            sink.send(&log.redact(&line));
         }
     }
     Ok(())
@@ -409,6 +430,30 @@ mod tests {
         assert_eq!(finished.code, Some(3));
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_watcher_gets_every_line_redacted_through_its_sink() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log"))
+            .unwrap()
+            .redacting(["AKIA-very-secret".to_owned()]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = {
+            let seen = Arc::clone(&seen);
+            LineSink::new(move |line| seen.lock().unwrap().push(line.to_owned()))
+        };
+        let mut s = step(
+            &log,
+            dir.path(),
+            "echo key=AKIA-very-secret; echo err >&2",
+            Duration::from_secs(30),
+        );
+        s.echo = Some(&sink);
+        run(s, &Interrupt::never()).await.unwrap();
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, ["err", "key=[redacted]"]);
     }
 
     #[test]

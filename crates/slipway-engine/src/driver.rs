@@ -40,7 +40,7 @@ pub struct Engine {
 pub struct StepContext<'a> {
     pub working_copy: &'a WorkingCopy,
     pub log: &'a Log,
-    pub echo: Option<&'a str>,
+    pub echo: Option<&'a crate::child::LineSink>,
     pub interrupt: &'a Interrupt,
     pub credentials: &'a StackCredentials,
 }

@@ -503,15 +503,16 @@ impl Executor {
         log: &Log,
         mid_apply: &mut bool,
     ) -> Result<Outcome, StackError> {
-        let echo = self
-            .verbose
-            .then(|| format!("{}/{name} | ", self.stage.name));
+        let echo = self.verbose.then(|| {
+            let prefix = format!("{}/{name} | ", self.stage.name);
+            slipway_engine::LineSink::new(move |line| eprintln!("{prefix}{line}"))
+        });
         let credentials = self.environment.for_stack(name);
         let ctx = StepContext {
             credentials: &credentials,
             working_copy,
             log,
-            echo: echo.as_deref(),
+            echo: echo.as_ref(),
             interrupt: &self.interrupt,
         };
         self.progress.step(name, "init");
