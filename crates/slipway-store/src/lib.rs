@@ -35,9 +35,9 @@ pub use liveness::{
     assess, probe_process, this_host,
 };
 pub use model::{
-    Artifact, AuditAction, AuditEntry, NewAuditEntry, NewRelease, NewRun, NewStackRun, Release,
-    Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun, StageRunStatus,
-    UnknownValue,
+    Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun,
+    NewStackRun, Release, Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun,
+    StageRunStatus, UnknownValue,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
@@ -157,6 +157,8 @@ delegate! { impl Store {
     current_releases() -> Vec<Release>;
     append_audit(entry: &NewAuditEntry) -> AuditEntry;
     audit_log(after_seq: Option<i64>, limit: u32) -> Vec<AuditEntry>;
+    record_approval(new: &NewApproval) -> Approval;
+    approvals(run_id: i64) -> Vec<Approval>;
     acquire_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> InstanceLock;
     heartbeat_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;
     release_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;

@@ -8,7 +8,9 @@ use sqlx::{Acquire, AssertSqlSafe, SqlSafeStr as _};
 
 use crate::error::{Result, StoreError};
 
-/// One step of a backend's schema history: version, description and SQL.
+/// One step of a backend's schema history: version, description and SQL. A step whose SQL
+/// starts with `-- no-transaction` runs outside the migrator's transaction and manages its
+/// own (SQLite cannot switch foreign keys off inside one).
 pub(crate) type Step = (i64, &'static str, &'static str);
 
 /// Applies the `steps` the database behind `pool` has not seen yet, in version order.
@@ -26,7 +28,7 @@ where
                 description.into(),
                 MigrationType::Simple,
                 AssertSqlSafe(sql).into_sql_str(),
-                false,
+                sql.starts_with("-- no-transaction"),
             )
         })
         .collect();

@@ -72,6 +72,8 @@ text_enum! {
         Failed => "failed",
         /// The process driving the run died before it finished.
         Interrupted => "interrupted",
+        /// A person rejected it at a stage awaiting approval: it ended without delivering.
+        Rejected => "rejected",
     }
 }
 
@@ -139,6 +141,29 @@ pub struct NewRun {
     pub trigger: String,
     /// Who started it.
     pub actor: String,
+}
+
+/// An approval of a run's stage about to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApproval {
+    pub run_id: i64,
+    pub stage: String,
+    pub actor: String,
+    pub reason: String,
+    /// The SHA-256 of each saved plan approved, by stack.
+    pub plans: std::collections::BTreeMap<String, String>,
+}
+
+/// A person's approval of the saved plans of one stage of one run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approval {
+    pub id: i64,
+    pub run_id: i64,
+    pub stage: String,
+    pub actor: String,
+    pub reason: String,
+    pub plans: std::collections::BTreeMap<String, String>,
+    pub approved_at: UnixMillis,
 }
 
 /// One pass of the pipeline for one commit.

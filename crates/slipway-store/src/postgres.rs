@@ -29,6 +29,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "failure reasons",
         include_str!("../migrations/postgres/0003_failure_reasons.sql"),
     ),
+    (
+        4,
+        "approvals",
+        include_str!("../migrations/postgres/0004_approvals.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -18,6 +18,11 @@ macro_rules! run_columns {
         "id, commit_id, run_trigger, actor, status, started_at, finished_at"
     };
 }
+macro_rules! approval_columns {
+    () => {
+        "id, run_id, stage, actor, reason, plans, approved_at"
+    };
+}
 macro_rules! stage_run_columns {
     () => {
         "id, run_id, stage, status, started_at, finished_at"
@@ -177,6 +182,17 @@ pub(crate) const CURRENT_RELEASES: &str = concat!(
      WHERE r.stage = releases.stage AND r.stack = releases.stack)"
 );
 
+pub(crate) const INSERT_APPROVAL: &str = concat!(
+    "INSERT INTO approvals (run_id, stage, actor, reason, plans, approved_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    approval_columns!()
+);
+pub(crate) const APPROVALS_OF_RUN: &str = concat!(
+    "SELECT ",
+    approval_columns!(),
+    " FROM approvals WHERE run_id = $1 ORDER BY id"
+);
+
 pub(crate) const INSERT_AUDIT: &str = concat!(
     "INSERT INTO audit_log (at, actor, action, stage, stack, run_id, details) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -305,7 +321,8 @@ macro_rules! impl_store {
         use $crate::error::{Result, StoreError, db};
         use $crate::liveness::{HeldLock, InstanceLock, LockOwner, Surroundings};
         use $crate::model::{
-            Artifact, AuditAction, AuditEntry, NewAuditEntry, NewRelease, NewRun, NewStackRun,
+            Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease,
+            NewRun, NewStackRun,
             Release, Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun,
             StageRunStatus,
         };
@@ -443,6 +460,23 @@ macro_rules! impl_store {
                 stack: get!(row, "audit_log", "stack"),
                 run_id: get!(row, "audit_log", "run_id"),
                 details: parse_json("audit_log", "details", &details)?,
+            })
+        }
+
+        fn approval_from_row(row: &$row) -> Result<Approval> {
+            let plans: String = get!(row, "approvals", "plans");
+            Ok(Approval {
+                id: get!(row, "approvals", "id"),
+                run_id: get!(row, "approvals", "run_id"),
+                stage: get!(row, "approvals", "stage"),
+                actor: get!(row, "approvals", "actor"),
+                reason: get!(row, "approvals", "reason"),
+                plans: serde_json::from_str(&plans).map_err(|source| StoreError::Corrupt {
+                    table: "approvals",
+                    column: "plans",
+                    source: source.into(),
+                })?,
+                approved_at: UnixMillis(get!(row, "approvals", "approved_at")),
             })
         }
 
@@ -892,6 +926,38 @@ macro_rules! impl_store {
                     .map_err(db("read the audit log"))?
                     .iter()
                     .map(audit_from_row)
+                    .collect()
+            }
+
+            async fn record_approval(&self, new: &NewApproval) -> Result<Approval> {
+                let plans = serde_json::to_string(&new.plans).map_err(|source| {
+                    StoreError::Corrupt {
+                        table: "approvals",
+                        column: "plans",
+                        source: source.into(),
+                    }
+                })?;
+                let row = sqlx::query(sql::INSERT_APPROVAL)
+                    .bind(new.run_id)
+                    .bind(&new.stage)
+                    .bind(&new.actor)
+                    .bind(&new.reason)
+                    .bind(plans)
+                    .bind(UnixMillis::now().0)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db("record an approval"))?;
+                approval_from_row(&row)
+            }
+
+            async fn approvals(&self, run_id: i64) -> Result<Vec<Approval>> {
+                sqlx::query(sql::APPROVALS_OF_RUN)
+                    .bind(run_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("read approvals"))?
+                    .iter()
+                    .map(approval_from_row)
                     .collect()
             }
 

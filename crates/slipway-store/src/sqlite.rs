@@ -38,6 +38,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "failure reasons",
         include_str!("../migrations/sqlite/0003_failure_reasons.sql"),
     ),
+    (
+        4,
+        "approvals",
+        include_str!("../migrations/sqlite/0004_approvals.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

@@ -7,8 +7,8 @@ use std::future::Future;
 use crate::error::Result;
 use crate::liveness::{HeldLock, InstanceLock, LockOwner};
 use crate::model::{
-    Artifact, AuditEntry, NewAuditEntry, NewRelease, NewRun, NewStackRun, Release, Run, RunStatus,
-    StackRun, StackRunOutcome, StageRun, StageRunStatus,
+    Approval, Artifact, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun, NewStackRun,
+    Release, Run, RunStatus, StackRun, StackRunOutcome, StageRun, StageRunStatus,
 };
 
 /// The run record.
@@ -131,6 +131,13 @@ pub trait Store: Send + Sync {
         after_seq: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+
+    // --- approvals ---------------------------------------------------------------------
+
+    /// Records a person's approval of a run's stage, with the hashes of the plans approved.
+    fn record_approval(&self, new: &NewApproval) -> impl Future<Output = Result<Approval>> + Send;
+    /// The approvals of a run, oldest first.
+    fn approvals(&self, run_id: i64) -> impl Future<Output = Result<Vec<Approval>>> + Send;
 
     // --- instance locks ----------------------------------------------------------------
 

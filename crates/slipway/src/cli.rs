@@ -111,3 +111,20 @@ pub enum Command {
     /// Bring a stage back after its cloud resources were lost: re-apply its released artifacts on its state, then run the checks.
     Recover(recover::RecoverArgs),
 }
+
+impl Command {
+    /// Whether the invocation streams its events as JSON lines instead of showing progress.
+    pub fn streams_json(&self) -> bool {
+        match self {
+            Command::Plan(args) => args.stage.events.json,
+            Command::Apply(args) => args.stage.events.json,
+            Command::Destroy(args) => args.stage.events.json,
+            Command::Deploy(args) => args.events.json,
+            Command::Promote(args) => args.events.json,
+            Command::Run(args) => args.events.json,
+            Command::Drill(args) => args.json,
+            Command::Recover(args) => args.json,
+            _ => false,
+        }
+    }
+}

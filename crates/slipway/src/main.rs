@@ -1,22 +1,22 @@
 //! The `slipway` command-line tool: parses arguments, opens the project, dispatches to a
 //! command and turns its result into an exit code. Errors are rendered here and only here.
 
-mod analysis;
 mod aws;
 mod cli;
 mod commands;
-mod credentials;
-mod executor;
-mod pipeline;
-mod progress;
-mod project;
-mod record;
-mod stage_executor;
-mod verify;
+mod events;
+
+// The runner's modules under the names the commands have always used for them.
+use slipway_runner::{
+    analysis, credentials, executor, pipeline, project, record, stage_executor, verify,
+};
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::Context;
 use clap::Parser;
+use slipway_runner::events::Observer;
 
 use cli::{Cli, Command};
 use commands::ExitStatus;
@@ -34,16 +34,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
-        Ok(status) => ExitCode::from(status.code()),
+    // The only place the process environment is read; the runner gets it as settings.
+    let settings = slipway_runner::Settings::from_environment(std::env::vars().collect());
+    let json = cli.command.streams_json();
+    let observer = events::observer(json);
+    let (code, error) = match runtime.block_on(run(cli, settings, Arc::clone(&observer))) {
+        Ok(status) => (status.code(), None),
         Err(error) => {
             report(&error);
-            ExitCode::from(ExitStatus::Failure.code())
+            (ExitStatus::Failure.code(), Some(format!("{error:#}")))
         }
+    };
+    if json {
+        observer.observe(&slipway_runner::events::Event::Finished {
+            exit_code: code,
+            error,
+        });
     }
+    ExitCode::from(code)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+async fn run(
+    cli: Cli,
+    settings: slipway_runner::Settings,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<ExitStatus> {
     // The only place the CI marker is read; commands get it as a setting.
     let ci = commands::ci::Setting::from_ci_variable(std::env::var("CI").ok().as_deref());
     let refuse_local =
@@ -52,17 +67,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         };
     // `changed` reads commits, not the working tree: it must not pay for loading it.
     if let Command::Changed(args) = &cli.command {
-        return commands::changed::run(cli.global.project_dir.as_deref(), args);
+        return commands::changed::run(cli.global.project_dir.as_deref(), &settings, args);
     }
     // `analyze` works outside a project too.
     if let Command::Analyze(args) = &cli.command {
-        return commands::analyze::run(cli.global.project_dir.as_deref(), args);
+        return commands::analyze::run(cli.global.project_dir.as_deref(), settings, args);
     }
     // `init` makes the project, so there is none to open yet.
     if let Command::Init(args) = &cli.command {
         return commands::init::run(cli.global.project_dir.as_deref(), args);
     }
-    let workspace = project::open(cli.global.project_dir.as_deref())?;
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let workspace = project::open(cli.global.project_dir.as_deref(), &cwd, settings)?;
+    let grace = workspace.project.execution.interrupt_grace;
+    let workspace = workspace
+        .observed_by(Arc::clone(&observer))
+        .interrupted_by(events::ctrl_c(observer, grace));
     match &cli.command {
         Command::Changed(_) | Command::Init(_) | Command::Analyze(_) => {
             unreachable!("dispatched before the project is opened")
@@ -133,8 +153,5 @@ fn report(error: &anyhow::Error) {
         eprintln!("{config}");
         return;
     }
-    eprintln!("error: {error}");
-    for cause in error.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
-    }
+    eprintln!("{}", slipway_runner::help::render(error));
 }

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use slipway_store::{
-    AnyStore, Artifact, AuditAction, LockOwner, NewAuditEntry, NewRelease, NewRun, NewStackRun,
-    RunStatus, StackRunOutcome, StackRunStatus, StageRunStatus, StaleReason, Store, StoreError,
-    UnixMillis, open,
+    AnyStore, Artifact, AuditAction, LockOwner, NewApproval, NewAuditEntry, NewRelease, NewRun,
+    NewStackRun, RunStatus, StackRunOutcome, StackRunStatus, StageRunStatus, StaleReason, Store,
+    StoreError, UnixMillis, open,
 };
 
 use crate::{ChildHolder, raw_execute};
@@ -24,6 +24,7 @@ pub const SCENARIOS: &[&str] = &[
     "killed_process",
     "ephemeral_instances",
     "drills_and_drift",
+    "approvals_and_rejections",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -36,6 +37,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "killed_process" => killed_process(url).await,
         "ephemeral_instances" => crate::verification::ephemeral_instances(url).await,
         "drills_and_drift" => crate::verification::drills_and_drift(url).await,
+        "approvals_and_rejections" => approvals_and_rejections(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -79,6 +81,55 @@ async fn migrations_apply_twice(url: &str) -> Outcome {
     assert_eq!(again, Some(run));
     let third = open(url).await?;
     assert_eq!(third.recent_runs(10).await?.len(), 1);
+    Ok(())
+}
+
+async fn approvals_and_rejections(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let run = store.create_run(&new_run("a1b2c3")).await?;
+    let other = store.create_run(&new_run("d4e5f6")).await?;
+    assert!(store.approvals(run.id).await?.is_empty());
+    let plans: std::collections::BTreeMap<String, String> =
+        [("queue".to_owned(), "9f86d081".to_owned())].into();
+    let approved = store
+        .record_approval(&NewApproval {
+            run_id: run.id,
+            stage: "prod".to_owned(),
+            actor: "grace".to_owned(),
+            reason: "reviewed the plan".to_owned(),
+            plans: plans.clone(),
+        })
+        .await?;
+    assert_eq!(
+        (
+            approved.run_id,
+            approved.stage.as_str(),
+            approved.actor.as_str(),
+            approved.reason.as_str(),
+        ),
+        (run.id, "prod", "grace", "reviewed the plan")
+    );
+    assert_eq!(approved.plans, plans);
+    assert_eq!(store.approvals(run.id).await?, vec![approved]);
+    assert!(store.approvals(other.id).await?.is_empty());
+
+    // A rejected run ends as `rejected`, which the schema accepts; made-up statuses it
+    // does not.
+    let rejected = store.finish_run(run.id, RunStatus::Rejected).await?;
+    assert_eq!(rejected.status, RunStatus::Rejected);
+    assert_eq!(
+        store.run(run.id).await?.map(|r| r.status),
+        Some(RunStatus::Rejected)
+    );
+    let bogus = crate::raw_execute(
+        url,
+        &format!("UPDATE runs SET status = 'bogus' WHERE id = {}", other.id),
+    )
+    .await;
+    assert!(bogus.is_err(), "{bogus:?}");
+    // The rebuilt table still hands out fresh ids after the ones it held.
+    let third = store.create_run(&new_run("0a0b0c")).await?;
+    assert!(third.id > other.id, "{} after {}", third.id, other.id);
     Ok(())
 }
 

@@ -19,6 +19,7 @@ use super::report::ReportArgs;
 use crate::analysis::{load_policy, stack_links, stateful_types};
 use crate::project;
 use crate::project::find_stage;
+use slipway_runner::Settings;
 
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
@@ -36,8 +37,12 @@ pub struct AnalyzeArgs {
 }
 
 /// Prints the report; exit 0, or 1 when the stage's policy blocks the change.
-pub fn run(project_dir: Option<&Path>, args: &AnalyzeArgs) -> Result<ExitStatus> {
-    let workspace = open_if_present(project_dir)?;
+pub fn run(
+    project_dir: Option<&Path>,
+    settings: Settings,
+    args: &AnalyzeArgs,
+) -> Result<ExitStatus> {
+    let workspace = open_if_present(project_dir, settings)?;
     let (stateful, links) = match &workspace {
         Some(workspace) => (
             stateful_types(&workspace.project.stateful_resources),
@@ -76,12 +81,13 @@ pub fn run(project_dir: Option<&Path>, args: &AnalyzeArgs) -> Result<ExitStatus>
 }
 
 /// The project around the current (or given) folder, when there is one.
-fn open_if_present(project_dir: Option<&Path>) -> Result<Option<project::Workspace>> {
-    if project_dir.is_none() {
-        let cwd = std::env::current_dir().context("cannot read the current folder")?;
-        if project::find_root(None, &cwd).is_err() {
-            return Ok(None);
-        }
+fn open_if_present(
+    project_dir: Option<&Path>,
+    settings: Settings,
+) -> Result<Option<project::Workspace>> {
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    if project_dir.is_none() && project::find_root(None, &cwd).is_err() {
+        return Ok(None);
     }
-    project::open(project_dir).map(Some)
+    project::open(project_dir, &cwd, settings).map(Some)
 }

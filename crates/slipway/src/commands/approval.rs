@@ -8,8 +8,6 @@ use clap::Args;
 use slipway_core::Stage;
 use slipway_store::{AnyStore, AuditAction, NewAuditEntry, Store};
 
-use crate::record;
-
 /// The approval a command brings for a stage that requires one.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ApprovalArgs {
@@ -67,10 +65,10 @@ fn decide(
 
 impl Approval {
     /// Appends the approval to the audit log, tied to `run_id` when the change has a run.
-    pub async fn record(&self, store: &AnyStore, run_id: Option<i64>) -> Result<()> {
+    pub async fn record(&self, actor: &str, store: &AnyStore, run_id: Option<i64>) -> Result<()> {
         store
             .append_audit(&NewAuditEntry {
-                actor: record::actor(),
+                actor: actor.to_owned(),
                 action: AuditAction::Approve,
                 stage: Some(self.stage.clone()),
                 stack: None,

@@ -6,8 +6,6 @@
 //! credentials, else with slipway's own `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 //! (and `AWS_SESSION_TOKEN`).
 
-use std::collections::BTreeMap;
-
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use slipway_core::config::{Purpose, S3State, StateConfig};
@@ -46,7 +44,7 @@ impl Done {
 pub async fn run(workspace: &Workspace, args: &BootstrapArgs) -> Result<ExitStatus> {
     let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
-    let process_env: BTreeMap<String, String> = std::env::vars().collect();
+    let process_env = &workspace.settings.environment;
     let artifacts_url = artifacts::store_url(workspace)?;
     let artifact_bucket = artifacts_url
         .strip_prefix("s3://")
@@ -66,7 +64,7 @@ pub async fn run(workspace: &Workspace, args: &BootstrapArgs) -> Result<ExitStat
             let set = project
                 .credentials(name)
                 .with_context(|| format!("credentials `{name}` are not defined"))?;
-            crate::credentials::fetch_values(set, &workspace.root, &process_env)?
+            crate::credentials::fetch_values(set, &workspace.root, process_env)?
         }
         None => process_env.clone(),
     };

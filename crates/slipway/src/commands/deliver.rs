@@ -64,6 +64,8 @@ pub struct DeployArgs {
     #[command(flatten)]
     pub options: RunOptions,
     #[command(flatten)]
+    pub events: super::EventsArgs,
+    #[command(flatten)]
     pub local: super::ci::LocalStateArgs,
 }
 
@@ -82,6 +84,8 @@ pub struct PromoteArgs {
     pub approval: ApprovalArgs,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub events: super::EventsArgs,
     #[command(flatten)]
     pub local: super::ci::LocalStateArgs,
 }
@@ -304,12 +308,14 @@ async fn deliver_once(
         .create_run(&NewRun {
             commit: commit.to_owned(),
             trigger: trigger.to_owned(),
-            actor: record::actor(),
+            actor: workspace.settings.actor.clone(),
         })
         .await?;
     eprintln!("run {}: {trigger} to {}", run.id, stage.name);
     if let Some(approval) = approval {
-        approval.record(store, Some(run.id)).await?;
+        approval
+            .record(&workspace.settings.actor, store, Some(run.id))
+            .await?;
     }
     let delivered = deliver(Delivery {
         workspace,

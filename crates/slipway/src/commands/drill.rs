@@ -35,7 +35,7 @@ pub struct DrillArgs {
     /// Leave the rebuilt instance in place (destroy it later with `slipway gc`).
     #[arg(long)]
     pub keep: bool,
-    /// Print the drill's result as JSON on stdout.
+    /// Stream the drill's events as JSON lines on stdout, its result last (docs/events.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -135,6 +135,7 @@ pub async fn drill(workspace: &Workspace, args: &DrillArgs) -> Result<ExitStatus
         .finish_drill(drill.id, status, millis(run.recovery), &details)
         .await?;
     record::audit(
+        workspace,
         &store,
         slipway_store::AuditAction::Drill,
         &stage.name,
@@ -144,7 +145,7 @@ pub async fn drill(workspace: &Workspace, args: &DrillArgs) -> Result<ExitStatus
     )
     .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recorded)?);
+        super::stream_report(workspace, "drill", &recorded)?;
     } else {
         print_drill(stage, &name, &run, teardown.as_ref(), args.keep, succeeded);
     }
@@ -365,7 +366,7 @@ fn print_drill(
         run.stacks.len()
     );
     for check in &run.checks {
-        check.print();
+        println!("{check}");
         if !check.passed && !check.output.is_empty() {
             for line in check.output.lines() {
                 println!("    | {line}");

@@ -41,3 +41,27 @@ impl ExitStatus {
         }
     }
 }
+
+/// Hands a command's report to the `--json` event stream, as its `report` event.
+pub fn stream_report(
+    workspace: &crate::project::Workspace,
+    kind: &str,
+    report: &impl serde::Serialize,
+) -> anyhow::Result<()> {
+    workspace
+        .observer
+        .observe(&slipway_runner::events::Event::Report {
+            kind: kind.to_owned(),
+            report: serde_json::to_value(report)?,
+        });
+    Ok(())
+}
+
+/// `--json` on the commands that run stacks.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct EventsArgs {
+    /// Stream what happens as JSON, one event per line on stdout (schema: docs/events.md);
+    /// human-readable lines still go to stderr.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -30,6 +30,12 @@ pub async fn run(workspace: &Workspace, args: &PlanArgs) -> Result<ExitStatus> {
         .into_iter()
         .filter_map(|result| result.report)
         .collect();
-    args.report.print(&Report::new(instances))?;
+    let report = Report::new(instances);
+    if args.stage.events.json {
+        let json: serde_json::Value = serde_json::from_str(&report.to_json())?;
+        super::stream_report(workspace, "blast_radius", &json)?;
+    } else {
+        args.report.print(&report)?;
+    }
     Ok(status)
 }

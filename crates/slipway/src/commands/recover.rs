@@ -13,7 +13,8 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use slipway_plan::ActionKind;
-use slipway_store::{AnyStore, Store as _};
+use slipway_runner::locks::HeldInstances;
+use slipway_store::{AnyStore, RunStatus, Store as _};
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
@@ -30,7 +31,7 @@ pub struct RecoverArgs {
     /// The stage to bring back.
     #[arg(long, short = 's', value_name = "STAGE")]
     pub stage: String,
-    /// Print the result as JSON on stdout.
+    /// Stream the recovery's events as JSON lines on stdout, its result last (docs/events.md).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -111,9 +112,19 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         &options,
         released.code(),
     )?;
+    // Checked above for a clear refusal; taken here so that nothing starts on the stage
+    // between that check and the walk.
+    let locks = HeldInstances::acquire(workspace, &store, "recover", &stage.name, &all).await?;
     let started = Instant::now();
     let results = executor.walk(&all, Operation::Apply).await;
     let elapsed = started.elapsed();
+    locks
+        .release(if results.iter().all(|r| !r.outcome.is_failure()) {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        })
+        .await;
     let mut recovery = Recovery {
         stage: stage.name.clone(),
         source: source.to_owned(),
@@ -140,6 +151,7 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         .map(|s| s.created.len() + s.replaced.len())
         .sum();
     record::audit(
+        workspace,
         &store,
         slipway_store::AuditAction::Recover,
         &stage.name,
@@ -156,7 +168,7 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
     )
     .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recovery)?);
+        super::stream_report(workspace, "recovery", &recovery)?;
     } else {
         print(&recovery, rebuilt);
     }
@@ -261,7 +273,7 @@ fn print(recovery: &Recovery, rebuilt: usize) {
         recovery.stacks.len()
     );
     for check in &recovery.checks {
-        check.print();
+        println!("{check}");
     }
     if !recovery.succeeded {
         eprintln!("recovery failed:");

@@ -3,6 +3,9 @@
 use std::collections::BTreeSet;
 
 use anyhow::Result;
+use slipway_core::Stage;
+use slipway_runner::locks::HeldInstances;
+use slipway_store::RunStatus;
 
 use super::ExitStatus;
 use super::approval::ApprovalArgs;
@@ -32,6 +35,8 @@ pub struct StageArgs {
     /// Longest one engine step may run before it is interrupted, e.g. "20m" (default: `step_timeout` in slipway.hcl, else 1h).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub step_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub events: super::EventsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -70,7 +75,11 @@ pub async fn run_approved(
     let stage = find_stage(workspace, &args.stage)?;
     if let Some(approval) = approval.check(stage, command)? {
         approval
-            .record(&record::open(workspace).await?, None)
+            .record(
+                &workspace.settings.actor,
+                &record::open(workspace).await?,
+                None,
+            )
             .await?;
     }
     run(workspace, args, operation).await
@@ -91,7 +100,6 @@ pub async fn run_with_results(
     args: &StageArgs,
     operation: Operation,
 ) -> Result<(ExitStatus, Vec<StackResult>)> {
-    let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
     let selected = select(workspace, args, operation)?;
     if selected.is_empty() {
@@ -99,6 +107,48 @@ pub async fn run_with_results(
         return Ok((ExitStatus::Success, Vec::new()));
     }
 
+    // What this command may change is locked for it up front, all or none, so it never runs
+    // beside a pipeline run (or another apply) of the same instances.
+    let locks = match operation {
+        Operation::Apply | Operation::Destroy => {
+            let store = record::open(workspace).await?;
+            let command = if operation == Operation::Apply {
+                "apply"
+            } else {
+                "destroy"
+            };
+            Some(HeldInstances::acquire(workspace, &store, command, &stage.name, &selected).await?)
+        }
+        _ => None,
+    };
+    let walked = walk_selected(workspace, stage, args, operation, &selected).await;
+    if let Some(locks) = locks {
+        let status = match &walked {
+            Ok((_, results))
+                if results
+                    .iter()
+                    .any(|r| matches!(r.outcome, Outcome::Interrupted { .. })) =>
+            {
+                RunStatus::Interrupted
+            }
+            Ok((ExitStatus::Success, _)) => RunStatus::Succeeded,
+            _ => RunStatus::Failed,
+        };
+        locks.release(status).await;
+    }
+    walked
+}
+
+/// Walks the selected stacks, reading first the outputs of the stacks they depend on.
+async fn walk_selected(
+    workspace: &Workspace,
+    stage: &Stage,
+    args: &StageArgs,
+    operation: Operation,
+    selected: &BTreeSet<String>,
+) -> Result<(ExitStatus, Vec<StackResult>)> {
+    let project = &workspace.project;
+    let selected = selected.clone();
     let involved: BTreeSet<String> = selected
         .iter()
         .flat_map(|s| project.graph.dependencies(s).into_iter().map(str::to_owned))
@@ -137,10 +187,13 @@ pub async fn run_with_results(
     };
     let mut results: Vec<StackResult> = Vec::new();
     if !needed.is_empty() {
-        executor.progress.note(&format!(
-            "reading outputs of {} for their dependents' inputs",
-            needed.iter().cloned().collect::<Vec<_>>().join(", ")
-        ));
+        executor.events.note(
+            None,
+            format!(
+                "reading outputs of {} for their dependents' inputs",
+                needed.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
         let read = executor.walk(&needed, Operation::ReadOutputs).await;
         let failed: Vec<&StackResult> = read.iter().filter(|r| r.outcome.is_failure()).collect();
         if !failed.is_empty() {
@@ -182,7 +235,7 @@ fn warn_about_interrupted_applies(executor: &Executor, selected: &BTreeSet<Strin
     for stack in selected {
         let marker = executor.applying_marker(stack);
         if let Ok(text) = std::fs::read_to_string(&marker) {
-            executor.progress.note(&format!(
+            executor.events.warning(Some(stack), format!(
                 "warning: {}/{stack} was left mid-apply by an earlier run ({text}); its state may be partial.\n  \
                  slipway plans from the state as it is; inspect it with the engine's `state list` if anything looks wrong.",
                 executor.stage.name
@@ -199,7 +252,12 @@ fn summarize(
     results: &[StackResult],
 ) -> ExitStatus {
     let count = |f: fn(&Outcome) -> bool| results.iter().filter(|r| f(&r.outcome)).count();
-    let failed = count(|o| matches!(o, Outcome::Failed { .. }));
+    let failed = count(|o| {
+        matches!(
+            o,
+            Outcome::Failed { .. } | Outcome::PolicyBlocked { .. } | Outcome::ApprovalVoid { .. }
+        )
+    });
     let skipped = count(|o| matches!(o, Outcome::Skipped { .. }));
     let interrupted: Vec<&StackResult> = results
         .iter()
@@ -208,7 +266,7 @@ fn summarize(
     let changes = count(|o| {
         matches!(
             o,
-            Outcome::Planned { changes: true } | Outcome::Blocked { .. }
+            Outcome::Planned { changes: true } | Outcome::InputsUnknown { .. }
         )
     });
     for result in results {
@@ -217,11 +275,13 @@ fn summarize(
                 "  {stage}/{}: skipped, because `{because}` did not succeed",
                 result.stack
             ),
-            Outcome::Failed { error } => eprintln!(
+            Outcome::Failed { .. }
+            | Outcome::PolicyBlocked { .. }
+            | Outcome::ApprovalVoid { .. } => eprintln!(
                 "failed: {stage}/{} after {:.1}s: {}\n    log: {}",
                 result.stack,
                 result.elapsed.as_secs_f64(),
-                result.failure_reason(error),
+                result.why().unwrap_or_default(),
                 result
                     .log
                     .as_deref()

@@ -76,6 +76,7 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
                 Ok((before, after)) if before == after => {
                     migrated += 1;
                     record::audit(
+                        workspace,
                         &store,
                         AuditAction::StateMigrate,
                         &stage.name,
@@ -84,9 +85,10 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
                         serde_json::json!({ "from": local, "to": target, "resources": after }),
                     )
                     .await?;
-                    executor.progress.finish(
+                    executor.events.ended(
                         stack,
-                        &format!(
+                        true,
+                        format!(
                             "{}/{stack}: {after} resources now in {target}; local copy kept at {}",
                             stage.name,
                             local.display()
@@ -95,9 +97,10 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
                 }
                 Ok((before, after)) => {
                     failed += 1;
-                    executor.progress.finish(
+                    executor.events.ended(
                         stack,
-                        &format!(
+                        false,
+                        format!(
                             "x {}/{stack}: {before} resources locally but {after} in {target} after the copy; the local file is untouched",
                             stage.name
                         ),
@@ -105,9 +108,11 @@ async fn run_migrate(workspace: &Workspace, only_stages: &[String]) -> Result<Ex
                 }
                 Err(error) => {
                     failed += 1;
-                    executor
-                        .progress
-                        .finish(stack, &format!("x {}/{stack}: {error:#}", stage.name));
+                    executor.events.ended(
+                        stack,
+                        false,
+                        format!("x {}/{stack}: {error:#}", stage.name),
+                    );
                 }
             }
         }

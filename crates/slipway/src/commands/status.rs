@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
-use slipway_store::{
-    AuditAction, Release, Run, StackRun, StageRun, Store, UnixMillis, human_duration,
-};
+use slipway_runner::history::{History, HistoryQuery};
+use slipway_store::{Release, StackRun, Store, UnixMillis, human_duration};
 
 use super::ExitStatus;
 use crate::pipeline::{interrupted, short_commit, short_id};
@@ -142,26 +141,6 @@ fn age(seconds: u64) -> String {
     )
 }
 
-#[derive(Debug, Serialize)]
-struct RunEntry {
-    #[serde(flatten)]
-    run: Run,
-    stages: Vec<StageRun>,
-    stacks: Vec<StackRun>,
-    /// Set when a person rejected the run at a stage awaiting approval (the run's status
-    /// is `failed`: it ended without delivering).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rejected: Option<Rejection>,
-}
-
-#[derive(Debug, Serialize)]
-struct Rejection {
-    stage: Option<String>,
-    by: String,
-    reason: Option<String>,
-    at: UnixMillis,
-}
-
 /// A stack run's plan as `+add ~change -destroy`, the way the engine counts it.
 fn plan_counts(stack_run: &StackRun) -> String {
     let counts = stack_run
@@ -189,65 +168,15 @@ pub async fn history(workspace: &Workspace, args: &HistoryArgs) -> Result<ExitSt
     if let Some(stack) = &args.stack {
         check_stack(workspace, stack)?;
     }
-    let store = record::open(workspace).await?;
-    // Rejections live in the audit log, which `reject` writes with the run's id.
-    let mut rejections: BTreeMap<i64, Rejection> = store
-        .audit_log(None, u32::MAX)
-        .await?
-        .into_iter()
-        .filter(|e| e.action == AuditAction::Reject)
-        .filter_map(|e| {
-            let rejection = Rejection {
-                stage: e.stage,
-                by: e.actor,
-                reason: e.details["reason"].as_str().map(str::to_owned),
-                at: e.at,
-            };
-            Some((e.run_id?, rejection))
-        })
-        .collect();
-    let mut runs = Vec::new();
-    for run in store.recent_runs(args.limit).await? {
-        let stages: Vec<StageRun> = store
-            .stage_runs(run.id)
-            .await?
-            .into_iter()
-            .filter(|s| args.stage.as_ref().is_none_or(|w| &s.stage == w))
-            .collect();
-        let stacks: Vec<StackRun> = store
-            .stack_runs(run.id)
-            .await?
-            .into_iter()
-            .filter(|s| args.stage.as_ref().is_none_or(|w| &s.stage == w))
-            .filter(|s| args.stack.as_ref().is_none_or(|w| &s.stack == w))
-            .collect();
-        if (args.stack.is_some() || args.stage.is_some()) && stacks.is_empty() {
-            continue;
-        }
-        runs.push(RunEntry {
-            rejected: rejections.remove(&run.id),
-            run,
-            stages,
-            stacks,
-        });
-    }
-    let mut releases = Vec::new();
-    for stage in workspace.project.stage_names() {
-        if args.stage.as_ref().is_some_and(|w| *w != stage) {
-            continue;
-        }
-        for stack in &workspace.project.stacks {
-            if args.stack.as_ref().is_some_and(|w| *w != stack.name) {
-                continue;
-            }
-            releases.extend(
-                store
-                    .release_history(stage, &stack.name, args.limit)
-                    .await?,
-            );
-        }
-    }
-    releases.sort_by(|a, b| b.released_at.cmp(&a.released_at).then(b.id.cmp(&a.id)));
+    let History { runs, releases } = slipway_runner::history::history(
+        workspace,
+        &HistoryQuery {
+            stage: args.stage.clone(),
+            stack: args.stack.clone(),
+            limit: args.limit,
+        },
+    )
+    .await?;
     if args.json {
         let doc = serde_json::json!({ "runs": runs, "releases": releases });
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -35,6 +35,7 @@ pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus>
         Ok(log) => {
             let store = record::open(workspace).await?;
             record::audit(
+                workspace,
                 &store,
                 AuditAction::Unlock,
                 &stage.name,
@@ -43,9 +44,10 @@ pub async fn run(workspace: &Workspace, args: &UnlockArgs) -> Result<ExitStatus>
                 serde_json::json!({ "engine_lock_id": args.lock_id, "state": location, "log": log }),
             )
             .await?;
-            executor.progress.finish(
+            executor.events.ended(
                 &args.stack,
-                &format!(
+                true,
+                format!(
                     "released lock {} on {}/{} ({location})",
                     args.lock_id, stage.name, args.stack
                 ),

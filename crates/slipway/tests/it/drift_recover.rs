@@ -181,7 +181,21 @@ fn recover_rebuilds_prod_from_its_released_artifacts_after_the_cloud_is_wiped() 
 
     // Nothing is left to do: the stage matches its code again.
     let again = slipway_ok(dir, &moto, &["recover", "--stage", "prod", "--json"]);
-    let recovery: Value = serde_json::from_str(&again.stdout).unwrap();
+    let events: Vec<Value> = again
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(
+        events.last().unwrap()["event"],
+        "finished",
+        "{}",
+        again.stdout
+    );
+    let recovery = &events
+        .iter()
+        .find(|e| e["event"] == "report" && e["kind"] == "recovery")
+        .unwrap_or_else(|| panic!("no recovery report: {}", again.stdout))["report"];
     assert_eq!(recovery["succeeded"], true);
     assert_eq!(
         recovery["stacks"]["queue"]["created"],

@@ -210,3 +210,61 @@ fn history_keeps_the_engines_reason_for_a_failed_stack() {
         .count();
     assert_eq!(with_reason, 1, "{all:#}");
 }
+
+#[test]
+fn json_streams_the_walk_as_one_event_per_line_and_ends_with_the_exit_code() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let out = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["apply", "--stage", "dev", "-j", "1", "--json"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let kind = |e: &serde_json::Value| e["event"].as_str().unwrap_or_default().to_owned();
+
+    let walk = events.iter().find(|e| kind(e) == "walk_started").unwrap();
+    assert_eq!(walk["operation"], "apply");
+    assert_eq!(walk["stacks"][0], "base", "{walk}");
+
+    // Each stack's steps come before its end, in the order the executor takes them.
+    let steps: Vec<String> = events
+        .iter()
+        .filter(|e| kind(e) == "step_started" && e["stack"] == "base")
+        .map(|e| e["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps[..2], ["prepare", "init"], "{steps:?}");
+    assert!(steps.contains(&"apply".to_owned()), "{steps:?}");
+
+    let outcome = |stack: &str| {
+        events
+            .iter()
+            .find(|e| kind(e) == "stack_finished" && e["stack"] == stack)
+            .unwrap_or_else(|| panic!("no stack_finished for {stack}: {}", out.stdout))["outcome"]
+            .clone()
+    };
+    assert_eq!(outcome("base")["status"], "applied");
+    assert_eq!(outcome("sibling")["status"], "applied");
+    let broken = outcome("broken");
+    assert_eq!(broken["status"], "failed");
+    assert!(
+        broken["error"]
+            .as_str()
+            .unwrap()
+            .contains("Reference to undeclared input variable"),
+        "{broken}"
+    );
+    assert_eq!(outcome("downstream")["status"], "skipped");
+
+    let last = events.last().unwrap();
+    assert_eq!(kind(last), "finished", "{last}");
+    assert_eq!(last["exit_code"], 1);
+    // Progress is the events' job now: none on stderr, which keeps the summary.
+    assert!(!out.stderr.contains("dev/base: init"), "{}", out.stderr);
+    assert!(!out.stdout.contains("s3cr3t"), "{}", out.stdout);
+}

@@ -15,6 +15,7 @@ mod drill;
 mod engines;
 mod failures;
 mod init;
+mod instance_locks;
 mod interrupt;
 mod listing;
 mod pipeline;

@@ -1,8 +1,8 @@
-//! Approvals on the sandbox, beyond a modified plan file: a rejected run is over, and an
-//! approval is void when the instance's state changed between the approval and `resume`,
-//! both for a first delivery (a plan made against no state, which Terraform itself does not
-//! check) and for a plan made against older state (which Terraform calls stale). Changing
-//! prod around the pipeline needs an approval of its own (`--approve`).
+//! Approvals on the sandbox, beyond a modified plan file: a rejected run is over (`rejected`),
+//! an approval is void once a newer run delivered to its stage, and void when the instance's
+//! state changed between the approval and `resume` (a plan made against older state, which
+//! Terraform calls stale). Changing prod around the pipeline needs an approval of its own
+//! (`--approve`).
 
 use std::path::Path;
 
@@ -108,7 +108,7 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     .unwrap();
     let latest = &history["runs"][0];
     assert_eq!(latest["id"], 1, "{history}");
-    assert_eq!(latest["status"], "failed", "{history}");
+    assert_eq!(latest["status"], "rejected", "{history}");
     assert_eq!(latest["rejected"]["stage"], "prod", "{history}");
     assert_eq!(
         latest["rejected"]["reason"], "not before the sale",
@@ -137,9 +137,9 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     assert_eq!(released_by_run(dir, &moto, "prod", "queue"), None);
     assert_eq!(released_by_run(dir, &moto, "dev", "queue"), Some(1));
 
-    // Run 2 plans prod's first delivery and is approved; before it resumes, prod gets the
-    // queue by other means. Terraform would apply a plan made against no state on top of
-    // the new state, so slipway checks it: the approval is void, nothing is applied.
+    // Run 2 plans prod's first delivery and is approved; before it resumes, run 3 delivers
+    // the queue to prod. Run 2's plans were made against what prod ran before: its approval
+    // is void, `resume` refuses naming run 3, and nothing is applied.
     commit_retention(dir, 86400);
     let id = run_approved_for_prod(dir, &moto);
     assert_eq!(id, "2");
@@ -163,27 +163,43 @@ fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     assert_eq!(approvals[0].details["reason"], "hotfix");
     assert_eq!(approvals[0].details["command"], "deploy");
     let void = resume_fails(dir, &moto, &id);
-    insta::assert_snapshot!(
-        "approval_void_first_delivery",
-        scrub(tail(&void, "resuming run"), dir)
+    assert!(
+        void.contains(
+            "error: approval void: run 3 delivered to prod after run 2 planned it; the approved plans were made against what prod ran before, so nothing was applied"
+        ) && void.contains("  help: start a new run (`slipway run`)"),
+        "{void}"
     );
+    assert!(!void.contains("resuming run"), "{void}");
     assert_eq!(
         released_by_run(dir, &moto, "prod", "queue"),
         Some(3),
         "run 2 released nothing to prod"
     );
 
-    // Run 3 plans a change of prod's queue and is approved; prod's state changes before it
-    // resumes: Terraform finds the saved plan stale, and the approval is void.
+    // Run 4 plans a change of prod's queue and is approved; prod's state changes before it
+    // resumes, by a manual apply (run 5, which releases nothing): Terraform finds the saved
+    // plan stale, and the approval is void.
     commit_retention(dir, 172_800);
     let id = run_approved_for_prod(dir, &moto);
     assert_eq!(id, "4");
-    hotfix_prod(dir, &moto);
+    slipway_ok(
+        dir,
+        &moto,
+        &[
+            "apply",
+            "--stage",
+            "prod",
+            "--stack",
+            "queue",
+            "--approve",
+            "hotfix by hand",
+        ],
+    );
     let void = resume_fails(dir, &moto, &id);
     insta::assert_snapshot!(
         "approval_void_stale_plan",
         scrub(tail(&void, "resuming run"), dir)
     );
-    assert_eq!(released_by_run(dir, &moto, "prod", "queue"), Some(5));
+    assert_eq!(released_by_run(dir, &moto, "prod", "queue"), Some(3));
     assert_eq!(retention(&sandbox, &moto, "webshop-prod-orders"), "172800");
 }

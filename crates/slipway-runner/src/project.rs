@@ -3,22 +3,64 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use slipway_core::config::{
-    self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
-};
+use slipway_core::config::{self, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources};
 use slipway_core::{Diagnostics, SourceFile, Stage};
 use walkdir::{DirEntry, WalkDir};
 
-/// A loaded project and where it lives.
-#[derive(Debug)]
+use crate::Settings;
+use crate::events::{InterruptSource, Observer, Reporter, Unobserved};
+
+/// A loaded project, where it lives, and what the front end driving it provides: its
+/// settings, where events go, and the interrupt engine steps obey.
+#[derive(Clone)]
 pub struct Workspace {
     pub root: PathBuf,
     pub project: Project,
+    pub settings: Settings,
+    pub observer: Arc<dyn Observer>,
+    pub interrupts: InterruptSource,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("root", &self.root)
+            .field("project", &self.project.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Workspace {
+    /// A workspace whose events go nowhere and whose engine steps are never interrupted;
+    /// front ends replace both.
+    pub fn new(root: PathBuf, project: Project, settings: Settings) -> Self {
+        Self {
+            root,
+            project,
+            settings,
+            observer: Arc::new(Unobserved),
+            interrupts: InterruptSource::never(),
+        }
+    }
+
+    pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    pub fn interrupted_by(mut self, interrupts: InterruptSource) -> Self {
+        self.interrupts = interrupts;
+        self
+    }
+
+    /// Reports events about `stage`'s own instance.
+    pub fn reporter(&self, stage: &str) -> Reporter {
+        Reporter::new(Arc::clone(&self.observer), stage, stage)
+    }
+
     /// The absolute data folder.
     pub fn data_dir(&self) -> PathBuf {
         self.root.join(&self.project.data_dir)
@@ -143,14 +185,13 @@ pub fn read_sources(root: &Path) -> Result<ProjectSources> {
     Ok(ProjectSources { config, stacks })
 }
 
-/// Finds, reads and validates the project.
-pub fn open(explicit: Option<&Path>) -> Result<Workspace> {
-    let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    let root = find_root(explicit, &cwd)?;
+/// Finds (from `explicit`, else upwards from `cwd`), reads and validates the project, with
+/// `env()` in configuration resolved against the settings' environment.
+pub fn open(explicit: Option<&Path>, cwd: &Path, settings: Settings) -> Result<Workspace> {
+    let root = find_root(explicit, cwd)?;
     let sources = read_sources(&root)?;
-    let env: Env = std::env::vars().collect();
-    let project = config::load(&sources, &env).map_err(ConfigErrors)?;
-    Ok(Workspace { root, project })
+    let project = config::load(&sources, &settings.environment).map_err(ConfigErrors)?;
+    Ok(Workspace::new(root, project, settings))
 }
 
 /// The stage named on the command line.

@@ -14,7 +14,6 @@ use slipway_store::{AnyStore, NewInstance, VerificationRecord as _};
 
 use crate::executor::CodeSource;
 use crate::executor::{Executor, Operation, Outcome, StackResult};
-use crate::progress::Progress;
 use crate::project::Workspace;
 use crate::stage_executor::{ExecutorOptions, executor_for};
 use crate::verify::inventory;
@@ -78,7 +77,7 @@ pub fn executor(
         .map_err(|_| anyhow::anyhow!("internal error: the executor is shared too early"))?;
     executor.instance = instance.to_owned();
     executor.code = code;
-    executor.progress = Progress::new(&format!("{}@{instance}", stage.name), !options.verbose);
+    executor.events = executor.events.for_instance(instance);
     Ok(Arc::new(executor))
 }
 

@@ -12,15 +12,14 @@ use slipway_artifact::{
 };
 use slipway_store::{AnyStore, Artifact, Store, UnixMillis};
 
+use crate::help::WithHelp;
 use crate::project::Workspace;
 
-/// The artifact store's URL: `SLIPWAY_ARTIFACTS_URL`, else `artifacts { url }` in
+/// The artifact store's URL: the settings' (`SLIPWAY_ARTIFACTS_URL`), else `artifacts { url }` in
 /// slipway.hcl, else `<data>/artifacts`.
 pub fn store_url(workspace: &Workspace) -> Result<String> {
-    if let Ok(url) = std::env::var("SLIPWAY_ARTIFACTS_URL") {
-        if !url.is_empty() {
-            return Ok(url);
-        }
+    if let Some(url) = &workspace.settings.artifacts_url {
+        return Ok(url.clone());
     }
     if let Some(url) = &workspace.project.artifacts_url {
         return Ok(url.clone());
@@ -70,7 +69,7 @@ pub fn resolve_commit(workspace: &Workspace, rev: &str) -> Result<GitCommit> {
     }
     GitCommit::open(&workspace.root, rev)
         .with_context(|| format!("cannot build from `{rev}`"))
-        .map_err(|e| e.context("help: name a commit, branch or tag of this repository"))
+        .help("name a commit, branch or tag of this repository")
 }
 
 /// Builds the artifacts of `stacks` at `commit`, stores them and records them.

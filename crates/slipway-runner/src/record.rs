@@ -1,5 +1,5 @@
-//! Opening the run record: `SLIPWAY_STORE_URL`, else `store { url }` in slipway.hcl, else
-//! an SQLite file in the data folder.
+//! Opening the run record: the settings' store URL (`SLIPWAY_STORE_URL`), else
+//! `store { url }` in slipway.hcl, else an SQLite file in the data folder.
 
 use anyhow::{Context, Result};
 use slipway_store::{AnyStore, AuditAction, NewAuditEntry, Store};
@@ -8,10 +8,8 @@ use crate::project::Workspace;
 
 /// The store URL this project uses.
 pub fn url(workspace: &Workspace) -> Result<String> {
-    if let Ok(url) = std::env::var("SLIPWAY_STORE_URL") {
-        if !url.is_empty() {
-            return Ok(url);
-        }
+    if let Some(url) = &workspace.settings.store_url {
+        return Ok(url.clone());
     }
     if let Some(url) = &workspace.project.store_url {
         return Ok(url.clone());
@@ -28,16 +26,9 @@ pub async fn open(workspace: &Workspace) -> Result<AnyStore> {
         .context("cannot open the run record")
 }
 
-/// Who is acting: `SLIPWAY_ACTOR`, else the login name, else "unknown".
-pub fn actor() -> String {
-    ["SLIPWAY_ACTOR", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
 /// Appends one entry to the append-only audit log.
 pub async fn audit(
+    workspace: &Workspace,
     store: &AnyStore,
     action: AuditAction,
     stage: &str,
@@ -47,7 +38,7 @@ pub async fn audit(
 ) -> Result<()> {
     store
         .append_audit(&NewAuditEntry {
-            actor: actor(),
+            actor: workspace.settings.actor.clone(),
             action,
             stage: Some(stage.to_owned()),
             stack: Some(stack.to_owned()),

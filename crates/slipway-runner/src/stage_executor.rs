@@ -1,5 +1,5 @@
 //! How a command gets an executor for one stage: the engine located, the stage's credentials
-//! fetched, a run folder made, and Ctrl-C wired to the engine steps' interrupt.
+//! fetched, a run folder made, and the front end's interrupt handed to the engine steps.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,14 +7,14 @@ use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use slipway_core::Stage;
-use slipway_engine::{Engine, Interrupt, locate_engine};
+use slipway_engine::{Engine, locate_engine};
 
 use crate::credentials;
 use crate::executor::{Executor, ExecutorSetup};
 use crate::project::Workspace;
 
 /// Per-invocation overrides of the project's execution settings.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ExecutorOptions {
     pub parallelism: Option<usize>,
     pub verbose: bool,
@@ -25,7 +25,7 @@ pub struct ExecutorOptions {
 }
 
 /// An executor for `stage` whose engine processes may work on `stacks`: the engine found,
-/// credentials fetched, a run folder created, Ctrl-C wired to the interrupt.
+/// credentials fetched, a run folder created, the front end's interrupt wired in.
 pub fn executor_for(
     workspace: &Workspace,
     stage: &Stage,
@@ -34,39 +34,22 @@ pub fn executor_for(
 ) -> Result<Arc<Executor>> {
     let project = &workspace.project;
     let data_dir = workspace.ensure_data_dir()?;
+    let settings = &workspace.settings;
     let binary = locate_engine(
         project.engine,
-        std::env::var("SLIPWAY_ENGINE").ok().as_deref(),
-        std::env::var("PATH").ok().as_deref(),
+        settings.engine.as_deref(),
+        settings.search_path.as_deref(),
     )?;
     let execution = &project.execution;
     let run_dir = data_dir.join("runs").join(run_id()).join(&stage.name);
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
-
-    let (trigger, interrupt) = Interrupt::channel();
-    let grace = execution.interrupt_grace;
-    // The handler is installed here, before any engine starts, and not inside the task: a
-    // slipway started in the background inherits SIGINT ignored, and children would inherit
-    // that too (an ignored signal stays ignored across exec) unless a handler replaced it.
-    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("cannot listen for Ctrl-C")?;
-    tokio::spawn(async move {
-        if sigint.recv().await.is_some() {
-            eprintln!(
-                "\ninterrupt: asking running engine steps to stop and save their state (up to {} before they are killed)",
-                humantime::format_duration(grace)
-            );
-            trigger.fire();
-        }
-    });
-
     let environment = credentials::stage_environment(
         project,
         stage,
         stacks,
         &workspace.root,
-        &std::env::vars().collect(),
+        &settings.environment,
     )?;
     let mut engine = Engine::new(
         binary,
@@ -85,8 +68,9 @@ pub fn executor_for(
         run_dir,
         parallelism: options.parallelism.unwrap_or(execution.parallelism),
         verbose: options.verbose,
-        interrupt,
+        interrupt: workspace.interrupts.interrupt(),
         environment,
+        observer: Arc::clone(&workspace.observer),
         measure_applies: options.measure_applies,
     })))
 }

@@ -21,8 +21,9 @@ use slipway_store::{
 };
 
 use super::artifacts;
+use crate::events::{Event, FailedStack};
 use crate::executor::{ApplyHooks, CodeSource, HookError, HookFuture};
-use crate::executor::{Operation, Outcome, StackResult, describe};
+use crate::executor::{Operation, Outcome, StackResult};
 use crate::project::Workspace;
 use crate::record;
 use crate::stage_executor::{ExecutorOptions, executor_for};
@@ -175,10 +176,13 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
     let mut results = Vec::new();
     let mut ok = true;
     if !needed.is_empty() {
-        executor.progress.note(&format!(
-            "reading outputs of {} (unchanged here) for their dependents' inputs",
-            needed.iter().cloned().collect::<Vec<_>>().join(", ")
-        ));
+        executor.events.note(
+            None,
+            format!(
+                "reading outputs of {} (unchanged here) for their dependents' inputs",
+                needed.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
         let read = executor.walk(&needed, Operation::ReadOutputs).await;
         if read.iter().any(|r| r.outcome.is_failure()) {
             ok = false;
@@ -205,7 +209,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             let log_path = result.log.as_ref().map(|p| p.display().to_string());
             let status = match &result.outcome {
                 Outcome::Applied { .. } => StackRunStatus::Succeeded,
-                Outcome::Planned { .. } | Outcome::Blocked { .. } if plan_only => {
+                Outcome::Planned { .. } | Outcome::InputsUnknown { .. } if plan_only => {
                     let mut summary = keep_plan(
                         &data_dir,
                         artifacts,
@@ -229,12 +233,6 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             };
             if status != StackRunStatus::Succeeded {
                 ok = false;
-                if let (Some(saved), Outcome::Failed { error }) =
-                    (saved_plans.get(&result.stack), &result.outcome)
-                    && !error.contains("approval void")
-                {
-                    explain_void_approval(&result.stack, saved, result.log.as_deref());
-                }
             }
             store
                 .finish_stack_run(
@@ -248,10 +246,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                             plan_summary(result)
                         },
                         log_path,
-                        failure_reason: match &result.outcome {
-                            Outcome::Failed { error } => Some(result.failure_reason(error)),
-                            _ => None,
-                        },
+                        failure_reason: result.why(),
                     },
                 )
                 .await?;
@@ -263,11 +258,12 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                         stack: result.stack.clone(),
                         artifact_id: deliverable.artifact_id.clone(),
                         commit: deliverable.commit.clone(),
-                        released_by: record::actor(),
+                        released_by: workspace.settings.actor.clone(),
                         run_id: Some(run_id),
                     })
                     .await?;
                 record::audit(
+                    workspace,
                     store,
                     action,
                     &stage.name,
@@ -295,29 +291,23 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
     store
         .set_stage_run_status(stage_run_id, stage_status)
         .await?;
-    let done = results.iter().filter(|r| !r.outcome.is_failure()).count();
-    eprintln!(
-        "{}: {done} of {} stack{} {}; logs in {}",
-        stage.name,
-        results.len(),
-        if results.len() == 1 { "" } else { "s" },
-        if plan_only { "planned" } else { "delivered" },
-        run_dir.display()
-    );
-    for result in results.iter().filter(|r| r.outcome.is_failure()) {
-        if let Some(log) = &result.log {
-            eprintln!(
-                "{}",
-                describe(
-                    &stage.name,
-                    &result.stack,
-                    &result.outcome,
-                    result.elapsed,
-                    log
-                )
-            );
-        }
-    }
+    executor.events.emit(Event::StageFinished {
+        stage: stage.name.clone(),
+        planned_only: plan_only,
+        succeeded: results.iter().filter(|r| !r.outcome.is_failure()).count(),
+        total: results.len(),
+        run_dir,
+        failed: results
+            .iter()
+            .filter(|r| r.outcome.is_failure())
+            .map(|r| FailedStack {
+                stack: r.stack.clone(),
+                outcome: r.outcome.clone(),
+                elapsed_ms: crate::verify::millis(r.elapsed),
+                log: r.log.clone(),
+            })
+            .collect(),
+    });
     Ok(StageDelivered { succeeded: ok })
 }
 
@@ -362,7 +352,7 @@ async fn keep_plan(
 ) -> Result<serde_json::Value> {
     let Outcome::Planned { changes } = outcome else {
         let reason = match outcome {
-            Outcome::Blocked { reason } => reason.clone(),
+            Outcome::InputsUnknown { reason } => reason.clone(),
             _ => String::new(),
         };
         return Ok(serde_json::json!({ "blocked": reason }));
@@ -399,19 +389,6 @@ async fn keep_plan(
         "sha256": file_sha256(&kept)?,
         "changes": changes,
     }))
-}
-
-/// Terraform refuses a saved plan made against older state: say what that means here.
-fn explain_void_approval(stack: &str, saved: &SavedPlan, log: Option<&Path>) {
-    let text = log
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .unwrap_or_default();
-    if slipway_engine::reason::says_saved_plan_is_stale(&text) {
-        eprintln!(
-            "approval void: the state of `{stack}` changed since the plan {} was approved; nothing was applied\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
-            saved.path.display()
-        );
-    }
 }
 
 async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_run_id: i64) {

@@ -9,37 +9,33 @@ use std::path::PathBuf;
 use anyhow::Result;
 use slipway_store::{AnyStore, LockOwner, RunStatus, StageRunStatus, Store, human_duration};
 
+use crate::events::Event;
 use crate::project::Workspace;
 
-/// Prints every interrupted apply and stale instance lock; returns how many were found.
+/// Reports every interrupted apply and stale instance lock; returns how many were found.
 pub async fn report(workspace: &Workspace, store: &AnyStore) -> Result<usize> {
     let interrupted = store.interrupted_stack_runs().await?;
     let now = slipway_store::UnixMillis::now();
     for run in &interrupted {
-        let since = run.started_at.map_or_else(String::new, |at| {
-            format!(" for {}", human_duration(now.since(at)))
+        workspace.observer.observe(&Event::InterruptedRunFound {
+            stack_run: run.id,
+            instance: run.instance.clone(),
+            stack: run.stack.clone(),
+            owner: run
+                .owner
+                .as_ref()
+                .map_or_else(|| "an unknown process".to_owned(), ToString::to_string),
+            since: run.started_at.map(|at| human_duration(now.since(at))),
+            left_behind: leftovers(workspace, &run.instance, &run.stack),
         });
-        let owner = run
-            .owner
-            .as_ref()
-            .map_or_else(|| "an unknown process".to_owned(), ToString::to_string);
-        eprintln!(
-            "interrupted: {}/{} (stack run {}) was being applied by {owner}{since} when its process died; its state may be half-changed",
-            run.instance, run.stack, run.id
-        );
-        for left in leftovers(workspace, &run.instance, &run.stack) {
-            eprintln!("  left behind: {}", left.display());
-        }
-        eprintln!(
-            "  help: inspect the instance (`terraform state list` in its working copy), then run `slipway resolve-interrupted {} --note \"what you found\"`; slipway does not retry it on its own",
-            run.id
-        );
     }
     let locks = store.instance_locks().await?;
     let mut stale = 0;
     for held in locks.iter().filter(|l| l.stale.is_some()) {
         stale += 1;
-        eprintln!("stale lock: {held}");
+        workspace.observer.observe(&Event::StaleLock {
+            held: held.to_string(),
+        });
     }
     Ok(interrupted.len() + stale)
 }
@@ -71,7 +67,7 @@ fn leftovers(workspace: &Workspace, instance: &str, stack: &str) -> Vec<PathBuf>
 /// the store) and frees the stale instance lock its run left.
 pub async fn resolve(workspace: &Workspace, stack_run_id: i64, note: &str) -> Result<()> {
     let store = crate::record::open(workspace).await?;
-    let actor = crate::record::actor();
+    let actor = workspace.settings.actor.clone();
     let resolved = store
         .resolve_interrupted(stack_run_id, &actor, note)
         .await
@@ -92,10 +88,11 @@ pub async fn resolve(workspace: &Workspace, stack_run_id: i64, note: &str) -> Re
             store
                 .release_instance_lock(&lock.stack, &lock.instance, &me)
                 .await?;
-            eprintln!(
-                "freed the stale lock on {}/{} held by {}",
-                lock.instance, lock.stack, lock.owner
-            );
+            workspace.observer.observe(&Event::StaleLockFreed {
+                instance: lock.instance.clone(),
+                stack: lock.stack.clone(),
+                owner: lock.owner.to_string(),
+            });
         }
     }
     // The process that drove the run is gone, so the run is over too.
@@ -111,9 +108,10 @@ pub async fn resolve(workspace: &Workspace, stack_run_id: i64, note: &str) -> Re
         }
         store.finish_run(run.id, RunStatus::Interrupted).await?;
     }
-    eprintln!(
-        "stack run {} ({}/{}) is recorded as interrupted; the next deploy plans from its state as it is",
-        resolved.id, resolved.instance, resolved.stack
-    );
+    workspace.observer.observe(&Event::InterruptedRunResolved {
+        stack_run: resolved.id,
+        instance: resolved.instance.clone(),
+        stack: resolved.stack.clone(),
+    });
     Ok(())
 }

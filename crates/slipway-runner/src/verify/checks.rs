@@ -36,18 +36,20 @@ pub struct CheckResult {
     pub elapsed_ms: u64,
 }
 
-impl CheckResult {
-    /// The check's lines in a report: its verdict, then what did not hold.
-    pub fn print(&self) {
-        println!(
+/// The check's lines in a report: its verdict, then what did not hold.
+impl std::fmt::Display for CheckResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
             "  check {}/{}: {}",
             self.stack,
             self.check,
             if self.passed { "passed" } else { "FAILED" }
-        );
+        )?;
         for problem in &self.problems {
-            println!("    {problem}");
+            write!(f, "\n    {problem}")?;
         }
+        Ok(())
     }
 }
 

@@ -16,57 +16,19 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use serde::Serialize;
 use slipway_core::Stage;
 use slipway_plan::ActionKind;
 use slipway_store::AnyStore;
 
+use crate::events::Event;
 use crate::executor::CodeSource;
 use crate::executor::{Executor, Operation, Outcome, StackResult};
 use crate::project::{Workspace, with_dependencies};
 use crate::stage_executor::ExecutorOptions;
 use crate::verify::checks::run_all_checks;
-use crate::verify::{instance, millis, released, seconds};
+use crate::verify::{instance, millis, released};
 
-/// How one verification path went.
-#[derive(Debug, Clone, Serialize)]
-pub struct PathResult {
-    /// `from zero` or `from latest`.
-    pub path: &'static str,
-    pub instance: Option<String>,
-    /// Why the path did not run (nothing released to compare with yet).
-    pub skipped: Option<String>,
-    /// What failed, one line each; empty when the path passed.
-    pub problems: Vec<String>,
-    pub elapsed_ms: u64,
-}
-
-impl PathResult {
-    fn new(path: &'static str) -> Self {
-        Self {
-            path,
-            instance: None,
-            skipped: None,
-            problems: Vec::new(),
-            elapsed_ms: 0,
-        }
-    }
-
-    pub fn passed(&self) -> bool {
-        self.problems.is_empty()
-    }
-
-    /// The value of a step that may fail; its error becomes one of the path's problems.
-    fn noted<T>(&mut self, step: Result<T>) -> Option<T> {
-        match step {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.problems.push(format!("{error:#}"));
-                None
-            }
-        }
-    }
-}
+pub use super::path_result::PathResult;
 
 /// What a run verifies.
 pub struct Candidate<'a> {
@@ -133,10 +95,14 @@ impl Candidate<'_> {
         let Some(name) = self.create_instance(&mut result, stage, "zero").await else {
             return finish(result, started);
         };
-        eprintln!(
-            "verify from zero: building {} into `{name}`",
-            list(&involved)
-        );
+        self.workspace
+            .observer
+            .observe(&Event::VerificationStarted {
+                path: result.path.to_owned(),
+                instance: name.clone(),
+                stacks: involved.iter().cloned().collect(),
+                on_top_of: None,
+            });
         let executor = self.executor(stage, &name, &involved, code.clone());
         if let Some(executor) = result.noted(executor) {
             let applied = executor.walk(&involved, Operation::Apply).await;
@@ -179,11 +145,14 @@ impl Candidate<'_> {
         let Some(name) = self.create_instance(&mut result, stage, "latest").await else {
             return finish(result, started);
         };
-        eprintln!(
-            "verify from latest: building {}'s release of {} into `{name}`, then the change on top",
-            stage.name,
-            list(&base_stacks)
-        );
+        self.workspace
+            .observer
+            .observe(&Event::VerificationStarted {
+                path: result.path.to_owned(),
+                instance: name.clone(),
+                stacks: base_stacks.iter().cloned().collect(),
+                on_top_of: Some(stage.name.clone()),
+            });
         let executor = self.executor(stage, &name, &base_stacks, base.code());
         if let Some(executor) = result.noted(executor) {
             let built = executor.walk(&base_stacks, Operation::Apply).await;
@@ -317,20 +286,17 @@ fn finish(mut result: PathResult, started: Instant) -> PathResult {
     result
 }
 
-fn list(stacks: &BTreeSet<String>) -> String {
-    stacks.iter().cloned().collect::<Vec<_>>().join(", ")
-}
-
 /// Adds a line for every stack of a walk that did not succeed, in the engine's words.
 fn collect_failures(result: &mut PathResult, step: &str, results: &[StackResult]) {
     for stack in results {
         let why = match &stack.outcome {
-            Outcome::Failed { error } => stack.failure_reason(error),
             Outcome::Skipped { because } => format!("not run: `{because}` failed first"),
             Outcome::Interrupted { .. } => "interrupted".to_owned(),
             Outcome::NotStarted => "not started".to_owned(),
-            Outcome::Blocked { reason } => reason.clone(),
-            _ => continue,
+            _ => match stack.why() {
+                Some(why) => why,
+                None => continue,
+            },
         };
         result
             .problems
@@ -372,30 +338,11 @@ pub async fn before_first_stage(
         options,
     };
     let results = candidate.verify().await;
-    eprintln!();
-    for result in &results {
-        let verdict = if let Some(why) = &result.skipped {
-            format!("skipped: {why}")
-        } else if result.passed() {
-            format!("passed ({})", seconds(result.elapsed_ms))
-        } else {
-            format!("FAILED ({})", seconds(result.elapsed_ms))
-        };
-        let instance = result
-            .instance
-            .as_deref()
-            .map(|i| format!(" in `{i}`"))
-            .unwrap_or_default();
-        eprintln!("verify {}{instance}: {verdict}", result.path);
-        for problem in &result.problems {
-            eprintln!("  {problem}");
-        }
-    }
     let passed = results.iter().all(PathResult::passed);
-    if !passed {
-        eprintln!(
-            "run {run_id} stopped before its first stage: the change failed verification\n  help: the lines above say which path failed and why; `verify {{ ... }}` in slipway.hcl turns a path off (docs/verification-and-recovery.md)"
-        );
-    }
+    workspace.observer.observe(&Event::VerificationFinished {
+        run: run_id,
+        passed,
+        paths: results,
+    });
     Ok(passed)
 }

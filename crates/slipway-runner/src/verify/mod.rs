@@ -10,6 +10,7 @@ pub mod checks;
 pub mod drift;
 pub mod instance;
 pub mod inventory;
+pub mod path_result;
 pub mod paths;
 pub mod released;
 

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use slipway_plan::Action;
 
+use crate::events::Step;
 use crate::executor::{Executor, Operation, Outcome};
 use crate::verify::millis;
 
@@ -91,9 +92,10 @@ pub async fn check_stack(executor: &Arc<Executor>, stack: &str) -> StackDrift {
             ),
         ),
     };
-    executor.progress.finish(
+    executor.events.ended(
         stack,
-        &format!(
+        matches!(status, DriftStatus::InSync | DriftStatus::Drifted),
+        format!(
             "{} {}/{stack}: {}",
             match status {
                 DriftStatus::InSync => "=",
@@ -137,7 +139,7 @@ async fn check(
     let log = executor.single_log(log_path)?;
     let working_copy = executor.prepare(name).map_err(anyhow::Error::from)?;
     // Planning (not applying) turns "a dependency has no outputs" into an outcome.
-    if let Some(Outcome::Blocked { reason }) = executor
+    if let Some(Outcome::InputsUnknown { reason }) = executor
         .write_inputs(stack, &working_copy, Operation::Plan, &log)
         .map_err(anyhow::Error::from)?
     {
@@ -145,14 +147,14 @@ async fn check(
     }
     let credentials = executor.environment.for_stack(name);
     let ctx = executor.single_context(&working_copy, &log, &credentials);
-    executor.progress.step(name, "init");
+    executor.events.step(name, Step::Init);
     executor.init(ctx, name).await?;
-    executor.progress.step(name, "refresh");
+    executor.events.step(name, Step::Refresh);
     let plan = executor.engine.plan_refresh_only(ctx).await?;
     if !plan.has_changes {
         return Ok(Checked::Resources(Vec::new()));
     }
-    executor.progress.step(name, "show");
+    executor.events.step(name, Step::Show);
     let json = executor.engine.show_json(ctx, &plan.plan_file).await?;
     let parsed = slipway_plan::parse_plan(&json).context("cannot read the refresh-only plan")?;
     let _ = std::fs::remove_file(&plan.plan_file);

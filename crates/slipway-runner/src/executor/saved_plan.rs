@@ -40,7 +40,7 @@ impl Executor {
             // Terraform reads the plan against the current state and refuses a stale one
             // already here; say what that means for the approval.
             Err(StepError::StalePlan { .. }) => {
-                return Err(StackError::Other(anyhow::anyhow!(
+                return Err(StackError::ApprovalVoid(format!(
                     "approval void: the state of `{name}` changed since the plan {} was approved (Terraform: \"Saved plan is stale\"); nothing was applied\n    help: someone applied to it in between; start a new run (`slipway run`) to plan again and ask for a new approval",
                     plan_file.display()
                 )));
@@ -70,7 +70,7 @@ impl Executor {
         if resources == 0 {
             return Ok(());
         }
-        Err(StackError::Other(anyhow::anyhow!(
+        Err(StackError::ApprovalVoid(format!(
             "approval void: the state of `{name}` changed since the plan {} was approved: it was planned against no state, and the instance `{}` now holds {resources} resource{}; nothing was applied\n    help: someone applied to it in between; start a new run (`slipway run`) to plan again and ask for a new approval",
             plan_file.display(),
             self.instance,

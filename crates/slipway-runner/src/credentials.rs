@@ -124,7 +124,7 @@ pub fn stage_environment(
 
 /// Reads one credentials set's values from its sources, later sources overriding earlier.
 /// Errors name the set and the source, never a value.
-pub(crate) fn fetch_values(
+pub fn fetch_values(
     set: &Credentials,
     root: &Path,
     process_env: &BTreeMap<String, String>,

@@ -26,58 +26,9 @@ use crate::analysis::{Analysis, Gate, apply_gate};
 mod hooks;
 mod saved_plan;
 use crate::credentials::StageEnvironment;
-use crate::progress::Progress;
+use crate::events::{Event, Observer, Reporter, Step};
+pub use crate::outcome::{Operation, Outcome, describe};
 pub use hooks::{ApplyHooks, CodeSource, HookError, HookFuture};
-
-/// What to do to each stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Plan,
-    Apply,
-    Destroy,
-    /// Initialise and read outputs only (for stacks whose outputs others need).
-    ReadOutputs,
-}
-
-/// How one stack instance ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Planned {
-        changes: bool,
-    },
-    /// Planned, but inputs are unknown until a dependency is applied.
-    Blocked {
-        reason: String,
-    },
-    Applied {
-        changed: bool,
-    },
-    Destroyed,
-    OutputsRead,
-    Failed {
-        error: String,
-    },
-    Skipped {
-        because: String,
-    },
-    /// Stopped by an interrupt; `mid_apply` when the engine was changing infrastructure.
-    Interrupted {
-        mid_apply: bool,
-    },
-    NotStarted,
-}
-
-impl Outcome {
-    pub fn is_failure(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Failed { .. }
-                | Outcome::Skipped { .. }
-                | Outcome::Interrupted { .. }
-                | Outcome::NotStarted
-        )
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct StackResult {
@@ -100,6 +51,17 @@ impl StackResult {
             .and_then(first_engine_error)
             .unwrap_or_else(|| error.to_owned())
     }
+
+    /// Why the stack did not do what was asked, when it failed or was held back.
+    pub fn why(&self) -> Option<String> {
+        match &self.outcome {
+            Outcome::Failed { error } => Some(self.failure_reason(error)),
+            Outcome::InputsUnknown { reason }
+            | Outcome::PolicyBlocked { reason }
+            | Outcome::ApprovalVoid { reason } => Some(reason.clone()),
+            _ => None,
+        }
+    }
 }
 
 /// Everything a walk needs, shared by its stack tasks.
@@ -117,7 +79,8 @@ pub struct Executor {
     pub parallelism: usize,
     pub verbose: bool,
     pub interrupt: Interrupt,
-    pub progress: Progress,
+    /// Where this instance's events go.
+    pub events: Reporter,
     pub environment: StageEnvironment,
     outputs: Mutex<BTreeMap<String, BTreeMap<String, Output>>>,
     outputs_wanted: Mutex<BTreeSet<String>>,
@@ -148,6 +111,7 @@ pub struct ExecutorSetup {
     pub verbose: bool,
     pub interrupt: Interrupt,
     pub environment: StageEnvironment,
+    pub observer: Arc<dyn Observer>,
     pub measure_applies: bool,
 }
 
@@ -155,7 +119,7 @@ impl Executor {
     pub fn new(setup: ExecutorSetup) -> Self {
         let backend =
             StateBackend::from_config(&setup.project.state, &setup.project.name, &setup.data_dir);
-        let progress = Progress::new(&setup.stage.name, !setup.verbose);
+        let events = Reporter::new(setup.observer, &setup.stage.name, &setup.stage.name);
         let analysis = Analysis::new(&setup.root, &setup.project, &setup.stage);
         Self {
             analysis,
@@ -170,7 +134,7 @@ impl Executor {
             parallelism: setup.parallelism,
             verbose: setup.verbose,
             interrupt: setup.interrupt,
-            progress,
+            events,
             environment: setup.environment,
             outputs: Mutex::new(BTreeMap::new()),
             outputs_wanted: Mutex::new(BTreeSet::new()),
@@ -194,6 +158,19 @@ impl Executor {
             Walk::Forward
         };
         let names: BTreeSet<&str> = selected.iter().map(String::as_str).collect();
+        self.events.emit(Event::WalkStarted {
+            stage: self.stage.name.clone(),
+            instance: self.instance.clone(),
+            operation,
+            stacks: self
+                .project
+                .graph
+                .order_of(names.iter().copied())
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            run_dir: self.run_dir.clone(),
+        });
         // Reading outputs costs an engine start per stack: only for stacks whose outputs a
         // later stack of this walk consumes.
         if let Ok(mut wanted) = self.outputs_wanted.lock() {
@@ -246,7 +223,7 @@ impl Executor {
                     | Outcome::Applied { .. }
                     | Outcome::Destroyed
                     | Outcome::OutputsRead
-                    | Outcome::Blocked { .. }
+                    | Outcome::InputsUnknown { .. }
             );
             queue.finish(&result.stack, succeeded);
             results.insert(result.stack.clone(), result);
@@ -261,6 +238,16 @@ impl Executor {
                 },
                 _ => Outcome::NotStarted,
             };
+            // Every stack of the walk ends with an event, also those that never started.
+            self.events.emit(Event::StackFinished {
+                stage: self.stage.name.clone(),
+                instance: self.instance.clone(),
+                stack: name.clone(),
+                outcome: outcome.clone(),
+                elapsed_ms: 0,
+                log: None,
+                plan: None,
+            });
             results.insert(
                 name.clone(),
                 StackResult {
@@ -309,6 +296,19 @@ impl Executor {
                     Err(StackError::Step(error)) if error.was_interrupted() => {
                         Outcome::Interrupted { mid_apply }
                     }
+                    Err(StackError::Policy(reason)) => {
+                        log.line(&format!("== slipway: {reason} =="));
+                        Outcome::PolicyBlocked { reason }
+                    }
+                    Err(StackError::ApprovalVoid(reason)) => {
+                        log.line(&format!("== slipway: {reason} =="));
+                        Outcome::ApprovalVoid { reason }
+                    }
+                    Err(StackError::Hook(error @ HookError::ApprovalVoid { .. })) => {
+                        let reason = error.to_string();
+                        log.line(&format!("== slipway: {reason} =="));
+                        Outcome::ApprovalVoid { reason }
+                    }
                     Err(StackError::Step(error)) if error.lock_id().is_some() => {
                         let id = error.lock_id().unwrap_or_default();
                         let message = format!(
@@ -327,15 +327,10 @@ impl Executor {
                 },
             },
         };
-        let elapsed = started.elapsed();
-        self.progress.finish(
-            name,
-            &describe(&self.label(), name, &outcome, elapsed, &log_path),
-        );
-        StackResult {
+        let result = StackResult {
             stack: name.to_owned(),
             outcome,
-            elapsed,
+            elapsed: started.elapsed(),
             log: Some(log_path),
             report: self.reports.lock().ok().and_then(|mut r| r.remove(name)),
             plan: self
@@ -343,17 +338,17 @@ impl Executor {
                 .lock()
                 .ok()
                 .and_then(|mut p| p.remove(name)),
-        }
-    }
-
-    /// How the instance is named in progress lines: the stage, or `stage@instance` for an
-    /// ephemeral instance, which must never read as the stage itself.
-    fn label(&self) -> String {
-        if self.instance == self.stage.name {
-            self.stage.name.clone()
-        } else {
-            format!("{}@{}", self.stage.name, self.instance)
-        }
+        };
+        self.events.emit(Event::StackFinished {
+            stage: self.stage.name.clone(),
+            instance: self.instance.clone(),
+            stack: result.stack.clone(),
+            outcome: result.outcome.clone(),
+            elapsed_ms: crate::verify::millis(result.elapsed),
+            log: result.log.clone(),
+            plan: result.plan,
+        });
+        result
     }
 
     /// The record's say before a stack's apply starts (its instance lock).
@@ -375,24 +370,51 @@ impl Executor {
             .project
             .stack(name)
             .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
-        let working_copy = self.prepare(name)?;
+        let working_copy = if operation == Operation::ReadOutputs {
+            // Reading outputs is done for stacks another process may be working on: it never
+            // touches their working copy (where a saved plan may wait for its apply).
+            if let Some(outputs) = self.backend.local_outputs(&self.instance, name) {
+                log.line(&format!(
+                    "== slipway: outputs read from the state file: {} ==",
+                    Output::names(&outputs)
+                ));
+                if let Ok(mut all) = self.outputs.lock() {
+                    all.insert(name.to_owned(), outputs);
+                }
+                return Ok(Outcome::OutputsRead);
+            }
+            self.prepare_in(name, &self.run_dir.join("outputs").join(name))?
+        } else {
+            self.prepare(name)?
+        };
         if operation != Operation::ReadOutputs {
             if let Some(blocked) = self.write_inputs(stack, &working_copy, operation, log)? {
                 return Ok(blocked);
             }
         }
-        self.run_engine(name, &working_copy, operation, log, mid_apply)
-            .await
+        let outcome = self
+            .run_engine(name, &working_copy, operation, log, mid_apply)
+            .await;
+        if operation == Operation::ReadOutputs {
+            // A private copy, made for this read alone.
+            let _ = std::fs::remove_dir_all(self.run_dir.join("outputs").join(name));
+        }
+        outcome
     }
 
     /// Lays out the stack's working copy for this instance: code, generated files, backend.
     pub fn prepare(&self, name: &str) -> Result<WorkingCopy, StackError> {
+        let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
+        self.prepare_in(name, &work_dir)
+    }
+
+    /// Lays out the stack's working copy in `work_dir`.
+    fn prepare_in(&self, name: &str, work_dir: &Path) -> Result<WorkingCopy, StackError> {
         let stack = self
             .project
             .stack(name)
             .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
-        self.progress.step(name, "prepare");
-        let work_dir = self.data_dir.join("work").join(&self.instance).join(name);
+        self.events.step(name, Step::Prepare);
         let source_root = self.code.root_for(name, &self.root);
         // The same rule chooses an artifact's files, so a working copy holds what the
         // artifact of this commit would hold, and never the data folder it lives in.
@@ -406,10 +428,10 @@ impl Executor {
         let selection = select(&tree, &stack_dir, DEFAULT_SIZE_CAP)
             .with_context(|| format!("cannot choose the files of stack `{name}`"))?;
         for note in selection.stack_files.notes() {
-            self.progress.note(&format!("{name}: {note}"));
+            self.events.note(Some(name), format!("{name}: {note}"));
         }
         let files: Vec<&str> = selection.files.iter().map(|f| f.path.as_str()).collect();
-        let working_copy = WorkingCopy::prepare(source_root, &work_dir, &stack.dir, &files)
+        let working_copy = WorkingCopy::prepare(source_root, work_dir, &stack.dir, &files)
             .with_context(|| {
                 format!("cannot prepare the working copy in {}", work_dir.display())
             })?;
@@ -482,7 +504,7 @@ impl Executor {
                     );
                     if operation == Operation::Plan {
                         log.line(&format!("== slipway: {reason} =="));
-                        return Ok(Some(Outcome::Blocked { reason }));
+                        return Ok(Some(Outcome::InputsUnknown { reason }));
                     }
                     return Err(StackError::Other(anyhow::anyhow!("{reason}: {error}")));
                 }
@@ -504,8 +526,16 @@ impl Executor {
         mid_apply: &mut bool,
     ) -> Result<Outcome, StackError> {
         let echo = self.verbose.then(|| {
-            let prefix = format!("{}/{name} | ", self.stage.name);
-            slipway_engine::LineSink::new(move |line| eprintln!("{prefix}{line}"))
+            let events = self.events.clone();
+            let stack = name.to_owned();
+            slipway_engine::LineSink::new(move |line| {
+                events.emit(Event::EngineOutput {
+                    stage: events.stage.clone(),
+                    instance: events.instance.clone(),
+                    stack: stack.clone(),
+                    line: line.to_owned(),
+                });
+            })
         });
         let credentials = self.environment.for_stack(name);
         let ctx = StepContext {
@@ -515,13 +545,13 @@ impl Executor {
             echo: echo.as_ref(),
             interrupt: &self.interrupt,
         };
-        self.progress.step(name, "init");
+        self.events.step(name, Step::Init);
         self.init(ctx, name).await?;
 
         let outcome = match operation {
             Operation::ReadOutputs => Outcome::OutputsRead,
             Operation::Plan => {
-                self.progress.step(name, "plan");
+                self.events.step(name, Step::Plan);
                 let plan = self.engine.plan(ctx, false).await?;
                 self.keep_plan_summary(name, &plan);
                 if plan.has_changes {
@@ -533,7 +563,9 @@ impl Executor {
             }
             Operation::Apply => {
                 // An approved plan is applied as it was saved, never planned again.
-                let plan = match self.hooks.as_ref().and_then(|h| h.saved_plan(name)) {
+                let saved = self.hooks.as_ref().and_then(|h| h.saved_plan(name));
+                let approved = saved.is_some();
+                let plan = match saved {
                     Some(plan_file) => {
                         // Terraform cannot tell when a plan made against no state meets
                         // state applied since; that check is slipway's.
@@ -545,7 +577,7 @@ impl Executor {
                         }
                     }
                     None => {
-                        self.progress.step(name, "plan");
+                        self.events.step(name, Step::Plan);
                         self.engine.plan(ctx, false).await?
                     }
                 };
@@ -555,11 +587,22 @@ impl Executor {
                     if let Some(hooks) = &self.hooks {
                         hooks.before_apply(name, &plan.plan_file).await?;
                     }
-                    self.progress.step(name, "apply");
+                    self.events.step(name, Step::Apply);
                     let marker = self.applying_marker(name);
                     write_marker(&marker, &self.run_dir)?;
                     *mid_apply = true;
-                    self.engine.apply(ctx, &plan.plan_file).await?;
+                    match self.engine.apply(ctx, &plan.plan_file).await {
+                        // Terraform refused the saved plan before changing anything.
+                        Err(StepError::StalePlan { .. }) if approved => {
+                            *mid_apply = false;
+                            let _ = std::fs::remove_file(&marker);
+                            return Err(StackError::ApprovalVoid(format!(
+                                "approval void: the state of `{name}` changed since the plan {} was approved; nothing was applied\n    help: start a new run (`slipway run`) to plan again and ask for a new approval",
+                                plan.plan_file.display()
+                            )));
+                        }
+                        applied => applied?,
+                    }
                     *mid_apply = false;
                     let _ = std::fs::remove_file(&marker);
                 }
@@ -568,7 +611,7 @@ impl Executor {
                 }
             }
             Operation::Destroy => {
-                self.progress.step(name, "destroy");
+                self.events.step(name, Step::Destroy);
                 let marker = self.applying_marker(name);
                 write_marker(&marker, &self.run_dir)?;
                 *mid_apply = true;
@@ -584,7 +627,7 @@ impl Executor {
                 .lock()
                 .is_ok_and(|wanted| wanted.contains(name));
         if operation != Operation::Destroy && wanted {
-            self.progress.step(name, "outputs");
+            self.events.step(name, Step::Outputs);
             // With local state the outputs are in the file the engine just wrote: reading it
             // spares an engine start on the way to the stacks waiting for them.
             let outputs = match self.backend.local_outputs(&self.instance, name) {
@@ -638,50 +681,18 @@ fn write_marker(marker: &Path, run_dir: &Path) -> Result<(), StackError> {
 pub enum StackError {
     #[error(transparent)]
     Step(#[from] StepError),
+    /// The stage's policy refuses the apply, or asks for an approval it does not have.
+    #[error("{0}")]
+    Policy(String),
+    /// The approved plan no longer fits the instance's state.
+    #[error("{0}")]
+    ApprovalVoid(String),
     #[error(transparent)]
     Hook(#[from] HookError),
     #[error(transparent)]
     Eval(#[from] slipway_core::config::EvalError),
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
-}
-
-/// One line saying how a stack ended.
-pub fn describe(
-    stage: &str,
-    stack: &str,
-    outcome: &Outcome,
-    elapsed: Duration,
-    log: &Path,
-) -> String {
-    let secs = elapsed.as_secs_f64();
-    let who = format!("{stage}/{stack}");
-    match outcome {
-        Outcome::Planned { changes: true } => format!("~ {who}: changes pending ({secs:.1}s)"),
-        Outcome::Planned { changes: false } => format!("= {who}: no changes ({secs:.1}s)"),
-        Outcome::Blocked { reason } => format!("? {who}: not planned: {reason}"),
-        Outcome::Applied { changed: true } => format!("+ {who}: applied ({secs:.1}s)"),
-        Outcome::Applied { changed: false } => format!("= {who}: up to date ({secs:.1}s)"),
-        Outcome::Destroyed => format!("- {who}: destroyed ({secs:.1}s)"),
-        Outcome::OutputsRead => format!("  {who}: outputs read ({secs:.1}s)"),
-        Outcome::Failed { error } if error.contains(&log.display().to_string()) => {
-            format!("x {who}: failed: {error}")
-        }
-        Outcome::Failed { error } => {
-            format!("x {who}: failed: {error}\n    log: {}", log.display())
-        }
-        Outcome::Skipped { because } => {
-            format!("  {who}: skipped, because `{because}` did not succeed")
-        }
-        Outcome::Interrupted { mid_apply: true } => {
-            format!(
-                "! {who}: interrupted mid-apply; state may be partial\n    log: {}",
-                log.display()
-            )
-        }
-        Outcome::Interrupted { mid_apply: false } => format!("! {who}: interrupted"),
-        Outcome::NotStarted => format!("  {who}: not started"),
-    }
 }
 
 /// Operations on one stack instance's state, outside a graph walk.
@@ -726,8 +737,10 @@ impl Executor {
             None
         };
         if let Some(note) = note {
-            self.progress
-                .note(&format!("note: {}/{name}: {note}", self.stage.name));
+            self.events.note(
+                Some(name),
+                format!("note: {}/{name}: {note}", self.stage.name),
+            );
         }
         Ok(())
     }
@@ -742,7 +755,7 @@ impl Executor {
         let working_copy = self.prepare(name)?;
         let log = self.single_log(&self.run_dir.join(format!("{name}.{what}.log")))?;
         let credentials = self.environment.for_stack(name);
-        self.progress.step(name, "init");
+        self.events.step(name, Step::Init);
         self.init(self.single_context(&working_copy, &log, &credentials), name)
             .await?;
         Ok((working_copy, log, credentials))
@@ -752,7 +765,7 @@ impl Executor {
     pub async fn unlock(&self, name: &str, lock_id: &str) -> Result<PathBuf, StackError> {
         let (working_copy, log, credentials) = self.initialized(name, "unlock").await?;
         let ctx = self.single_context(&working_copy, &log, &credentials);
-        self.progress.step(name, "force-unlock");
+        self.events.step(name, Step::ForceUnlock);
         self.engine.force_unlock(ctx, lock_id).await?;
         Ok(log.path().to_path_buf())
     }
@@ -770,7 +783,7 @@ impl Executor {
             .with_context(|| format!("{} is not a Terraform state file", local_state.display()))?;
         let (working_copy, log, credentials) = self.initialized(name, "migrate").await?;
         let ctx = self.single_context(&working_copy, &log, &credentials);
-        self.progress.step(name, "state pull");
+        self.events.step(name, Step::StatePull);
         let remote = self.engine.state_pull(ctx).await?;
         let remote_count = if remote.iter().all(u8::is_ascii_whitespace) {
             0
@@ -784,7 +797,7 @@ impl Executor {
                 self.backend.describe(&self.instance, name)
             )));
         }
-        self.progress.step(name, "state push");
+        self.events.step(name, Step::StatePush);
         self.engine.state_push(ctx, local_state).await?;
         let pushed = self.engine.state_pull(ctx).await?;
         let after = slipway_engine::driver::count_resources(&pushed)
@@ -811,7 +824,7 @@ impl Executor {
         name: &str,
         plan_file: &Path,
     ) -> Result<InstanceReport, StackError> {
-        self.progress.step(name, "blast radius");
+        self.events.step(name, Step::BlastRadius);
         let json = self.engine.show_json(ctx, plan_file).await?;
         let report = self.analysis.analyze(name, &self.instance, &json)?;
         if let Ok(mut reports) = self.reports.lock() {
@@ -846,12 +859,12 @@ impl Executor {
                 for warning in warnings {
                     let line = format!("warning: {}/{name}: {warning}", self.stage.name);
                     log.line(&format!("== slipway: {line} =="));
-                    self.progress.note(&line);
+                    self.events.warning(Some(name), line);
                 }
                 Ok(())
             }
             Gate::NeedsApproval { message } | Gate::Refused { message } => {
-                Err(StackError::Other(anyhow::anyhow!(message)))
+                Err(StackError::Policy(message))
             }
         }
     }
