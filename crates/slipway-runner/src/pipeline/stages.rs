@@ -413,6 +413,18 @@ async fn end_stage(
     Ok(())
 }
 
+/// Ends a stage whose approval is void, and its run, as failed.
+async fn void_stage(store: &AnyStore, run_id: i64, stage_run: &StageRun) -> Result<()> {
+    end_stage(
+        store,
+        run_id,
+        stage_run,
+        StackRunStatus::Failed,
+        RunStatus::Failed,
+    )
+    .await
+}
+
 /// `slipway resume`.
 pub async fn resume(
     workspace: &Workspace,
@@ -432,14 +444,7 @@ pub async fn resume(
         );
     };
     if let Some(newer) = newer_delivery(&store, &run, &stage_run.stage).await? {
-        end_stage(
-            &store,
-            run.id,
-            &stage_run,
-            StackRunStatus::Failed,
-            RunStatus::Failed,
-        )
-        .await?;
+        void_stage(&store, run.id, &stage_run).await?;
         return Err(with_help(
             anyhow::anyhow!(
                 "approval void: run {newer} delivered to {} after run {} planned it; the approved plans were made against what {} ran before, so nothing was applied",
@@ -484,14 +489,7 @@ pub async fn resume(
         );
     }
     if !void.is_empty() {
-        end_stage(
-            &store,
-            run.id,
-            &stage_run,
-            StackRunStatus::Failed,
-            RunStatus::Failed,
-        )
-        .await?;
+        void_stage(&store, run.id, &stage_run).await?;
         bail!(
             "approval void: the plans changed after run {} was approved at stage {}; nothing was applied\n{}\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
             run.id,

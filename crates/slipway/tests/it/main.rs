@@ -14,6 +14,7 @@ mod drift_recover;
 mod drill;
 mod engines;
 mod failures;
+mod faults;
 mod init;
 mod instance_locks;
 mod interrupt;

@@ -1,0 +1,82 @@
+//! Faults that are handled, each really injected: the record's database unreachable, and a
+//! provider package that does not match the stack's committed lock file. Each must stop
+//! before anything is applied, say what is wrong, and change nothing.
+
+use crate::common::{example, fixture, sandbox, slipway_run};
+
+#[test]
+fn an_unreachable_record_stops_an_apply_before_anything_runs_and_names_it() {
+    let (_sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let dir = project.path();
+    let mut env = moto.env();
+    // A loopback port nothing listens on: the connection is refused at once.
+    env.push((
+        "SLIPWAY_STORE_URL".to_owned(),
+        "postgres://slipway:hunter2@127.0.0.1:1/record".to_owned(),
+    ));
+    let out = slipway_run(dir, &env, &["apply", "--stage", "dev"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("error: cannot open the run record"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("postgres://slipway:***@127.0.0.1:1/record"),
+        "names the record, without its password:\n{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("hunter2"), "{}", out.stderr);
+    // No stack started: no state, no working copy, no run folder.
+    for folder in ["state", "work", "runs"] {
+        assert!(
+            !dir.join(".slipway").join(folder).exists(),
+            "{folder} exists:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_provider_that_does_not_match_the_lock_file_fails_the_stack_and_upgrades_nothing() {
+    let (_sandbox, moto) = sandbox();
+    let project = example("webshop");
+    let dir = project.path();
+    let lock_file = dir.join("stacks/queue/.terraform.lock.hcl");
+    let committed = std::fs::read_to_string(&lock_file).unwrap();
+    let hash = committed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"h1:"))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the example's lock file records an h1 hash")
+        .to_owned();
+    // Same shape, different bytes: a package that is not the one the lock file names.
+    let forged = "A".repeat(hash.len() - 1) + "=";
+    let tampered = committed.replace(&hash, &forged);
+    std::fs::write(&lock_file, &tampered).unwrap();
+
+    let out = slipway_run(
+        dir,
+        &moto.env(),
+        &["apply", "--stage", "dev", "--stack", "queue"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("x dev/queue: failed: `init` failed"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("checksum"),
+        "the engine's reason is shown:\n{}",
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock_file).unwrap(),
+        tampered,
+        "the lock file was not rewritten"
+    );
+    assert_eq!(moto.inventory().unwrap().sqs_queues, Vec::<String>::new());
+}
