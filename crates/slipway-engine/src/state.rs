@@ -71,6 +71,29 @@ impl StateBackend {
         outputs_of_state(&bytes)
     }
 
+    /// What a failure the engine reported means for this backend, when its own words do not
+    /// say: an S3 backend's lock table or bucket that does not exist. `None` otherwise.
+    pub fn explain_failure(&self, failure: &str) -> Option<String> {
+        let StateBackend::S3 { settings, .. } = self else {
+            return None;
+        };
+        let bootstrap = "create it with `slipway bootstrap --stage STAGE`, or correct the `state` block of slipway.hcl";
+        if failure.contains("state lock") && failure.contains("ResourceNotFoundException") {
+            let table = settings.dynamodb_table.as_deref()?;
+            return Some(format!(
+                "the state lock table `{table}` does not exist in {} (or these credentials cannot see it)\n    help: {bootstrap}",
+                settings.region
+            ));
+        }
+        if failure.contains("NoSuchBucket") {
+            return Some(format!(
+                "the state bucket `{}` does not exist (or these credentials cannot see it)\n    help: {bootstrap}",
+                settings.bucket
+            ));
+        }
+        None
+    }
+
     /// Where the state of one instance of one stack is, for people: a path or an S3 URL.
     pub fn describe(&self, instance: &str, stack: &str) -> String {
         match self {

@@ -319,10 +319,12 @@ impl Executor {
                         Outcome::Failed { error: message }
                     }
                     Err(error) => {
-                        log.line(&format!("== slipway: {error:#} =="));
-                        Outcome::Failed {
-                            error: format!("{error:#}"),
+                        let mut error = format!("{error:#}");
+                        if let Some(meaning) = self.backend.explain_failure(&error) {
+                            error = format!("{error}\n    {meaning}");
                         }
+                        log.line(&format!("== slipway: {error} =="));
+                        Outcome::Failed { error }
                     }
                 },
             },

@@ -80,3 +80,53 @@ fn a_provider_that_does_not_match_the_lock_file_fails_the_stack_and_upgrades_not
     );
     assert_eq!(moto.inventory().unwrap().sqs_queues, Vec::<String>::new());
 }
+
+#[test]
+fn a_missing_lock_table_stops_an_apply_and_names_the_table() {
+    let (sandbox, moto) = sandbox();
+    let project = fixture("chain");
+    let dir = project.path();
+    crate::common::boto3(
+        &sandbox,
+        &moto,
+        "s3",
+        "s3",
+        "s3.create_bucket(Bucket='faults-state')",
+    );
+    let config = dir.join("slipway.hcl");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        r#"
+state {
+  backend                     = "s3"
+  bucket                      = "faults-state"
+  region                      = "us-east-1"
+  dynamodb_table              = "no-such-lock-table"
+  endpoint                    = env("SLIPWAY_SANDBOX_ENDPOINT")
+  force_path_style            = true
+  skip_credentials_validation = true
+}
+"#,
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let out = slipway_run(
+        dir,
+        &moto.env(),
+        &["apply", "--stage", "dev", "--stack", "base"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("x dev/base: failed:") && out.stderr.contains("no-such-lock-table"),
+        "names the table:\n{}",
+        out.stderr
+    );
+    let objects = crate::common::boto3(
+        &sandbox,
+        &moto,
+        "s3",
+        "s3",
+        "print(len(s3.list_objects_v2(Bucket='faults-state').get('Contents', [])))",
+    );
+    assert_eq!(objects, "0", "no state was written");
+}
