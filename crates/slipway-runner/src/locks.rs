@@ -2,10 +2,15 @@
 //! every stack instance it may change before anything starts, all or none, so it never runs
 //! beside a pipeline run (or another command) on the same instance; the command is refused up
 //! front, naming the run that holds the instance. The locks are released on every exit path
-//! by the caller's `release`, also when the work failed.
+//! by the caller's `release`, also when the work failed. While held, a [`Heartbeat`] renews
+//! them, so that other hosts never take a long apply for an abandoned one.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
-use slipway_store::{AnyStore, LockOwner, NewRun, RunStatus, Store, StoreError};
+use slipway_store::{AnyStore, DEFAULT_LEASE, LockOwner, NewRun, RunStatus, Store, StoreError};
 
 use crate::help::with_help;
 use crate::project::Workspace;
@@ -16,7 +21,8 @@ pub struct HeldInstances {
     store: AnyStore,
     instance: String,
     owner: LockOwner,
-    stacks: Vec<String>,
+    stacks: Arc<Mutex<BTreeSet<String>>>,
+    heartbeat: Heartbeat,
     /// The run the command is recorded as; its id names the command in the lock.
     pub run_id: i64,
 }
@@ -39,11 +45,20 @@ impl HeldInstances {
                 actor: workspace.settings.actor.clone(),
             })
             .await?;
-        let mut held = Self {
+        let owner = LockOwner::current(run.id);
+        let stacks_held = Arc::new(Mutex::new(BTreeSet::new()));
+        let held = Self {
             store: store.clone(),
             instance: instance.to_owned(),
-            owner: LockOwner::current(run.id),
-            stacks: Vec::new(),
+            heartbeat: Heartbeat::start(
+                store.clone(),
+                instance.to_owned(),
+                owner.clone(),
+                Arc::clone(&stacks_held),
+                HEARTBEAT_EVERY,
+            ),
+            owner,
+            stacks: stacks_held,
             run_id: run.id,
         };
         for stack in stacks {
@@ -51,7 +66,11 @@ impl HeldInstances {
                 .acquire_instance_lock(stack, instance, &held.owner)
                 .await
             {
-                Ok(_) => held.stacks.push(stack.clone()),
+                Ok(_) => {
+                    if let Ok(mut stacks) = held.stacks.lock() {
+                        stacks.insert(stack.clone());
+                    }
+                }
                 Err(error) => {
                     held.release(RunStatus::Failed).await;
                     return Err(match error {
@@ -80,7 +99,13 @@ impl HeldInstances {
     /// Releases every lock and records how the command's run ended. Record errors are not
     /// the caller's to handle here: a lock left behind is reported as stale later.
     pub async fn release(self, status: RunStatus) {
-        for stack in &self.stacks {
+        drop(self.heartbeat);
+        let stacks: Vec<String> = self
+            .stacks
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s).into_iter().collect())
+            .unwrap_or_default();
+        for stack in &stacks {
             let _ = self
                 .store
                 .release_instance_lock(stack, &self.instance, &self.owner)
@@ -101,4 +126,117 @@ fn head_commit(workspace: &Workspace) -> String {
         .filter(|out| out.status.success())
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// How often a holder says it is alive: well inside the lease, so that a slow database
+/// round trip or two never lets a live holder look gone to another host.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(DEFAULT_LEASE.as_secs() / 4);
+
+/// Renews a holder's instance locks while it works. Owners on other hosts are judged by
+/// their heartbeat alone (a process table cannot be read across machines): without it, an
+/// apply longer than the lease would look abandoned and its lock could be taken over.
+/// A lock found taken from its holder is remembered as lost; the task stops with the value.
+#[derive(Debug)]
+pub struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    lost: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Heartbeat {
+    /// Renews, every `every`, the locks on `instance` that `held` names at that moment.
+    pub fn start(
+        store: AnyStore,
+        instance: String,
+        owner: LockOwner,
+        held: Arc<Mutex<BTreeSet<String>>>,
+        every: Duration,
+    ) -> Self {
+        let lost = Arc::new(Mutex::new(BTreeSet::new()));
+        let lost_by_task = Arc::clone(&lost);
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let stacks: Vec<String> = held
+                    .lock()
+                    .map(|held| held.iter().cloned().collect())
+                    .unwrap_or_default();
+                for stack in stacks {
+                    // An unreachable record is not a lost lock: the next beat tries again.
+                    if let Ok(false) = store
+                        .heartbeat_instance_lock(&stack, &instance, &owner)
+                        .await
+                        && let Ok(mut lost) = lost_by_task.lock()
+                    {
+                        lost.insert(stack);
+                    }
+                }
+            }
+        });
+        Self { task, lost }
+    }
+
+    /// Whether the lock on `stack` was taken from this holder.
+    pub fn lost(&self, stack: &str) -> bool {
+        self.lost.lock().is_ok_and(|lost| lost.contains(stack))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Polls `done` until it holds, failing after a generous deadline: the way to wait for
+    /// the heartbeat task, which works on its own schedule.
+    async fn eventually(what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done().await {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_heartbeat_renews_held_locks_and_notices_one_taken_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = slipway_store::default_url(dir.path());
+        let store = slipway_store::open(&url).await.unwrap();
+        let owner = LockOwner::current(1);
+        let acquired = store
+            .acquire_instance_lock("queue", "prod", &owner)
+            .await
+            .unwrap();
+        let held = Arc::new(Mutex::new(BTreeSet::from(["queue".to_owned()])));
+        let heartbeat = Heartbeat::start(
+            store.clone(),
+            "prod".to_owned(),
+            owner.clone(),
+            held,
+            Duration::from_millis(10),
+        );
+        let renewed = || async {
+            store.instance_locks().await.unwrap()[0].lock.heartbeat_at > acquired.heartbeat_at
+        };
+        eventually("the heartbeat renews the lock", renewed).await;
+        assert!(!heartbeat.lost("queue"));
+
+        // Someone takes the lock away (here: its row is released under the holder).
+        assert!(
+            store
+                .release_instance_lock("queue", "prod", &owner)
+                .await
+                .unwrap()
+        );
+        eventually("the holder notices", || async { heartbeat.lost("queue") }).await;
+        drop(heartbeat);
+        store.close().await;
+    }
 }

@@ -44,6 +44,12 @@ pub enum HookError {
         "two runs never apply the same stack instance at once; wait for that run to finish"
     })]
     InstanceLocked { held: String, stale: bool },
+    /// The holder's lock on the stack instance was taken from it while it worked: nothing
+    /// more is started on that instance.
+    #[error(
+        "the lock on `{stack}` in `{instance}` was taken from this run while it worked; nothing more is applied there\n    help: `slipway status` shows who holds it now; start a new run once that is settled"
+    )]
+    LockLost { stack: String, instance: String },
     /// The plan file about to be applied is not the one that was approved.
     #[error(
         "approval void: the saved plan {} changed since it was approved (sha256 {approved} was approved, the file now hashes to {actual}); nothing was applied\n    help: start a new run to plan again and ask for a new approval",

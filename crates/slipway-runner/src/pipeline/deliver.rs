@@ -24,6 +24,7 @@ use super::artifacts;
 use crate::events::{Event, FailedStack};
 use crate::executor::{ApplyHooks, CodeSource, HookError, HookFuture};
 use crate::executor::{Operation, Outcome, StackResult};
+use crate::locks::{HEARTBEAT_EVERY, Heartbeat};
 use crate::project::Workspace;
 use crate::record;
 use crate::stage_executor::{ExecutorOptions, executor_for};
@@ -152,13 +153,26 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
     let mut executor = Arc::try_unwrap(executor)
         .map_err(|_| anyhow::anyhow!("internal error: the executor is shared too early"))?;
     executor.code = CodeSource::Artifacts(roots);
+    let owner = LockOwner::current(run_id);
+    let locked = Arc::new(Mutex::new(BTreeSet::new()));
+    // Applies can take longer than the lease other hosts judge a holder by: keep saying so.
+    let heartbeat = (!plan_only).then(|| {
+        Heartbeat::start(
+            store.clone(),
+            stage.name.clone(),
+            owner.clone(),
+            Arc::clone(&locked),
+            HEARTBEAT_EVERY,
+        )
+    });
     let hooks = Arc::new(RecordHooks {
         store: store.clone(),
         instance: stage.name.clone(),
-        owner: LockOwner::current(run_id),
+        owner,
         stack_runs: stack_runs.clone(),
         saved: saved_plans.clone(),
-        locked: Mutex::new(BTreeSet::new()),
+        locked,
+        heartbeat,
     });
     if !plan_only {
         executor.hooks = Some(hooks.clone() as Arc<dyn ApplyHooks>);
@@ -418,15 +432,17 @@ struct RecordHooks {
     owner: LockOwner,
     stack_runs: BTreeMap<String, i64>,
     saved: BTreeMap<String, SavedPlan>,
-    locked: Mutex<BTreeSet<String>>,
+    locked: Arc<Mutex<BTreeSet<String>>>,
+    heartbeat: Option<Heartbeat>,
 }
 
 impl RecordHooks {
     async fn release_locks(&self) {
+        // Emptied first, so the heartbeat stops renewing what is being released.
         let locked: Vec<String> = self
             .locked
             .lock()
-            .map(|l| l.iter().cloned().collect())
+            .map(|mut l| std::mem::take(&mut *l).into_iter().collect())
             .unwrap_or_default();
         for stack in locked {
             let _ = self
@@ -473,6 +489,12 @@ impl ApplyHooks for RecordHooks {
         plan_file: &'a Path,
     ) -> HookFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
+            if self.heartbeat.as_ref().is_some_and(|h| h.lost(stack)) {
+                return Err(HookError::LockLost {
+                    stack: stack.to_owned(),
+                    instance: self.instance.clone(),
+                });
+            }
             if let Some(saved) = self.saved.get(stack) {
                 let actual = file_sha256(plan_file).map_err(|source| HookError::Record {
                     what: format!("cannot hash the saved plan {}", plan_file.display()),
