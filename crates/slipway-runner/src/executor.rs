@@ -296,6 +296,12 @@ impl Executor {
                     Err(StackError::Step(error)) if error.was_interrupted() => {
                         Outcome::Interrupted { mid_apply }
                     }
+                    // A step stopped for taking too long while it changed infrastructure
+                    // may have left it half-changed: that is an interruption, not a failure.
+                    Err(StackError::Step(error @ StepError::TimedOut { .. })) if mid_apply => {
+                        log.line(&format!("== slipway: {error} =="));
+                        Outcome::Interrupted { mid_apply }
+                    }
                     Err(StackError::Policy(reason)) => {
                         log.line(&format!("== slipway: {reason} =="));
                         Outcome::PolicyBlocked { reason }

@@ -130,3 +130,79 @@ state {
     );
     assert_eq!(objects, "0", "no state was written");
 }
+
+#[test]
+fn a_hung_apply_is_interrupted_once_then_killed_after_the_grace_period() {
+    let (_sandbox, moto) = sandbox();
+    // The cloud never answers CreateQueue: Terraform waits for it even once interrupted.
+    let proxy = crate::interrupt::HoldingProxy::start(moto.port(), "Action=CreateQueue");
+    let project = example("webshop");
+    let dir = project.path();
+    let config = dir.join("slipway.hcl");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "engine = \"terraform\"",
+        "engine = \"terraform\"\n  interrupt_grace = \"3s\"",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let out = slipway_run(
+        dir,
+        &proxy.env(&moto.env()),
+        &[
+            "apply",
+            "--stage",
+            "dev",
+            "--stack",
+            "queue",
+            "--step-timeout",
+            "40s",
+        ],
+    );
+    assert!(
+        proxy.held.try_recv().is_ok(),
+        "the apply reached CreateQueue"
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    // Stopped while changing infrastructure: interrupted (state may be partial), not failed.
+    assert!(
+        out.stderr.contains("! dev/queue: interrupted mid-apply"),
+        "{}",
+        out.stderr
+    );
+    let log = crate::failures::walk(&dir.join(".slipway/runs"))
+        .into_iter()
+        .find(|p| p.ends_with("dev/queue.log"))
+        .expect("the stack's log");
+    let log = std::fs::read_to_string(log).unwrap();
+    // Signals sent, as slipway logs them, and received, as Terraform reports them.
+    assert_eq!(
+        log.matches("== slipway: sent one interrupt").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("Interrupt received").count(), 1, "{log}");
+    assert!(!log.contains("Two interrupts received"), "{log}");
+    assert!(
+        log.contains("== slipway: grace period over; killed =="),
+        "{log}"
+    );
+    assert!(
+        log.contains("`apply` timed out after 40s and was killed after the grace period"),
+        "{log}"
+    );
+    // Nothing of the engine is left running.
+    let leftover = std::process::Command::new("pgrep")
+        .args([
+            "-f",
+            &dir.join(".slipway/work/dev/queue").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        leftover.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&leftover.stdout)
+    );
+    let _ = proxy.release.send(());
+}
