@@ -267,4 +267,26 @@ fn json_streams_the_walk_as_one_event_per_line_and_ends_with_the_exit_code() {
     // Progress is the events' job now: none on stderr, which keeps the summary.
     assert!(!out.stderr.contains("dev/base: init"), "{}", out.stderr);
     assert!(!out.stdout.contains("s3cr3t"), "{}", out.stdout);
+
+    // `plan --json`: the blast radius report comes as an event before the end, instead of
+    // a document of its own.
+    let plan = slipway_run(
+        project.path(),
+        &moto.env(),
+        &["plan", "--stage", "dev", "--stack", "sibling", "--json"],
+    );
+    let events: Vec<serde_json::Value> = plan
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let report = events
+        .iter()
+        .find(|e| e["event"] == "report")
+        .unwrap_or_else(|| panic!("no report event: {}", plan.stdout));
+    assert_eq!(report["kind"], "blast_radius", "{report}");
+    assert!(report["report"].is_object(), "{report}");
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "finished", "{last}");
+    assert_eq!(last["exit_code"], i64::from(plan.code), "{last}");
 }
