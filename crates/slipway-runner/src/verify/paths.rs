@@ -41,6 +41,24 @@ pub struct Candidate<'a> {
 }
 
 impl Candidate<'_> {
+    /// Says that `result`'s path began building `stacks` into instance `name`.
+    fn started(
+        &self,
+        result: &PathResult,
+        name: &str,
+        stacks: &BTreeSet<String>,
+        on_top_of: Option<&str>,
+    ) {
+        self.workspace
+            .observer
+            .observe(&Event::VerificationStarted {
+                path: result.path.to_owned(),
+                instance: name.to_owned(),
+                stacks: stacks.iter().cloned().collect(),
+                on_top_of: on_top_of.map(str::to_owned),
+            });
+    }
+
     /// Runs the paths `slipway.hcl` turns on, side by side.
     pub async fn verify(&self) -> Vec<PathResult> {
         let config = &self.workspace.project.verify;
@@ -95,14 +113,7 @@ impl Candidate<'_> {
         let Some(name) = self.create_instance(&mut result, stage, "zero").await else {
             return finish(result, started);
         };
-        self.workspace
-            .observer
-            .observe(&Event::VerificationStarted {
-                path: result.path.to_owned(),
-                instance: name.clone(),
-                stacks: involved.iter().cloned().collect(),
-                on_top_of: None,
-            });
+        self.started(&result, &name, &involved, None);
         let executor = self.executor(stage, &name, &involved, code.clone());
         if let Some(executor) = result.noted(executor) {
             let applied = executor.walk(&involved, Operation::Apply).await;
@@ -145,14 +156,7 @@ impl Candidate<'_> {
         let Some(name) = self.create_instance(&mut result, stage, "latest").await else {
             return finish(result, started);
         };
-        self.workspace
-            .observer
-            .observe(&Event::VerificationStarted {
-                path: result.path.to_owned(),
-                instance: name.clone(),
-                stacks: base_stacks.iter().cloned().collect(),
-                on_top_of: Some(stage.name.clone()),
-            });
+        self.started(&result, &name, &base_stacks, Some(&stage.name));
         let executor = self.executor(stage, &name, &base_stacks, base.code());
         if let Some(executor) = result.noted(executor) {
             let built = executor.walk(&base_stacks, Operation::Apply).await;
