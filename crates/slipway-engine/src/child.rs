@@ -47,6 +47,22 @@ impl Interrupt {
         *self.0.borrow()
     }
 
+    /// An interrupt that fires when `self` or `other` does: Ctrl-C for the whole run, say,
+    /// and the loss of one stack instance's lock for that stack alone. Needs a tokio runtime.
+    pub fn or(&self, other: &Interrupt) -> Interrupt {
+        let (trigger, either) = Interrupt::channel();
+        let (a, b) = (self.clone(), other.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = a.wait() => trigger.fire(),
+                () = b.wait() => trigger.fire(),
+                // Nobody listens any more: stop waiting.
+                () = trigger.0.closed() => {}
+            }
+        });
+        either
+    }
+
     /// Resolves once the interrupt fires.
     pub async fn wait(&self) {
         let mut rx = self.0.clone();
@@ -143,6 +159,23 @@ impl std::fmt::Debug for LineSink {
     }
 }
 
+/// Told the pid of each engine process a step starts (the leader of its process group),
+/// so the caller can record who is changing the infrastructure.
+#[derive(Clone)]
+pub struct SpawnSink(Arc<dyn Fn(u32) + Send + Sync>);
+
+impl SpawnSink {
+    pub fn new(receive: impl Fn(u32) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(receive))
+    }
+}
+
+impl std::fmt::Debug for SpawnSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpawnSink")
+    }
+}
+
 /// One command to run.
 #[derive(Debug, Clone)]
 pub struct Step<'a> {
@@ -160,6 +193,8 @@ pub struct Step<'a> {
     pub capture_stdout: bool,
     pub timeout: Duration,
     pub grace: Duration,
+    /// Told the engine process's pid once it runs.
+    pub spawned: Option<&'a SpawnSink>,
 }
 
 /// How a step ended when it ran to completion.
@@ -297,6 +332,9 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
             program: step.program.display().to_string(),
             source,
         })?;
+    if let (Some(sink), Some(id)) = (step.spawned, child.id()) {
+        (sink.0)(id);
+    }
     let pid = child.id().map(|id| Pid::from_raw(id as i32));
 
     let stdout = child.stdout.take();
@@ -409,7 +447,44 @@ mod tests {
             capture_stdout: false,
             timeout,
             grace: Duration::from_secs(5),
+            spawned: None,
         }
+    }
+
+    #[tokio::test]
+    async fn either_interrupt_stops_a_step_and_the_spawned_pid_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let (_run_wide, whole_run) = Interrupt::channel();
+        let (lost_lock, this_stack) = Interrupt::channel();
+        let either = whole_run.or(&this_stack);
+        assert!(!either.is_set());
+        let (told, heard) = std::sync::mpsc::channel();
+        let sink = SpawnSink::new(move |pid| {
+            let _ = told.send(pid);
+        });
+        let running = tokio::spawn({
+            let either = either.clone();
+            let dir = dir.path().to_path_buf();
+            let log = log.clone();
+            async move {
+                let mut s = step(&log, &dir, "sleep 60", Duration::from_secs(120));
+                s.spawned = Some(&sink);
+                s.grace = Duration::from_millis(200);
+                run(s, &either).await
+            }
+        });
+        let pid = tokio::task::spawn_blocking(move || heard.recv().unwrap())
+            .await
+            .unwrap();
+        assert!(
+            std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "the told pid is the running step's"
+        );
+        lost_lock.fire();
+        let error = running.await.unwrap().unwrap_err();
+        assert!(error.was_interrupted(), "{error}");
+        assert!(either.is_set());
     }
 
     #[tokio::test]

@@ -43,6 +43,8 @@ pub struct StepContext<'a> {
     pub echo: Option<&'a crate::child::LineSink>,
     pub interrupt: &'a Interrupt,
     pub credentials: &'a StackCredentials,
+    /// Told the pid of each engine process that changes infrastructure (apply, destroy).
+    pub spawned: Option<&'a crate::child::SpawnSink>,
 }
 
 /// The environment a stack's own credentials add to its engine processes: one set for
@@ -219,6 +221,10 @@ impl Engine {
                 capture_stdout,
                 timeout: self.step_timeout,
                 grace: self.interrupt_grace,
+                spawned: match access {
+                    Access::Read => None,
+                    Access::Change => ctx.spawned,
+                },
             },
             ctx.interrupt,
         )

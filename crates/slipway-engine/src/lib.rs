@@ -18,7 +18,7 @@ pub mod reason;
 pub mod state;
 pub mod working_copy;
 
-pub use child::{Interrupt, InterruptTrigger, LineSink, Log, StepError};
+pub use child::{Interrupt, InterruptTrigger, LineSink, Log, SpawnSink, StepError};
 pub use driver::{Engine, LockInfo, Output, PlanOutcome, StackCredentials, StepContext};
 pub use locate::{LocateError, locate_engine};
 pub use reason::{engine_reason, first_engine_error};

@@ -16,7 +16,8 @@ use slipway_core::schedule::{DependencyQueue, Status, Walk};
 use slipway_engine::driver::{PlanOutcome, PlanSummary, StepContext};
 use slipway_engine::working_copy::WorkingCopy;
 use slipway_engine::{
-    Engine, Interrupt, Log, Output, StackCredentials, StateBackend, StepError, first_engine_error,
+    Engine, Interrupt, Log, Output, SpawnSink, StackCredentials, StateBackend, StepError,
+    first_engine_error,
 };
 use slipway_plan::InstanceReport;
 use tokio::task::JoinSet;
@@ -546,12 +547,24 @@ impl Executor {
             })
         });
         let credentials = self.environment.for_stack(name);
+        // Losing the instance lock while working stops this stack's engine as Ctrl-C would.
+        let lock_lost = self.hooks.as_ref().and_then(|hooks| hooks.lock_lost(name));
+        let interrupt = match &lock_lost {
+            Some(lost) => self.interrupt.or(lost),
+            None => self.interrupt.clone(),
+        };
+        let spawned = self.hooks.as_ref().map(|hooks| {
+            let hooks = Arc::clone(hooks);
+            let stack = name.to_owned();
+            SpawnSink::new(move |pid| hooks.engine_started(&stack, pid))
+        });
         let ctx = StepContext {
             credentials: &credentials,
             working_copy,
             log,
             echo: echo.as_ref(),
-            interrupt: &self.interrupt,
+            interrupt: &interrupt,
+            spawned: spawned.as_ref(),
         };
         self.events.step(name, Step::Init);
         self.init(ctx, name).await?;
@@ -718,6 +731,7 @@ impl Executor {
             echo: None,
             interrupt: &self.interrupt,
             credentials,
+            spawned: None,
         }
     }
 

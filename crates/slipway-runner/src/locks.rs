@@ -5,11 +5,12 @@
 //! by the caller's `release`, also when the work failed. While held, a [`Heartbeat`] renews
 //! them, so that other hosts never take a long apply for an abandoned one.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Result;
+use slipway_engine::{Interrupt, InterruptTrigger};
 use slipway_store::{AnyStore, DEFAULT_LEASE, LockOwner, NewRun, RunStatus, Store, StoreError};
 
 use crate::help::with_help;
@@ -55,7 +56,7 @@ impl HeldInstances {
                 instance.to_owned(),
                 owner.clone(),
                 Arc::clone(&stacks_held),
-                HEARTBEAT_EVERY,
+                workspace.settings.lock_heartbeat,
             ),
             owner,
             stacks: stacks_held,
@@ -135,11 +136,28 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(DEFAULT_LEASE.as_secs(
 /// Renews a holder's instance locks while it works. Owners on other hosts are judged by
 /// their heartbeat alone (a process table cannot be read across machines): without it, an
 /// apply longer than the lease would look abandoned and its lock could be taken over.
-/// A lock found taken from its holder is remembered as lost; the task stops with the value.
+/// A lock found taken from its holder is remembered as lost, and whoever asked to be told
+/// ([`Heartbeat::interrupt_on_loss`]) is interrupted; the task stops with the value.
 #[derive(Debug)]
 pub struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
-    lost: Arc<Mutex<BTreeSet<String>>>,
+    losses: Arc<Mutex<Losses>>,
+}
+
+/// Locks found taken away, and the interrupts waiting to hear of it.
+#[derive(Debug, Default)]
+struct Losses {
+    lost: BTreeSet<String>,
+    watchers: BTreeMap<String, Vec<InterruptTrigger>>,
+}
+
+impl Losses {
+    fn lose(&mut self, stack: String) {
+        for watcher in self.watchers.remove(&stack).unwrap_or_default() {
+            watcher.fire();
+        }
+        self.lost.insert(stack);
+    }
 }
 
 impl Heartbeat {
@@ -151,8 +169,8 @@ impl Heartbeat {
         held: Arc<Mutex<BTreeSet<String>>>,
         every: Duration,
     ) -> Self {
-        let lost = Arc::new(Mutex::new(BTreeSet::new()));
-        let lost_by_task = Arc::clone(&lost);
+        let losses = Arc::new(Mutex::new(Losses::default()));
+        let losses_by_task = Arc::clone(&losses);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -167,19 +185,39 @@ impl Heartbeat {
                     if let Ok(false) = store
                         .heartbeat_instance_lock(&stack, &instance, &owner)
                         .await
-                        && let Ok(mut lost) = lost_by_task.lock()
+                        && let Ok(mut losses) = losses_by_task.lock()
                     {
-                        lost.insert(stack);
+                        losses.lose(stack);
                     }
                 }
             }
         });
-        Self { task, lost }
+        Self { task, losses }
     }
 
     /// Whether the lock on `stack` was taken from this holder.
     pub fn lost(&self, stack: &str) -> bool {
-        self.lost.lock().is_ok_and(|lost| lost.contains(stack))
+        self.losses
+            .lock()
+            .is_ok_and(|losses| losses.lost.contains(stack))
+    }
+
+    /// An interrupt that fires once the lock on `stack` is found taken from this holder
+    /// (at once, if it already was).
+    pub fn interrupt_on_loss(&self, stack: &str) -> Interrupt {
+        let (trigger, interrupt) = Interrupt::channel();
+        if let Ok(mut losses) = self.losses.lock() {
+            if losses.lost.contains(stack) {
+                trigger.fire();
+            } else {
+                losses
+                    .watchers
+                    .entry(stack.to_owned())
+                    .or_default()
+                    .push(trigger);
+            }
+        }
+        interrupt
     }
 }
 
@@ -227,6 +265,8 @@ mod tests {
         };
         eventually("the heartbeat renews the lock", renewed).await;
         assert!(!heartbeat.lost("queue"));
+        let engine_of_queue = heartbeat.interrupt_on_loss("queue");
+        let engine_of_other = heartbeat.interrupt_on_loss("other");
 
         // Someone takes the lock away (here: its row is released under the holder).
         assert!(
@@ -236,6 +276,12 @@ mod tests {
                 .unwrap()
         );
         eventually("the holder notices", || async { heartbeat.lost("queue") }).await;
+        // The engine working on the lost instance is interrupted; no other.
+        tokio::time::timeout(Duration::from_secs(20), engine_of_queue.wait())
+            .await
+            .expect("the engine of the lost instance is interrupted");
+        assert!(!engine_of_other.is_set());
+        assert!(heartbeat.interrupt_on_loss("queue").is_set(), "asked late");
         drop(heartbeat);
         store.close().await;
     }

@@ -65,6 +65,11 @@ pub enum StoreError {
     LockChanged { stack: String, instance: String },
 
     /// A stack run marked applying whose process still lives cannot be called interrupted.
+    /// A write made under an instance lock found the lock granted to someone else since.
+    #[error(
+        "the lock on stack `{stack}` in instance `{instance}` was taken over since this run took it; nothing was written"
+    )]
+    LockLost { stack: String, instance: String },
     #[error("stack run {id} is still applying in a live process ({owner})")]
     StillApplying { id: i64, owner: String },
 

@@ -31,8 +31,8 @@ use std::time::Duration;
 
 pub use error::{CorruptValue, Result, StoreError};
 pub use liveness::{
-    DEFAULT_LEASE, HeldLock, InstanceLock, LockOwner, ProcessState, StaleReason, Surroundings,
-    assess, probe_process, this_host,
+    DEFAULT_LEASE, EngineProcess, Fence, HeldLock, InstanceLock, LockOwner, ProcessState,
+    StaleReason, Surroundings, assess, probe_process, this_host,
 };
 pub use model::{
     Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun,
@@ -142,7 +142,8 @@ delegate! { impl Store {
     stage_runs(run_id: i64) -> Vec<StageRun>;
     add_stack_run(new: &NewStackRun) -> StackRun;
     record_plan(stack_run_id: i64, plan_summary: &str) -> StackRun;
-    mark_applying(stack_run_id: i64, owner: &LockOwner) -> StackRun;
+    mark_applying(stack_run_id: i64, lock: &InstanceLock) -> StackRun;
+    record_engine_process(stack_run_id: i64, engine: &EngineProcess) -> StackRun;
     finish_stack_run(stack_run_id: i64, outcome: &StackRunOutcome) -> StackRun;
     stack_run(stack_run_id: i64) -> Option<StackRun>;
     stack_runs(run_id: i64) -> Vec<StackRun>;

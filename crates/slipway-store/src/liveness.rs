@@ -56,6 +56,74 @@ pub struct InstanceLock {
     pub owner: LockOwner,
     /// The last time the owner said it is alive (set on acquire and by heartbeats).
     pub heartbeat_at: UnixMillis,
+    /// The fencing token of this grant: higher than that of every earlier grant of the
+    /// stack instance. Writes made under the lock carry it (see [`Fence`]).
+    pub fence: i64,
+}
+
+impl InstanceLock {
+    /// The fence that writes made under this lock must pass.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            stack: self.stack.clone(),
+            instance: self.instance.clone(),
+            token: self.fence,
+        }
+    }
+}
+
+/// What a write made under an instance lock proves: the lock of `stack` in `instance` is
+/// still the grant numbered `token`. Taken over since (the holder was paused past its lease,
+/// or cut off from the record), it is not, and the write is refused with
+/// [`crate::StoreError::LockLost`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fence {
+    pub stack: String,
+    pub instance: String,
+    pub token: i64,
+}
+
+/// The engine process applying a stack run: the leader of the process group slipway starts
+/// it in. Recorded so that an engine still applying after its slipway died counts as alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EngineProcess {
+    pub pid: u32,
+    /// Start time in clock ticks since boot, as for [`LockOwner::process_started`].
+    pub process_started: Option<u64>,
+    pub host: String,
+}
+
+impl EngineProcess {
+    /// Process `pid` on this host, as the process table shows it now.
+    pub fn here(pid: u32) -> Self {
+        Self {
+            pid,
+            process_started: process_start_ticks(pid),
+            host: this_host(),
+        }
+    }
+
+    /// Whether it still runs, as far as this host can tell: on the engine's own host the
+    /// process table decides; from another host nothing can be probed, so it counts as
+    /// gone and the owner's heartbeat alone decides.
+    pub fn alive(&self, surroundings: &Surroundings, probe: impl Fn(u32) -> ProcessState) -> bool {
+        if self.host != surroundings.host {
+            return false;
+        }
+        match probe(self.pid) {
+            ProcessState::Gone => false,
+            ProcessState::Running { started } => match (started, self.process_started) {
+                (Some(now_started), Some(then)) => now_started == then,
+                _ => true,
+            },
+        }
+    }
+}
+
+impl fmt::Display for EngineProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "engine pid {} on {}", self.pid, self.host)
+    }
 }
 
 /// A lock found held by someone else, and what is known about its holder.
@@ -303,6 +371,7 @@ mod tests {
                 instance: "prod".to_owned(),
                 owner: owner("ci-1", Some(99)),
                 heartbeat_at: UnixMillis(0),
+                fence: 3,
             },
             age: Duration::from_millis(182_417),
             stale: None,
@@ -321,6 +390,35 @@ mod tests {
         insta::assert_snapshot!(
             crate::StoreError::InstanceLocked(Box::new(held)).to_string(),
             @"stack `network` in instance `prod` is locked by run 7 (pid 4242 on ci-1) for 3m 2s; the lock is stale: its owner has sent no heartbeat for 11m 40s"
+        );
+    }
+
+    #[test]
+    fn an_engine_is_alive_only_as_its_own_host_sees_it() {
+        let engine = EngineProcess {
+            pid: 4242,
+            process_started: Some(99),
+            host: "ci-1".to_owned(),
+        };
+        let surroundings = here(0);
+        assert!(engine.alive(&surroundings, |_| ProcessState::Running {
+            started: Some(99)
+        }));
+        assert!(!engine.alive(&surroundings, |_| ProcessState::Gone));
+        // The pid now belongs to a later process.
+        assert!(!engine.alive(&surroundings, |_| ProcessState::Running {
+            started: Some(100)
+        }));
+        let elsewhere = EngineProcess {
+            host: "ci-2".to_owned(),
+            ..engine
+        };
+        assert!(!elsewhere.alive(&surroundings, |_| -> ProcessState {
+            unreachable!("other hosts are not probed")
+        }));
+        assert!(
+            EngineProcess::here(std::process::id())
+                .alive(&Surroundings::here(DEFAULT_LEASE), probe_process)
         );
     }
 }

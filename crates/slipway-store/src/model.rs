@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::liveness::LockOwner;
+use crate::liveness::{EngineProcess, Fence, LockOwner};
 use crate::time::UnixMillis;
 
 /// Defines a status enum stored as lower-case text, with its parser and `Display`.
@@ -221,6 +221,8 @@ pub struct StackRun {
     pub log_path: Option<String>,
     /// The process that said "applying"; kept so a later start can tell it died.
     pub owner: Option<LockOwner>,
+    /// The engine process that applies it, once started.
+    pub engine: Option<EngineProcess>,
     /// Why it ended as it did, when someone said (e.g. when resolving an interruption).
     pub note: Option<String>,
     /// Why it failed, in the engine's words, when it failed and the engine said.
@@ -264,6 +266,9 @@ pub struct NewRelease {
     pub released_by: String,
     /// The run that released it; `None` for a release made by hand (a rollback, say).
     pub run_id: Option<i64>,
+    /// The instance lock the release is recorded under: refused when that lock was taken
+    /// over since. `None` only where no lock guards the release.
+    pub fence: Option<Fence>,
 }
 
 /// The record that stage `stage` runs artifact `artifact_id` of stack `stack` since

@@ -9,7 +9,8 @@
 
 use crate::error::{CorruptValue, StoreError};
 use crate::liveness::{
-    HeldLock, InstanceLock, LockOwner, ProcessState, Surroundings, assess, probe_process,
+    EngineProcess, HeldLock, InstanceLock, LockOwner, ProcessState, Surroundings, assess,
+    probe_process,
 };
 use crate::time::UnixMillis;
 
@@ -32,7 +33,7 @@ macro_rules! stack_run_columns {
     () => {
         "id, run_id, stage, instance, stack, artifact_id, status, created_at, started_at, \
          finished_at, plan_summary, log_path, owner_pid, owner_process_started, owner_host, \
-         owner_since, note, failure_reason"
+         owner_since, note, failure_reason, engine_pid, engine_process_started, engine_host"
     };
 }
 macro_rules! artifact_columns {
@@ -52,7 +53,34 @@ macro_rules! audit_columns {
 }
 macro_rules! lock_columns {
     () => {
-        "stack, instance, run_id, pid, process_started, host, since, heartbeat_at"
+        "stack, instance, run_id, pid, process_started, host, since, heartbeat_at, fence"
+    };
+}
+/// A lock's columns and the engine applying its holder's stack run there, if any: an owner
+/// that died while its engine still applies does not make the lock stale.
+macro_rules! lock_with_engine {
+    () => {
+        concat!(
+            lock_columns!(),
+            ", ",
+            engine_of_lock!("engine_pid"),
+            ", ",
+            engine_of_lock!("engine_process_started"),
+            ", ",
+            engine_of_lock!("engine_host")
+        )
+    };
+}
+macro_rules! engine_of_lock {
+    ($column:literal) => {
+        concat!(
+            "(SELECT r.",
+            $column,
+            " FROM stack_runs r WHERE r.run_id = instance_locks.run_id \
+             AND r.stack = instance_locks.stack AND r.instance = instance_locks.instance \
+             AND r.status = 'applying') AS ",
+            $column
+        )
     };
 }
 
@@ -109,6 +137,15 @@ pub(crate) const INSERT_STACK_RUN: &str = concat!(
 pub(crate) const RECORD_PLAN: &str = concat!(
     "UPDATE stack_runs SET plan_summary = $2 \
      WHERE id = $1 AND status IN ('pending', 'applying') RETURNING ",
+    stack_run_columns!()
+);
+/// Proves, inside a write transaction, that the holder's grant is still current (and holds
+/// the row until commit, so a takeover waits for the fenced write to finish).
+pub(crate) const CHECK_FENCE: &str = "UPDATE instance_locks SET heartbeat_at = $4 \
+     WHERE stack = $1 AND instance = $2 AND fence = $3";
+pub(crate) const RECORD_ENGINE: &str = concat!(
+    "UPDATE stack_runs SET engine_pid = $2, engine_process_started = $3, engine_host = $4 \
+     WHERE id = $1 AND status = 'applying' RETURNING ",
     stack_run_columns!()
 );
 pub(crate) const MARK_APPLYING: &str = concat!(
@@ -204,19 +241,23 @@ pub(crate) const AUDIT_AFTER: &str = concat!(
     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 );
 
+/// Numbers the next grant of a stack instance's lock.
+pub(crate) const NEXT_FENCE: &str = "INSERT INTO lock_fences (stack, instance, last_fence) \
+     VALUES ($1, $2, 1) ON CONFLICT (stack, instance) \
+     DO UPDATE SET last_fence = lock_fences.last_fence + 1 RETURNING last_fence";
 pub(crate) const INSERT_LOCK: &str = concat!(
     "INSERT INTO instance_locks (",
     lock_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (stack, instance) DO NOTHING"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (stack, instance) DO NOTHING"
 );
 pub(crate) const SELECT_LOCK: &str = concat!(
     "SELECT ",
-    lock_columns!(),
+    lock_with_engine!(),
     " FROM instance_locks WHERE stack = $1 AND instance = $2"
 );
 pub(crate) const ALL_LOCKS: &str = concat!(
     "SELECT ",
-    lock_columns!(),
+    lock_with_engine!(),
     " FROM instance_locks ORDER BY stack, instance"
 );
 pub(crate) const HEARTBEAT_LOCK: &str = "UPDATE instance_locks SET heartbeat_at = $6 \
@@ -225,7 +266,7 @@ pub(crate) const DELETE_LOCK: &str = "DELETE FROM instance_locks \
      WHERE stack = $1 AND instance = $2 AND run_id = $3 AND pid = $4 AND host = $5";
 /// Takes a lock over only from the exact owner that was judged stale.
 pub(crate) const TAKE_OVER_LOCK: &str = "UPDATE instance_locks SET run_id = $7, pid = $8, \
-     process_started = $9, host = $10, since = $11, heartbeat_at = $11 \
+     process_started = $9, host = $10, since = $11, heartbeat_at = $11, fence = $12 \
      WHERE stack = $1 AND instance = $2 AND run_id = $3 AND pid = $4 AND host = $5 AND since = $6";
 
 /// Reads a stored enum's text.
@@ -275,17 +316,23 @@ pub(crate) fn to_signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Judges a lock found in the record.
-pub(crate) fn held(lock: InstanceLock, surroundings: &Surroundings) -> HeldLock {
-    held_with(lock, surroundings, probe_process)
+/// Judges a lock found in the record, with the engine its holder started there, if any.
+pub(crate) fn held(
+    lock: InstanceLock,
+    engine: Option<&EngineProcess>,
+    surroundings: &Surroundings,
+) -> HeldLock {
+    held_with(lock, engine, surroundings, probe_process)
 }
 
 pub(crate) fn held_with(
     lock: InstanceLock,
+    engine: Option<&EngineProcess>,
     surroundings: &Surroundings,
-    probe: impl Fn(u32) -> ProcessState,
+    probe: impl Fn(u32) -> ProcessState + Copy,
 ) -> HeldLock {
-    let stale = assess(&lock.owner, lock.heartbeat_at, surroundings, probe);
+    let stale = assess(&lock.owner, lock.heartbeat_at, surroundings, probe)
+        .filter(|_| !engine.is_some_and(|engine| engine.alive(surroundings, probe)));
     HeldLock {
         age: surroundings.now.since(lock.owner.since),
         stale,
@@ -319,7 +366,7 @@ macro_rules! impl_store {
         use sqlx::Row as _;
 
         use $crate::error::{Result, StoreError, db};
-        use $crate::liveness::{HeldLock, InstanceLock, LockOwner, Surroundings};
+        use $crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner, Surroundings};
         use $crate::model::{
             Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease,
             NewRun, NewStackRun,
@@ -386,6 +433,10 @@ macro_rules! impl_store {
                 }),
                 _ => None,
             };
+            let engine_pid: Option<i64> = get!(row, "stack_runs", "engine_pid");
+            let engine_started: Option<i64> = get!(row, "stack_runs", "engine_process_started");
+            let engine_host: Option<String> = get!(row, "stack_runs", "engine_host");
+            let engine = engine_from("stack_runs", engine_pid, engine_started, engine_host)?;
             let optional_time = |column: &'static str| -> Result<Option<UnixMillis>> {
                 Ok(row
                     .try_get::<Option<i64>, _>(column)
@@ -406,6 +457,7 @@ macro_rules! impl_store {
                 plan_summary: get!(row, "stack_runs", "plan_summary"),
                 log_path: get!(row, "stack_runs", "log_path"),
                 owner,
+                engine,
                 note: get!(row, "stack_runs", "note"),
                 failure_reason: get!(row, "stack_runs", "failure_reason"),
             })
@@ -480,6 +532,61 @@ macro_rules! impl_store {
             })
         }
 
+        fn engine_from(
+            table: &'static str,
+            pid: Option<i64>,
+            started: Option<i64>,
+            host: Option<String>,
+        ) -> Result<Option<EngineProcess>> {
+            let (Some(pid), Some(host)) = (pid, host) else {
+                return Ok(None);
+            };
+            Ok(Some(EngineProcess {
+                pid: to_unsigned(table, "engine_pid", pid)?,
+                process_started: started
+                    .map(|ticks| to_unsigned(table, "engine_process_started", ticks))
+                    .transpose()?,
+                host,
+            }))
+        }
+
+        /// A lock read with [`sql::SELECT_LOCK`] or [`sql::ALL_LOCKS`], judged.
+        fn held_from_row(row: &$row, surroundings: &Surroundings) -> Result<HeldLock> {
+            let lock = lock_from_row(row)?;
+            let engine = engine_from(
+                "stack_runs",
+                get!(row, "stack_runs", "engine_pid"),
+                get!(row, "stack_runs", "engine_process_started"),
+                get!(row, "stack_runs", "engine_host"),
+            )?;
+            Ok(sql::held(lock, engine.as_ref(), surroundings))
+        }
+
+        /// Whether the process applying a stack run is gone: slipway's process (judged by
+        /// its lock's heartbeat from other hosts) and the engine it started there.
+        fn applying_gone(
+            stack_run: &StackRun,
+            heartbeat: UnixMillis,
+            surroundings: &Surroundings,
+        ) -> bool {
+            let owner_gone = match &stack_run.owner {
+                Some(owner) => $crate::liveness::assess(
+                    owner,
+                    heartbeat,
+                    surroundings,
+                    $crate::liveness::probe_process,
+                )
+                .is_some(),
+                // Applying with no owner cannot come from this crate; treat it as
+                // abandoned so it is surfaced rather than hidden.
+                None => true,
+            };
+            owner_gone
+                && !stack_run.engine.as_ref().is_some_and(|engine| {
+                    engine.alive(surroundings, $crate::liveness::probe_process)
+                })
+        }
+
         fn lock_from_row(row: &$row) -> Result<InstanceLock> {
             let pid: i64 = get!(row, "instance_locks", "pid");
             let started: Option<i64> = get!(row, "instance_locks", "process_started");
@@ -496,6 +603,7 @@ macro_rules! impl_store {
                     since: UnixMillis(get!(row, "instance_locks", "since")),
                 },
                 heartbeat_at: UnixMillis(get!(row, "instance_locks", "heartbeat_at")),
+                fence: get!(row, "instance_locks", "fence"),
             })
         }
 
@@ -685,7 +793,14 @@ macro_rules! impl_store {
                 }
             }
 
-            async fn mark_applying(&self, stack_run_id: i64, owner: &LockOwner) -> Result<StackRun> {
+            async fn mark_applying(
+                &self,
+                stack_run_id: i64,
+                lock: &InstanceLock,
+            ) -> Result<StackRun> {
+                let owner = &lock.owner;
+                let mut tx = self.write_tx().await?;
+                Self::check_fence(&mut *tx, &lock.fence()).await?;
                 let row = sqlx::query(sql::MARK_APPLYING)
                     .bind(stack_run_id)
                     .bind(UnixMillis::now().0)
@@ -693,9 +808,36 @@ macro_rules! impl_store {
                     .bind(owner.process_started.map(to_signed))
                     .bind(&owner.host)
                     .bind(owner.since.0)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(db("mark a stack run applying"))?;
+                match row {
+                    Some(row) => {
+                        tx.commit().await.map_err(db("commit \"applying\""))?;
+                        stack_run_from_row(&row)
+                    }
+                    None => {
+                        drop(tx);
+                        Err(self
+                            .stack_run_refusal(stack_run_id, StackRunStatus::Applying)
+                            .await)
+                    }
+                }
+            }
+
+            async fn record_engine_process(
+                &self,
+                stack_run_id: i64,
+                engine: &EngineProcess,
+            ) -> Result<StackRun> {
+                let row = sqlx::query(sql::RECORD_ENGINE)
+                    .bind(stack_run_id)
+                    .bind(i64::from(engine.pid))
+                    .bind(engine.process_started.map(to_signed))
+                    .bind(&engine.host)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("record a stack run's engine process"))?;
                 match row {
                     Some(row) => stack_run_from_row(&row),
                     None => Err(self
@@ -759,19 +901,7 @@ macro_rules! impl_store {
                 let mut interrupted = Vec::new();
                 for row in &rows {
                     let (stack_run, heartbeat) = applying_from_row(row)?;
-                    let gone = match &stack_run.owner {
-                        Some(owner) => $crate::liveness::assess(
-                            owner,
-                            heartbeat,
-                            &surroundings,
-                            $crate::liveness::probe_process,
-                        )
-                        .is_some(),
-                        // Applying with no owner cannot come from this crate; treat it as
-                        // abandoned so it is surfaced rather than hidden.
-                        None => true,
-                    };
-                    if gone {
+                    if applying_gone(&stack_run, heartbeat, &surroundings) {
                         interrupted.push(stack_run);
                     }
                 }
@@ -803,19 +933,17 @@ macro_rules! impl_store {
                         to: StackRunStatus::Interrupted.to_string(),
                     });
                 }
-                if let Some(owner) = &stack_run.owner {
-                    let stale = $crate::liveness::assess(
+                if !applying_gone(&stack_run, heartbeat, &self.surroundings()) {
+                    let owner = match (&stack_run.owner, &stack_run.engine) {
+                        (Some(owner), Some(engine)) => format!("{owner}; {engine}"),
+                        (Some(owner), None) => owner.to_string(),
+                        (None, Some(engine)) => engine.to_string(),
+                        (None, None) => "an unknown process".to_owned(),
+                    };
+                    return Err(StoreError::StillApplying {
+                        id: stack_run_id,
                         owner,
-                        heartbeat,
-                        &self.surroundings(),
-                        $crate::liveness::probe_process,
-                    );
-                    if stale.is_none() {
-                        return Err(StoreError::StillApplying {
-                            id: stack_run_id,
-                            owner: owner.to_string(),
-                        });
-                    }
+                    });
                 }
                 let row = sqlx::query(sql::MARK_INTERRUPTED)
                     .bind(stack_run_id)
@@ -869,6 +997,10 @@ macro_rules! impl_store {
             }
 
             async fn record_release(&self, new: &NewRelease) -> Result<Release> {
+                let mut tx = self.write_tx().await?;
+                if let Some(fence) = &new.fence {
+                    Self::check_fence(&mut *tx, fence).await?;
+                }
                 let row = sqlx::query(sql::INSERT_RELEASE)
                     .bind(&new.stage)
                     .bind(&new.stack)
@@ -877,9 +1009,10 @@ macro_rules! impl_store {
                     .bind(UnixMillis::now().0)
                     .bind(&new.released_by)
                     .bind(new.run_id)
-                    .fetch_one(&self.pool)
+                    .fetch_one(&mut *tx)
                     .await
                     .map_err(db("record a release"))?;
+                tx.commit().await.map_err(db("commit a release"))?;
                 release_from_row(&row)
             }
 
@@ -972,6 +1105,7 @@ macro_rules! impl_store {
                 // INSERT and the SELECT that reads who it was.
                 for _ in 0..3 {
                     let now = UnixMillis::now();
+                    let fence = self.next_fence(stack, instance).await?;
                     let inserted = sqlx::query(sql::INSERT_LOCK)
                         .bind(stack)
                         .bind(instance)
@@ -981,6 +1115,7 @@ macro_rules! impl_store {
                         .bind(&owner.host)
                         .bind(owner.since.0)
                         .bind(now.0)
+                        .bind(fence)
                         .execute(&self.pool)
                         .await
                         .map_err(db("take an instance lock"))?;
@@ -990,18 +1125,16 @@ macro_rules! impl_store {
                             instance: instance.to_owned(),
                             owner: owner.clone(),
                             heartbeat_at: now,
+                            fence,
                         });
                     }
-                    let Some(lock) = self.lock(stack, instance).await? else {
+                    let Some(held) = self.lock(stack, instance).await? else {
                         continue;
                     };
-                    if sql::same_holder(&lock.owner, owner) {
-                        return Ok(lock);
+                    if sql::same_holder(&held.lock.owner, owner) {
+                        return Ok(held.lock);
                     }
-                    return Err(StoreError::InstanceLocked(Box::new(sql::held(
-                        lock,
-                        &self.surroundings(),
-                    ))));
+                    return Err(StoreError::InstanceLocked(Box::new(held)));
                 }
                 Err(StoreError::LockChanged {
                     stack: stack.to_owned(),
@@ -1065,16 +1198,21 @@ macro_rules! impl_store {
                     .await
                     .map_err(db("read an instance lock"))?
                     .ok_or_else(changed)?;
-                let current = lock_from_row(&row)?;
-                if current.owner != seen.lock.owner {
+                let judged = held_from_row(&row, &self.surroundings())?;
+                if judged.lock.owner != seen.lock.owner {
                     return Err(changed());
                 }
-                let judged = sql::held(current, &self.surroundings());
                 let Some(reason) = judged.stale.clone() else {
                     return Err(StoreError::LockNotStale(Box::new(judged)));
                 };
                 let old = &judged.lock.owner;
                 let now = UnixMillis::now();
+                let fence: i64 = sqlx::query_scalar(sql::NEXT_FENCE)
+                    .bind(stack)
+                    .bind(instance)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db("number a lock grant"))?;
                 let done = sqlx::query(sql::TAKE_OVER_LOCK)
                     .bind(stack)
                     .bind(instance)
@@ -1087,6 +1225,7 @@ macro_rules! impl_store {
                     .bind(new_owner.process_started.map(to_signed))
                     .bind(&new_owner.host)
                     .bind(now.0)
+                    .bind(fence)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("take over an instance lock"))?;
@@ -1116,6 +1255,7 @@ macro_rules! impl_store {
                     instance: instance.clone(),
                     owner,
                     heartbeat_at: now,
+                    fence,
                 })
             }
 
@@ -1126,7 +1266,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(db("list instance locks"))?
                     .iter()
-                    .map(|row| Ok(sql::held(lock_from_row(row)?, &surroundings)))
+                    .map(|row| held_from_row(row, &surroundings))
                     .collect()
             }
         }
@@ -1152,7 +1292,8 @@ macro_rules! impl_store {
                     .collect()
             }
 
-            async fn lock(&self, stack: &str, instance: &str) -> Result<Option<InstanceLock>> {
+            async fn lock(&self, stack: &str, instance: &str) -> Result<Option<HeldLock>> {
+                let surroundings = self.surroundings();
                 sqlx::query(sql::SELECT_LOCK)
                     .bind(stack)
                     .bind(instance)
@@ -1160,8 +1301,40 @@ macro_rules! impl_store {
                     .await
                     .map_err(db("read an instance lock"))?
                     .as_ref()
-                    .map(lock_from_row)
+                    .map(|row| held_from_row(row, &surroundings))
                     .transpose()
+            }
+
+            async fn next_fence(&self, stack: &str, instance: &str) -> Result<i64> {
+                sqlx::query_scalar(sql::NEXT_FENCE)
+                    .bind(stack)
+                    .bind(instance)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db("number a lock grant"))
+            }
+
+            /// Fails with [`StoreError::LockLost`] unless `fence` is still the current grant.
+            async fn check_fence<'e, E>(executor: E, fence: &$crate::Fence) -> Result<()>
+            where
+                E: sqlx::Executor<'e, Database = <$row as sqlx::Row>::Database>,
+            {
+                let done = sqlx::query(sql::CHECK_FENCE)
+                    .bind(&fence.stack)
+                    .bind(&fence.instance)
+                    .bind(fence.token)
+                    .bind(UnixMillis::now().0)
+                    .execute(executor)
+                    .await
+                    .map_err(db("check an instance lock's fence"))?;
+                if done.rows_affected() == 1 {
+                    Ok(())
+                } else {
+                    Err(StoreError::LockLost {
+                        stack: fence.stack.clone(),
+                        instance: fence.instance.clone(),
+                    })
+                }
             }
         }
     };

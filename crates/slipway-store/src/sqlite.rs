@@ -43,6 +43,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "approvals",
         include_str!("../migrations/sqlite/0004_approvals.sql"),
     ),
+    (
+        5,
+        "fencing tokens and engine processes",
+        include_str!("../migrations/sqlite/0005_fences_and_engines.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

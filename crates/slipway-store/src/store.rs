@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use crate::error::Result;
-use crate::liveness::{HeldLock, InstanceLock, LockOwner};
+use crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner};
 use crate::model::{
     Approval, Artifact, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun, NewStackRun,
     Release, Run, RunStatus, StackRun, StackRunOutcome, StageRun, StageRunStatus,
@@ -61,11 +61,19 @@ pub trait Store: Send + Sync {
         plan_summary: &str,
     ) -> impl Future<Output = Result<StackRun>> + Send;
     /// Durably says "applying" (from `pending`) before Terraform may change the instance,
-    /// with the process doing it, so that its death is noticed on the next start.
+    /// with the process doing it (the owner of `lock`), so that its death is noticed on the
+    /// next start. Refused with [`crate::StoreError::LockLost`] unless `lock` is still the
+    /// current grant of the stack instance (its fencing token).
     fn mark_applying(
         &self,
         stack_run_id: i64,
-        owner: &LockOwner,
+        lock: &InstanceLock,
+    ) -> impl Future<Output = Result<StackRun>> + Send;
+    /// Records the engine process applying an `applying` stack run.
+    fn record_engine_process(
+        &self,
+        stack_run_id: i64,
+        engine: &EngineProcess,
     ) -> impl Future<Output = Result<StackRun>> + Send;
     /// Ends a `pending` or `applying` stack run.
     fn finish_stack_run(
@@ -95,6 +103,8 @@ pub trait Store: Send + Sync {
     fn record_artifact(&self, artifact: &Artifact) -> impl Future<Output = Result<bool>> + Send;
     fn artifact(&self, id: &str) -> impl Future<Output = Result<Option<Artifact>>> + Send;
     /// Records that a stage now runs an artifact (the artifact must be recorded first).
+    /// With a [`NewRelease::fence`], refused with [`crate::StoreError::LockLost`] when that
+    /// lock was taken over since.
     fn record_release(&self, new: &NewRelease) -> impl Future<Output = Result<Release>> + Send;
     /// The release a stage runs of a stack now.
     fn current_release(

@@ -35,7 +35,13 @@ fn main() -> ExitCode {
         }
     };
     // The only place the process environment is read; the runner gets it as settings.
-    let settings = slipway_runner::Settings::from_environment(std::env::vars().collect());
+    let settings = match slipway_runner::Settings::from_environment(std::env::vars().collect()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            report(&error);
+            return ExitCode::from(ExitStatus::Failure.code());
+        }
+    };
     let json = cli.command.streams_json();
     let observer = events::observer(json);
     let (code, error) = match runtime.block_on(run(cli, settings, Arc::clone(&observer))) {

@@ -9,6 +9,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
+use slipway_engine::Interrupt;
+
 /// Where a stack's code is copied from when its working copy is laid out.
 #[derive(Debug, Clone, Default)]
 pub enum CodeSource {
@@ -78,6 +80,13 @@ pub trait ApplyHooks: std::fmt::Debug + Send + Sync {
         stack: &'a str,
         plan_file: &'a Path,
     ) -> HookFuture<'a, Result<(), HookError>>;
+    /// An interrupt that fires if the lock on `stack`'s instance is taken from this run
+    /// while it works: the stack's engine is stopped as Ctrl-C would stop it.
+    fn lock_lost(&self, _stack: &str) -> Option<Interrupt> {
+        None
+    }
+    /// The engine process that changes `stack`'s instance has started (`pid` on this host).
+    fn engine_started(&self, _stack: &str, _pid: u32) {}
 }
 
 #[cfg(test)]

@@ -15,16 +15,17 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use slipway_artifact::ArtifactStore as _;
 use slipway_core::Stage;
+use slipway_engine::Interrupt;
 use slipway_store::{
-    AnyStore, AuditAction, LockOwner, NewRelease, NewStackRun, StackRunOutcome, StackRunStatus,
-    StageRunStatus, Store, StoreError,
+    AnyStore, AuditAction, EngineProcess, Fence, InstanceLock, LockOwner, NewRelease, NewStackRun,
+    StackRunOutcome, StackRunStatus, StageRunStatus, Store, StoreError,
 };
 
 use super::artifacts;
 use crate::events::{Event, FailedStack};
 use crate::executor::{ApplyHooks, CodeSource, HookError, HookFuture};
 use crate::executor::{Operation, Outcome, StackResult};
-use crate::locks::{HEARTBEAT_EVERY, Heartbeat};
+use crate::locks::Heartbeat;
 use crate::project::Workspace;
 use crate::record;
 use crate::stage_executor::{ExecutorOptions, executor_for};
@@ -162,7 +163,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             stage.name.clone(),
             owner.clone(),
             Arc::clone(&locked),
-            HEARTBEAT_EVERY,
+            workspace.settings.lock_heartbeat,
         )
     });
     let hooks = Arc::new(RecordHooks {
@@ -172,6 +173,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         stack_runs: stack_runs.clone(),
         saved: saved_plans.clone(),
         locked,
+        grants: Mutex::new(BTreeMap::new()),
         heartbeat,
     });
     if !plan_only {
@@ -223,6 +225,14 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             let log_path = result.log.as_ref().map(|p| p.display().to_string());
             let status = match &result.outcome {
                 Outcome::Applied { .. } => StackRunStatus::Succeeded,
+                // The engine was stopped while it changed the instance: the stack run stays
+                // "applying" and the lock stays taken, as after a crash, until a person has
+                // looked at the state and said so (`slipway resolve-interrupted`).
+                Outcome::Interrupted { mid_apply: true } => {
+                    ok = false;
+                    hooks.keep_locked(&result.stack);
+                    continue;
+                }
                 Outcome::Planned { .. } | Outcome::InputsUnknown { .. } if plan_only => {
                     let mut summary = keep_plan(
                         &data_dir,
@@ -274,6 +284,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                         commit: deliverable.commit.clone(),
                         released_by: workspace.settings.actor.clone(),
                         run_id: Some(run_id),
+                        fence: hooks.fence(&result.stack),
                     })
                     .await?;
                 record::audit(
@@ -433,10 +444,27 @@ struct RecordHooks {
     stack_runs: BTreeMap<String, i64>,
     saved: BTreeMap<String, SavedPlan>,
     locked: Arc<Mutex<BTreeSet<String>>>,
+    /// The grants taken, whose fencing tokens the record's writes carry.
+    grants: Mutex<BTreeMap<String, InstanceLock>>,
     heartbeat: Option<Heartbeat>,
 }
 
 impl RecordHooks {
+    fn grant(&self, stack: &str) -> Option<InstanceLock> {
+        self.grants.lock().ok()?.get(stack).cloned()
+    }
+
+    fn fence(&self, stack: &str) -> Option<Fence> {
+        self.grant(stack).map(|lock| lock.fence())
+    }
+
+    /// Leaves `stack`'s lock taken when the others are released.
+    fn keep_locked(&self, stack: &str) {
+        if let Ok(mut locked) = self.locked.lock() {
+            locked.remove(stack);
+        }
+    }
+
     async fn release_locks(&self) {
         // Emptied first, so the heartbeat stops renewing what is being released.
         let locked: Vec<String> = self
@@ -461,9 +489,12 @@ impl ApplyHooks for RecordHooks {
                 .acquire_instance_lock(stack, &self.instance, &self.owner)
                 .await
             {
-                Ok(_) => {
+                Ok(lock) => {
                     if let Ok(mut locked) = self.locked.lock() {
                         locked.insert(stack.to_owned());
+                    }
+                    if let Ok(mut grants) = self.grants.lock() {
+                        grants.insert(stack.to_owned(), lock);
                     }
                     Ok(())
                 }
@@ -508,20 +539,43 @@ impl ApplyHooks for RecordHooks {
                     });
                 }
             }
-            let Some(&id) = self.stack_runs.get(stack) else {
+            let (Some(&id), Some(lock)) = (self.stack_runs.get(stack), self.grant(stack)) else {
                 return Err(HookError::Record {
-                    what: format!("no stack run for `{stack}`"),
+                    what: format!("no stack run or lock for `{stack}`"),
                     source: anyhow::anyhow!("internal error"),
                 });
             };
-            self.store
-                .mark_applying(id, &self.owner)
-                .await
-                .map(|_| ())
-                .map_err(|e| HookError::Record {
+            match self.store.mark_applying(id, &lock).await {
+                Ok(_) => Ok(()),
+                Err(StoreError::LockLost { .. }) => Err(HookError::LockLost {
+                    stack: stack.to_owned(),
+                    instance: self.instance.clone(),
+                }),
+                Err(e) => Err(HookError::Record {
                     what: format!("cannot record that `{stack}` is applying"),
                     source: e.into(),
-                })
+                }),
+            }
         })
+    }
+
+    fn lock_lost(&self, stack: &str) -> Option<Interrupt> {
+        self.heartbeat
+            .as_ref()
+            .map(|heartbeat| heartbeat.interrupt_on_loss(stack))
+    }
+
+    fn engine_started(&self, stack: &str, pid: u32) {
+        let Some(&id) = self.stack_runs.get(stack) else {
+            return;
+        };
+        // Read now, while the process is surely the one just started.
+        let engine = EngineProcess::here(pid);
+        let store = self.store.clone();
+        // Best effort: the record learns the engine's pid while Terraform starts up; should
+        // the write fail, liveness falls back to slipway's own process.
+        tokio::spawn(async move {
+            let _ = store.record_engine_process(id, &engine).await;
+        });
     }
 }

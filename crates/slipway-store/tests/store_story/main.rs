@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use slipway_store::{Backend, LockOwner, Store as _, open};
+use slipway_store::{Backend, EngineProcess, LockOwner, Store as _, open};
 use sqlx::{AssertSqlSafe, Connection as _};
 
 use postgres_server::{PgServer, REQUIRE_ENV};
@@ -188,14 +188,26 @@ async fn child_holds_instance() {
     let stack_run_id: i64 = stack_run_id.parse().expect("stack run id");
     let store = open(url).await.expect("open the record");
     let owner = LockOwner::current(run_id);
-    store
+    let lock = store
         .acquire_instance_lock(stack, instance, &owner)
         .await
         .expect("take the lock");
     store
-        .mark_applying(stack_run_id, &owner)
+        .mark_applying(stack_run_id, &lock)
         .await
         .expect("mark applying");
+    // The "engine": a process of its own that outlives this one when it is killed, as a
+    // Terraform does when slipway dies under it (so it is never waited for here).
+    #[allow(clippy::zombie_processes)]
+    let engine = Command::new("sleep")
+        .arg("600")
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start the engine");
+    store
+        .record_engine_process(stack_run_id, &EngineProcess::here(engine.id()))
+        .await
+        .expect("record the engine");
     println!("{READY}");
     // Hold until killed, or until the parent goes away and closes our stdin.
     let mut sink = Vec::new();

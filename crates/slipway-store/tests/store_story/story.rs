@@ -25,6 +25,7 @@ pub const SCENARIOS: &[&str] = &[
     "ephemeral_instances",
     "drills_and_drift",
     "approvals_and_rejections",
+    "fencing",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -38,6 +39,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "ephemeral_instances" => crate::verification::ephemeral_instances(url).await,
         "drills_and_drift" => crate::verification::drills_and_drift(url).await,
         "approvals_and_rejections" => approvals_and_rejections(url).await,
+        "fencing" => fencing(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -170,7 +172,8 @@ async fn run_lifecycle(url: &str) -> Outcome {
     );
 
     let me = LockOwner::current(run.id);
-    let applying = store.mark_applying(network.id, &me).await?;
+    let lock = store.acquire_instance_lock("network", "dev", &me).await?;
+    let applying = store.mark_applying(network.id, &lock).await?;
     assert_eq!(applying.status, StackRunStatus::Applying);
     assert!(applying.started_at.is_some());
     assert_eq!(
@@ -178,7 +181,7 @@ async fn run_lifecycle(url: &str) -> Outcome {
         Some(std::process::id())
     );
     // Applying twice is refused: the record says who started first.
-    let twice = store.mark_applying(network.id, &me).await.unwrap_err();
+    let twice = store.mark_applying(network.id, &lock).await.unwrap_err();
     assert!(
         matches!(twice, StoreError::InvalidTransition { .. }),
         "{twice}"
@@ -367,6 +370,7 @@ async fn release_history(url: &str) -> Outcome {
                         commit: commit.to_owned(),
                         released_by: "ada".to_owned(),
                         run_id: Some(run.id),
+                        fence: None,
                     })
                     .await?;
             }
@@ -418,6 +422,7 @@ async fn release_history(url: &str) -> Outcome {
             commit: previous.commit.clone(),
             released_by: "grace".to_owned(),
             run_id: None,
+            fence: None,
         })
         .await?;
     let rolled_back = store
@@ -475,6 +480,7 @@ async fn release_history(url: &str) -> Outcome {
             commit: "c9".to_owned(),
             released_by: "ada".to_owned(),
             run_id: None,
+            fence: None,
         })
         .await;
     assert!(
@@ -659,7 +665,27 @@ async fn killed_process(url: &str) -> Outcome {
         Err(StoreError::StillApplying { .. })
     ));
 
+    let engine = store
+        .stack_run(stack_run.id)
+        .await?
+        .and_then(|s| s.engine)
+        .ok_or("the child recorded its engine")?;
     let child_pid = child.kill()?;
+    // slipway is gone but its engine still applies: neither interrupted nor stale.
+    let held = expect_locked(&store, &me).await?;
+    assert_eq!(held.stale, None, "the engine {} still runs", engine.pid);
+    assert!(store.interrupted_stack_runs().await?.is_empty());
+    let refused = store
+        .resolve_interrupted(stack_run.id, "ada", "too early")
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("engine pid {} on", engine.pid)),
+        "{refused}"
+    );
+    kill_and_wait_gone(engine.pid)?;
     let held = expect_locked(&store, &me).await?;
     assert_eq!(
         held.lock.owner.pid, child_pid,
@@ -715,6 +741,102 @@ async fn killed_process(url: &str) -> Outcome {
     assert_eq!(unlock.details["reason"], "process_gone");
     assert_eq!(unlock.details["instance"], "prod");
     Ok(())
+}
+
+/// A lock taken over from a holder judged gone is a new grant: the old holder, should it
+/// wake up, can neither say "applying" nor record a release under its old grant.
+async fn fencing(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let run = store.create_run(&new_run("fence1")).await?;
+    store
+        .record_artifact(&artifact("sha256-net", "network", "fence1"))
+        .await?;
+    let paused = store
+        .add_stack_run(&new_stack_run(run.id, "prod", "network"))
+        .await?;
+    // The old holder: a process that has exited, so its lock is judged stale.
+    let mut gone = LockOwner::current(run.id);
+    gone.pid = exited_pid()?;
+    gone.process_started = None;
+    let old = store
+        .acquire_instance_lock("network", "prod", &gone)
+        .await?;
+
+    let next = store.create_run(&new_run("fence2")).await?;
+    let taker = LockOwner::current(next.id);
+    let held = expect_locked(&store, &taker).await?;
+    assert_eq!(held.stale, Some(StaleReason::ProcessGone));
+    let new = store.break_stale_lock(&held, &taker, "ada").await?;
+    assert!(new.fence > old.fence, "{} > {}", new.fence, old.fence);
+
+    let refused = store.mark_applying(paused.id, &old).await.unwrap_err();
+    assert!(matches!(refused, StoreError::LockLost { .. }), "{refused}");
+    insta::assert_snapshot!(refused.to_string(), @"the lock on stack `network` in instance `prod` was taken over since this run took it; nothing was written");
+    assert_eq!(
+        store.stack_run(paused.id).await?.map(|s| s.status),
+        Some(StackRunStatus::Pending),
+        "nothing was marked"
+    );
+    let release = |run_id: i64, fence| NewRelease {
+        stage: "prod".to_owned(),
+        stack: "network".to_owned(),
+        artifact_id: "sha256-net".to_owned(),
+        commit: "fence1".to_owned(),
+        released_by: "ada".to_owned(),
+        run_id: Some(run_id),
+        fence: Some(fence),
+    };
+    let refused = store
+        .record_release(&release(run.id, old.fence()))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::LockLost { .. }), "{refused}");
+    assert_eq!(store.current_release("prod", "network").await?, None);
+
+    // The new holder's writes pass its fence.
+    let current = store
+        .add_stack_run(&new_stack_run(next.id, "prod", "network"))
+        .await?;
+    store.mark_applying(current.id, &new).await?;
+    let released = store.record_release(&release(next.id, new.fence())).await?;
+    assert_eq!(released.run_id, Some(next.id));
+
+    // Numbers only grow, also once the lock row is gone.
+    assert!(
+        store
+            .release_instance_lock("network", "prod", &new.owner)
+            .await?
+    );
+    let again = store
+        .acquire_instance_lock("network", "prod", &taker)
+        .await?;
+    assert!(again.fence > new.fence, "{} > {}", again.fence, new.fence);
+    Ok(())
+}
+
+/// Kills `pid` with SIGKILL and waits until the process table shows it gone (or a zombie
+/// nobody has reaped yet, which has stopped all the same).
+fn kill_and_wait_gone(pid: u32) -> Result<(), Box<dyn std::error::Error>> {
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    assert!(status.success(), "kill {pid}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while slipway_store::probe_process(pid) != slipway_store::ProcessState::Gone {
+        if std::time::Instant::now() > deadline {
+            return Err(format!("process {pid} still runs 30 s after SIGKILL").into());
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
+}
+
+/// The pid of a process that has exited and been reaped.
+fn exited_pid() -> Result<u32, Box<dyn std::error::Error>> {
+    let mut child = std::process::Command::new("true").spawn()?;
+    let pid = child.id();
+    child.wait()?;
+    Ok(pid)
 }
 
 async fn expect_locked(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
-use slipway_store::AuditAction;
+use slipway_store::{AuditAction, Store as _};
 
 use crate::common::{audit_log, sandbox, slipway_process, slipway_run, wait_until};
 use crate::interrupt::HoldingProxy;
@@ -80,9 +80,40 @@ fn sigkill_mid_apply_is_reported_resolved_by_a_person_and_then_converges() {
     let pid = child.id();
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
+    let work = dir.canonicalize().unwrap().join(".slipway/work");
+
+    // slipway is dead, but the engine it started applies on: the record names the engine,
+    // and nothing takes the apply for an interrupted one while the engine runs.
+    let record = run_entry(dir, &moto, 2);
+    let engine = record["stacks"][0]["engine"]["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("the engine is recorded: {record}"));
+    assert!(
+        process_groups_working_in(&work).contains(&(engine as i32)),
+        "the recorded engine leads the running engine's process group: {record}"
+    );
+    let id = record["stacks"][0]["id"].as_i64().unwrap().to_string();
+    let early = slipway_run(
+        dir,
+        &moto.env(),
+        &["resolve-interrupted", &id, "--note", "too early"],
+    );
+    assert_eq!(early.code, 1, "{}", early.stderr);
+    assert!(
+        early.stderr.contains("is still applying in a live process")
+            && early.stderr.contains(&format!("engine pid {engine} on")),
+        "{}",
+        early.stderr
+    );
+    let status = slipway_ok(dir, &moto, &["status"]);
+    assert!(
+        !status.stderr.contains("interrupted: dev/queue"),
+        "{}",
+        status.stderr
+    );
+
     // The engine survives its parent in its own process group: kill it too, as a dying
     // machine would. The held request never reaches the cloud.
-    let work = dir.canonicalize().unwrap().join(".slipway/work");
     for group in process_groups_working_in(&work) {
         let _ = killpg(Pid::from_raw(group), Signal::SIGKILL);
     }
@@ -183,4 +214,108 @@ fn audit_actions(project: &Path) -> Vec<(AuditAction, String)> {
             (e.action, note)
         })
         .collect()
+}
+
+/// A run whose instance lock is taken over while it applies (another host judged it gone:
+/// a network partition, a paused VM) stops its engine once, records no release, leaves the
+/// new holder's lock alone, and leaves the apply for a person to resolve.
+#[test]
+fn a_lock_taken_over_mid_apply_interrupts_the_engine_and_records_nothing_more() {
+    let (sandbox, moto) = sandbox();
+    let project = queue_repository();
+    let dir = project.path();
+    slipway_ok(dir, &moto, &["deploy", "--stage", "dev"]);
+    let config = dir.join("slipway.hcl");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "engine = \"terraform\"",
+        "engine = \"terraform\"\n  interrupt_grace = \"3s\"",
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    commit_retention(dir, 86400);
+
+    let proxy = HoldingProxy::start(moto.port(), "Action=SetQueueAttributes");
+    let stderr_path = dir.join("deploy.stderr");
+    let mut child = slipway_process(dir, &proxy.env(&moto.env()))
+        .args(["deploy", "--stage", "dev"])
+        .env("SLIPWAY_LOCK_HEARTBEAT", "1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the apply reaches SetQueueAttributes");
+
+    // Another host takes the lock over, as `break_stale_lock` would after the lease.
+    let taken = take_lock_over(&dir.join(".slipway/slipway.db"), "queue", "dev", 9999);
+    assert_eq!(taken, "1", "the lock row was there to take");
+
+    let mut status = None;
+    wait_until("the deploy stops", Duration::from_secs(120), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("dev/queue: interrupted mid-apply"),
+        "{stderr}"
+    );
+    let log = crate::failures::walk(&dir.join(".slipway/runs"))
+        .into_iter()
+        .filter(|p| p.ends_with("dev/queue.log"))
+        .max()
+        .expect("the stack's log");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert_eq!(
+        log.matches("== slipway: sent one interrupt").count(),
+        1,
+        "{log}"
+    );
+
+    // Nothing recorded as done: the stack run stays `applying` for a person to resolve, no
+    // release, and the new holder keeps its lock.
+    let record = run_entry(dir, &moto, 2);
+    assert_eq!(record["stacks"][0]["status"], "applying", "{record}");
+    let (release, locks) = crate::common::with_record(dir, |store| async move {
+        (
+            store.current_release("dev", "queue").await.unwrap(),
+            store.instance_locks().await.unwrap(),
+        )
+    });
+    assert_eq!(
+        release.and_then(|r| r.run_id),
+        Some(1),
+        "run 1's release stays current"
+    );
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(locks[0].lock.owner.run_id, 9999, "{locks:?}");
+    assert_eq!(retention(&sandbox, &moto, "webshop-dev-orders"), "345600");
+    drop(proxy);
+}
+
+/// Rewrites the lock row as another host's grant, with a later fencing token. Returns how
+/// many rows changed.
+fn take_lock_over(db: &Path, stack: &str, instance: &str, run_id: i64) -> String {
+    let script = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+        n = c.execute(\"UPDATE instance_locks SET run_id = ?, host = 'another-host', \
+        fence = fence + 1000 WHERE stack = ? AND instance = ?\", \
+        (int(sys.argv[4]), sys.argv[2], sys.argv[3])).rowcount\n\
+        c.commit()\n\
+        print(n)";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(db)
+        .args([stack, instance, &run_id.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
