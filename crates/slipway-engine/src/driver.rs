@@ -35,6 +35,15 @@ pub struct Engine {
     init_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// How the plugin cache is held.
+#[derive(Debug, Clone, Copy)]
+enum FileLock {
+    /// Reading and linking packages: many at once.
+    Shared,
+    /// Adding packages: one writer, nobody reading.
+    Exclusive,
+}
+
 /// Where one step's output goes, what can stop it, and the credentials it runs with.
 #[derive(Debug, Clone, Copy)]
 pub struct StepContext<'a> {
@@ -278,6 +287,25 @@ impl Engine {
         }
     }
 
+    /// Locks the plugin cache for this process (a file lock, so other processes count too).
+    async fn lock_cache(&self, kind: FileLock) -> std::io::Result<std::fs::File> {
+        let path = self.plugin_cache.join(".slipway-init.lock");
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)?;
+            match kind {
+                FileLock::Shared => file.lock_shared()?,
+                FileLock::Exclusive => file.lock()?,
+            }
+            Ok(file)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
     /// `init` with partial backend configuration. A stack's own lock file is never changed
     /// (the working copy holds a copy); how `init` uses it and the shared plugin cache is
     /// decided first ([`plugin_cache::decide`]).
@@ -307,31 +335,27 @@ impl Engine {
         let had_lock_file = lock_file.is_file();
         let pinned = std::fs::read(&lock_file).ok();
         let first = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
-        // Only writers race on the cache: linking needs no turn. A writer decides again once
-        // it has the turn: the writer before it may have added what it lacked.
-        let (plan, finished) = if first.cache == CacheUse::Populate {
-            let _turn = self.init_turn.lock().await;
-            let lock_path = self.plugin_cache.join(".slipway-init.lock");
-            let file_lock =
-                tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-                    let file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .truncate(false)
-                        .write(true)
-                        .open(lock_path)?;
-                    file.lock()?;
-                    Ok(file)
-                })
-                .await
-                .map_err(|e| io(std::io::Error::other(e)))?
-                .map_err(io)?;
-            let plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
-            let finished = self.run_init(ctx, args, plan).await;
-            drop(file_lock);
-            (plan, finished)
-        } else {
-            (first, self.run_init(ctx, args, first).await)
-        };
+        // Writers take turns on the cache: one at a time, exclusively. Everyone else holds
+        // the cache shared while deciding and linking, so that a package another process is
+        // unpacking at that moment (its folder exists, its files are half written) is never
+        // linked: they wait for the writer, then decide again.
+        let mut plan = first;
+        let mut _cache_lock = None;
+        if first.cache != CacheUse::Populate {
+            _cache_lock = Some(self.lock_cache(FileLock::Shared).await.map_err(io)?);
+            plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+        }
+        let mut _turn = None;
+        if plan.cache == CacheUse::Populate {
+            _cache_lock = None;
+            _turn = Some(self.init_turn.lock().await);
+            _cache_lock = Some(self.lock_cache(FileLock::Exclusive).await.map_err(io)?);
+            // The writer before this one may have added what it lacked.
+            plan = plugin_cache::decide(&lock_file, committed, &self.plugin_cache);
+        }
+        let finished = self.run_init(ctx, args, plan).await;
+        drop(_cache_lock);
+        drop(_turn);
         let outcome = InitOutcome {
             cache: plan.cache,
             wrote_lock_file: false,

@@ -89,6 +89,10 @@ pub struct Executor {
     pub analysis: Analysis,
     /// Blast radius reports of the stacks planned so far, taken by their results.
     pub(crate) reports: Mutex<BTreeMap<String, InstanceReport>>,
+    /// In a plan walk: stacks whose inputs read outputs that a dependency's plan changes,
+    /// with why. Planned against today's outputs, their plans would be wrong once the
+    /// dependency is applied, so they are planned after it instead.
+    inputs_changing: Mutex<BTreeMap<String, String>>,
     /// The engine's counts of the plans made so far, taken by their results.
     plan_summaries: Mutex<BTreeMap<String, PlanSummary>>,
     /// Whether applies are measured even where the stage has no policy.
@@ -138,6 +142,7 @@ impl Executor {
             events,
             environment: setup.environment,
             outputs: Mutex::new(BTreeMap::new()),
+            inputs_changing: Mutex::new(BTreeMap::new()),
             outputs_wanted: Mutex::new(BTreeSet::new()),
             reports: Mutex::new(BTreeMap::new()),
             plan_summaries: Mutex::new(BTreeMap::new()),
@@ -463,6 +468,16 @@ impl Executor {
         operation: Operation,
         log: &Log,
     ) -> Result<Option<Outcome>, StackError> {
+        if operation == Operation::Plan
+            && let Some(reason) = self
+                .inputs_changing
+                .lock()
+                .ok()
+                .and_then(|changing| changing.get(&stack.name).cloned())
+        {
+            log.line(&format!("== slipway: {reason} =="));
+            return Ok(Some(Outcome::InputsUnknown { reason }));
+        }
         // Inputs from the dependencies' outputs in this instance.
         let dependency_outputs: BTreeMap<String, BTreeMap<String, serde_json::Value>> = {
             let outputs = self
@@ -576,7 +591,8 @@ impl Executor {
                 let plan = self.engine.plan(ctx, false).await?;
                 self.keep_plan_summary(name, &plan);
                 if plan.has_changes {
-                    self.measure(ctx, name, &plan.plan_file).await?;
+                    let report = self.measure(ctx, name, &plan.plan_file).await?;
+                    self.note_inputs_changing(name, &report);
                 }
                 Outcome::Planned {
                     changes: plan.has_changes,
@@ -840,6 +856,34 @@ fn same_lineage(a: &[u8], b: &[u8]) -> bool {
 /// Measuring plans inside a walk: `show -json` runs once per plan, its bytes stay in memory.
 impl Executor {
     /// Measures the saved plan of stack `name` and keeps its report for the stack's result.
+    /// Remembers, for the stacks whose inputs read outputs that `name`'s plan changes, that
+    /// their inputs are unknown until `name` is applied.
+    fn note_inputs_changing(&self, name: &str, report: &InstanceReport) {
+        let Ok(mut changing) = self.inputs_changing.lock() else {
+            return;
+        };
+        for reader in report
+            .blast_radius
+            .downstream
+            .iter()
+            .filter(|d| d.depth == 1 && !d.inputs.is_empty())
+        {
+            let outputs: BTreeSet<&str> = reader.inputs.iter().map(|i| i.output.as_str()).collect();
+            changing.entry(reader.stack.clone()).or_insert_with(|| {
+                format!(
+                    "inputs unknown until {name} is applied to `{}`: its plan changes {} {}",
+                    self.instance,
+                    if outputs.len() == 1 {
+                        "output"
+                    } else {
+                        "outputs"
+                    },
+                    outputs.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            });
+        }
+    }
+
     pub async fn measure(
         &self,
         ctx: StepContext<'_>,

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use slipway_engine::{Interrupt, InterruptTrigger};
-use slipway_store::{AnyStore, DEFAULT_LEASE, LockOwner, NewRun, RunStatus, Store, StoreError};
+use slipway_store::{
+    AnyStore, DEFAULT_LEASE, InstanceLock, LockOwner, NewRun, RunStatus, StackRunStatus, Store,
+    StoreError,
+};
 
 use crate::help::with_help;
 use crate::project::Workspace;
@@ -63,9 +66,14 @@ impl HeldInstances {
             run_id: run.id,
         };
         for stack in stacks {
-            match store
-                .acquire_instance_lock(stack, instance, &held.owner)
-                .await
+            match acquire_instance(
+                store,
+                stack,
+                instance,
+                &held.owner,
+                &workspace.settings.actor,
+            )
+            .await
             {
                 Ok(_) => {
                     if let Ok(mut stacks) = held.stacks.lock() {
@@ -113,6 +121,37 @@ impl HeldInstances {
                 .await;
         }
         let _ = self.store.finish_run(self.run_id, status).await;
+    }
+}
+
+/// Takes the lock on `stack` in `instance` for `owner`. A stale lock whose holder died before
+/// it said "applying" there is taken over (audited as an `unlock` by `actor`): nothing can be
+/// half-changed behind it. A stale lock over an apply that died half-way is not: it stays
+/// until a person resolves the interrupted apply.
+pub async fn acquire_instance(
+    store: &AnyStore,
+    stack: &str,
+    instance: &str,
+    owner: &LockOwner,
+    actor: &str,
+) -> Result<InstanceLock, StoreError> {
+    match store.acquire_instance_lock(stack, instance, owner).await {
+        Err(StoreError::InstanceLocked(held)) if held.stale.is_some() => {
+            let applying = store
+                .stack_runs(held.lock.owner.run_id)
+                .await?
+                .into_iter()
+                .any(|run| {
+                    run.stack == stack
+                        && run.instance == instance
+                        && run.status == StackRunStatus::Applying
+                });
+            if applying {
+                return Err(StoreError::InstanceLocked(held));
+            }
+            store.break_stale_lock(&held, owner, actor).await
+        }
+        other => other,
     }
 }
 

@@ -122,6 +122,7 @@ impl Command {
             Command::Deploy(args) => args.events.json,
             Command::Promote(args) => args.events.json,
             Command::Run(args) => args.events.json,
+            Command::Resume(args) => args.events.json,
             Command::Drill(args) => args.json,
             Command::Recover(args) => args.json,
             _ => false,

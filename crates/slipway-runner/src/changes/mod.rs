@@ -1,6 +1,6 @@
 //! Which stacks a range of commits changes, and why, read from git alone: the head commit's
 //! stacks come from the change index (`index`), the base is the commit last released to the
-//! first stage unless named. When the base cannot be found (nothing released yet, a
+//! first or the last stage ([`DefaultBase`]) unless named. When the base cannot be found (nothing released yet, a
 //! force-push, a shallow clone), every stack counts as changed and the result says why:
 //! missing history never reads as "nothing changed".
 
@@ -36,13 +36,25 @@ pub struct Detected {
     pub index: Source,
 }
 
-/// The stacks that changed between `base` (default: the commit last released to the first
-/// stage) and `head`, with their dependents.
+/// Which stage's last release is the base when none is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultBase {
+    /// What the first stage runs: the changes no stage has seen yet (`slipway changed`).
+    FirstStage,
+    /// What the last stage runs: every change not yet delivered all the way (`slipway run`).
+    /// A run that stopped half-way (failed, rejected, or killed) leaves its changes in the
+    /// next run, even when that run's own commit touches other stacks.
+    LastStage,
+}
+
+/// The stacks that changed between `base` (default: the commit last released to the stage
+/// `default_base` names) and `head`, with their dependents.
 pub fn detect(
     root: &Path,
     settings: &Settings,
     base: Option<String>,
     head: &str,
+    default_base: DefaultBase,
 ) -> Result<Detected> {
     let args = DetectArgs {
         base,
@@ -80,10 +92,14 @@ pub fn detect(
     } = snapshot;
     let project = &project;
 
-    let first_stage = project.stages.first().map(String::as_str);
+    let base_stage = match default_base {
+        DefaultBase::FirstStage => project.stages.first(),
+        DefaultBase::LastStage => project.stages.last(),
+    }
+    .map(String::as_str);
     let base_rev = args.base.clone().map_or_else(
         || {
-            first_stage.map_or(Ok(None), |stage| {
+            base_stage.map_or(Ok(None), |stage| {
                 last_released_commit(root, settings, project, stage)
             })
         },
@@ -91,7 +107,7 @@ pub fn detect(
     )?;
     let (base, set) = match base_rev {
         None => {
-            let because = match first_stage {
+            let because = match base_stage {
                 Some(stage) => format!("no base: nothing has been released to {stage} yet"),
                 None => "no base: the project has no stage to release to yet".to_owned(),
             };

@@ -25,7 +25,7 @@ use super::artifacts;
 use crate::events::{Event, FailedStack};
 use crate::executor::{ApplyHooks, CodeSource, HookError, HookFuture};
 use crate::executor::{Operation, Outcome, StackResult};
-use crate::locks::Heartbeat;
+use crate::locks::{Heartbeat, acquire_instance};
 use crate::project::Workspace;
 use crate::record;
 use crate::stage_executor::{ExecutorOptions, executor_for};
@@ -175,6 +175,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         locked,
         grants: Mutex::new(BTreeMap::new()),
         heartbeat,
+        actor: workspace.settings.actor.clone(),
     });
     if !plan_only {
         executor.hooks = Some(hooks.clone() as Arc<dyn ApplyHooks>);
@@ -447,6 +448,8 @@ struct RecordHooks {
     /// The grants taken, whose fencing tokens the record's writes carry.
     grants: Mutex<BTreeMap<String, InstanceLock>>,
     heartbeat: Option<Heartbeat>,
+    /// Who acts, for the audit entry of a stale lock taken over.
+    actor: String,
 }
 
 impl RecordHooks {
@@ -484,9 +487,7 @@ impl RecordHooks {
 impl ApplyHooks for RecordHooks {
     fn start<'a>(&'a self, stack: &'a str) -> HookFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
-            match self
-                .store
-                .acquire_instance_lock(stack, &self.instance, &self.owner)
+            match acquire_instance(&self.store, stack, &self.instance, &self.owner, &self.actor)
                 .await
             {
                 Ok(lock) => {

@@ -42,7 +42,8 @@ impl RunOutcome {
 }
 
 /// `slipway run`: the pipeline for the head commit, from `base` (default: the commit last
-/// released to the first stage).
+/// released to the last stage, so that changes an earlier run left half-way are delivered
+/// too).
 pub async fn start(
     workspace: &Workspace,
     base: Option<String>,
@@ -57,6 +58,7 @@ pub async fn start(
         &workspace.settings,
         base,
         commit.commit_hash(),
+        changes::DefaultBase::LastStage,
     )?;
     let to_run: BTreeSet<String> = detected
         .set

@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use slipway_core::changes::{self, ChangeSet};
-use slipway_runner::changes::{Detected, End, detect};
+use slipway_runner::changes::{DefaultBase, Detected, End, detect};
 
 use super::ExitStatus;
 use crate::project;
@@ -59,7 +59,13 @@ pub fn run(
         head,
         set,
         index,
-    } = detect(&root, settings, args.base.clone(), &args.head)?;
+    } = detect(
+        &root,
+        settings,
+        args.base.clone(),
+        &args.head,
+        DefaultBase::FirstStage,
+    )?;
     if settings.environment.contains_key("SLIPWAY_DEBUG_INDEX") {
         eprintln!("change index: {index:?}");
     }

@@ -13,7 +13,7 @@ use crate::project::Workspace;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Compare from this commit (default: the commit last released to the first stage; with
+    /// Compare from this commit (default: the commit last released to the last stage; with
     /// none, every stack counts as changed).
     #[arg(long, value_name = "REF")]
     pub base: Option<String>,
@@ -45,6 +45,8 @@ pub struct ResumeArgs {
     pub run: i64,
     #[command(flatten)]
     pub options: RunOptions,
+    #[command(flatten)]
+    pub events: super::EventsArgs,
 }
 
 #[derive(Debug, Args)]

@@ -206,3 +206,76 @@ fn a_hung_apply_is_interrupted_once_then_killed_after_the_grace_period() {
     );
     let _ = proxy.release.send(());
 }
+
+/// Another process is filling the shared plugin cache: the provider's folder exists, its
+/// binary is half written, and that process holds the cache's writer lock. An `init` that
+/// would link the provider (the working copy's lock file already names it) waits for the
+/// writer instead of linking half a provider, then goes on with the whole one.
+#[test]
+fn an_init_never_links_a_provider_another_process_is_still_unpacking() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let (_sandbox, moto) = sandbox();
+    let project = example("webshop");
+    let dir = project.path();
+    // No committed lock file: the engine links whatever the cache holds.
+    std::fs::remove_file(dir.join("stacks/queue/.terraform.lock.hcl")).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let mut env = moto.env();
+    env.retain(|(key, _)| key != "TF_PLUGIN_CACHE_DIR");
+    env.push((
+        "TF_PLUGIN_CACHE_DIR".to_owned(),
+        cache.path().display().to_string(),
+    ));
+    let plan = ["plan", "--stage", "dev", "--stack", "queue"];
+    let first = slipway_run(dir, &env, &plan);
+    assert!(matches!(first.code, 0 | 2), "{}", first.stderr);
+
+    // Another process is unpacking the provider: half of it is there, under its lock.
+    let binary = crate::failures::walk(cache.path())
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("terraform-provider-aws"))
+        })
+        .expect("the first plan filled the cache");
+    let whole = std::fs::read(&binary).unwrap();
+    std::fs::write(&binary, &whole[..whole.len() / 2]).unwrap();
+    let lock_path = cache.path().join(".slipway-init.lock");
+    let writer = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    writer.lock().unwrap();
+
+    let mut child = crate::common::slipway_process(dir, &env)
+        .args(plan)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The kernel shows a lock request waiting on the cache's lock file (`->` in /proc/locks).
+    let inode = format!(":{}", std::fs::metadata(&lock_path).unwrap().ino());
+    crate::common::wait_until(
+        "the init waits for the cache's writer",
+        std::time::Duration::from_secs(120),
+        || {
+            std::fs::read_to_string("/proc/locks").is_ok_and(|locks| {
+                locks
+                    .lines()
+                    .any(|l| l.contains("->") && l.contains("FLOCK") && l.contains(&inode))
+            })
+        },
+    );
+    assert!(child.try_wait().unwrap().is_none(), "it waits, not fails");
+
+    // The writer finishes the package and lets go.
+    std::fs::write(&binary, &whole).unwrap();
+    drop(writer);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{stderr}");
+    assert!(!stderr.contains("failed"), "{stderr}");
+}

@@ -10,6 +10,7 @@ mod changed;
 mod ci_jobs;
 mod common;
 mod config_errors;
+mod crash_anywhere;
 mod drift_recover;
 mod drill;
 mod engines;

@@ -21,7 +21,7 @@ use crate::queue_project::{queue_repository, scrub};
 
 /// Process groups of the processes working in `dir` or below it (the orphaned engine and
 /// its provider plugin, which slipway started in a process group of their own).
-fn process_groups_working_in(dir: &Path) -> Vec<i32> {
+pub(crate) fn process_groups_working_in(dir: &Path) -> Vec<i32> {
     let mut groups = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
