@@ -12,7 +12,9 @@ mod bench;
 mod bench_advise;
 mod bench_apply;
 mod bench_changed;
+mod crash_harness;
 mod demo;
+mod fuzz;
 mod sandbox;
 mod support;
 mod test;
@@ -34,6 +36,12 @@ enum Command {
     Demo(demo::Args),
     /// Benchmarks against the baselines teams use today (reported as ratios).
     Bench(bench::Args),
+    /// Fuzz the configuration loader and the plan reader (cargo-fuzz, nightly); crashing
+    /// inputs are kept as regression tests.
+    Fuzz(fuzz::Args),
+    /// Kill `slipway run` with SIGKILL at every point the crash harness knows, on the
+    /// sandbox, and check that nothing was lost after each.
+    CrashHarness(crash_harness::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +51,8 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
+        Command::CrashHarness(args) => crash_harness::run(args),
     };
     match result {
         Ok(code) => code,

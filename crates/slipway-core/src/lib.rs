@@ -9,6 +9,8 @@
 pub mod changes;
 pub mod config;
 pub mod diagnostic;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod graph;
 pub mod module_files;
 pub mod render;

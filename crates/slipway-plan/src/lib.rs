@@ -11,6 +11,8 @@
 //! [`Report::to_json`] present it. [`analyze_file`] does all of it for one plan file.
 
 pub mod blast;
+#[doc(hidden)]
+pub mod fuzz;
 mod glob;
 pub mod model;
 pub mod policy;

@@ -1,0 +1,7 @@
+project {
+  name   = "broken"
+  engin  = "terraform"
+}
+
+stage "dev" {}
+stage "dev" {}

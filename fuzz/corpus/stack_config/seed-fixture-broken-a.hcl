@@ -1,0 +1,7 @@
+stack {
+  teem = "platform"
+}
+
+dependency "c" {
+  path = "../c"
+}
