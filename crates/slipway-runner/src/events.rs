@@ -240,6 +240,17 @@ impl fmt::Debug for dyn Observer {
     }
 }
 
+/// Hands every event to each of several observers, in order.
+pub struct Tee(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Tee {
+    fn observe(&self, event: &Event) {
+        for observer in &self.0 {
+            observer.observe(event);
+        }
+    }
+}
+
 /// An observer that drops every event, for callers that only want results.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Unobserved;

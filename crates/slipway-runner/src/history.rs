@@ -113,3 +113,29 @@ pub async fn history(workspace: &Workspace, query: &HistoryQuery) -> Result<Hist
     releases.sort_by(|a, b| b.released_at.cmp(&a.released_at).then(b.id.cmp(&a.id)));
     Ok(History { runs, releases })
 }
+
+/// Run `run_id`'s recorded events after `after_seq` (0: all), in order. A run the record
+/// does not know is an error; one that recorded no events yet has none.
+pub async fn run_events(
+    workspace: &Workspace,
+    run_id: i64,
+    after_seq: i64,
+) -> Result<Vec<slipway_store::RunEvent>> {
+    let store = record::open(workspace).await?;
+    if store.run(run_id).await?.is_none() {
+        anyhow::bail!(
+            "run {run_id} is not in the record\n  help: `slipway history` lists the runs it holds"
+        );
+    }
+    let mut events = Vec::new();
+    let mut after = after_seq;
+    loop {
+        let page = store.run_events(run_id, after, 1000).await?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.seq;
+        events.extend(page);
+    }
+    Ok(events)
+}

@@ -34,6 +34,16 @@ impl std::fmt::Debug for Workspace {
 }
 
 impl Workspace {
+    /// The same workspace, whose events also go to `observer`.
+    pub fn observed_also(&self, observer: Arc<dyn Observer>) -> Workspace {
+        let mut also = self.clone();
+        also.observer = Arc::new(crate::events::Tee(vec![
+            Arc::clone(&self.observer),
+            observer,
+        ]));
+        also
+    }
+
     /// A workspace whose events go nowhere and whose engine steps are never interrupted;
     /// front ends replace both.
     pub fn new(root: PathBuf, project: Project, settings: Settings) -> Self {

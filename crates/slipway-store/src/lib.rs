@@ -36,8 +36,8 @@ pub use liveness::{
 };
 pub use model::{
     Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun,
-    NewStackRun, Release, Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun,
-    StageRunStatus, UnknownValue,
+    NewStackRun, Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
+    StageRun, StageRunStatus, UnknownValue,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
@@ -160,6 +160,8 @@ delegate! { impl Store {
     audit_log(after_seq: Option<i64>, limit: u32) -> Vec<AuditEntry>;
     record_approval(new: &NewApproval) -> Approval;
     approvals(run_id: i64) -> Vec<Approval>;
+    append_run_events(run_id: i64, events: &[serde_json::Value]) -> ();
+    run_events(run_id: i64, after_seq: i64, limit: u32) -> Vec<RunEvent>;
     acquire_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> InstanceLock;
     heartbeat_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;
     release_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;

@@ -166,6 +166,16 @@ pub struct Approval {
     pub approved_at: UnixMillis,
 }
 
+/// One event of a run, as recorded (docs/events.md gives the shapes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunEvent {
+    pub run_id: i64,
+    /// The event's place in its run: 1, 2, 3...
+    pub seq: i64,
+    pub at: UnixMillis,
+    pub event: serde_json::Value,
+}
+
 /// One pass of the pipeline for one commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Run {

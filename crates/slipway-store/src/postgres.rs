@@ -39,6 +39,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "fencing tokens and engine processes",
         include_str!("../migrations/postgres/0005_fences_and_engines.sql"),
     ),
+    (
+        6,
+        "run events",
+        include_str!("../migrations/postgres/0006_run_events.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -230,6 +230,14 @@ pub(crate) const APPROVALS_OF_RUN: &str = concat!(
     " FROM approvals WHERE run_id = $1 ORDER BY id"
 );
 
+/// Numbered after the run's last event, inside the write transaction that appends them.
+pub(crate) const LAST_RUN_EVENT: &str =
+    "SELECT COALESCE(MAX(seq), 0) FROM run_events WHERE run_id = $1";
+pub(crate) const INSERT_RUN_EVENT: &str =
+    "INSERT INTO run_events (run_id, seq, at, event) VALUES ($1, $2, $3, $4)";
+pub(crate) const RUN_EVENTS_AFTER: &str = "SELECT run_id, seq, at, event FROM run_events \
+     WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
 pub(crate) const INSERT_AUDIT: &str = concat!(
     "INSERT INTO audit_log (at, actor, action, stage, stack, run_id, details) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -370,8 +378,8 @@ macro_rules! impl_store {
         use $crate::model::{
             Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease,
             NewRun, NewStackRun,
-            Release, Run, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun,
-            StageRunStatus,
+            Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
+            StageRun, StageRunStatus,
         };
         use $crate::sql::{self, parse_json, parse_text, to_signed, to_unsigned};
         use $crate::time::UnixMillis;
@@ -1091,6 +1099,60 @@ macro_rules! impl_store {
                     .map_err(db("read approvals"))?
                     .iter()
                     .map(approval_from_row)
+                    .collect()
+            }
+
+            async fn append_run_events(
+                &self,
+                run_id: i64,
+                events: &[serde_json::Value],
+            ) -> Result<()> {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.write_tx().await?;
+                let last: i64 = sqlx::query_scalar(sql::LAST_RUN_EVENT)
+                    .bind(run_id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db("number run events"))?;
+                let at = UnixMillis::now().0;
+                for (seq, event) in (last + 1..).zip(events) {
+                    sqlx::query(sql::INSERT_RUN_EVENT)
+                        .bind(run_id)
+                        .bind(seq)
+                        .bind(at)
+                        .bind(event.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("record run events"))?;
+                }
+                tx.commit().await.map_err(db("commit run events"))
+            }
+
+            async fn run_events(
+                &self,
+                run_id: i64,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<RunEvent>> {
+                sqlx::query(sql::RUN_EVENTS_AFTER)
+                    .bind(run_id)
+                    .bind(after_seq)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("read run events"))?
+                    .iter()
+                    .map(|row| {
+                        let event: String = get!(row, "run_events", "event");
+                        Ok(RunEvent {
+                            run_id: get!(row, "run_events", "run_id"),
+                            seq: get!(row, "run_events", "seq"),
+                            at: UnixMillis(get!(row, "run_events", "at")),
+                            event: parse_json("run_events", "event", &event)?,
+                        })
+                    })
                     .collect()
             }
 

@@ -48,6 +48,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "fencing tokens and engine processes",
         include_str!("../migrations/sqlite/0005_fences_and_engines.sql"),
     ),
+    (
+        6,
+        "run events",
+        include_str!("../migrations/sqlite/0006_run_events.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

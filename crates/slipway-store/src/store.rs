@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner};
 use crate::model::{
     Approval, Artifact, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun, NewStackRun,
-    Release, Run, RunStatus, StackRun, StackRunOutcome, StageRun, StageRunStatus,
+    Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StageRun, StageRunStatus,
 };
 
 /// The run record.
@@ -148,6 +148,20 @@ pub trait Store: Send + Sync {
     fn record_approval(&self, new: &NewApproval) -> impl Future<Output = Result<Approval>> + Send;
     /// The approvals of a run, oldest first.
     fn approvals(&self, run_id: i64) -> impl Future<Output = Result<Vec<Approval>>> + Send;
+    /// Appends events to run `run_id`'s, numbered after those it has.
+    fn append_run_events(
+        &self,
+        run_id: i64,
+        events: &[serde_json::Value],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Run `run_id`'s events numbered after `after_seq` (0: from the start), in order, at
+    /// most `limit`.
+    fn run_events(
+        &self,
+        run_id: i64,
+        after_seq: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<RunEvent>>> + Send;
 
     // --- instance locks ----------------------------------------------------------------
 

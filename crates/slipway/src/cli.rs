@@ -81,6 +81,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Runs and releases over time, newest first.
     History(status::HistoryArgs),
+    /// The events recorded for a run, as JSON lines: what `--json` streamed while it ran (and
+    /// resumed), for a run that ran elsewhere (a CI job, the server).
+    Events(pipeline::EventsArgs),
     /// The whole pipeline for the current commit: changed stacks, their artifacts, every stage in order.
     ///
     /// A failure stops the pipeline at that stage. A stage with `approval = true` stops the run

@@ -150,6 +150,7 @@ async fn run(
         Command::Resume(args) => commands::pipeline::resume(&workspace, args).await,
         Command::Reject(args) => commands::pipeline::reject(&workspace, args).await,
         Command::ResolveInterrupted(args) => commands::pipeline::resolve(&workspace, args).await,
+        Command::Events(args) => commands::pipeline::events(&workspace, args).await,
     }
 }
 

@@ -19,7 +19,7 @@ use crate::changes;
 use crate::events::{Event, PlannedStack, Severity};
 use crate::help::with_help;
 use crate::project::Workspace;
-use crate::record;
+use crate::record::{self, RunRecorder};
 use crate::stage_executor::ExecutorOptions;
 
 /// How a run stands when a pipeline command returns.
@@ -49,8 +49,22 @@ pub async fn start(
     base: Option<String>,
     options: &ExecutorOptions,
 ) -> Result<RunOutcome> {
-    let events = &workspace.observer;
     let store = record::open(workspace).await?;
+    let recorder = RunRecorder::new(store.clone());
+    let recorded = workspace.observed_also(recorder.observer());
+    let outcome = start_recorded(&recorded, store, &recorder, base, options).await;
+    recorder.finish().await;
+    outcome
+}
+
+async fn start_recorded(
+    workspace: &Workspace,
+    store: AnyStore,
+    recorder: &RunRecorder,
+    base: Option<String>,
+    options: &ExecutorOptions,
+) -> Result<RunOutcome> {
+    let events = &workspace.observer;
     interrupted::report(workspace, &store).await?;
     let commit = artifacts::resolve_commit(workspace, "HEAD")?;
     let detected = changes::detect(
@@ -102,6 +116,7 @@ pub async fn start(
             actor: workspace.settings.actor.clone(),
         })
         .await?;
+    recorder.bind(run.id);
     events.observe(&Event::RunStarted {
         run: run.id,
         commit: commit.commit_hash().to_owned(),
@@ -434,8 +449,23 @@ pub async fn resume(
     options: &ExecutorOptions,
 ) -> Result<RunOutcome> {
     let store = record::open(workspace).await?;
+    let recorder = RunRecorder::new(store.clone());
+    let recorded = workspace.observed_also(recorder.observer());
+    let outcome = resume_recorded(&recorded, store, &recorder, run_id, options).await;
+    recorder.finish().await;
+    outcome
+}
+
+async fn resume_recorded(
+    workspace: &Workspace,
+    store: AnyStore,
+    recorder: &RunRecorder,
+    run_id: i64,
+    options: &ExecutorOptions,
+) -> Result<RunOutcome> {
     interrupted::report(workspace, &store).await?;
     let (run, stage_run) = awaiting(&store, run_id, None).await?;
+    recorder.bind(run.id);
     let Some(approved) = approval(&store, run.id, &stage_run.stage).await? else {
         bail!(
             "run {} is awaiting approval at stage {}, and nobody approved it yet\n  help: slipway approve {} --stage {} --reason \"...\"",

@@ -26,6 +26,7 @@ pub const SCENARIOS: &[&str] = &[
     "drills_and_drift",
     "approvals_and_rejections",
     "fencing",
+    "run_events",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -40,6 +41,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "drills_and_drift" => crate::verification::drills_and_drift(url).await,
         "approvals_and_rejections" => approvals_and_rejections(url).await,
         "fencing" => fencing(url).await,
+        "run_events" => run_events(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -828,6 +830,35 @@ fn kill_and_wait_gone(pid: u32) -> Result<(), Box<dyn std::error::Error>> {
         }
         std::thread::yield_now();
     }
+    Ok(())
+}
+
+/// A run's events are kept in order, numbered across appends (a resume appends to what the
+/// run began), and read back from any point.
+async fn run_events(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let run = store.create_run(&new_run("events1")).await?;
+    let other = store.create_run(&new_run("events2")).await?;
+    let event = |n: u32| serde_json::json!({"event": "note", "n": n});
+    store
+        .append_run_events(run.id, &[event(1), event(2)])
+        .await?;
+    store.append_run_events(other.id, &[event(99)]).await?;
+    store.append_run_events(run.id, &[]).await?;
+    store.append_run_events(run.id, &[event(3)]).await?;
+    let all = store.run_events(run.id, 0, 100).await?;
+    assert_eq!(
+        all.iter()
+            .map(|e| (e.seq, e.event["n"].as_u64()))
+            .collect::<Vec<_>>(),
+        [(1, Some(1)), (2, Some(2)), (3, Some(3))]
+    );
+    assert!(all.iter().all(|e| e.run_id == run.id));
+    let late = store.run_events(run.id, 1, 1).await?;
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].seq, 2);
+    assert_eq!(store.run_events(other.id, 0, 100).await?.len(), 1);
+    assert!(store.run_events(run.id, 3, 100).await?.is_empty());
     Ok(())
 }
 

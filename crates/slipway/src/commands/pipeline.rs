@@ -3,6 +3,8 @@
 //! runner's (`pipeline::stages`). See docs/pipeline.md.
 
 use anyhow::Result;
+use std::io::Write as _;
+
 use clap::Args;
 use slipway_runner::pipeline::stages::{self, RunOutcome};
 
@@ -63,6 +65,16 @@ pub struct RejectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The run.
+    #[arg(value_name = "RUN")]
+    pub run: i64,
+    /// Only the events after this one (its number in the run, from 1): to follow on.
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub after: i64,
+}
+
+#[derive(Debug, Args)]
 pub struct ResolveArgs {
     /// The stack run reported as interrupted.
     #[arg(value_name = "STACK_RUN")]
@@ -120,5 +132,15 @@ pub async fn reject(workspace: &Workspace, args: &RejectArgs) -> Result<ExitStat
 /// `slipway resolve-interrupted`.
 pub async fn resolve(workspace: &Workspace, args: &ResolveArgs) -> Result<ExitStatus> {
     interrupted::resolve(workspace, args.stack_run, &args.note).await?;
+    Ok(ExitStatus::Success)
+}
+
+/// `slipway events RUN`: the run's recorded events, one JSON object a line.
+pub async fn events(workspace: &Workspace, args: &EventsArgs) -> Result<ExitStatus> {
+    let events = slipway_runner::history::run_events(workspace, args.run, args.after).await?;
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        writeln!(out, "{}", event.event)?;
+    }
     Ok(ExitStatus::Success)
 }

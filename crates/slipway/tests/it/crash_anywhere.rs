@@ -520,3 +520,50 @@ fn every_crash_point_loses_nothing() {
     assert_eq!(names.len(), POINTS.len(), "points are distinct");
     crash_at_each(0..POINTS.len());
 }
+
+/// A run's events are kept in the record as they were streamed: `slipway events RUN` prints
+/// what `slipway run --json` and `slipway resume --json` showed, in order.
+#[test]
+fn a_runs_events_are_recorded_as_they_were_streamed() {
+    let project = Project::new();
+    let events = |stream: &str| -> Vec<Value> {
+        stream
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e["event"] != "finished")
+            .collect()
+    };
+    let run = project.ok(&["run", "--json"]);
+    let id = awaiting_approval(&run.stdout).expect("the run awaits approval");
+    let mut streamed = events(&run.stdout);
+    assert_eq!(
+        events(&project.ok(&["events", &id.to_string()]).stdout),
+        streamed,
+        "what the record holds of the run so far"
+    );
+    project.ok(&[
+        "approve",
+        &id.to_string(),
+        "--stage",
+        "prod",
+        "--reason",
+        "ok",
+    ]);
+    let resumed = project.ok(&["resume", &id.to_string(), "--json"]);
+    streamed.extend(events(&resumed.stdout));
+    let recorded = project.ok(&["events", &id.to_string()]).stdout;
+    assert_eq!(events(&recorded), streamed, "the resume's events follow");
+    assert!(streamed.len() > 40, "{} events", streamed.len());
+    // Following on from a known point.
+    let tail = project
+        .ok(&["events", &id.to_string(), "--after", "40"])
+        .stdout;
+    assert_eq!(events(&tail), streamed[40..]);
+    let unknown = project.slipway(&["events", "999"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("run 999 is not in the record"),
+        "{}",
+        unknown.stderr
+    );
+}
