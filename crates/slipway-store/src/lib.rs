@@ -35,9 +35,9 @@ pub use liveness::{
     StaleReason, Surroundings, assess, probe_process, this_host,
 };
 pub use model::{
-    Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun,
-    NewStackRun, Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
-    StageRun, StageRunStatus, UnknownValue,
+    Approval, Artifact, AuditAction, AuditEntry, Delivery, DeliveryStatus, Intake, NewApproval,
+    NewAuditEntry, NewDelivery, NewRelease, NewRun, NewStackRun, Release, Run, RunEvent, RunStatus,
+    StackRun, StackRunOutcome, StackRunStatus, StageRun, StageRunStatus, UnknownValue,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
@@ -162,6 +162,8 @@ delegate! { impl Store {
     approvals(run_id: i64) -> Vec<Approval>;
     append_run_events(run_id: i64, events: &[serde_json::Value]) -> ();
     run_events(run_id: i64, after_seq: i64, limit: u32) -> Vec<RunEvent>;
+    record_delivery(new: &NewDelivery) -> Intake;
+    deliveries(limit: u32) -> Vec<Delivery>;
     acquire_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> InstanceLock;
     heartbeat_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;
     release_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;

@@ -166,6 +166,59 @@ pub struct Approval {
     pub approved_at: UnixMillis,
 }
 
+text_enum! {
+    /// What the server made of a webhook delivery.
+    DeliveryStatus {
+        /// Waiting to be run.
+        Queued => "queued",
+        /// Kept, with the reason, and nothing more (a fork, a repository not allowed...).
+        Ignored => "ignored",
+    }
+}
+
+/// A webhook delivery about to be kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// `github:<X-GitHub-Delivery>` or `gitlab:<X-Gitlab-Event-UUID>`.
+    pub id: String,
+    pub provider: String,
+    /// `push` or `pull_request`.
+    pub kind: String,
+    /// `owner/name` (GitHub) or `group/project` (GitLab).
+    pub repository: String,
+    pub git_ref: String,
+    pub commit: String,
+    pub pull_number: Option<i64>,
+    pub status: DeliveryStatus,
+    pub reason: Option<String>,
+}
+
+/// A webhook delivery as kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delivery {
+    pub id: String,
+    pub provider: String,
+    pub kind: String,
+    pub repository: String,
+    pub git_ref: String,
+    pub commit: String,
+    pub pull_number: Option<i64>,
+    pub received_at: UnixMillis,
+    pub status: DeliveryStatus,
+    pub reason: Option<String>,
+}
+
+/// What keeping a delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intake {
+    Kept(Delivery),
+    /// The same delivery (its id), or the same commit of the same repository and kind, is
+    /// queued already: `of` is the delivery kept before.
+    Duplicate {
+        of: String,
+    },
+}
+
 /// One event of a run, as recorded (docs/events.md gives the shapes).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunEvent {

@@ -44,6 +44,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "run events",
         include_str!("../migrations/postgres/0006_run_events.sql"),
     ),
+    (
+        7,
+        "webhook deliveries",
+        include_str!("../migrations/postgres/0007_webhook_deliveries.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -238,6 +238,27 @@ pub(crate) const INSERT_RUN_EVENT: &str =
 pub(crate) const RUN_EVENTS_AFTER: &str = "SELECT run_id, seq, at, event FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
+macro_rules! delivery_columns {
+    () => {
+        "id, provider, kind, repository, git_ref, commit_id, pull_number, received_at, status, \
+         reason"
+    };
+}
+pub(crate) const INSERT_DELIVERY: &str = concat!(
+    "INSERT INTO webhook_deliveries (",
+    delivery_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+);
+/// The delivery that made a new one a duplicate.
+pub(crate) const EARLIER_DELIVERY: &str = "SELECT id FROM webhook_deliveries WHERE id = $1 \
+     OR (repository = $2 AND kind = $3 AND commit_id = $4 AND status = 'queued') \
+     ORDER BY received_at LIMIT 1";
+pub(crate) const RECENT_DELIVERIES: &str = concat!(
+    "SELECT ",
+    delivery_columns!(),
+    " FROM webhook_deliveries ORDER BY received_at DESC, id LIMIT $1"
+);
+
 pub(crate) const INSERT_AUDIT: &str = concat!(
     "INSERT INTO audit_log (at, actor, action, stage, stack, run_id, details) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -376,8 +397,8 @@ macro_rules! impl_store {
         use $crate::error::{Result, StoreError, db};
         use $crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner, Surroundings};
         use $crate::model::{
-            Approval, Artifact, AuditAction, AuditEntry, NewApproval, NewAuditEntry, NewRelease,
-            NewRun, NewStackRun,
+            Approval, Artifact, AuditAction, AuditEntry, Delivery, Intake, NewApproval,
+            NewAuditEntry, NewDelivery, NewRelease, NewRun, NewStackRun,
             Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
             StageRun, StageRunStatus,
         };
@@ -1151,6 +1172,74 @@ macro_rules! impl_store {
                             seq: get!(row, "run_events", "seq"),
                             at: UnixMillis(get!(row, "run_events", "at")),
                             event: parse_json("run_events", "event", &event)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn record_delivery(&self, new: &NewDelivery) -> Result<Intake> {
+                let received_at = UnixMillis::now();
+                let done = sqlx::query(sql::INSERT_DELIVERY)
+                    .bind(&new.id)
+                    .bind(&new.provider)
+                    .bind(&new.kind)
+                    .bind(&new.repository)
+                    .bind(&new.git_ref)
+                    .bind(&new.commit)
+                    .bind(new.pull_number)
+                    .bind(received_at.0)
+                    .bind(new.status.as_str())
+                    .bind(&new.reason)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("keep a webhook delivery"))?;
+                if done.rows_affected() == 1 {
+                    return Ok(Intake::Kept(Delivery {
+                        id: new.id.clone(),
+                        provider: new.provider.clone(),
+                        kind: new.kind.clone(),
+                        repository: new.repository.clone(),
+                        git_ref: new.git_ref.clone(),
+                        commit: new.commit.clone(),
+                        pull_number: new.pull_number,
+                        received_at,
+                        status: new.status,
+                        reason: new.reason.clone(),
+                    }));
+                }
+                let of: Option<String> = sqlx::query_scalar(sql::EARLIER_DELIVERY)
+                    .bind(&new.id)
+                    .bind(&new.repository)
+                    .bind(&new.kind)
+                    .bind(&new.commit)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("read a webhook delivery"))?;
+                Ok(Intake::Duplicate {
+                    of: of.unwrap_or_else(|| new.id.clone()),
+                })
+            }
+
+            async fn deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
+                sqlx::query(sql::RECENT_DELIVERIES)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("list webhook deliveries"))?
+                    .iter()
+                    .map(|row| {
+                        let status: String = get!(row, "webhook_deliveries", "status");
+                        Ok(Delivery {
+                            id: get!(row, "webhook_deliveries", "id"),
+                            provider: get!(row, "webhook_deliveries", "provider"),
+                            kind: get!(row, "webhook_deliveries", "kind"),
+                            repository: get!(row, "webhook_deliveries", "repository"),
+                            git_ref: get!(row, "webhook_deliveries", "git_ref"),
+                            commit: get!(row, "webhook_deliveries", "commit_id"),
+                            pull_number: get!(row, "webhook_deliveries", "pull_number"),
+                            received_at: UnixMillis(get!(row, "webhook_deliveries", "received_at")),
+                            status: parse_text("webhook_deliveries", "status", &status)?,
+                            reason: get!(row, "webhook_deliveries", "reason"),
                         })
                     })
                     .collect()

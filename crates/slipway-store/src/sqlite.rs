@@ -53,6 +53,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "run events",
         include_str!("../migrations/sqlite/0006_run_events.sql"),
     ),
+    (
+        7,
+        "webhook deliveries",
+        include_str!("../migrations/sqlite/0007_webhook_deliveries.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

@@ -7,8 +7,9 @@ use std::future::Future;
 use crate::error::Result;
 use crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner};
 use crate::model::{
-    Approval, Artifact, AuditEntry, NewApproval, NewAuditEntry, NewRelease, NewRun, NewStackRun,
-    Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StageRun, StageRunStatus,
+    Approval, Artifact, AuditEntry, Delivery, Intake, NewApproval, NewAuditEntry, NewDelivery,
+    NewRelease, NewRun, NewStackRun, Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome,
+    StageRun, StageRunStatus,
 };
 
 /// The run record.
@@ -162,6 +163,14 @@ pub trait Store: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<RunEvent>>> + Send;
+
+    // --- webhook deliveries ------------------------------------------------------------
+
+    /// Keeps a webhook delivery, unless it was kept before: by its id, or (queued) by its
+    /// repository, kind and commit.
+    fn record_delivery(&self, new: &NewDelivery) -> impl Future<Output = Result<Intake>> + Send;
+    /// The latest deliveries, newest first.
+    fn deliveries(&self, limit: u32) -> impl Future<Output = Result<Vec<Delivery>>> + Send;
 
     // --- instance locks ----------------------------------------------------------------
 

@@ -151,6 +151,7 @@ async fn run(
         Command::Reject(args) => commands::pipeline::reject(&workspace, args).await,
         Command::ResolveInterrupted(args) => commands::pipeline::resolve(&workspace, args).await,
         Command::Events(args) => commands::pipeline::events(&workspace, args).await,
+        Command::Serve(args) => commands::serve::run(&workspace, args).await,
     }
 }
 

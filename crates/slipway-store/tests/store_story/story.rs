@@ -27,6 +27,7 @@ pub const SCENARIOS: &[&str] = &[
     "approvals_and_rejections",
     "fencing",
     "run_events",
+    "webhook_deliveries",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -42,6 +43,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "approvals_and_rejections" => approvals_and_rejections(url).await,
         "fencing" => fencing(url).await,
         "run_events" => run_events(url).await,
+        "webhook_deliveries" => webhook_deliveries(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -859,6 +861,53 @@ async fn run_events(url: &str) -> Outcome {
     assert_eq!(late[0].seq, 2);
     assert_eq!(store.run_events(other.id, 0, 100).await?.len(), 1);
     assert!(store.run_events(run.id, 3, 100).await?.is_empty());
+    Ok(())
+}
+
+/// A delivery is kept once: a redelivery (same id) and the same push delivered again under
+/// another id are duplicates naming the first; ignored ones are kept with their reason and
+/// do not block a later queued one.
+async fn webhook_deliveries(url: &str) -> Outcome {
+    use slipway_store::{DeliveryStatus, Intake, NewDelivery};
+    let store = open(url).await?;
+    let push = |id: &str, commit: &str, status: DeliveryStatus| NewDelivery {
+        id: id.to_owned(),
+        provider: "github".to_owned(),
+        kind: "push".to_owned(),
+        repository: "acme/platform".to_owned(),
+        git_ref: "refs/heads/main".to_owned(),
+        commit: commit.to_owned(),
+        pull_number: None,
+        status,
+        reason: (status == DeliveryStatus::Ignored).then(|| "not on the allowlist".to_owned()),
+    };
+    let ignored = store
+        .record_delivery(&push("github:0", "c1", DeliveryStatus::Ignored))
+        .await?;
+    assert!(matches!(ignored, Intake::Kept(_)), "{ignored:?}");
+    let first = store
+        .record_delivery(&push("github:1", "c1", DeliveryStatus::Queued))
+        .await?;
+    assert!(matches!(first, Intake::Kept(ref d) if d.status == DeliveryStatus::Queued));
+    for again in [
+        push("github:1", "c1", DeliveryStatus::Queued),
+        push("github:2", "c1", DeliveryStatus::Queued),
+    ] {
+        assert_eq!(
+            store.record_delivery(&again).await?,
+            Intake::Duplicate {
+                of: "github:1".to_owned()
+            }
+        );
+    }
+    let next = store
+        .record_delivery(&push("github:3", "c2", DeliveryStatus::Queued))
+        .await?;
+    assert!(matches!(next, Intake::Kept(_)));
+    let kept = store.deliveries(10).await?;
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let reasons: Vec<Option<&str>> = kept.iter().map(|d| d.reason.as_deref()).collect();
+    assert!(reasons.contains(&Some("not on the allowlist")), "{kept:?}");
     Ok(())
 }
 

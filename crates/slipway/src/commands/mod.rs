@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod recover;
 pub mod report;
+pub mod serve;
 pub mod stacks;
 pub mod stage;
 pub mod state;

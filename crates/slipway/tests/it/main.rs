@@ -29,6 +29,7 @@ mod pipeline_s3;
 mod postgres_server;
 mod queue_project;
 mod root_module;
+mod serve;
 mod state_credentials;
 mod verify_run;
 mod webshop;
