@@ -49,10 +49,22 @@ pub async fn start(
     base: Option<String>,
     options: &ExecutorOptions,
 ) -> Result<RunOutcome> {
+    recording(workspace, async |recorded, store, recorder| {
+        start_recorded(recorded, store, recorder, base, options).await
+    })
+    .await
+}
+
+/// Runs `work` with the run's events going to the record as well (the run's id is bound by
+/// `work` once it is known), and waits until they are all written.
+async fn recording<T>(
+    workspace: &Workspace,
+    work: impl AsyncFnOnce(&Workspace, AnyStore, &RunRecorder) -> Result<T>,
+) -> Result<T> {
     let store = record::open(workspace).await?;
     let recorder = RunRecorder::new(store.clone());
     let recorded = workspace.observed_also(recorder.observer());
-    let outcome = start_recorded(&recorded, store, &recorder, base, options).await;
+    let outcome = work(&recorded, store, &recorder).await;
     recorder.finish().await;
     outcome
 }
@@ -448,12 +460,10 @@ pub async fn resume(
     run_id: i64,
     options: &ExecutorOptions,
 ) -> Result<RunOutcome> {
-    let store = record::open(workspace).await?;
-    let recorder = RunRecorder::new(store.clone());
-    let recorded = workspace.observed_also(recorder.observer());
-    let outcome = resume_recorded(&recorded, store, &recorder, run_id, options).await;
-    recorder.finish().await;
-    outcome
+    recording(workspace, async |recorded, store, recorder| {
+        resume_recorded(recorded, store, recorder, run_id, options).await
+    })
+    .await
 }
 
 async fn resume_recorded(
