@@ -1,5 +1,6 @@
 //! slipway's git adapter: resolves revisions, detects shallow clones, lists what changed
-//! between two commits and reads the stacks of a commit without checking it out.
+//! between two commits, reads the stacks of a commit without checking it out, and keeps a
+//! server's working copy at the commit it delivers.
 //!
 //! It drives the `git` command-line tool through `std::process`, so it behaves exactly as
 //! the git the user has (its configuration, its object formats, its partial clones). It
@@ -11,6 +12,7 @@
 //! top folder.
 
 mod batch;
+mod checkout;
 mod diff;
 mod error;
 mod log;
@@ -18,6 +20,7 @@ mod repo;
 mod snapshot;
 mod tree;
 
+pub use checkout::Author;
 pub use diff::parse_name_status;
 pub use error::GitError;
 pub use log::{LogEntry, parse_log};

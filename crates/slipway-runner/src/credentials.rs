@@ -1,9 +1,12 @@
 //! Fetching credential values and composing each engine process's environment.
 //!
-//! Policy: when a project defines credentials, no engine process inherits slipway's own
-//! cloud credentials or any variable a credentials block reads or provides; each process
-//! receives exactly the set its stage assigns to its stack for what it does (plan or
-//! apply). Values are fetched once per run, kept in memory, and redacted from every log.
+//! Policy: an engine process starts from slipway's environment, all of it or, under
+//! [`EngineEnvironment::Minimal`], only [`MINIMAL_ENGINE_ENVIRONMENT`] and the names the
+//! front end passes. When a project defines credentials, no engine process inherits
+//! slipway's own cloud credentials or any variable a credentials block reads or provides,
+//! whatever is passed; each process receives exactly the set its stage assigns to its stack
+//! for what it does (plan or apply). Values are fetched once per run, kept in memory, and
+//! redacted from every log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -13,6 +16,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use slipway_core::Stage;
 use slipway_core::config::{CredentialSource, Credentials, Project, Purpose};
 use slipway_engine::StackCredentials;
+
+use crate::settings::EngineEnvironment;
 
 /// Variables through which cloud SDKs and Terraform providers find credentials. They never
 /// pass from slipway's environment to an engine process once the project manages
@@ -43,6 +48,76 @@ pub const CLOUD_CREDENTIAL_VARIABLES: &[&str] = &[
     "ARM_SAS_TOKEN",
 ];
 
+/// What engine processes keep of slipway's environment under
+/// [`EngineEnvironment::Minimal`], besides the names the front end passes
+/// (`SLIPWAY_ENGINE_PASS`): what a process needs to run on this host at all, to reach the
+/// network the way the host does, and to find and log providers as the operator set up.
+///
+/// - `PATH`, `HOME`, `USER`, `LOGNAME`, `TMPDIR`: `external` programs, `local-exec` commands
+///   and `credential_process` helpers are found on `PATH`; the engine, git and ssh read their
+///   configuration under `HOME`; providers talk to the engine over sockets in `TMPDIR`. (The
+///   files under `HOME` stay readable by every process of the user; this list is about
+///   values slipway holds.)
+/// - `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ`: text and times as the host reads them.
+/// - `SSL_CERT_FILE`, `SSL_CERT_DIR` and the proxy variables in both cases: a host behind a
+///   proxy, or trusting a certificate authority of its own, reaches registries and cloud APIs
+///   only through them.
+/// - `TF_CLI_CONFIG_FILE`, `TF_PLUGIN_CACHE_DIR`, `TF_REGISTRY_DISCOVERY_RETRY`,
+///   `TF_REGISTRY_CLIENT_TIMEOUT`: where providers come from (a mirror, a shared cache) and
+///   how patiently; `TF_LOG`, `TF_LOG_CORE`, `TF_LOG_PROVIDER`, `TF_LOG_PATH`: debugging a
+///   run without changing how it is started.
+///
+/// Left out on purpose: `TF_VAR_*` (a stack's inputs come from slipway, and values set this
+/// way are often secrets), `TF_TOKEN_*` (registry credentials), every cloud credential
+/// variable, `TF_ENCRYPTION` (OpenTofu's state keys), `SSH_AUTH_SOCK` (it lends the user's
+/// keys; pass it for `git::ssh` module sources), `TF_WORKSPACE`, `TF_DATA_DIR` and
+/// `TF_CLI_ARGS*` (slipway decides where state and a working copy's data live and which flags
+/// each command gets), `TERM` (engine processes never have a terminal).
+/// `TF_IN_AUTOMATION`, `TF_INPUT`, `CHECKPOINT_DISABLE` and the plugin cache are set by
+/// slipway for every engine process either way (`slipway_engine::Engine::new`).
+pub const MINIMAL_ENGINE_ENVIRONMENT: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "TF_CLI_CONFIG_FILE",
+    "TF_PLUGIN_CACHE_DIR",
+    "TF_REGISTRY_DISCOVERY_RETRY",
+    "TF_REGISTRY_CLIENT_TIMEOUT",
+    "TF_LOG",
+    "TF_LOG_CORE",
+    "TF_LOG_PROVIDER",
+    "TF_LOG_PATH",
+];
+
+/// Whether the variable `name` of slipway's environment reaches engine processes, before the
+/// credentials rule takes its share out.
+pub fn passes(engine_environment: &EngineEnvironment, name: &str) -> bool {
+    match engine_environment {
+        EngineEnvironment::Inherit => true,
+        EngineEnvironment::Minimal { pass } => {
+            MINIMAL_ENGINE_ENVIRONMENT.contains(&name)
+                || pass.iter().any(|pattern| match pattern.strip_suffix('*') {
+                    Some(prefix) => name.starts_with(prefix),
+                    None => name == pattern,
+                })
+        }
+    }
+}
+
 /// The environments of one stage's engine processes.
 #[derive(Debug, Default)]
 pub struct StageEnvironment {
@@ -60,17 +135,24 @@ impl StageEnvironment {
     }
 }
 
-/// Fetches the credentials `stage` assigns to `stacks` and filters `process_env`.
+/// Fetches the credentials `stage` assigns to `stacks` (from all of `process_env`) and
+/// chooses the base every engine process starts from.
 pub fn stage_environment(
     project: &Project,
     stage: &Stage,
     stacks: &BTreeSet<String>,
     root: &Path,
     process_env: &BTreeMap<String, String>,
+    engine_environment: &EngineEnvironment,
 ) -> Result<StageEnvironment> {
+    let passed = || {
+        process_env
+            .iter()
+            .filter(|(k, _)| passes(engine_environment, k))
+    };
     if project.credentials.is_empty() {
         return Ok(StageEnvironment {
-            base: process_env.clone().into_iter().collect(),
+            base: passed().map(|(k, v)| (k.clone(), v.clone())).collect(),
             ..StageEnvironment::default()
         });
     }
@@ -109,8 +191,7 @@ pub fn stage_environment(
     for values in fetched.values() {
         withheld.extend(values.keys().cloned());
     }
-    let base = process_env
-        .iter()
+    let base = passed()
         .filter(|(k, _)| !withheld.contains(*k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
@@ -268,8 +349,15 @@ stage "dev" {
         let project = project();
         let stage = project.stage("dev").unwrap();
         let stacks = BTreeSet::from(["network".to_owned(), "app".to_owned()]);
-        let environment =
-            stage_environment(&project, stage, &stacks, Path::new("."), &env()).unwrap();
+        let environment = stage_environment(
+            &project,
+            stage,
+            &stacks,
+            Path::new("."),
+            &env(),
+            &EngineEnvironment::Inherit,
+        )
+        .unwrap();
 
         let base: BTreeMap<_, _> = environment.base.iter().cloned().collect();
         assert_eq!(
@@ -311,6 +399,166 @@ stage "dev" {
         assert!(environment.secrets.contains(&"net-secret-value".to_owned()));
     }
 
+    /// What a server's environment holds besides what engines need.
+    fn server_env() -> BTreeMap<String, String> {
+        [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/slipway"),
+            ("TF_LOG", "debug"),
+            ("TF_CLI_CONFIG_FILE", "/etc/terraformrc"),
+            ("TF_VAR_region", "eu-west-1"),
+            ("TF_TOKEN_app_terraform_io", "registry-token"),
+            ("TF_WORKSPACE", "other"),
+            ("TOOL_HOME", "/opt/tool"),
+            ("TOOL_HOME_EXTRA", "/opt/extra"),
+            ("SLIPWAY_GITHUB_WEBHOOK_SECRET", "webhook-secret"),
+            ("SLIPWAY_GITLAB_WEBHOOK_TOKEN", "gitlab-token"),
+            (
+                "SLIPWAY_STORE_URL",
+                "postgres://slipway:db-password@db/slipway",
+            ),
+            ("DATABASE_URL", "postgres://app:db-password@db/app"),
+            ("AWS_SECRET_ACCESS_KEY", "slipways-own-secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn names(base: &[(String, String)]) -> Vec<&str> {
+        let mut names: Vec<&str> = base.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn minimal(pass: &[&str]) -> EngineEnvironment {
+        EngineEnvironment::Minimal {
+            pass: pass.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    fn no_credentials() -> Project {
+        load(
+            &ProjectSources {
+                config: SourceFile::new(
+                    "slipway.hcl",
+                    "project { name = \"p\" }\nstage \"dev\" {}\n",
+                ),
+                stacks: vec![],
+            },
+            &BTreeMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn without_credentials_inherit_passes_everything_and_minimal_only_the_documented_set() {
+        let project = no_credentials();
+        let stage = project.stage("dev").unwrap();
+        let base = |engine_environment: &EngineEnvironment| {
+            stage_environment(
+                &project,
+                stage,
+                &BTreeSet::new(),
+                Path::new("."),
+                &server_env(),
+                engine_environment,
+            )
+            .unwrap()
+            .base
+        };
+
+        let inherited = base(&EngineEnvironment::Inherit);
+        assert_eq!(
+            names(&inherited),
+            server_env().keys().map(String::as_str).collect::<Vec<_>>()
+        );
+
+        let minimal = base(&minimal(&[]));
+        assert_eq!(
+            names(&minimal),
+            ["HOME", "PATH", "TF_CLI_CONFIG_FILE", "TF_LOG"]
+        );
+        let text = format!("{minimal:?}");
+        for secret in [
+            "webhook-secret",
+            "gitlab-token",
+            "db-password",
+            "registry-token",
+            "slipways-own-secret",
+        ] {
+            assert!(!text.contains(secret), "{secret} passed: {text}");
+        }
+    }
+
+    #[test]
+    fn minimal_passes_named_variables_and_prefixes_and_nothing_else() {
+        let project = no_credentials();
+        let stage = project.stage("dev").unwrap();
+        let environment = stage_environment(
+            &project,
+            stage,
+            &BTreeSet::new(),
+            Path::new("."),
+            &server_env(),
+            &minimal(&["TOOL_HOME", "TF_VAR_*", "NOT_SET"]),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&environment.base),
+            [
+                "HOME",
+                "PATH",
+                "TF_CLI_CONFIG_FILE",
+                "TF_LOG",
+                "TF_VAR_region",
+                "TOOL_HOME"
+            ],
+            "a name is exact (TOOL_HOME_EXTRA stays out), a `*` makes a prefix"
+        );
+        assert!(passes(&minimal(&["TF_VAR_*"]), "TF_VAR_"));
+        assert!(!passes(&minimal(&["TF_VAR_*"]), "TF_VARS"));
+        assert!(!passes(&minimal(&[]), "SLIPWAY_STORE_URL"));
+        assert!(passes(&EngineEnvironment::Inherit, "SLIPWAY_STORE_URL"));
+    }
+
+    #[test]
+    fn under_minimal_credentials_still_arrive_and_withheld_variables_stay_out_even_when_passed() {
+        let project = project();
+        let stage = project.stage("dev").unwrap();
+        let stacks = BTreeSet::from(["network".to_owned(), "app".to_owned()]);
+        let mut env = env();
+        env.extend(server_env());
+        env.insert("AWS_REGION".to_owned(), "eu-west-1".to_owned());
+        let environment = stage_environment(
+            &project,
+            stage,
+            &stacks,
+            Path::new("."),
+            &env,
+            // Passing every AWS_ variable does not reach past the credentials rule.
+            &minimal(&["AWS_*", "NET_*"]),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&environment.base),
+            ["AWS_REGION", "HOME", "PATH", "TF_CLI_CONFIG_FILE", "TF_LOG"]
+        );
+        assert!(
+            environment
+                .for_stack("network")
+                .apply
+                .contains(&("AWS_SECRET_ACCESS_KEY".into(), "net-secret-value".into()))
+        );
+        assert!(
+            environment
+                .for_stack("app")
+                .plan
+                .contains(&("AWS_ACCESS_KEY_ID".into(), "read-key-id".into()))
+        );
+        assert!(environment.secrets.contains(&"app-secret-value".to_owned()));
+    }
+
     #[test]
     fn a_missing_source_variable_is_named_without_any_value() {
         let project = project();
@@ -318,9 +566,16 @@ stage "dev" {
         let mut env = env();
         env.remove("APP_SECRET");
         let stacks = BTreeSet::from(["app".to_owned()]);
-        let error = stage_environment(&project, stage, &stacks, Path::new("."), &env)
-            .unwrap_err()
-            .to_string();
+        let error = stage_environment(
+            &project,
+            stage,
+            &stacks,
+            Path::new("."),
+            &env,
+            &EngineEnvironment::Inherit,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("`APP_SECRET`"), "{error}");
         assert!(!error.contains("app-key-id"), "{error}");
     }

@@ -26,6 +26,8 @@ pub struct Settings {
     /// How often a run renews the instance locks it holds (and so how soon it notices one
     /// taken from it).
     pub lock_heartbeat: Duration,
+    /// What engine processes and check commands receive of `environment`.
+    pub engine_environment: EngineEnvironment,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             search_path: None,
             environment: Env::new(),
             lock_heartbeat: HEARTBEAT_EVERY,
+            engine_environment: EngineEnvironment::Inherit,
         }
     }
 }
@@ -46,7 +49,9 @@ impl Settings {
     /// Settings from a snapshot of a process environment. The variables slipway reads are
     /// named here and nowhere else: `SLIPWAY_ACTOR` (else `USER`, else `LOGNAME`),
     /// `SLIPWAY_STORE_URL`, `SLIPWAY_ARTIFACTS_URL`, `SLIPWAY_ENGINE`,
-    /// `SLIPWAY_LOCK_HEARTBEAT` and `PATH`.
+    /// `SLIPWAY_LOCK_HEARTBEAT`, `SLIPWAY_ENGINE_ENVIRONMENT` and `SLIPWAY_ENGINE_PASS`
+    /// ([`EngineEnvironment::from_environment`]; unset, engine processes inherit everything)
+    /// and `PATH`.
     pub fn from_environment(environment: Env) -> anyhow::Result<Self> {
         let get = |name: &str| environment.get(name).filter(|v| !v.is_empty()).cloned();
         let lock_heartbeat = match get("SLIPWAY_LOCK_HEARTBEAT") {
@@ -61,6 +66,8 @@ impl Settings {
                     )
                 })?,
         };
+        let engine_environment =
+            EngineEnvironment::from_environment(&environment, EngineEnvironment::Inherit)?;
         Ok(Self {
             actor: ["SLIPWAY_ACTOR", "USER", "LOGNAME"]
                 .iter()
@@ -71,9 +78,82 @@ impl Settings {
             engine: get("SLIPWAY_ENGINE"),
             search_path: get("PATH"),
             lock_heartbeat,
+            engine_environment,
             environment,
         })
     }
+}
+
+/// How much of slipway's environment its engine processes (and the `check` commands, which
+/// run beside them) start from, before slipway adds its own engine settings and a stack its
+/// credentials. Either way, once the project has `credentials` blocks, the variables they read
+/// or provide and the well-known cloud credential variables are taken out
+/// (`credentials::stage_environment`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum EngineEnvironment {
+    /// All of it: what a person running the CLI in a shell expects.
+    #[default]
+    Inherit,
+    /// Only the variables of `credentials::MINIMAL_ENGINE_ENVIRONMENT` and those `pass`
+    /// names, so a process holding its own secrets (a server's database URL, webhook secrets,
+    /// API tokens) does not hand them to every provider and `external` data source.
+    Minimal {
+        /// Variable names, or prefixes ending in `*` (`TF_VAR_*`).
+        pass: Vec<String>,
+    },
+}
+
+impl EngineEnvironment {
+    /// Reads `SLIPWAY_ENGINE_ENVIRONMENT` (`inherit` or `minimal`) and `SLIPWAY_ENGINE_PASS`
+    /// (comma-separated names or `PREFIX*` patterns passed as well under `minimal`; under
+    /// `inherit` everything passes anyway). `unset` is what an unset
+    /// `SLIPWAY_ENGINE_ENVIRONMENT` stands for: the CLI keeps `Inherit`, a front end holding
+    /// secrets of its own may choose `Minimal`, whose `pass` the variable's names join.
+    pub fn from_environment(environment: &Env, unset: EngineEnvironment) -> anyhow::Result<Self> {
+        let get = |name: &str| environment.get(name).filter(|v| !v.is_empty());
+        let pass = match get("SLIPWAY_ENGINE_PASS") {
+            None => Vec::new(),
+            Some(text) => parse_pass(text)?,
+        };
+        let chosen = match get("SLIPWAY_ENGINE_ENVIRONMENT").map(String::as_str) {
+            None => unset,
+            Some("inherit") => Self::Inherit,
+            Some("minimal") => match unset {
+                Self::Minimal { pass } => Self::Minimal { pass },
+                Self::Inherit => Self::Minimal { pass: Vec::new() },
+            },
+            Some(text) => anyhow::bail!(
+                "SLIPWAY_ENGINE_ENVIRONMENT is `{text}`, which is neither `inherit` nor `minimal`\n  help: `minimal` gives engine processes only a documented set of variables (add more with SLIPWAY_ENGINE_PASS); unset, they inherit slipway's whole environment"
+            ),
+        };
+        Ok(match chosen {
+            Self::Inherit => Self::Inherit,
+            Self::Minimal { pass: mut own } => {
+                own.extend(pass);
+                Self::Minimal { pass: own }
+            }
+        })
+    }
+}
+
+/// `SLIPWAY_ENGINE_PASS`: names and `PREFIX*` patterns, commas between, blanks ignored.
+fn parse_pass(text: &str) -> anyhow::Result<Vec<String>> {
+    let mut pass = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let name = item.strip_suffix('*').unwrap_or(item);
+        if name.is_empty() {
+            anyhow::bail!(
+                "SLIPWAY_ENGINE_PASS holds `*`, which would pass every variable\n  help: for that, set SLIPWAY_ENGINE_ENVIRONMENT=inherit; else name the variables or their prefixes (`TF_VAR_*`)"
+            );
+        }
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            anyhow::bail!(
+                "SLIPWAY_ENGINE_PASS holds `{item}`, which is neither a variable name nor a prefix ending in `*`\n  help: separate names with commas: `AWS_REGION,TF_VAR_*`"
+            );
+        }
+        pass.push(item.to_owned());
+    }
+    Ok(pass)
 }
 
 #[cfg(test)]
@@ -135,5 +215,84 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn the_engine_environment_is_inherited_unless_minimal_is_asked_for() {
+        let read = |pairs: &[(&str, &str)]| {
+            Settings::from_environment(env(pairs))
+                .map(|settings| settings.engine_environment)
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(read(&[]), Ok(EngineEnvironment::Inherit));
+        assert_eq!(
+            read(&[("SLIPWAY_ENGINE_ENVIRONMENT", "inherit")]),
+            Ok(EngineEnvironment::Inherit)
+        );
+        assert_eq!(
+            read(&[("SLIPWAY_ENGINE_ENVIRONMENT", "minimal")]),
+            Ok(EngineEnvironment::Minimal { pass: vec![] })
+        );
+        assert_eq!(
+            read(&[
+                ("SLIPWAY_ENGINE_ENVIRONMENT", "minimal"),
+                ("SLIPWAY_ENGINE_PASS", " AWS_REGION, TF_VAR_* ,,"),
+            ]),
+            Ok(EngineEnvironment::Minimal {
+                pass: vec!["AWS_REGION".into(), "TF_VAR_*".into()]
+            })
+        );
+        // Everything passes under inherit anyway.
+        assert_eq!(
+            read(&[("SLIPWAY_ENGINE_PASS", "AWS_REGION")]),
+            Ok(EngineEnvironment::Inherit)
+        );
+
+        for bad in ["Minimal", "none", "true"] {
+            let error = read(&[("SLIPWAY_ENGINE_ENVIRONMENT", bad)]).unwrap_err();
+            assert!(
+                error.starts_with(&format!(
+                    "SLIPWAY_ENGINE_ENVIRONMENT is `{bad}`, which is neither `inherit` nor `minimal`"
+                )),
+                "{error}"
+            );
+        }
+        for bad in ["*", "A*B", "A B", "TF_VAR_*,$HOME"] {
+            let error = read(&[
+                ("SLIPWAY_ENGINE_ENVIRONMENT", "minimal"),
+                ("SLIPWAY_ENGINE_PASS", bad),
+            ])
+            .unwrap_err();
+            assert!(error.starts_with("SLIPWAY_ENGINE_PASS holds `"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_front_end_may_make_minimal_the_default() {
+        let server = |pairs: &[(&str, &str)]| {
+            EngineEnvironment::from_environment(
+                &env(pairs),
+                EngineEnvironment::Minimal {
+                    pass: vec!["OWN".into()],
+                },
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            server(&[("SLIPWAY_ENGINE_PASS", "TF_VAR_*")]),
+            EngineEnvironment::Minimal {
+                pass: vec!["OWN".into(), "TF_VAR_*".into()]
+            }
+        );
+        assert_eq!(
+            server(&[("SLIPWAY_ENGINE_ENVIRONMENT", "minimal")]),
+            EngineEnvironment::Minimal {
+                pass: vec!["OWN".into()]
+            }
+        );
+        assert_eq!(
+            server(&[("SLIPWAY_ENGINE_ENVIRONMENT", "inherit")]),
+            EngineEnvironment::Inherit
+        );
     }
 }

@@ -50,6 +50,7 @@ pub fn executor_for(
         stacks,
         &workspace.root,
         &settings.environment,
+        &settings.engine_environment,
     )?;
     let mut engine = Engine::new(
         binary,

@@ -33,6 +33,7 @@ pub(crate) async fn github(
     if let Err(refusal) =
         webhook::verify_github(state.config.github_secret.as_ref(), signature, &body)
     {
+        state.metrics.webhook("github", "refused");
         return refused("github", &refusal);
     }
     let event = header(&headers, "x-github-event").unwrap_or_default();
@@ -53,6 +54,7 @@ pub(crate) async fn gitlab(
 ) -> Response {
     let token = header(&headers, "x-gitlab-token");
     if let Err(refusal) = webhook::verify_gitlab(state.config.gitlab_token.as_ref(), token) {
+        state.metrics.webhook("gitlab", "refused");
         return refused("gitlab", &refusal);
     }
     let event = header(&headers, "x-gitlab-event").unwrap_or_default();
@@ -70,6 +72,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
     let config = &state.config;
     let new = match delivered {
         Delivered::Announced(announced) => {
+            let delivered_ref = format!("refs/heads/{}", config.branch);
             let reason = if !config
                 .allowed_repositories
                 .iter()
@@ -81,6 +84,11 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                 ))
             } else if announced.pull.is_some_and(|p| p.from_fork) && !config.allow_forks {
                 Some("a pull request from a fork (forks are not allowed)".to_owned())
+            } else if announced.pull.is_none() && announced.git_ref != delivered_ref {
+                Some(format!(
+                    "a push to `{}`; this server delivers `{}`",
+                    announced.git_ref, config.branch
+                ))
             } else {
                 None
             };
@@ -103,6 +111,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                     DeliveryStatus::Queued
                 },
                 reason,
+                actor: announced.actor,
             }
         }
         Delivered::Ignored { repository, reason } => NewDelivery {
@@ -115,10 +124,15 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
             pull_number: None,
             status: DeliveryStatus::Ignored,
             reason: Some(reason),
+            actor: String::new(),
         },
     };
     match state.store.record_delivery(&new).await {
         Ok(Intake::Kept(delivery)) => {
+            state.metrics.webhook(provider, delivery.status.as_str());
+            if delivery.status == DeliveryStatus::Queued {
+                state.queued.notify_one();
+            }
             tracing::info!(
                 delivery = %delivery.id,
                 repository = %delivery.repository,
@@ -138,6 +152,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                 .into_response()
         }
         Ok(Intake::Duplicate { of }) => {
+            state.metrics.webhook(provider, "duplicate");
             tracing::info!(delivery = %new.id, of = %of, "webhook delivery is a duplicate");
             (
                 StatusCode::ACCEPTED,
@@ -146,6 +161,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                 .into_response()
         }
         Err(error) => {
+            state.metrics.webhook(provider, "not_kept");
             tracing::error!(delivery = %new.id, error = %error, "webhook delivery not kept");
             (
                 StatusCode::SERVICE_UNAVAILABLE,

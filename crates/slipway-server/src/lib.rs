@@ -1,32 +1,47 @@
-//! `slipway serve`: the delivery service a team shares. This first part is the intake:
-//! webhooks from GitHub and GitLab, verified before anything is read and kept in the run
-//! record (the durable queue) before they are answered; and `/healthz`.
+//! `slipway serve`: the delivery service a team shares (docs/server.md).
+//!
+//! - `intake`: webhooks from GitHub and GitLab, verified before anything is read and kept in
+//!   the run record, with the run job a push queues, before they are answered;
+//! - `queue`: the worker that takes jobs from the record one at a time and drives the
+//!   runner over the server's own working copy;
+//! - `api`: the JSON API under `/api/v1`, for people and tools holding a token (`auth`);
+//! - `live`: a run's events as server-sent events, replayed from the record then followed;
+//! - `metrics`: `/metrics` in Prometheus' text format.
 //!
 //! The library takes a bound listener and a shutdown future, so that the binary decides the
 //! address and the signals, and tests bind `127.0.0.1:0`. Like the runner it never prints
-//! and never reads the environment: secrets arrive in [`ServerConfig`].
+//! and never reads the environment: secrets and settings arrive in [`ServerConfig`].
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use slipway_runner::Settings;
 use slipway_store::AnyStore;
 use tokio::net::TcpListener;
 
+mod api;
+pub mod auth;
+mod error;
 mod intake;
+mod live;
+mod metrics;
+mod queue;
 pub mod webhook;
 
+pub use auth::{NewTokenSecret, hash_token, new_token};
 pub use webhook::Secret;
 
 /// The largest webhook body accepted (GitHub caps its payloads at 25 MB).
 pub const MAX_BODY: usize = 25 * 1024 * 1024;
 
 /// What the server is told at start.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The secret GitHub signs deliveries with (`X-Hub-Signature-256`). Unset: every GitHub
     /// delivery is refused.
@@ -38,37 +53,108 @@ pub struct ServerConfig {
     pub allowed_repositories: Vec<String>,
     /// Whether pull requests from forks are queued (their code is not the team's).
     pub allow_forks: bool,
+    /// The branch whose pushes are delivered through the stages (`main`).
+    pub branch: String,
+    /// Where and how queued jobs run; `None`: jobs are kept, and nothing runs them.
+    pub runner: Option<RunnerConfig>,
 }
 
-/// What every handler shares.
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            github_secret: None,
+            gitlab_token: None,
+            allowed_repositories: Vec::new(),
+            allow_forks: false,
+            branch: "main".to_owned(),
+            runner: None,
+        }
+    }
+}
+
+/// How the server runs jobs: in this process, over a working copy of its own.
 #[derive(Debug, Clone)]
-pub(crate) struct AppState {
-    pub config: Arc<ServerConfig>,
-    pub store: AnyStore,
+pub struct RunnerConfig {
+    /// The project's working copy, moved to each job's commit. Nobody else may work in it.
+    pub checkout: PathBuf,
+    /// Where pushed commits are fetched from before a job (a URL or path); `None`: the
+    /// working copy's repository already holds them.
+    pub source: Option<String>,
+    /// The runner's settings (who acts is replaced per job by who asked for it).
+    pub settings: Settings,
 }
 
-/// The service's routes.
-pub fn router(config: ServerConfig, store: AnyStore) -> Router {
-    let state = AppState {
-        config: Arc::new(config),
-        store,
-    };
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/webhooks/github", post(intake::github))
-        .route("/webhooks/gitlab", post(intake::gitlab))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
-}
-
-/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown` resolves. Then no new job starts, a running engine
+/// step gets its single interrupt and grace period, and requests in flight finish.
 pub async fn serve(
     listener: TcpListener,
     config: ServerConfig,
     store: AnyStore,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(config, store))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (state, worker) = AppState::start(config, store).await?;
+    let stopping = state.stopping.clone();
+    let serving = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        stopping.stop();
+    });
+    let served = serving.await;
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    served
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub store: AnyStore,
+    /// Wakes the queue's worker when a job is queued.
+    pub queued: Arc<tokio::sync::Notify>,
+    /// Tells live streams that events were recorded.
+    pub events: live::Pulse,
+    pub metrics: Arc<metrics::Metrics>,
+    pub stopping: queue::Stopping,
+    /// The project as the working copy last held it.
+    pub project: Arc<std::sync::RwLock<Option<Arc<slipway_runner::project::Workspace>>>>,
+}
+
+impl AppState {
+    async fn start(
+        config: ServerConfig,
+        store: AnyStore,
+    ) -> std::io::Result<(Self, Option<tokio::task::JoinHandle<()>>)> {
+        let state = Self {
+            config: Arc::new(config),
+            store,
+            queued: Arc::new(tokio::sync::Notify::new()),
+            events: live::Pulse::default(),
+            metrics: Arc::new(metrics::Metrics::default()),
+            stopping: queue::Stopping::default(),
+            project: Arc::default(),
+        };
+        let worker = queue::start(&state).await;
+        Ok((state, worker))
+    }
+}
+
+/// The service's routes.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(queue::ready))
+        .route("/metrics", get(metrics::render))
+        .route("/webhooks/github", post(intake::github))
+        .route("/webhooks/gitlab", post(intake::gitlab))
+        .nest("/api/v1", api::routes())
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The routes over a store with nothing running jobs: what tests of the intake and the API
+/// alone serve.
+pub async fn router_for(config: ServerConfig, store: AnyStore) -> std::io::Result<Router> {
+    let (state, _) = AppState::start(config, store).await?;
+    Ok(router(state))
 }

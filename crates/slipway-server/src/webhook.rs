@@ -103,6 +103,8 @@ pub struct Announcement {
     pub commit: String,
     /// For a pull request (merge request): its number and whether it comes from a fork.
     pub pull: Option<Pull>,
+    /// Who pushed or opened it, as the forge names them (empty when the payload says not).
+    pub actor: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +138,7 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 git_ref: field.text("/ref", "ref")?,
                 commit,
                 pull: None,
+                actor: first_text(&json, &["/pusher/name", "/sender/login"]),
             }))
         }
         "pull_request" => {
@@ -160,6 +163,7 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                     number: field.number("/number", "number")?,
                     from_fork,
                 }),
+                actor: first_text(&json, &["/sender/login"]),
             }))
         }
         other => Ok(ignored(
@@ -194,6 +198,7 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 git_ref: field.text("/ref", "ref")?,
                 commit,
                 pull: None,
+                actor: first_text(&json, &["/user_username", "/user_name"]),
             }))
         }
         "Merge Request Hook" => {
@@ -221,6 +226,7 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                     number: field.number("/object_attributes/iid", "object_attributes.iid")?,
                     from_fork: source.is_none() || source != target,
                 }),
+                actor: first_text(&json, &["/user/username", "/user/name"]),
             }))
         }
         other => Ok(ignored(
@@ -228,6 +234,19 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
             &format!("`{other}` events start nothing"),
         )),
     }
+}
+
+/// The first of `pointers` that holds non-empty text.
+fn first_text(json: &Value, pointers: &[&str]) -> String {
+    pointers
+        .iter()
+        .find_map(|p| {
+            json.pointer(p)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, PayloadError> {
@@ -353,6 +372,7 @@ mod tests {
                 git_ref: "refs/heads/main".to_owned(),
                 commit: "6113728f27ae82c7b1a177c8d03f9e96e0adf246".to_owned(),
                 pull: None,
+                actor: "octocat".to_owned(),
             }))
         );
         let Ok(Delivered::Announced(pull)) =
@@ -388,6 +408,7 @@ mod tests {
                 git_ref: "refs/heads/main".to_owned(),
                 commit: "da1560886d4f094c3e6c9ef40349f7d38b5d27d7".to_owned(),
                 pull: None,
+                actor: "jsmith".to_owned(),
             }))
         );
         let Ok(Delivered::Announced(merge)) =
@@ -396,6 +417,7 @@ mod tests {
             panic!("a merge request announces its last commit");
         };
         assert_eq!(merge.commit, "da1560886d4f094c3e6c9ef40349f7d38b5d27d7");
+        assert_eq!(merge.actor, "root");
         assert_eq!(
             merge.pull,
             Some(Pull {

@@ -2,122 +2,12 @@
 //! a temporary SQLite file, fed the payload shapes GitHub and GitLab document (tests/fixtures),
 //! signed, forged, replayed, malformed and oversized.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
-use serde_json::Value;
 use slipway_server::webhook::github_signature;
-use slipway_server::{MAX_BODY, Secret, ServerConfig};
-use slipway_store::{AnyStore, DeliveryStatus, Store as _};
+use slipway_server::{MAX_BODY, Secret};
+use slipway_store::DeliveryStatus;
 
-const GITHUB_SECRET: &str = "It's a Secret to Everybody";
-const GITLAB_TOKEN: &str = "gitlab-s3cr3t";
-
-/// A running server, stopped when dropped.
-struct Server {
-    addr: SocketAddr,
-    store: AnyStore,
-    runtime: tokio::runtime::Runtime,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let url = slipway_store::default_url(dir.path());
-        let (store, listener) = runtime.block_on(async {
-            (
-                slipway_store::open(&url).await.unwrap(),
-                tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            )
-        });
-        let addr = listener.local_addr().unwrap();
-        let config = ServerConfig {
-            github_secret: Some(Secret::new(GITHUB_SECRET)),
-            gitlab_token: Some(Secret::new(GITLAB_TOKEN)),
-            allowed_repositories: vec!["acme/platform".to_owned()],
-            allow_forks: false,
-        };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = store.clone();
-        runtime.spawn(async move {
-            slipway_server::serve(listener, config, served, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-        Self {
-            addr,
-            store,
-            runtime,
-            stop: Some(stop),
-            _dir: dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, Value) {
-        let mut request = ureq::post(&self.url(path)).timeout(Duration::from_secs(60));
-        for (name, value) in headers {
-            request = request.set(name, value);
-        }
-        let response = match request.send_bytes(body) {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("POST {path}: {error}"),
-        };
-        let status = response.status();
-        let text = response.into_string().unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn github(&self, event: &str, delivery: &str, body: &[u8]) -> (u16, Value) {
-        let signature = github_signature(&Secret::new(GITHUB_SECRET), body);
-        self.post(
-            "/webhooks/github",
-            &[
-                ("X-GitHub-Event", event),
-                ("X-GitHub-Delivery", delivery),
-                ("X-Hub-Signature-256", &signature),
-                ("Content-Type", "application/json"),
-            ],
-            body,
-        )
-    }
-
-    fn kept(&self) -> Vec<slipway_store::Delivery> {
-        self.runtime
-            .block_on(self.store.deliveries(100_000))
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn fixture(path: &str) -> Vec<u8> {
-    std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(path),
-    )
-    .unwrap()
-}
+mod common;
+use common::{GITHUB_SECRET, GITLAB_TOKEN, Server, fixture};
 
 #[test]
 fn a_signed_push_is_kept_queued_once_and_answered_202() {

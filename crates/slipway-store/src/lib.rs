@@ -20,6 +20,7 @@ mod liveness;
 mod migrate;
 mod model;
 mod postgres;
+mod service;
 mod sql;
 mod sqlite;
 mod store;
@@ -40,6 +41,7 @@ pub use model::{
     StackRun, StackRunOutcome, StackRunStatus, StageRun, StageRunStatus, UnknownValue,
 };
 pub use postgres::PostgresStore;
+pub use service::{ApiToken, Job, JobKind, JobStatus, NewJob, NewToken, Role, ServiceRecord};
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::Store;
 pub use time::{UnixMillis, human_duration};
@@ -169,6 +171,20 @@ delegate! { impl Store {
     release_instance_lock(stack: &str, instance: &str, owner: &LockOwner) -> bool;
     break_stale_lock(seen: &HeldLock, new_owner: &LockOwner, actor: &str) -> InstanceLock;
     instance_locks() -> Vec<HeldLock>;
+}}
+
+delegate! { impl ServiceRecord {
+    enqueue_job(new: &NewJob) -> Job;
+    claim_job(worker: &EngineProcess) -> Option<Job>;
+    job_started_run(id: i64, run_id: i64) -> ();
+    finish_job(id: i64, status: JobStatus, outcome: &str) -> Job;
+    job(id: i64) -> Option<Job>;
+    jobs(limit: u32) -> Vec<Job>;
+    interrupt_abandoned_jobs() -> Vec<Job>;
+    create_token(new: &NewToken) -> ApiToken;
+    token_by_hash(hash: &str) -> Option<ApiToken>;
+    tokens() -> Vec<ApiToken>;
+    revoke_token(id: i64) -> bool;
 }}
 
 #[cfg(test)]

@@ -1,10 +1,7 @@
 //! The record's domain types: plain values with no database types in them, so callers
 //! never learn which backend holds the record.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::liveness::{EngineProcess, Fence, LockOwner};
 use crate::time::UnixMillis;
@@ -13,7 +10,7 @@ use crate::time::UnixMillis;
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ::serde::Serialize, ::serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -31,13 +28,13 @@ macro_rules! text_enum {
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownValue;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::model::UnknownValue;
 
             fn from_str(text: &str) -> Result<Self, Self::Err> {
                 match text {
                     $($text => Ok($name::$variant),)+
-                    other => Err(UnknownValue {
+                    other => Err($crate::model::UnknownValue {
                         kind: stringify!($name),
                         value: other.to_owned(),
                     }),
@@ -45,13 +42,15 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use text_enum;
 
 /// Text from the record that names no known value (a newer slipway wrote it, or it was
 /// edited by hand).
@@ -129,6 +128,15 @@ text_enum! {
         Recover => "recover",
         /// Local state was copied into a remote backend.
         StateMigrate => "state-migrate",
+        /// A run was queued on the server (by an API request).
+        QueueRun => "queue-run",
+        /// An API token was made.
+        TokenCreate => "token-create",
+        /// An API token was revoked.
+        TokenRevoke => "token-revoke",
+        /// Someone asked the server for something their role or the stage's rules do not
+        /// allow; `details` says what and why.
+        Refused => "refused",
     }
 }
 
@@ -191,6 +199,8 @@ pub struct NewDelivery {
     pub pull_number: Option<i64>,
     pub status: DeliveryStatus,
     pub reason: Option<String>,
+    /// Who pushed (the forge's user name): the job a queued push starts is theirs.
+    pub actor: String,
 }
 
 /// A webhook delivery as kept.

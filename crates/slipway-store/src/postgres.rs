@@ -49,6 +49,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "webhook deliveries",
         include_str!("../migrations/postgres/0007_webhook_deliveries.sql"),
     ),
+    (
+        8,
+        "jobs and API tokens",
+        include_str!("../migrations/postgres/0008_jobs_and_tokens.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.
@@ -93,4 +98,5 @@ mod record {
 
     crate::sql::impl_store!(PostgresStore, sqlx::postgres::PgRow);
     crate::verification::impl_verification!(crate::PostgresStore, sqlx::postgres::PgRow);
+    crate::service::impl_service!(crate::PostgresStore, sqlx::postgres::PgRow);
 }

@@ -1179,6 +1179,8 @@ macro_rules! impl_store {
 
             async fn record_delivery(&self, new: &NewDelivery) -> Result<Intake> {
                 let received_at = UnixMillis::now();
+                // The delivery and the job it queues are kept together or not at all.
+                let mut tx = self.write_tx().await?;
                 let done = sqlx::query(sql::INSERT_DELIVERY)
                     .bind(&new.id)
                     .bind(&new.provider)
@@ -1190,10 +1192,23 @@ macro_rules! impl_store {
                     .bind(received_at.0)
                     .bind(new.status.as_str())
                     .bind(&new.reason)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(db("keep a webhook delivery"))?;
                 if done.rows_affected() == 1 {
+                    if new.status == $crate::DeliveryStatus::Queued && new.kind == "push" {
+                        let job = $crate::service::NewJob {
+                            kind: $crate::service::JobKind::Run,
+                            repository: new.repository.clone(),
+                            git_ref: new.git_ref.clone(),
+                            commit: new.commit.clone(),
+                            run_id: None,
+                            delivery_id: Some(new.id.clone()),
+                            requested_by: new.actor.clone(),
+                        };
+                        $crate::service::insert_job!(tx, &job);
+                    }
+                    tx.commit().await.map_err(db("keep a webhook delivery"))?;
                     return Ok(Intake::Kept(Delivery {
                         id: new.id.clone(),
                         provider: new.provider.clone(),
@@ -1207,6 +1222,7 @@ macro_rules! impl_store {
                         reason: new.reason.clone(),
                     }));
                 }
+                tx.commit().await.map_err(db("keep a webhook delivery"))?;
                 let of: Option<String> = sqlx::query_scalar(sql::EARLIER_DELIVERY)
                     .bind(&new.id)
                     .bind(&new.repository)

@@ -58,6 +58,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "webhook deliveries",
         include_str!("../migrations/sqlite/0007_webhook_deliveries.sql"),
     ),
+    (
+        8,
+        "jobs and API tokens",
+        include_str!("../migrations/sqlite/0008_jobs_and_tokens.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.
@@ -119,4 +124,5 @@ mod record {
 
     crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
     crate::verification::impl_verification!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
+    crate::service::impl_service!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
 }

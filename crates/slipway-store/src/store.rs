@@ -167,7 +167,8 @@ pub trait Store: Send + Sync {
     // --- webhook deliveries ------------------------------------------------------------
 
     /// Keeps a webhook delivery, unless it was kept before: by its id, or (queued) by its
-    /// repository, kind and commit.
+    /// repository, kind and commit. A queued push queues its run job in the same
+    /// transaction ([`crate::ServiceRecord`]).
     fn record_delivery(&self, new: &NewDelivery) -> impl Future<Output = Result<Intake>> + Send;
     /// The latest deliveries, newest first.
     fn deliveries(&self, limit: u32) -> impl Future<Output = Result<Vec<Delivery>>> + Send;

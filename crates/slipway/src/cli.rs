@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     advise, analyze, bootstrap, changed, deliver, drift, drill, gc, graph, init, new_stack,
-    pipeline, plan, recover, serve, stacks, stage, state, status, unlock,
+    pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock,
 };
 
 /// Continuous Delivery for infrastructure code.
@@ -81,9 +81,11 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Runs and releases over time, newest first.
     History(status::HistoryArgs),
-    /// Run the delivery service: webhooks from GitHub and GitLab, verified and kept in the
-    /// record as a durable queue (docs/server.md).
+    /// Run the delivery service: webhooks from GitHub and GitLab start runs from a durable
+    /// queue; a JSON API with tokens and roles, live run events, metrics (docs/server.md).
     Serve(serve::ServeArgs),
+    /// Make, list and revoke the API tokens of `slipway serve`.
+    Token(token::TokenArgs),
     /// The events recorded for a run, as JSON lines: what `--json` streamed while it ran (and
     /// resumed), for a run that ran elsewhere (a CI job, the server).
     Events(pipeline::EventsArgs),

@@ -152,6 +152,7 @@ async fn run(
         Command::ResolveInterrupted(args) => commands::pipeline::resolve(&workspace, args).await,
         Command::Events(args) => commands::pipeline::events(&workspace, args).await,
         Command::Serve(args) => commands::serve::run(&workspace, args).await,
+        Command::Token(args) => commands::token::run(&workspace, args).await,
     }
 }
 

@@ -83,7 +83,13 @@ const ARTIFACTS_BLOCK: Schema = Schema {
 };
 const STAGE_BLOCK: Schema = Schema {
     what: "block `stage`",
-    attributes: &["variables", "approval", "credentials", "plan_credentials"],
+    attributes: &[
+        "variables",
+        "approval",
+        "four_eyes",
+        "credentials",
+        "plan_credentials",
+    ],
     blocks: &[("generate", 1), ("policy", 0)],
 };
 const GENERATE_BLOCK: Schema = Schema {
@@ -393,6 +399,9 @@ fn load_project_file(
         let approval = body
             .bool("approval", &stage_scope, env, diagnostics)
             .unwrap_or(false);
+        let four_eyes = body
+            .bool("four_eyes", &stage_scope, env, diagnostics)
+            .unwrap_or(false);
         let variables =
             body.attribute("variables").and_then(
                 |attribute| match super::schema::evaluate_attribute(
@@ -473,6 +482,7 @@ fn load_project_file(
             policy,
             credentials: stage_credentials,
             approval,
+            four_eyes,
             generate,
             location: file.location(block.span()),
             variables,

@@ -111,6 +111,10 @@ impl Default for Execution {
 pub struct Stage {
     pub name: String,
     pub approval: bool,
+    /// Whoever approves this stage's plans may be neither the author of the commit nor
+    /// the person who started the run (enforced where approvals are made by known people:
+    /// the server's API).
+    pub four_eyes: bool,
     /// Blast radius limits (`policy { ... }`); none: every change passes.
     pub policy: Option<StagePolicy>,
     pub credentials: StageCredentials,

@@ -109,7 +109,8 @@ pub fn expectation_problems(check: &Check, outputs: &BTreeMap<String, Output>) -
 }
 
 /// Runs every check of `stack` against its outputs; `cwd` is the stack's folder in the
-/// working copy, `env` the environment the stack's engine processes get.
+/// working copy, `env` the environment the stack's engine processes get (all a command gets
+/// besides the outputs).
 pub async fn run_checks(
     stack: &str,
     checks: &[Check],
@@ -158,6 +159,10 @@ async fn run_command(
     command
         .args(args)
         .current_dir(cwd)
+        // Like an engine process, a check gets its stack's environment and nothing of
+        // slipway's own: inheriting it would hand the command the credentials and secrets
+        // withheld from the engine.
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .envs(
             outputs
@@ -336,5 +341,20 @@ mod tests {
             results[1].problems,
             vec!["`sh -c echo broken >&2; exit 3` failed"]
         );
+    }
+
+    #[tokio::test]
+    async fn commands_get_the_stack_environment_and_nothing_of_slipways_own() {
+        // PATH is in every test process's environment; a check does not inherit it.
+        assert!(std::env::var_os("PATH").is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let checks = [check(&["/usr/bin/env"], &[])];
+        let outputs = BTreeMap::from([("url".to_owned(), output("http://q".into(), false))]);
+        let env = [("OWN".to_owned(), "mine".to_owned())];
+        let results = run_checks("queue", &checks, &outputs, dir.path(), &env).await;
+        assert!(results[0].passed, "{results:?}");
+        let mut received: Vec<&str> = results[0].output.lines().collect();
+        received.sort_unstable();
+        assert_eq!(received, ["OWN=mine", "SLIPWAY_OUTPUT_URL=http://q"]);
     }
 }

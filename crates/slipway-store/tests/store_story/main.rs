@@ -3,6 +3,7 @@
 //! required by `SLIPWAY_REQUIRE_POSTGRES`.
 
 mod postgres_server;
+mod service;
 mod story;
 mod verification;
 

@@ -28,6 +28,8 @@ pub const SCENARIOS: &[&str] = &[
     "fencing",
     "run_events",
     "webhook_deliveries",
+    "job_queue",
+    "api_tokens",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -44,6 +46,8 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "fencing" => fencing(url).await,
         "run_events" => run_events(url).await,
         "webhook_deliveries" => webhook_deliveries(url).await,
+        "job_queue" => crate::service::job_queue(url).await,
+        "api_tokens" => crate::service::api_tokens(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -880,6 +884,7 @@ async fn webhook_deliveries(url: &str) -> Outcome {
         pull_number: None,
         status,
         reason: (status == DeliveryStatus::Ignored).then(|| "not on the allowlist".to_owned()),
+        actor: "octocat".to_owned(),
     };
     let ignored = store
         .record_delivery(&push("github:0", "c1", DeliveryStatus::Ignored))
@@ -908,11 +913,24 @@ async fn webhook_deliveries(url: &str) -> Outcome {
     assert_eq!(kept.len(), 3, "{kept:?}");
     let reasons: Vec<Option<&str>> = kept.iter().map(|d| d.reason.as_deref()).collect();
     assert!(reasons.contains(&Some("not on the allowlist")), "{kept:?}");
+    // Each queued push queued one run job, in the same transaction; the newer commit's job
+    // superseded the older one, which stays on record naming it.
+    use slipway_store::{JobKind, JobStatus, ServiceRecord as _};
+    let jobs = store.jobs(10).await?;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(
+        (jobs[0].kind, jobs[0].status, jobs[0].commit.as_str()),
+        (JobKind::Run, JobStatus::Queued, "c2")
+    );
+    assert_eq!(jobs[0].delivery_id.as_deref(), Some("github:3"));
+    assert_eq!(jobs[0].requested_by, "octocat");
+    assert_eq!(jobs[1].status, JobStatus::Superseded);
+    assert_eq!(jobs[1].superseded_by, Some(jobs[0].id));
     Ok(())
 }
 
 /// The pid of a process that has exited and been reaped.
-fn exited_pid() -> Result<u32, Box<dyn std::error::Error>> {
+pub fn exited_pid() -> Result<u32, Box<dyn std::error::Error>> {
     let mut child = std::process::Command::new("true").spawn()?;
     let pid = child.id();
     child.wait()?;

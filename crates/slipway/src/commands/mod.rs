@@ -22,6 +22,7 @@ pub mod stacks;
 pub mod stage;
 pub mod state;
 pub mod status;
+pub mod token;
 pub mod unlock;
 
 /// How a command ended, mapped to the process exit code by `main`.

@@ -2,12 +2,16 @@
 //! address, installs the shutdown signals and the log output, and hands the rest to
 //! `slipway-server`. Webhook secrets come from the environment the CLI was started with,
 //! never from flags (which `ps` shows).
+//!
+//! The server runs its jobs in the project's working copy, which it moves from commit to
+//! commit: serve from a clone of its own, not from the one you edit.
 
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use slipway_server::{Secret, ServerConfig};
+use slipway_runner::settings::EngineEnvironment;
+use slipway_server::{RunnerConfig, Secret, ServerConfig};
 
 use super::ExitStatus;
 use crate::project::Workspace;
@@ -30,6 +34,19 @@ pub struct ServeArgs {
     /// Also queue pull requests from forks (their code is not your team's: off by default).
     #[arg(long)]
     pub allow_forks: bool,
+    /// The branch whose pushes are delivered through the stages.
+    #[arg(long, value_name = "BRANCH", default_value = "main")]
+    pub branch: String,
+    /// Where pushed commits are fetched from before each job (a git URL, path or remote
+    /// name). Default: the working copy's `origin` remote, when it has one.
+    #[arg(long, value_name = "URL")]
+    pub source: Option<String>,
+    /// Keep deliveries and jobs in the record without running them (an intake-only server).
+    #[arg(long)]
+    pub no_jobs: bool,
+    /// Log as JSON objects, one a line (for log collectors), instead of text.
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> {
@@ -41,11 +58,29 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
             .filter(|v| !v.is_empty())
             .map(|v| Secret::new(v.clone()))
     };
+    let source = match &args.source {
+        Some(source) => Some(source.clone()),
+        None => has_origin(&workspace.root).then(|| "origin".to_owned()),
+    };
+    // A server holds its own secrets (webhook secrets, the store's URL, tokens): unless told
+    // otherwise, engines get the minimal environment plus what SLIPWAY_ENGINE_PASS names.
+    let mut settings = workspace.settings.clone();
+    settings.engine_environment = EngineEnvironment::from_environment(
+        &settings.environment,
+        EngineEnvironment::Minimal { pass: Vec::new() },
+    )?;
+    let runner = (!args.no_jobs).then(|| RunnerConfig {
+        checkout: workspace.root.clone(),
+        source,
+        settings,
+    });
     let config = ServerConfig {
         github_secret: secret(GITHUB_SECRET),
         gitlab_token: secret(GITLAB_TOKEN),
         allowed_repositories: args.allowed.clone(),
         allow_forks: args.allow_forks,
+        branch: args.branch.clone(),
+        runner,
     };
     if config.github_secret.is_none() && config.gitlab_token.is_none() {
         eprintln!(
@@ -55,26 +90,42 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
     if args.allowed.is_empty() {
         eprintln!("warning: no --allow-repo given: deliveries are kept, but none starts a run");
     }
-    let _ = tracing_subscriber::fmt()
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+        .with_env_filter(filter());
+    let _ = if args.log_json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
     let store = record::open(workspace).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     eprintln!(
-        "slipway serve: listening on http://{address}\n  webhooks: POST /webhooks/github, POST /webhooks/gitlab\n  health:   GET /healthz\n  stop:     Ctrl-C or SIGTERM (requests in flight finish)"
+        "slipway serve: listening on http://{address}\n  webhooks: POST /webhooks/github, POST /webhooks/gitlab\n  API:      /api/v1/... with `Authorization: Bearer TOKEN` (slipway token create)\n  health:   GET /healthz, GET /readyz; metrics: GET /metrics (with a token)\n  stop:     Ctrl-C or SIGTERM (no new job starts; a running apply is interrupted once and given its grace period)"
     );
     slipway_server::serve(listener, config, store, shutdown())
         .await
         .context("the server stopped")?;
     eprintln!("slipway serve: stopped");
     Ok(ExitStatus::Success)
+}
+
+/// Whether the repository at `root` has a remote named `origin`.
+fn has_origin(root: &std::path::Path) -> bool {
+    std::process::Command::new("git")
+        .args(["remote", "get-url", "origin"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -237,3 +237,68 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// An engine binary standing in for `real`: each call records its arguments and the whole
+/// environment it was started with, then becomes the real engine, so a test sees exactly
+/// what slipway handed every engine process.
+pub struct RecordingEngine {
+    /// What `SLIPWAY_ENGINE` points at.
+    pub binary: PathBuf,
+    calls: PathBuf,
+}
+
+/// One recorded engine call.
+#[derive(Debug)]
+pub struct EngineCall {
+    /// The arguments, space-separated (`init -input=false ...`).
+    pub args: String,
+    /// The environment, each variable as the engine got it.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// The record as written, to search for a value wherever it might be.
+    pub raw: String,
+}
+
+/// Writes a [`RecordingEngine`] for `real_engine` into `dir` (a folder of its own, outside
+/// the project, so the records never become part of a stack's code).
+pub fn recording_engine_wrapper(dir: &Path, real_engine: &Path) -> RecordingEngine {
+    let calls = dir.join("engine-calls");
+    std::fs::create_dir_all(&calls).unwrap();
+    let binary = dir.join("terraform");
+    // Shell builtins and `/usr/bin/env` only: the recorded environment may hold no PATH.
+    // One file per call (a pid is unique among running processes), so stacks applied in
+    // parallel never interleave their records.
+    std::fs::write(
+        &binary,
+        format!(
+            "#!/bin/sh\nf='{calls}'/$$\nwhile [ -e \"$f\" ]; do f=\"$f-\"; done\n{{ printf '%s\\n' \"$*\"; /usr/bin/env -0; }} > \"$f\"\nexec '{real}' \"$@\"\n",
+            calls = calls.display(),
+            real = real_engine.display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+    RecordingEngine { binary, calls }
+}
+
+impl RecordingEngine {
+    /// Every call recorded so far, in no particular order.
+    pub fn calls(&self) -> Vec<EngineCall> {
+        std::fs::read_dir(&self.calls)
+            .unwrap()
+            .map(|entry| {
+                let raw = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+                let (args, env) = raw.split_once('\n').unwrap_or((&raw, ""));
+                EngineCall {
+                    args: args.to_owned(),
+                    env: env
+                        .split('\0')
+                        .filter_map(|pair| pair.split_once('='))
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                    raw: raw.clone(),
+                }
+            })
+            .collect()
+    }
+}

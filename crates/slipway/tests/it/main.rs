@@ -13,6 +13,7 @@ mod config_errors;
 mod crash_anywhere;
 mod drift_recover;
 mod drill;
+mod engine_environment;
 mod engines;
 mod failures;
 mod faults;

@@ -81,3 +81,366 @@ fn serve_keeps_a_signed_push_and_stops_on_sigterm() {
     assert_eq!(kept[0].id, "github:cli-1");
     assert_eq!(kept[0].status, DeliveryStatus::Queued);
 }
+
+/// A running `slipway serve`, its log collected as it is written (so the pipe never fills).
+struct Served {
+    child: std::process::Child,
+    address: String,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Served {
+    fn start(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Self {
+        let mut child = slipway_process(dir, env)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (found, address) = std::sync::mpsc::channel();
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("slipway serve: listening on http://") {
+                    let _ = found.send(rest.to_owned());
+                }
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = address
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        Self {
+            child,
+            address,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let request = ureq::request(method, &self.url(path))
+            .timeout(Duration::from_secs(120))
+            .set("Authorization", &format!("Bearer {token}"));
+        let sent = match body {
+            Some(body) => request.send_json(body),
+            None => request.call(),
+        };
+        let response = match sent {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(error) => panic!("{method} {path}: {error}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Follows a run's server-sent events from after `after` until an event of kind
+    /// `until`; returns `(seq, event)` of every one read.
+    fn follow(
+        &self,
+        run: i64,
+        token: &str,
+        after: i64,
+        until: &str,
+    ) -> Vec<(i64, serde_json::Value)> {
+        let response = ureq::get(&self.url(&format!("/api/v1/runs/{run}/events")))
+            .timeout(Duration::from_secs(900))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("Accept", "text/event-stream")
+            .set("Last-Event-ID", &after.to_string())
+            .call()
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut id = 0;
+        for line in BufReader::new(response.into_reader()).lines() {
+            let line = line.unwrap();
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse().unwrap();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                let event: serde_json::Value = serde_json::from_str(v.trim()).unwrap();
+                let done = event["event"] == until;
+                seen.push((id, event));
+                if done {
+                    return seen;
+                }
+            }
+        }
+        panic!("the stream ended before `{until}`: {seen:?}");
+    }
+
+    fn stop(mut self) -> String {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        assert!(status.success(), "{status}: {log}");
+        log
+    }
+}
+
+/// The walk-through on the sandbox: a signed push of a new commit runs the webshop
+/// through dev and test to prod's approval gate in the server; people with the wrong role,
+/// the commit's author and the person who pushed cannot approve prod (four eyes); another
+/// approver can, through the API; the run completes and every stage runs the same
+/// artifacts. The run's events are followed live over server-sent events throughout.
+#[test]
+fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_the_api() {
+    use crate::common::{sandbox, slipway_ok_with};
+    use crate::pipeline::git;
+
+    let (_sandbox, moto) = sandbox();
+    // Upstream: the webshop with four eyes on prod; verification is the run's own business
+    // and tested elsewhere, so it is off here to keep the test to the service.
+    let upstream = crate::common::example("webshop");
+    let config = upstream.path().join("slipway.hcl");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "  approval  = true\n",
+        "  approval  = true\n  four_eyes = true\n",
+    ) + "\nverify {\n  from_zero   = false\n  from_latest = false\n}\n";
+    assert!(text.contains("four_eyes"));
+    std::fs::write(&config, text).unwrap();
+    git(upstream.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(upstream.path().join(".gitignore"), ".slipway/\n").unwrap();
+    git(upstream.path(), &["add", "-A"]);
+    git(upstream.path(), &["commit", "-q", "-m", "webshop"]);
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(upstream.path())
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    // The server's own clone.
+    let home = tempfile::tempdir().unwrap();
+    let checkout = home.path().join("server");
+    let cloned = std::process::Command::new("git")
+        .args(["clone", "-q"])
+        .arg(upstream.path())
+        .arg(&checkout)
+        .status()
+        .unwrap();
+    assert!(cloned.success());
+
+    let mut env = moto.env();
+    env.push(("SLIPWAY_ACTOR".to_owned(), "operator".to_owned()));
+    let token = |actor: &str, role: &str, stage: Option<&str>| {
+        let mut args = vec!["token", "create", "--actor", actor, "--role", role];
+        if let Some(stage) = stage {
+            args.extend(["--stage", stage]);
+        }
+        slipway_ok_with(&checkout, &env, &args)
+            .stdout
+            .trim()
+            .to_owned()
+    };
+    let viewer = token("vic", "viewer", None);
+    let deployer = token("dee", "deployer", None);
+    let author = token("test", "approver", None);
+    let pusher = token("dana", "approver", None);
+    let approver = token("erin", "approver", Some("prod"));
+
+    let secret = "the webhook secret";
+    // Every engine the server starts is recorded: none may see the server's secrets.
+    let engine = crate::common::recording_engine_wrapper(home.path(), &_sandbox.terraform);
+    let mut served_env = env.clone();
+    served_env.retain(|(name, _)| name != "SLIPWAY_ENGINE");
+    served_env.extend(
+        [
+            ("SLIPWAY_ENGINE", engine.binary.to_str().unwrap()),
+            ("SLIPWAY_GITHUB_WEBHOOK_SECRET", secret),
+            // The sandbox's provider reads its credentials from the environment.
+            ("SLIPWAY_ENGINE_PASS", "AWS_*"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    );
+    let server = Served::start(&checkout, &served_env, &["--allow-repo", "acme/webshop"]);
+
+    let push = serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": "0000000000000000000000000000000000000000",
+        "after": head,
+        "created": true,
+        "deleted": false,
+        "forced": false,
+        "repository": { "id": 1, "name": "webshop", "full_name": "acme/webshop", "default_branch": "main" },
+        "pusher": { "name": "dana", "email": "dana@example.com" },
+        "sender": { "login": "dana", "id": 2, "type": "User" },
+        "head_commit": { "id": head, "message": "webshop" },
+    })
+    .to_string();
+    let response = ureq::post(&server.url("/webhooks/github"))
+        .set("X-GitHub-Event", "push")
+        .set("X-GitHub-Delivery", "e2e-1")
+        .set(
+            "X-Hub-Signature-256",
+            &github_signature(&Secret::new(secret), push.as_bytes()),
+        )
+        .send_string(&push)
+        .unwrap();
+    assert_eq!(response.status(), 202);
+
+    // The job names its run once it started it.
+    let mut run = 0;
+    crate::common::wait_until(
+        "the pushed commit's run starts",
+        Duration::from_secs(300),
+        || {
+            let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+            run = queue[0]["run_id"].as_i64().unwrap_or(0);
+            run > 0
+        },
+    );
+    let first = server.follow(run, &viewer, 0, "awaiting_approval");
+    let kinds: Vec<&str> = first
+        .iter()
+        .filter_map(|(_, e)| e["event"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"run_started") && kinds.contains(&"stack_finished"),
+        "{kinds:?}"
+    );
+    let seqs: Vec<i64> = first.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "in order, none missing"
+    );
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    let prod = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap();
+    assert_eq!(prod["status"], "awaiting_approval", "{detail}");
+    assert!(
+        !detail.to_string().contains(".tfplan")
+            && !detail.to_string().contains(home.path().to_str().unwrap()),
+        "no server paths: {detail}"
+    );
+
+    let approve = |token: &str| {
+        server.api(
+            "POST",
+            &format!("/api/v1/runs/{run}/approve"),
+            token,
+            Some(serde_json::json!({ "stage": "prod", "reason": "reviewed the plan" })),
+        )
+    };
+    for (who, refused_for) in [
+        (&viewer, "needs the approver role"),
+        (&deployer, "needs the approver role"),
+        (&author, "test wrote commit"),
+        (&pusher, "dana started run"),
+    ] {
+        let (status, body) = approve(who);
+        assert_eq!(status, 403, "{body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(refused_for),
+            "{body}"
+        );
+    }
+    let (status, approved) = approve(&approver);
+    assert_eq!(status, 202, "{approved}");
+    assert_eq!(approved["approved_by"], "erin");
+    let last = first.last().unwrap().0;
+    let rest = server.follow(run, &viewer, last, "run_finished");
+    assert_eq!(
+        rest.first().unwrap().0,
+        last + 1,
+        "continues where it stopped"
+    );
+    assert_eq!(rest.last().unwrap().1["delivered"], true, "{rest:?}");
+
+    let (_, matrix) = server.api("GET", "/api/v1/releases", &viewer, None);
+    let stacks = matrix["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 4, "{matrix}");
+    for stack in stacks {
+        let releases = stack["releases"].as_object().unwrap();
+        assert_eq!(releases.len(), 3, "{stack}");
+        assert_eq!(stack["stages_differ"], false, "{stack}");
+        assert!(
+            releases.values().all(|r| r["commit"] == head.as_str()),
+            "{stack}"
+        );
+    }
+
+    let (_, audit) = server.api("GET", "/api/v1/audit", &viewer, None);
+    let entries = audit.as_array().unwrap();
+    let refused: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["action"] == "refused")
+        .map(|e| e["actor"].as_str().unwrap())
+        .collect();
+    assert_eq!(refused, ["vic", "dee", "test", "dana"], "{audit}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "approve" && e["actor"] == "erin"),
+        "{audit}"
+    );
+    let (status, _) = server.api("GET", "/api/v1/metrics", &viewer, None);
+    assert_eq!(status, 404, "metrics live at /metrics");
+    let metrics = ureq::get(&server.url("/metrics"))
+        .set("Authorization", &format!("Bearer {viewer}"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains("slipway_jobs_ended_total{status=\"done\"} 2"),
+        "{metrics}"
+    );
+
+    let log = server.stop();
+    assert!(!log.contains(secret), "the secret never reaches the log");
+    let calls = engine.calls();
+    assert!(
+        calls.iter().any(|c| c.args.starts_with("apply")),
+        "engines ran through the wrapper"
+    );
+    for call in &calls {
+        assert!(
+            !call.raw.contains(secret),
+            "{}: the webhook secret reached an engine",
+            call.args
+        );
+        assert!(
+            !call.env.contains_key("SLIPWAY_GITHUB_WEBHOOK_SECRET")
+                && !call.env.contains_key("SLIPWAY_ACTOR"),
+            "{}: {:?}",
+            call.args,
+            call.env.keys()
+        );
+        assert!(
+            call.env.contains_key("AWS_ACCESS_KEY_ID"),
+            "what was passed arrives"
+        );
+    }
+    for token in [&viewer, &deployer, &author, &pusher, &approver] {
+        assert!(!log.contains(token.as_str()), "no token in the log");
+    }
+}

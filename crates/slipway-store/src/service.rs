@@ -1,0 +1,532 @@
+//! The record's part in the delivery service (`slipway serve`): its queue of jobs and the
+//! API tokens people and machines use.
+//!
+//! Kept apart from [`crate::Store`] as its own trait, [`ServiceRecord`], with the same
+//! shape: one implementation written once for every SQL backend ([`impl_service!`]).
+//!
+//! A job is a run to start (from a webhook delivery or an API request) or an approved run to
+//! resume. Jobs are taken oldest first. A newer run job for the same repository and branch
+//! supersedes every queued run job before it: those stay on record, `superseded`, naming the
+//! job that replaced them, so nothing is dropped silently. A job being worked on names the
+//! process working on it; a server that starts after a crash marks its own abandoned jobs
+//! `interrupted` (never re-running them: a half-applied run is a person's decision).
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::liveness::EngineProcess;
+use crate::model::text_enum;
+use crate::time::UnixMillis;
+
+text_enum! {
+    /// What a job does.
+    JobKind {
+        /// Starts a run for a commit (`slipway run` at that commit).
+        Run => "run",
+        /// Resumes an approved run (`slipway resume`).
+        Resume => "resume",
+    }
+}
+
+text_enum! {
+    /// Where a job stands.
+    JobStatus {
+        /// Waiting its turn.
+        Queued => "queued",
+        /// Being worked on by the process it names.
+        Running => "running",
+        /// Worked on to the end; `outcome` says how the run stands.
+        Done => "done",
+        /// Could not be worked on (the commit could not be fetched, the configuration at it
+        /// is broken...); `outcome` says why.
+        Failed => "failed",
+        /// A newer run job for the same branch replaced it before it started.
+        Superseded => "superseded",
+        /// Its process stopped while working on it; never re-run by itself.
+        Interrupted => "interrupted",
+    }
+}
+
+text_enum! {
+    /// What an API token may do. Each role may do what the ones before it may.
+    Role {
+        /// Read everything but secrets.
+        Viewer => "viewer",
+        /// Also start runs and resume approved ones.
+        Deployer => "deployer",
+        /// Also approve and reject.
+        Approver => "approver",
+        /// Also manage tokens.
+        Admin => "admin",
+    }
+}
+
+impl Role {
+    /// Whether this role may do what `needed` may.
+    pub fn covers(self, needed: Role) -> bool {
+        self.rank() >= needed.rank()
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Role::Viewer => 0,
+            Role::Deployer => 1,
+            Role::Approver => 2,
+            Role::Admin => 3,
+        }
+    }
+}
+
+/// A job about to be queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub kind: JobKind,
+    /// `owner/name` as the forge names it, or the project's name for jobs from the API.
+    pub repository: String,
+    /// The branch (`refs/heads/main`); jobs of one branch supersede each other.
+    pub git_ref: String,
+    pub commit: String,
+    /// The run to resume (resume jobs).
+    pub run_id: Option<i64>,
+    pub delivery_id: Option<String>,
+    pub requested_by: String,
+}
+
+/// A job on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub kind: JobKind,
+    pub repository: String,
+    pub git_ref: String,
+    pub commit: String,
+    /// The run it resumes, or the run it started once it did.
+    pub run_id: Option<i64>,
+    pub delivery_id: Option<String>,
+    pub requested_by: String,
+    pub queued_at: UnixMillis,
+    pub status: JobStatus,
+    pub started_at: Option<UnixMillis>,
+    pub finished_at: Option<UnixMillis>,
+    pub superseded_by: Option<i64>,
+    /// The process working on it, while it runs.
+    pub worker: Option<EngineProcess>,
+    /// How it ended, in words.
+    pub outcome: Option<String>,
+}
+
+/// An API token about to be kept (only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub actor: String,
+    pub role: Role,
+    /// The one stage the role applies to; `None`: every stage.
+    pub stage: Option<String>,
+    /// The SHA-256 of the token, in hex.
+    pub token_hash: String,
+    pub created_by: String,
+}
+
+/// An API token on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub actor: String,
+    pub role: Role,
+    pub stage: Option<String>,
+    #[serde(skip)]
+    pub token_hash: String,
+    pub created_at: UnixMillis,
+    pub created_by: String,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// The server's queue and its API tokens.
+pub trait ServiceRecord: Send + Sync {
+    /// Queues a job; a run job supersedes the queued run jobs of its repository and branch.
+    fn enqueue_job(&self, new: &NewJob) -> impl Future<Output = Result<Job>> + Send;
+    /// Takes the oldest queued job for `worker`, if any. Of two processes racing for it,
+    /// one gets it.
+    fn claim_job(&self, worker: &EngineProcess)
+    -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Names the run a job started.
+    fn job_started_run(&self, id: i64, run_id: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Ends a running job.
+    fn finish_job(
+        &self,
+        id: i64,
+        status: JobStatus,
+        outcome: &str,
+    ) -> impl Future<Output = Result<Job>> + Send;
+    fn job(&self, id: i64) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// The latest jobs, newest first.
+    fn jobs(&self, limit: u32) -> impl Future<Output = Result<Vec<Job>>> + Send;
+    /// Marks `interrupted` the running jobs whose process on this host is gone; returns them.
+    fn interrupt_abandoned_jobs(&self) -> impl Future<Output = Result<Vec<Job>>> + Send;
+
+    /// Keeps a new token's hash.
+    fn create_token(&self, new: &NewToken) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// The live (not revoked) token with this hash.
+    fn token_by_hash(&self, hash: &str) -> impl Future<Output = Result<Option<ApiToken>>> + Send;
+    /// Every token, revoked ones too, oldest first.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
+    /// Revokes a token; `false` if there was no live token with that id.
+    fn revoke_token(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, kind, repository, git_ref, commit_id, run_id, delivery_id, requested_by, \
+         queued_at, status, started_at, finished_at, superseded_by, owner_pid, \
+         owner_process_started, owner_host, outcome"
+    };
+}
+macro_rules! token_columns {
+    () => {
+        "id, actor, role, stage, token_hash, created_at, created_by, revoked_at"
+    };
+}
+pub(crate) const JOB_BY_ID: &str = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+pub(crate) const RECENT_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs ORDER BY id DESC LIMIT $1"
+);
+pub(crate) const RUNNING_JOBS: &str = concat!(
+    "SELECT ",
+    job_columns!(),
+    " FROM jobs WHERE status = 'running' ORDER BY id"
+);
+pub(crate) const INSERT_TOKEN: &str = concat!(
+    "INSERT INTO api_tokens (actor, role, stage, token_hash, created_at, created_by) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    token_columns!()
+);
+pub(crate) const TOKEN_BY_HASH: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+);
+pub(crate) const ALL_TOKENS: &str =
+    concat!("SELECT ", token_columns!(), " FROM api_tokens ORDER BY id");
+
+/// Queues a job (in the caller's transaction).
+pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (kind, repository, git_ref, commit_id, \
+     run_id, delivery_id, requested_by, queued_at, status) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') RETURNING id";
+/// Marks the queued run jobs of a branch as replaced by job `$3`.
+pub(crate) const SUPERSEDE_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
+     superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'run' \
+     AND repository = $1 AND git_ref = $2 AND id < $3";
+
+pub(crate) fn job_kind(text: &str) -> Result<JobKind> {
+    crate::sql::parse_text("jobs", "kind", text)
+}
+
+pub(crate) fn job_status(text: &str) -> Result<JobStatus> {
+    crate::sql::parse_text("jobs", "status", text)
+}
+
+pub(crate) fn role(text: &str) -> Result<Role> {
+    crate::sql::parse_text("api_tokens", "role", text)
+}
+
+/// Queues `new` in `tx`, superseding what it replaces; returns the job's id.
+macro_rules! insert_job {
+    ($tx:expr, $new:expr) => {{
+        let new: &$crate::service::NewJob = $new;
+        let now = $crate::time::UnixMillis::now();
+        let id: i64 = sqlx::query_scalar($crate::service::INSERT_JOB)
+            .bind(new.kind.as_str())
+            .bind(&new.repository)
+            .bind(&new.git_ref)
+            .bind(&new.commit)
+            .bind(new.run_id)
+            .bind(&new.delivery_id)
+            .bind(&new.requested_by)
+            .bind(now.0)
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err($crate::error::db("queue a job"))?;
+        if new.kind == $crate::service::JobKind::Run {
+            sqlx::query($crate::service::SUPERSEDE_JOBS)
+                .bind(&new.repository)
+                .bind(&new.git_ref)
+                .bind(id)
+                .bind(now.0)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::error::db("supersede queued jobs"))?;
+        }
+        id
+    }};
+}
+pub(crate) use insert_job;
+
+/// Expands [`ServiceRecord`] for one backend (`$store` with `pool` and `write_tx()`, `$row`
+/// its row).
+macro_rules! impl_service {
+    ($store:ty, $row:ty) => {
+        mod service_impl {
+            use sqlx::Row as _;
+
+            use $crate::error::{Result, StoreError, db};
+            use $crate::liveness::{EngineProcess, Surroundings, probe_process};
+            use $crate::service::{
+                ALL_TOKENS, ApiToken, INSERT_TOKEN, JOB_BY_ID, Job, JobStatus, NewJob, NewToken,
+                RECENT_JOBS, RUNNING_JOBS, TOKEN_BY_HASH, insert_job, job_kind, job_status, role,
+            };
+            use $crate::sql::{to_signed, to_unsigned};
+            use $crate::time::UnixMillis;
+
+            type Store = $store;
+
+            fn job_from_row(row: &$row) -> Result<Job> {
+                let read = db("read jobs");
+                let kind: String = row.try_get("kind").map_err(db("read jobs"))?;
+                let status: String = row.try_get("status").map_err(db("read jobs"))?;
+                let millis = |column: &str| -> Result<Option<UnixMillis>> {
+                    Ok(row
+                        .try_get::<Option<i64>, _>(column)
+                        .map_err(db("read jobs"))?
+                        .map(UnixMillis))
+                };
+                let pid: Option<i64> = row.try_get("owner_pid").map_err(db("read jobs"))?;
+                let host: Option<String> = row.try_get("owner_host").map_err(db("read jobs"))?;
+                let started: Option<i64> = row
+                    .try_get("owner_process_started")
+                    .map_err(db("read jobs"))?;
+                let worker = match (pid, host) {
+                    (Some(pid), Some(host)) => Some(EngineProcess {
+                        pid: to_unsigned("jobs", "owner_pid", pid)?,
+                        process_started: started
+                            .map(|s| to_unsigned("jobs", "owner_process_started", s))
+                            .transpose()?,
+                        host,
+                    }),
+                    _ => None,
+                };
+                Ok(Job {
+                    id: row.try_get("id").map_err(read)?,
+                    kind: job_kind(&kind)?,
+                    repository: row.try_get("repository").map_err(db("read jobs"))?,
+                    git_ref: row.try_get("git_ref").map_err(db("read jobs"))?,
+                    commit: row.try_get("commit_id").map_err(db("read jobs"))?,
+                    run_id: row.try_get("run_id").map_err(db("read jobs"))?,
+                    delivery_id: row.try_get("delivery_id").map_err(db("read jobs"))?,
+                    requested_by: row.try_get("requested_by").map_err(db("read jobs"))?,
+                    queued_at: UnixMillis(row.try_get("queued_at").map_err(db("read jobs"))?),
+                    status: job_status(&status)?,
+                    started_at: millis("started_at")?,
+                    finished_at: millis("finished_at")?,
+                    superseded_by: row.try_get("superseded_by").map_err(db("read jobs"))?,
+                    worker,
+                    outcome: row.try_get("outcome").map_err(db("read jobs"))?,
+                })
+            }
+
+            fn token_from_row(row: &$row) -> Result<ApiToken> {
+                let text: String = row.try_get("role").map_err(db("read api_tokens"))?;
+                Ok(ApiToken {
+                    id: row.try_get("id").map_err(db("read api_tokens"))?,
+                    actor: row.try_get("actor").map_err(db("read api_tokens"))?,
+                    role: role(&text)?,
+                    stage: row.try_get("stage").map_err(db("read api_tokens"))?,
+                    token_hash: row.try_get("token_hash").map_err(db("read api_tokens"))?,
+                    created_at: UnixMillis(
+                        row.try_get("created_at").map_err(db("read api_tokens"))?,
+                    ),
+                    created_by: row.try_get("created_by").map_err(db("read api_tokens"))?,
+                    revoked_at: row
+                        .try_get::<Option<i64>, _>("revoked_at")
+                        .map_err(db("read api_tokens"))?
+                        .map(UnixMillis),
+                })
+            }
+
+            impl Store {
+                async fn job_or_gone(&self, id: i64) -> Result<Job> {
+                    $crate::service::ServiceRecord::job(self, id)
+                        .await?
+                        .ok_or(StoreError::NotFound {
+                            what: "job",
+                            id: id.to_string(),
+                        })
+                }
+            }
+
+            impl $crate::service::ServiceRecord for Store {
+                async fn enqueue_job(&self, new: &NewJob) -> Result<Job> {
+                    let mut tx = self.write_tx().await?;
+                    let id = insert_job!(tx, new);
+                    tx.commit().await.map_err(db("queue a job"))?;
+                    self.job_or_gone(id).await
+                }
+
+                async fn claim_job(&self, worker: &EngineProcess) -> Result<Option<Job>> {
+                    // A conditional UPDATE is atomic on both backends: of two claimants of
+                    // one job, one changes the row. The loop moves on past a lost race.
+                    for _ in 0..8 {
+                        let next: Option<i64> = sqlx::query_scalar(
+                            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1",
+                        )
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db("read the queue"))?;
+                        let Some(id) = next else {
+                            return Ok(None);
+                        };
+                        let claimed = sqlx::query(
+                            "UPDATE jobs SET status = 'running', started_at = $2, \
+                             owner_pid = $3, owner_process_started = $4, owner_host = $5 \
+                             WHERE id = $1 AND status = 'queued'",
+                        )
+                        .bind(id)
+                        .bind(UnixMillis::now().0)
+                        .bind(i64::from(worker.pid))
+                        .bind(worker.process_started.map(to_signed))
+                        .bind(&worker.host)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db("claim a job"))?;
+                        if claimed.rows_affected() == 1 {
+                            return Ok(Some(self.job_or_gone(id).await?));
+                        }
+                    }
+                    Ok(None)
+                }
+
+                async fn job_started_run(&self, id: i64, run_id: i64) -> Result<()> {
+                    sqlx::query("UPDATE jobs SET run_id = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(run_id)
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db("name a job's run"))?;
+                    Ok(())
+                }
+
+                async fn finish_job(&self, id: i64, status: JobStatus, outcome: &str) -> Result<Job> {
+                    sqlx::query(
+                        "UPDATE jobs SET status = $2, finished_at = $3, outcome = $4 \
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(UnixMillis::now().0)
+                    .bind(outcome)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("finish a job"))?;
+                    self.job_or_gone(id).await
+                }
+
+                async fn job(&self, id: i64) -> Result<Option<Job>> {
+                    sqlx::query(JOB_BY_ID)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db("read a job"))?
+                        .as_ref()
+                        .map(job_from_row)
+                        .transpose()
+                }
+
+                async fn jobs(&self, limit: u32) -> Result<Vec<Job>> {
+                    sqlx::query(RECENT_JOBS)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("list jobs"))?
+                    .iter()
+                    .map(job_from_row)
+                    .collect()
+                }
+
+                async fn interrupt_abandoned_jobs(&self) -> Result<Vec<Job>> {
+                    let running: Vec<Job> = sqlx::query(RUNNING_JOBS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("list running jobs"))?
+                    .iter()
+                    .map(job_from_row)
+                    .collect::<Result<_>>()?;
+                    let here = Surroundings::here(self.lease);
+                    let mut abandoned = Vec::new();
+                    for job in running {
+                        let gone = job.worker.as_ref().is_none_or(|worker| {
+                            worker.host == here.host && !worker.alive(&here, probe_process)
+                        });
+                        if !gone {
+                            continue;
+                        }
+                        let changed = sqlx::query(
+                            "UPDATE jobs SET status = 'interrupted', finished_at = $2, \
+                             outcome = $3 WHERE id = $1 AND status = 'running'",
+                        )
+                        .bind(job.id)
+                        .bind(UnixMillis::now().0)
+                        .bind("the process working on it stopped")
+                        .execute(&self.pool)
+                        .await
+                        .map_err(db("mark a job interrupted"))?;
+                        if changed.rows_affected() == 1 {
+                            abandoned.push(self.job_or_gone(job.id).await?);
+                        }
+                    }
+                    Ok(abandoned)
+                }
+
+                async fn create_token(&self, new: &NewToken) -> Result<ApiToken> {
+                    let row = sqlx::query(INSERT_TOKEN)
+                    .bind(&new.actor)
+                    .bind(new.role.as_str())
+                    .bind(&new.stage)
+                    .bind(&new.token_hash)
+                    .bind(UnixMillis::now().0)
+                    .bind(&new.created_by)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db("keep an API token"))?;
+                    token_from_row(&row)
+                }
+
+                async fn token_by_hash(&self, hash: &str) -> Result<Option<ApiToken>> {
+                    sqlx::query(TOKEN_BY_HASH)
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("read an API token"))?
+                    .as_ref()
+                    .map(token_from_row)
+                    .transpose()
+                }
+
+                async fn tokens(&self) -> Result<Vec<ApiToken>> {
+                    sqlx::query(ALL_TOKENS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db("list API tokens"))?
+                        .iter()
+                        .map(token_from_row)
+                        .collect()
+                }
+
+                async fn revoke_token(&self, id: i64) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("revoke an API token"))?;
+                    Ok(done.rows_affected() == 1)
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_service;

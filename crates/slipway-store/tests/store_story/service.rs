@@ -1,0 +1,147 @@
+//! The story of the server's queue and API tokens, told against every backend.
+
+use slipway_store::{
+    EngineProcess, JobKind, JobStatus, NewJob, NewRun, NewToken, Role, ServiceRecord as _,
+    Store as _, open,
+};
+
+use crate::story::Outcome;
+
+fn run_job(git_ref: &str, commit: &str) -> NewJob {
+    NewJob {
+        kind: JobKind::Run,
+        repository: "acme/platform".to_owned(),
+        git_ref: git_ref.to_owned(),
+        commit: commit.to_owned(),
+        run_id: None,
+        delivery_id: None,
+        requested_by: "ada".to_owned(),
+    }
+}
+
+/// Jobs are taken oldest first, once each; a newer run job of a branch supersedes the
+/// queued ones before it (never another branch's, never a resume); a job whose process is
+/// gone is marked interrupted, a live one is left alone.
+pub async fn job_queue(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let me = EngineProcess::here(std::process::id());
+    assert_eq!(store.claim_job(&me).await?, None, "an empty queue");
+
+    let run = store
+        .create_run(&NewRun {
+            commit: "c0".to_owned(),
+            trigger: "push".to_owned(),
+            actor: "ada".to_owned(),
+        })
+        .await?;
+    let resume = store
+        .enqueue_job(&NewJob {
+            kind: JobKind::Resume,
+            run_id: Some(run.id),
+            ..run_job("refs/heads/main", "c0")
+        })
+        .await?;
+    let first = store.enqueue_job(&run_job("refs/heads/main", "c1")).await?;
+    let other_branch = store
+        .enqueue_job(&run_job("refs/heads/release", "r1"))
+        .await?;
+    let second = store.enqueue_job(&run_job("refs/heads/main", "c2")).await?;
+    let first = store.job(first.id).await?.ok_or("the first job is kept")?;
+    assert_eq!(first.status, JobStatus::Superseded);
+    assert_eq!(first.superseded_by, Some(second.id));
+    for untouched in [resume.id, other_branch.id, second.id] {
+        let job = store.job(untouched).await?.ok_or("kept")?;
+        assert_eq!(job.status, JobStatus::Queued, "{job:?}");
+    }
+
+    // Oldest first, each once.
+    let claimed = store.claim_job(&me).await?.ok_or("a queued job")?;
+    assert_eq!(
+        (claimed.id, claimed.status),
+        (resume.id, JobStatus::Running)
+    );
+    assert_eq!(claimed.worker.as_ref(), Some(&me));
+    let next = store.claim_job(&me).await?.ok_or("a queued job")?;
+    assert_eq!(next.id, other_branch.id);
+    store.job_started_run(next.id, run.id).await?;
+    let done = store
+        .finish_job(next.id, JobStatus::Done, "delivered")
+        .await?;
+    assert_eq!(
+        (done.status, done.run_id, done.outcome.as_deref()),
+        (JobStatus::Done, Some(run.id), Some("delivered"))
+    );
+
+    // Two claimants racing for the last job: one gets it.
+    let (a, b) = tokio::join!(store.claim_job(&me), store.claim_job(&me));
+    let winners: Vec<_> = [a?, b?].into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(winners[0].id, second.id);
+
+    // The resume job's process is alive (this one): left running. A job claimed by a process
+    // that has exited is interrupted, once.
+    let gone = EngineProcess {
+        pid: crate::story::exited_pid()?,
+        process_started: None,
+        host: me.host.clone(),
+    };
+    let orphan = store.enqueue_job(&run_job("refs/heads/main", "c3")).await?;
+    let claimed = store.claim_job(&gone).await?.ok_or("the orphan's job")?;
+    assert_eq!(claimed.id, orphan.id);
+    let abandoned = store.interrupt_abandoned_jobs().await?;
+    assert_eq!(
+        abandoned.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![orphan.id]
+    );
+    assert_eq!(abandoned[0].status, JobStatus::Interrupted);
+    assert!(store.interrupt_abandoned_jobs().await?.is_empty());
+    let still = store.job(resume.id).await?.ok_or("kept")?;
+    assert_eq!(still.status, JobStatus::Running);
+    let listed = store.jobs(100).await?;
+    assert_eq!(
+        listed.first().map(|j| j.id),
+        Some(orphan.id),
+        "newest first"
+    );
+    Ok(())
+}
+
+/// Only a token's hash is kept; a revoked token no longer opens anything.
+pub async fn api_tokens(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let made = store
+        .create_token(&NewToken {
+            actor: "bob".to_owned(),
+            role: Role::Approver,
+            stage: Some("prod".to_owned()),
+            token_hash: "ab".repeat(32),
+            created_by: "ada".to_owned(),
+        })
+        .await?;
+    assert_eq!(made.role, Role::Approver);
+    let found = store
+        .token_by_hash(&"ab".repeat(32))
+        .await?
+        .ok_or("the token opens")?;
+    assert_eq!(
+        (found.id, found.actor.as_str(), found.stage.as_deref()),
+        (made.id, "bob", Some("prod"))
+    );
+    assert_eq!(store.token_by_hash(&"cd".repeat(32)).await?, None);
+    assert!(
+        serde_json::to_string(&found)?.contains("bob")
+            && !serde_json::to_string(&found)?.contains(&"ab".repeat(32)),
+        "the hash is never serialised"
+    );
+    assert!(store.revoke_token(made.id).await?);
+    assert!(!store.revoke_token(made.id).await?, "revoked once");
+    assert_eq!(store.token_by_hash(&"ab".repeat(32)).await?, None);
+    assert_eq!(
+        store.tokens().await?.len(),
+        1,
+        "revoked tokens stay on record"
+    );
+    assert!(Role::Admin.covers(Role::Approver));
+    assert!(!Role::Deployer.covers(Role::Approver));
+    Ok(())
+}
