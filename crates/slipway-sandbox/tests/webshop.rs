@@ -55,7 +55,12 @@ fn output_value(sandbox: &Sandbox, moto: &Moto, dir: &Path, name: &str) -> Value
     outputs[name]["value"].clone()
 }
 
+// slipway's own suite applies, re-plans and destroys the webshop through slipway on every
+// run (`webshop::webshop_applies_to_dev_replans_empty_and_destroys_to_nothing`); this check
+// of the example with plain Terraform is for changes to the example itself:
+// `cargo test -p slipway-sandbox --test webshop -- --ignored`.
 #[test]
+#[ignore = "the example with plain Terraform; run when changing examples/webshop"]
 fn every_webshop_stack_applies_replans_empty_and_destroys() {
     let sandbox = Sandbox::from_env().unwrap_or_else(|e| panic!("sandbox: {e}"));
     let moto = sandbox.start_moto().unwrap_or_else(|e| panic!("moto: {e}"));

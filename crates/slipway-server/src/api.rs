@@ -1,30 +1,44 @@
-//! The JSON API under `/api/v1` (docs/server.md lists every route). Every route needs a
-//! token; reading needs the viewer role, queueing a run the deployer role, approving and
-//! rejecting the approver role at that stage, managing tokens the admin role. Each action,
-//! allowed or refused, is in the audit log.
+//! The JSON API under `/api/v1` (docs/server.md; docs/openapi.json is its contract, made
+//! from this module by [`openapi_json`]). Every route needs a token; reading needs the viewer
+//! role, queueing a run the deployer role, approving and rejecting the approver role at that
+//! stage, managing tokens the admin role. Each action, allowed or refused, is in the audit
+//! log.
 //!
-//! Responses are views made here rather than the record's rows: they leave out what a
+//! Responses are the views of [`views`] rather than the record's rows: they leave out what a
 //! client has no use for and must not see (paths on the server, process ids, token hashes).
+//! Each handler's `#[utoipa::path]` says what it answers; a route added to [`routes`] is added
+//! to [`ApiDoc`] too (tests/openapi.rs fails otherwise).
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use slipway_runner::pipeline::stages;
 use slipway_runner::project::Workspace;
 use slipway_store::{
     AuditAction, JobKind, JobStatus, NewAuditEntry, NewJob, NewToken, Role, ServiceRecord as _,
     Store as _, VerificationRecord as _,
 };
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
 
 use crate::AppState;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
+
+pub(crate) mod views;
+
+use views::{
+    After, Approved, AuditEntry, AuditQuery, CreatedToken, Decision, DriftCheck, Drill, ErrorBody,
+    Job, Limit, Project, QueueRun, Rejected, Release, Releases, Revoked, Run, RunDetail, RunEvent,
+    Stack, StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
+};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -42,6 +56,156 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/drift", get(drift))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/openapi.json", get(openapi))
+}
+
+/// The API's OpenAPI document: every route of [`routes`], its parameters, bodies and answers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "slipway",
+        version = "1",
+        description = "The JSON API of `slipway serve` (docs/server.md). Every operation needs an API token \
+            (`slipway token create`) sent as `Authorization: Bearer TOKEN`; what a token may do is its role's: \
+            viewers read, deployers also queue runs, approvers also approve and reject (at every stage or at \
+            their token's stage only), admins also manage tokens. Every action, allowed or refused, is kept \
+            in the audit log. An unsuccessful answer is `{\"error\": ...}`, in words meant for the person \
+            asking; a failure of the server's own says only that, and its log has the cause. Times are RFC 3339 \
+            text in UTC.",
+        license(name = "MIT OR Apache-2.0"),
+    ),
+    paths(
+        project,
+        releases,
+        runs,
+        queue_run,
+        run,
+        events,
+        approve,
+        reject,
+        log,
+        queue,
+        audit,
+        drills,
+        drift,
+        tokens,
+        create_token,
+        revoke_token,
+        openapi,
+    ),
+    components(responses(BadRequest, Unprocessable, Unauthorized, Forbidden, Internal, NoProject)),
+    modifiers(&BearerToken),
+    tags(
+        (name = "project", description = "The project, and what each stage runs"),
+        (name = "runs", description = "Runs through the stages, their events, logs and approvals"),
+        (name = "queue", description = "Jobs: runs to start, approved runs to resume, scheduled drift checks and drills"),
+        (name = "audit", description = "The append-only log of every action, allowed or refused"),
+        (name = "verification", description = "Drills and drift checks"),
+        (name = "tokens", description = "API tokens (admins only)"),
+        (name = "meta", description = "This document"),
+    ),
+)]
+pub(crate) struct ApiDoc;
+
+/// The OpenAPI document of the JSON API under `/api/v1`, as pretty JSON with a final newline:
+/// what docs/openapi.json holds and `GET /api/v1/openapi.json` answers. The same text for
+/// the same code (paths and components in name order, properties in field order).
+pub fn openapi_json() -> String {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| {
+            let mut text = ApiDoc::openapi()
+                .to_pretty_json()
+                .expect("the OpenAPI document is plain data");
+            text.push('\n');
+            text
+        })
+        .clone()
+}
+
+/// Adds the one security scheme every operation names.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "An API token: `slw_` and 64 hex digits (`slipway token create`; the server keeps only its SHA-256).",
+            ))
+            .build();
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// An answer carrying [`ErrorBody`], and, where axum refuses the request before a handler
+/// runs, axum's plain text.
+fn error_response(description: &str, json: bool, text: bool) -> RefOr<utoipa::openapi::Response> {
+    let mut response = ResponseBuilder::new().description(description);
+    if json {
+        response = response.content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name(
+                    <ErrorBody as utoipa::ToSchema>::name(),
+                )))
+                .build(),
+        );
+    }
+    if text {
+        response = response.content(
+            "text/plain",
+            ContentBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        );
+    }
+    response.build().into()
+}
+
+/// Declares the error answers shared by many operations, as response components.
+macro_rules! shared_responses {
+    ($($(#[$meta:meta])* $name:ident: $description:literal, json = $json:literal, text = $text:literal;)+) => {
+        $(
+            $(#[$meta])*
+            struct $name;
+
+            impl<'r> utoipa::ToResponse<'r> for $name {
+                fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
+                    (stringify!($name), error_response($description, $json, $text))
+                }
+            }
+        )+
+    };
+}
+
+shared_responses! {
+    /// 400.
+    BadRequest: "The request is not one this operation takes: slipway says why as JSON; a path \
+        parameter, query or JSON body that does not parse is refused by the HTTP layer in plain text.",
+        json = true, text = true;
+    /// 422.
+    Unprocessable: "The JSON body lacks a field this operation needs, or has one of the wrong type \
+        (plain text from the HTTP layer).",
+        json = false, text = true;
+    /// 401.
+    Unauthorized: "No token, or not a live one: send `Authorization: Bearer TOKEN` (`slipway token create`). \
+        Nothing else is told.",
+        json = true, text = false;
+    /// 403.
+    Forbidden: "The token's role does not allow it (at that stage), or the stage's rules do not (four eyes); \
+        the error says which. The refusal is kept in the audit log.",
+        json = true, text = false;
+    /// 500.
+    Internal: "The server could not do it (the record failed); its log says why.",
+        json = true, text = false;
+    /// 503.
+    NoProject: "The server has no project loaded (its working copy's configuration could not be read); \
+        its log says why.",
+        json = true, text = false;
 }
 
 /// The project as the server's working copy last held it.
@@ -61,7 +225,7 @@ fn workspace(state: &AppState) -> ApiResult<std::sync::Arc<Workspace>> {
 
 /// The repository jobs queued through the API belong to: the one webhooks name (so that
 /// runs from either supersede each other), else the project's name.
-fn repository(state: &AppState) -> String {
+pub(crate) fn repository(state: &AppState) -> String {
     if let Some(first) = state.config.allowed_repositories.first() {
         return first.clone();
     }
@@ -70,160 +234,194 @@ fn repository(state: &AppState) -> String {
         .unwrap_or_else(|_| "project".to_owned())
 }
 
-/// `GET /project`: stages, stacks and the graph between them.
-async fn project(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+/// The project
+///
+/// Its stages in delivery order, its stacks and the graph between them, as the server's
+/// working copy last held them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/project",
+    operation_id = "get_project",
+    tag = "project",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The project", body = Project),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+        (status = 503, response = NoProject),
+    ),
+)]
+async fn project(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Project>> {
     let workspace = workspace(&state)?;
     let project = &workspace.project;
-    Ok(Json(json!({
-        "name": project.name,
-        "branch": state.config.branch,
-        "stages": project.stages.iter().map(|s| json!({
-            "name": s.name,
-            "approval": s.approval,
-            "four_eyes": s.four_eyes,
-        })).collect::<Vec<_>>(),
-        "stacks": project.stacks.iter().map(|s| json!({
-            "name": s.name,
-            "dir": s.dir,
-            "team": s.team,
-            "depends_on": s.dependencies.iter().map(|d| &d.stack).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
-    })))
+    Ok(Json(Project {
+        name: project.name.clone(),
+        branch: state.config.branch.clone(),
+        stages: project
+            .stages
+            .iter()
+            .map(|s| Stage {
+                name: s.name.clone(),
+                approval: s.approval,
+                four_eyes: s.four_eyes,
+            })
+            .collect(),
+        stacks: project
+            .stacks
+            .iter()
+            .map(|s| Stack {
+                name: s.name.clone(),
+                dir: s.dir.clone(),
+                team: s.team.clone(),
+                depends_on: s.dependencies.iter().map(|d| d.stack.clone()).collect(),
+            })
+            .collect(),
+    }))
 }
 
-/// `GET /releases`: which artifact of each stack each stage runs.
-async fn releases(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+/// What each stage runs
+///
+/// The current release of each stack in each stage: which artifact, of which commit, since
+/// when, and whether the stages run different artifacts of it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/releases",
+    operation_id = "list_releases",
+    tag = "project",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The releases, by stack then stage", body = Releases),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn releases(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Releases>> {
     let stages: Vec<String> = match workspace(&state) {
         Ok(w) => w.project.stages.iter().map(|s| s.name.clone()).collect(),
         Err(_) => Vec::new(),
     };
-    let mut matrix: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut matrix: BTreeMap<String, BTreeMap<String, Release>> = BTreeMap::new();
     for release in state.store.current_releases().await? {
-        matrix.entry(release.stack.clone()).or_default().insert(
-            release.stage.clone(),
-            json!({
-                "artifact": release.artifact_id,
-                "commit": release.commit,
-                "released_at": release.released_at,
-                "released_by": release.released_by,
-                "run": release.run_id,
-            }),
-        );
+        matrix
+            .entry(release.stack.clone())
+            .or_default()
+            .insert(release.stage.clone(), release.into());
     }
-    let stacks: Vec<Value> = matrix
+    let stacks = matrix
         .into_iter()
-        .map(|(stack, by_stage)| {
-            let artifacts: std::collections::BTreeSet<&str> = by_stage
-                .values()
-                .filter_map(|r| r["artifact"].as_str())
-                .collect();
-            json!({
-                "stack": stack,
-                "stages_differ": artifacts.len() > 1,
-                "releases": by_stage,
-            })
-        })
+        .map(|(stack, by_stage)| StackReleases::new(stack, by_stage))
         .collect();
-    Ok(Json(json!({ "stages": stages, "stacks": stacks })))
+    Ok(Json(Releases { stages, stacks }))
 }
 
-#[derive(Debug, Deserialize)]
-struct Limit {
-    limit: Option<u32>,
-}
-
-/// `GET /runs`: the latest runs, newest first.
+/// The latest runs
+///
+/// Newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs",
+    operation_id = "list_runs",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(Limit),
+    responses(
+        (status = 200, description = "The runs, newest first (50 unless `limit` says)", body = Vec<Run>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn runs(
     State(state): State<AppState>,
     _caller: Caller,
     Query(limit): Query<Limit>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Run>>> {
     let runs = state
         .store
         .recent_runs(limit.limit.unwrap_or(50).min(1000))
         .await?;
-    Ok(Json(json!(runs)))
+    Ok(Json(runs.into_iter().map(Run::from).collect()))
 }
 
-/// `GET /runs/{run}`: a run with its stage runs, stack runs and approvals.
+/// A run
+///
+/// The run with its stage runs, their stack runs (each plan's summary, never where the plan
+/// lies) and its approvals.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}",
+    operation_id = "get_run",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("run" = i64, Path, description = "The run's number")),
+    responses(
+        (status = 200, description = "The run", body = RunDetail),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "The run is not on record", body = ErrorBody),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn run(
     State(state): State<AppState>,
     _caller: Caller,
     Path(run_id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunDetail>> {
     let store = &state.store;
     let run = store
         .run(run_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {run_id} is not on record")))?;
     let stack_runs = store.stack_runs(run_id).await?;
-    let stages: Vec<Value> = store
+    let stages = store
         .stage_runs(run_id)
         .await?
         .into_iter()
         .map(|stage| {
-            let stacks: Vec<Value> = stack_runs
+            let stacks = stack_runs
                 .iter()
                 .filter(|r| r.stage == stage.stage)
-                .map(|r| {
-                    let plan: Value = r
-                        .plan_summary
-                        .as_deref()
-                        .and_then(|p| serde_json::from_str(p).ok())
-                        .unwrap_or(Value::Null);
-                    json!({
-                        "id": r.id,
-                        "stack": r.stack,
-                        "instance": r.instance,
-                        "artifact": r.artifact_id,
-                        "status": r.status,
-                        "started_at": r.started_at,
-                        "finished_at": r.finished_at,
-                        "plan": plan_view(&plan),
-                        "failure_reason": r.failure_reason,
-                        "has_log": r.log_path.is_some(),
-                    })
-                })
+                .map(StackRun::from)
                 .collect();
-            json!({
-                "stage": stage.stage,
-                "status": stage.status,
-                "started_at": stage.started_at,
-                "finished_at": stage.finished_at,
-                "stacks": stacks,
-            })
+            StageRun::new(stage, stacks)
         })
         .collect();
     let approvals = store.approvals(run_id).await?;
-    Ok(Json(json!({
-        "run": run,
-        "stages": stages,
-        "approvals": approvals,
-    })))
+    Ok(Json(RunDetail {
+        run: run.into(),
+        stages,
+        approvals: approvals.into_iter().map(Into::into).collect(),
+    }))
 }
 
-/// What a client sees of a saved plan's summary: the counts, the hash an approval names,
-/// the blast radius; never where the plan file lies on the server.
-fn plan_view(plan: &Value) -> Value {
-    match plan {
-        Value::Object(fields) => Value::Object(
-            fields
-                .iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "plan_file" | "plan_key" | "path" | "key"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct After {
-    after: Option<i64>,
-}
-
-/// `GET /runs/{run}/events`: the run's recorded events as JSON, or, when the client accepts
-/// `text/event-stream`, as server-sent events that follow the run live.
+/// A run's events
+///
+/// The run's recorded events as JSON; or, when the client accepts `text/event-stream`, as
+/// server-sent events that follow the run live: each event's `seq` is its id and the kind
+/// its event name, and its data the event's JSON. A client that reconnects sends
+/// `Last-Event-ID` and gets the rest. The stream ends once the run has finished.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}/events",
+    operation_id = "run_events",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("run" = i64, Path, description = "The run's number"),
+        After,
+        ("Last-Event-ID" = Option<i64>, Header, nullable = false, description = "The last event seen (server-sent events): only the ones after it"),
+    ),
+    responses(
+        (status = 200, description = "The events after `after`, oldest first (at most 10000 as JSON)", content(
+            (Vec<RunEvent> = "application/json"),
+            (String = "text/event-stream"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "The run is not on record", body = ErrorBody),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn events(
     State(state): State<AppState>,
     _caller: Caller,
@@ -249,22 +447,41 @@ async fn events(
         return Ok(crate::live::follow(state, run_id, after).into_response());
     }
     let events = state.store.run_events(run_id, after, 10_000).await?;
-    Ok(Json(json!(events)).into_response())
+    let events: Vec<RunEvent> = events.into_iter().map(RunEvent::from).collect();
+    Ok(Json(events).into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct Decision {
-    stage: String,
-    reason: String,
-}
-
-/// `POST /runs/{run}/approve`: approves a stage's saved plans and queues the resume.
+/// Approve a stage
+///
+/// Approves the saved plans of a stage awaiting approval and queues the job that resumes
+/// the run. Needs the approver role at that stage; a stage with four eyes refuses the
+/// commit's author and whoever started the run.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run}/approve",
+    operation_id = "approve_stage",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("run" = i64, Path, description = "The run's number")),
+    request_body = Decision,
+    responses(
+        (status = 202, description = "Approved; the job named resumes the run", body = Approved),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The run is not on record, or the project has no such stage", body = ErrorBody),
+        (status = 409, description = "The run's stage is not awaiting approval, or its plans are not what was saved", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = NoProject),
+    ),
+)]
 async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(run_id): Path<i64>,
     Json(decision): Json<Decision>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Approved>)> {
     let what = "approving a stage's plans";
     let workspace = decided_stage(&state, &caller, run_id, &decision, what).await?;
     let stage = workspace
@@ -298,6 +515,7 @@ async fn approve(
             repository: repository(&state),
             git_ref: format!("refs/heads/{}", state.config.branch),
             commit: run.commit.clone(),
+            stage: None,
             run_id: Some(run_id),
             delivery_id: None,
             requested_by: caller.actor.clone(),
@@ -306,24 +524,45 @@ async fn approve(
     state.queued.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({
-            "run": run_id,
-            "stage": approval.stage,
-            "plans": approval.plans,
-            "approved_by": caller.actor,
-            "job": job.id,
-        })),
-    )
-        .into_response())
+        Json(Approved {
+            run: run_id,
+            stage: approval.stage,
+            plans: approval.plans,
+            approved_by: caller.actor,
+            job: job.id,
+        }),
+    ))
 }
 
-/// `POST /runs/{run}/reject`: ends a run at its stage awaiting approval.
+/// Reject a stage
+///
+/// Ends a run at its stage awaiting approval, without delivering. Needs the approver role
+/// at that stage.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs/{run}/reject",
+    operation_id = "reject_stage",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(("run" = i64, Path, description = "The run's number")),
+    request_body = Decision,
+    responses(
+        (status = 200, description = "Rejected: the run ended", body = Rejected),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "The runner refused: the run is not awaiting approval at that stage, say; the error says why", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = NoProject),
+    ),
+)]
 async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(run_id): Path<i64>,
     Json(decision): Json<Decision>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Rejected>> {
     let workspace = decided_stage(
         &state,
         &caller,
@@ -335,9 +574,11 @@ async fn reject(
     let stage = stages::reject(&workspace, run_id, &decision.stage, &decision.reason)
         .await
         .map_err(|e| ApiError::conflict(&e))?;
-    Ok(Json(
-        json!({ "run": run_id, "stage": stage, "rejected_by": caller.actor }),
-    ))
+    Ok(Json(Rejected {
+        run: run_id,
+        stage,
+        rejected_by: caller.actor,
+    }))
 }
 
 /// Checks a decision's reason and the caller's role at its stage; returns the workspace
@@ -390,18 +631,31 @@ fn same_person(workspace: &Workspace, caller: &Caller, run: &slipway_store::Run)
         })
 }
 
-#[derive(Debug, Deserialize)]
-struct QueueRun {
-    /// The commit to deliver (its full hash).
-    commit: String,
-}
-
-/// `POST /runs`: queues a run of a commit of the delivered branch.
+/// Queue a run
+///
+/// Queues a run of a commit of the delivered branch; it supersedes the run jobs of the
+/// branch still queued. Needs the deployer role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/runs",
+    operation_id = "queue_run",
+    tag = "queue",
+    security(("bearer" = [])),
+    request_body = QueueRun,
+    responses(
+        (status = 202, description = "Queued", body = Job),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn queue_run(
     State(state): State<AppState>,
     caller: Caller,
     Json(asked): Json<QueueRun>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<Job>)> {
     auth::require(
         &state,
         &caller,
@@ -424,6 +678,7 @@ async fn queue_run(
             repository: repository(&state),
             git_ref: format!("refs/heads/{}", state.config.branch),
             commit: commit.to_owned(),
+            stage: None,
             run_id: None,
             delivery_id: None,
             requested_by: caller.actor.clone(),
@@ -441,76 +696,150 @@ async fn queue_run(
         })
         .await?;
     state.queued.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!(job))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(job.into())))
 }
 
-/// `GET /queue`: the latest jobs, newest first; each queued one says what it waits behind.
+/// The queue
+///
+/// The latest jobs, newest first; each queued one says what it waits behind.
+#[utoipa::path(
+    get,
+    path = "/api/v1/queue",
+    operation_id = "list_queue",
+    tag = "queue",
+    security(("bearer" = [])),
+    params(Limit),
+    responses(
+        (status = 200, description = "The jobs, newest first (100 unless `limit` says)", body = Vec<Job>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn queue(
     State(state): State<AppState>,
     _caller: Caller,
     Query(limit): Query<Limit>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Job>>> {
     let jobs = state
         .store
         .jobs(limit.limit.unwrap_or(100).min(1000))
         .await?;
-    let running = jobs.iter().find(|j| j.status == JobStatus::Running);
+    let running = jobs
+        .iter()
+        .find(|j| j.status == JobStatus::Running)
+        .map(|r| (r.id, r.run_id));
     let mut queued_ahead: Vec<i64> = Vec::new();
-    let mut views: Vec<Value> = Vec::new();
+    let mut views: Vec<Job> = Vec::with_capacity(jobs.len());
     // Oldest first, so that each queued job knows the ones ahead of it.
-    for job in jobs.iter().rev() {
-        let mut view = json!(job);
-        if let Some(fields) = view.as_object_mut() {
-            fields.remove("worker");
-            if job.status == JobStatus::Queued {
-                let behind = match (queued_ahead.last(), running) {
-                    (Some(ahead), _) => format!("queued behind job {ahead}"),
-                    (None, Some(r)) => match r.run_id {
-                        Some(run) => format!("queued behind run {run} (job {})", r.id),
-                        None => format!("queued behind job {}", r.id),
-                    },
-                    (None, None) => "next".to_owned(),
-                };
-                fields.insert("waiting".to_owned(), json!(behind));
-                queued_ahead.push(job.id);
-            }
+    for job in jobs.into_iter().rev() {
+        let queued = job.status == JobStatus::Queued;
+        let mut view = Job::from(job);
+        if queued {
+            view.waiting = Some(match (queued_ahead.last(), running) {
+                (Some(ahead), _) => format!("queued behind job {ahead}"),
+                (None, Some((job, Some(run)))) => format!("queued behind run {run} (job {job})"),
+                (None, Some((job, None))) => format!("queued behind job {job}"),
+                (None, None) => "next".to_owned(),
+            });
+            queued_ahead.push(view.id);
         }
         views.push(view);
     }
     views.reverse();
-    Ok(Json(json!(views)))
+    Ok(Json(views))
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditQuery {
-    after: Option<i64>,
-    limit: Option<u32>,
-}
-
-/// `GET /audit`: the audit log, oldest first, after entry `after`.
+/// The audit log
+///
+/// Every action asked of slipway, allowed or refused, oldest first, after entry `after`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit",
+    operation_id = "audit_log",
+    tag = "audit",
+    security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "The entries, oldest first (500 unless `limit` says)", body = Vec<AuditEntry>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<AuditQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<AuditEntry>>> {
     let entries = state
         .store
         .audit_log(query.after, query.limit.unwrap_or(500).min(10_000))
         .await?;
-    Ok(Json(json!(entries)))
+    Ok(Json(entries.into_iter().map(AuditEntry::from).collect()))
 }
 
-/// `GET /drills`: the latest drills with their recovery times.
-async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.store.drills(None, 100).await?)))
+/// The latest drills
+///
+/// The latest 100 drills of every stage, with their recovery times.
+#[utoipa::path(
+    get,
+    path = "/api/v1/drills",
+    operation_id = "list_drills",
+    tag = "verification",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The drills", body = Vec<Drill>),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Drill>>> {
+    let drills = state.store.drills(None, 100).await?;
+    Ok(Json(drills.into_iter().map(Drill::from).collect()))
 }
 
-/// `GET /drift`: the latest drift checks.
-async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(state.store.drift_checks(None, 100).await?)))
+/// The latest drift checks
+///
+/// The latest 100 drift checks of every stage.
+#[utoipa::path(
+    get,
+    path = "/api/v1/drift",
+    operation_id = "list_drift_checks",
+    tag = "verification",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The drift checks", body = Vec<DriftCheck>),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<DriftCheck>>> {
+    let checks = state.store.drift_checks(None, 100).await?;
+    Ok(Json(checks.into_iter().map(DriftCheck::from).collect()))
 }
 
-/// `GET /runs/{run}/stack-runs/{stack_run}/log`: a stack run's log, redacted as written.
+/// A stack run's log
+///
+/// The Terraform log of one stack run, redacted as it was written.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}/stack-runs/{stack_run}/log",
+    operation_id = "stack_run_log",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("run" = i64, Path, description = "The run's number"),
+        ("stack_run" = i64, Path, description = "The stack run's `id` in the run's answer"),
+    ),
+    responses(
+        (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "The run has no such stack run, it has no log, or its log is gone", body = ErrorBody),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn log(
     State(state): State<AppState>,
     _caller: Caller,
@@ -543,25 +872,53 @@ async fn log(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-struct TokenRequest {
-    actor: String,
-    role: Role,
-    stage: Option<String>,
-}
-
-/// `GET /tokens`: every token (never the secrets, which are not kept).
-async fn tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+/// The tokens
+///
+/// Every token, live or revoked; never a secret, which is not kept. Needs the admin role.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    operation_id = "list_tokens",
+    tag = "tokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tokens", body = Vec<Token>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn tokens(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Token>>> {
     auth::require(&state, &caller, Role::Admin, None, "listing tokens", None).await?;
-    Ok(Json(json!(state.store.tokens().await?)))
+    let tokens = state.store.tokens().await?;
+    Ok(Json(tokens.into_iter().map(Token::from).collect()))
 }
 
-/// `POST /tokens`: makes a token; the response is the only place it is ever shown.
+/// Make a token
+///
+/// Makes a token acting as `actor` with `role`, at every stage or at `stage` only. The
+/// answer is the only place its secret is ever shown. Needs the admin role.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    operation_id = "create_token",
+    tag = "tokens",
+    security(("bearer" = [])),
+    request_body = TokenRequest,
+    responses(
+        (status = 201, description = "Made", body = CreatedToken),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn create_token(
     State(state): State<AppState>,
     caller: Caller,
     Json(asked): Json<TokenRequest>,
-) -> ApiResult<Response> {
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     auth::require(&state, &caller, Role::Admin, None, "making a token", None).await?;
     if asked.actor.trim().is_empty() {
         return Err(ApiError::bad_request("`actor` names who the token acts as"));
@@ -571,7 +928,7 @@ async fn create_token(
         .store
         .create_token(&NewToken {
             actor: asked.actor.trim().to_owned(),
-            role: asked.role,
+            role: asked.role.into(),
             stage: asked.stage.clone(),
             token_hash: secret.hash.clone(),
             created_by: caller.actor.clone(),
@@ -590,17 +947,41 @@ async fn create_token(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "token": secret.token, "id": token.id, "actor": token.actor, "role": token.role, "stage": token.stage })),
-    )
-        .into_response())
+        Json(CreatedToken {
+            token: secret.token,
+            id: token.id,
+            actor: token.actor,
+            role: token.role.into(),
+            stage: token.stage,
+        }),
+    ))
 }
 
-/// `DELETE /tokens/{id}`.
+/// Revoke a token
+///
+/// From now on the token opens nothing; it stays listed, with when it was revoked. Needs
+/// the admin role.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    operation_id = "revoke_token",
+    tag = "tokens",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The token's id")),
+    responses(
+        (status = 200, description = "Revoked", body = Revoked),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No live token has that id", body = ErrorBody),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Revoked>> {
     auth::require(&state, &caller, Role::Admin, None, "revoking a token", None).await?;
     if !state.store.revoke_token(id).await? {
         return Err(ApiError::not_found(format!("no live token {id}")));
@@ -616,5 +997,28 @@ async fn revoke_token(
             details: json!({ "token": id }),
         })
         .await?;
-    Ok(Json(json!({ "revoked": id })))
+    Ok(Json(Revoked { revoked: id }))
+}
+
+/// This document
+///
+/// The API's OpenAPI document, as docs/openapi.json holds it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi_document",
+    tag = "meta",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", body = Object),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn openapi(_caller: Caller) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        openapi_json(),
+    )
+        .into_response()
 }

@@ -1,11 +1,13 @@
 //! The API's errors. Each carries a message for the client and, apart, what the server's
 //! log needs to find the cause: a client never sees a database error or a path, and the log
-//! never has to guess what the client was told.
+//! never has to guess what the client was told. The client's part is the body every
+//! unsuccessful answer has, [`ErrorBody`]: `{"error": "..."}`.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::api::views::ErrorBody;
 
 /// An API request that did not succeed.
 #[derive(Debug)]
@@ -78,7 +80,13 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(status = %self.status, message = %self.message, "API request refused");
         }
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 

@@ -5,6 +5,7 @@
 //! - `queue`: the worker that takes jobs from the record one at a time and drives the
 //!   runner over the server's own working copy;
 //! - `api`: the JSON API under `/api/v1`, for people and tools holding a token (`auth`);
+//! - `schedule`: the drift checks and drills `schedule` blocks ask for, queued on time;
 //! - `live`: a run's events as server-sent events, replayed from the record then followed;
 //! - `metrics`: `/metrics` in Prometheus' text format.
 //!
@@ -32,8 +33,10 @@ mod intake;
 mod live;
 mod metrics;
 mod queue;
+mod schedule;
 pub mod webhook;
 
+pub use api::openapi_json;
 pub use auth::{NewTokenSecret, hash_token, new_token};
 pub use webhook::Secret;
 
@@ -82,6 +85,9 @@ pub struct RunnerConfig {
     pub source: Option<String>,
     /// The runner's settings (who acts is replaced per job by who asked for it).
     pub settings: Settings,
+    /// How often the source is fetched for commits whose webhook never arrived; `None`:
+    /// never.
+    pub poll: Option<std::time::Duration>,
 }
 
 /// Serves on `listener` until `shutdown` resolves. Then no new job starts, a running engine
@@ -135,6 +141,9 @@ impl AppState {
             project: Arc::default(),
         };
         let worker = queue::start(&state).await;
+        if worker.is_some() {
+            schedule::start(&state);
+        }
         Ok((state, worker))
     }
 }

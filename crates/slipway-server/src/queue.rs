@@ -25,9 +25,10 @@ use axum::http::StatusCode;
 use slipway_engine::{Interrupt, InterruptTrigger};
 use slipway_runner::events::{Event, InterruptSource, Observer};
 use slipway_runner::pipeline::stages::{self, RunOutcome};
-use slipway_runner::project;
+use slipway_runner::project::{self, Workspace};
 use slipway_runner::stage_executor::ExecutorOptions;
-use slipway_store::{EngineProcess, Job, JobKind, JobStatus, ServiceRecord as _};
+use slipway_runner::verify::{drift, drill};
+use slipway_store::{EngineProcess, Job, JobKind, JobStatus, NewJob, ServiceRecord as _};
 
 use crate::{AppState, RunnerConfig};
 
@@ -66,7 +67,7 @@ impl Stopping {
         *self.flag.borrow()
     }
 
-    async fn stopped(&self) {
+    pub async fn stopped(&self) {
         let mut watch = self.flag.subscribe();
         let _ = watch.wait_for(|stopping| *stopping).await;
     }
@@ -116,9 +117,16 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, &'stati
 
 async fn work(state: AppState, runner: RunnerConfig) {
     let me = EngineProcess::here(std::process::id());
+    let mut polled: Option<std::time::Instant> = None;
     loop {
         if state.stopping.is_stopping() {
             return;
+        }
+        if let Some(every) = runner.poll {
+            if polled.is_none_or(|at| at.elapsed() >= every) {
+                polled = Some(std::time::Instant::now());
+                poll(&state, &runner).await;
+            }
         }
         let claimed = match state.store.claim_job(&me).await {
             Ok(claimed) => claimed,
@@ -128,10 +136,11 @@ async fn work(state: AppState, runner: RunnerConfig) {
             }
         };
         let Some(job) = claimed else {
+            let idle = runner.poll.map_or(IDLE_POLL, |every| every.min(IDLE_POLL));
             tokio::select! {
                 () = state.queued.notified() => {}
                 () = state.stopping.stopped() => return,
-                () = tokio::time::sleep(IDLE_POLL) => {}
+                () = tokio::time::sleep(idle) => {}
             }
             continue;
         };
@@ -165,12 +174,16 @@ async fn work(state: AppState, runner: RunnerConfig) {
 
 /// Moves the working copy and drives the runner; returns how the run stands, in words.
 async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<String> {
-    let checkout = runner.checkout.clone();
-    let source = runner.source.clone();
-    let commit = job.commit.clone();
-    tokio::task::spawn_blocking(move || move_checkout(&checkout, source.as_deref(), &commit))
-        .await
-        .context("the checkout task stopped")??;
+    // Drift checks and drills work from released artifacts: the working copy stays where
+    // the last delivery left it.
+    if matches!(job.kind, JobKind::Run | JobKind::Resume) {
+        let checkout = runner.checkout.clone();
+        let source = runner.source.clone();
+        let commit = job.commit.clone();
+        tokio::task::spawn_blocking(move || move_checkout(&checkout, source.as_deref(), &commit))
+            .await
+            .context("the checkout task stopped")??;
+    }
     let mut settings = runner.settings.clone();
     if !job.requested_by.is_empty() {
         settings.actor.clone_from(&job.requested_by);
@@ -190,8 +203,52 @@ async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<S
             let run = job.run_id.context("a resume job names no run")?;
             stages::resume(&workspace, run, &options).await?
         }
+        JobKind::Drift => {
+            let stage = stage_of(&workspace, job)?;
+            let stacks = workspace
+                .project
+                .stacks
+                .iter()
+                .map(|s| s.name.clone())
+                .collect();
+            let drift = drift::check_stage(&workspace, stage, &stacks, &options).await?;
+            return Ok(format!(
+                "drift check {} of {}: {}",
+                drift.recorded.id,
+                stage.name,
+                match (drift.failed(), drift.drifted()) {
+                    (true, _) => "a stack could not be checked".to_owned(),
+                    (false, 0) => "in sync".to_owned(),
+                    (false, n) => format!("{n} resource(s) changed outside Terraform"),
+                }
+            ));
+        }
+        JobKind::Drill => {
+            let stage = stage_of(&workspace, job)?;
+            let drill = drill::drill_stage(&workspace, stage, &options, false).await?;
+            return Ok(format!(
+                "drill {} of {}: {} in {} ms",
+                drill.recorded.id,
+                stage.name,
+                if drill.succeeded() {
+                    "recovered"
+                } else {
+                    "failed"
+                },
+                drill.recorded.total_ms.unwrap_or_default()
+            ));
+        }
     };
     Ok(describe(&outcome))
+}
+
+/// The stage a drift check or drill job is of.
+fn stage_of<'w>(workspace: &'w Workspace, job: &Job) -> Result<&'w slipway_core::Stage> {
+    let name = job.stage.as_deref().context("the job names no stage")?;
+    workspace
+        .project
+        .stage(name)
+        .with_context(|| format!("the project no longer has a stage `{name}`"))
 }
 
 fn describe(outcome: &RunOutcome) -> String {
@@ -206,6 +263,60 @@ fn describe(outcome: &RunOutcome) -> String {
             run,
             stage: Some(stage),
         } => format!("run {run} failed at stage {stage}"),
+    }
+}
+
+/// Fetches the source and queues a run of the delivered branch's head, unless that commit
+/// was asked for already (by its webhook, an earlier poll or a person): what catches a
+/// delivery the forge never made.
+async fn poll(state: &AppState, runner: &RunnerConfig) {
+    let checkout = runner.checkout.clone();
+    let source = runner.source.clone();
+    let branch = state.config.branch.clone();
+    let head = tokio::task::spawn_blocking(move || -> Result<Option<String>> {
+        let repo = slipway_git::Repo::open(&checkout)?;
+        let tip = match source {
+            Some(source) => {
+                repo.fetch_from(&source)
+                    .with_context(|| format!("cannot fetch from {source}"))?;
+                format!("refs/remotes/slipway-source/{branch}")
+            }
+            None => format!("refs/heads/{branch}"),
+        };
+        Ok(repo.resolve(&tip)?)
+    })
+    .await;
+    let head = match head {
+        Ok(Ok(Some(head))) => head,
+        Ok(Ok(None)) => {
+            tracing::warn!(branch = %state.config.branch, "polling: the branch does not exist in the source");
+            return;
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(error = %format!("{error:#}"), "polling the source failed");
+            return;
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "the polling task stopped");
+            return;
+        }
+    };
+    let job = NewJob {
+        kind: JobKind::Run,
+        repository: crate::api::repository(state),
+        git_ref: format!("refs/heads/{}", state.config.branch),
+        commit: head.clone(),
+        stage: None,
+        run_id: None,
+        delivery_id: None,
+        requested_by: "poll".to_owned(),
+    };
+    match state.store.enqueue_job(&job).await {
+        Ok(queued) if queued.status == JobStatus::Queued && queued.requested_by == "poll" => {
+            tracing::info!(job = queued.id, commit = %head, "polling found a commit no webhook announced");
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(error = %error, "cannot queue a polled commit"),
     }
 }
 

@@ -181,6 +181,8 @@ delegate! { impl ServiceRecord {
     job(id: i64) -> Option<Job>;
     jobs(limit: u32) -> Vec<Job>;
     interrupt_abandoned_jobs() -> Vec<Job>;
+    schedule_marks() -> Vec<(String, UnixMillis)>;
+    mark_schedule(name: &str, seen: Option<UnixMillis>, due: UnixMillis, job: Option<&NewJob>) -> bool;
     create_token(new: &NewToken) -> ApiToken;
     token_by_hash(hash: &str) -> Option<ApiToken>;
     tokens() -> Vec<ApiToken>;

@@ -27,6 +27,10 @@ text_enum! {
         Run => "run",
         /// Resumes an approved run (`slipway resume`).
         Resume => "resume",
+        /// Checks a stage for drift (`slipway drift`), on a schedule.
+        Drift => "drift",
+        /// Drills a stage (`slipway drill`), on a schedule.
+        Drill => "drill",
     }
 }
 
@@ -88,6 +92,8 @@ pub struct NewJob {
     /// The branch (`refs/heads/main`); jobs of one branch supersede each other.
     pub git_ref: String,
     pub commit: String,
+    /// The stage a drift check or drill is of.
+    pub stage: Option<String>,
     /// The run to resume (resume jobs).
     pub run_id: Option<i64>,
     pub delivery_id: Option<String>,
@@ -102,6 +108,8 @@ pub struct Job {
     pub repository: String,
     pub git_ref: String,
     pub commit: String,
+    /// The stage a drift check or drill is of.
+    pub stage: Option<String>,
     /// The run it resumes, or the run it started once it did.
     pub run_id: Option<i64>,
     pub delivery_id: Option<String>,
@@ -146,6 +154,8 @@ pub struct ApiToken {
 /// The server's queue and its API tokens.
 pub trait ServiceRecord: Send + Sync {
     /// Queues a job; a run job supersedes the queued run jobs of its repository and branch.
+    /// A run of a commit already queued, running or done is not queued again: the earlier
+    /// job is returned.
     fn enqueue_job(&self, new: &NewJob) -> impl Future<Output = Result<Job>> + Send;
     /// Takes the oldest queued job for `worker`, if any. Of two processes racing for it,
     /// one gets it.
@@ -166,6 +176,19 @@ pub trait ServiceRecord: Send + Sync {
     /// Marks `interrupted` the running jobs whose process on this host is gone; returns them.
     fn interrupt_abandoned_jobs(&self) -> impl Future<Output = Result<Vec<Job>>> + Send;
 
+    /// Each schedule's last time acted on.
+    fn schedule_marks(&self) -> impl Future<Output = Result<Vec<(String, UnixMillis)>>> + Send;
+    /// Moves schedule `name` from `seen` (its last time as read; `None`: never marked) to
+    /// `due`, and queues `job` with it, in one transaction; `false` (and nothing queued) if
+    /// another process moved it first.
+    fn mark_schedule(
+        &self,
+        name: &str,
+        seen: Option<UnixMillis>,
+        due: UnixMillis,
+        job: Option<&NewJob>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Keeps a new token's hash.
     fn create_token(&self, new: &NewToken) -> impl Future<Output = Result<ApiToken>> + Send;
     /// The live (not revoked) token with this hash.
@@ -178,7 +201,7 @@ pub trait ServiceRecord: Send + Sync {
 
 macro_rules! job_columns {
     () => {
-        "id, kind, repository, git_ref, commit_id, run_id, delivery_id, requested_by, \
+        "id, kind, repository, git_ref, commit_id, stage, run_id, delivery_id, requested_by, \
          queued_at, status, started_at, finished_at, superseded_by, owner_pid, \
          owner_process_started, owner_host, outcome"
     };
@@ -214,8 +237,8 @@ pub(crate) const ALL_TOKENS: &str =
 
 /// Queues a job (in the caller's transaction).
 pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (kind, repository, git_ref, commit_id, \
-     run_id, delivery_id, requested_by, queued_at, status) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued') RETURNING id";
+     stage, run_id, delivery_id, requested_by, queued_at, status) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued') RETURNING id";
 /// Marks the queued run jobs of a branch as replaced by job `$3`.
 pub(crate) const SUPERSEDE_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
      superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'run' \
@@ -233,16 +256,41 @@ pub(crate) fn role(text: &str) -> Result<Role> {
     crate::sql::parse_text("api_tokens", "role", text)
 }
 
-/// Queues `new` in `tx`, superseding what it replaces; returns the job's id.
+/// A run job of the same commit already queued, running or done: a commit is delivered
+/// once, whether a webhook, the poller or a person asked first.
+pub(crate) const SAME_RUN: &str = "SELECT id FROM jobs WHERE kind = 'run' AND repository = $1 \
+     AND commit_id = $2 AND status IN ('queued', 'running', 'done') ORDER BY id LIMIT 1";
+
+/// Queues `new` in `tx`, superseding what it replaces; returns the job's id (for a run of a
+/// commit already asked for, the earlier job's).
 macro_rules! insert_job {
     ($tx:expr, $new:expr) => {{
         let new: &$crate::service::NewJob = $new;
         let now = $crate::time::UnixMillis::now();
+        let earlier: Option<i64> = if new.kind == $crate::service::JobKind::Run {
+            sqlx::query_scalar($crate::service::SAME_RUN)
+                .bind(&new.repository)
+                .bind(&new.commit)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::error::db("read the queue"))?
+        } else {
+            None
+        };
+        match earlier {
+            Some(id) => id,
+            None => $crate::service::insert_job!(@new $tx, new, now),
+        }
+    }};
+    (@new $tx:expr, $new:expr, $now:expr) => {{
+        let new: &$crate::service::NewJob = $new;
+        let now: $crate::time::UnixMillis = $now;
         let id: i64 = sqlx::query_scalar($crate::service::INSERT_JOB)
             .bind(new.kind.as_str())
             .bind(&new.repository)
             .bind(&new.git_ref)
             .bind(&new.commit)
+            .bind(&new.stage)
             .bind(new.run_id)
             .bind(&new.delivery_id)
             .bind(&new.requested_by)
@@ -314,6 +362,7 @@ macro_rules! impl_service {
                     repository: row.try_get("repository").map_err(db("read jobs"))?,
                     git_ref: row.try_get("git_ref").map_err(db("read jobs"))?,
                     commit: row.try_get("commit_id").map_err(db("read jobs"))?,
+                    stage: row.try_get("stage").map_err(db("read jobs"))?,
                     run_id: row.try_get("run_id").map_err(db("read jobs"))?,
                     delivery_id: row.try_get("delivery_id").map_err(db("read jobs"))?,
                     requested_by: row.try_get("requested_by").map_err(db("read jobs"))?,
@@ -477,6 +526,58 @@ macro_rules! impl_service {
                         }
                     }
                     Ok(abandoned)
+                }
+
+                async fn schedule_marks(&self) -> Result<Vec<(String, UnixMillis)>> {
+                    sqlx::query("SELECT name, last_due FROM schedules ORDER BY name")
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db("read schedules"))?
+                        .iter()
+                        .map(|row| {
+                            Ok((
+                                row.try_get("name").map_err(db("read schedules"))?,
+                                UnixMillis(row.try_get("last_due").map_err(db("read schedules"))?),
+                            ))
+                        })
+                        .collect()
+                }
+
+                async fn mark_schedule(
+                    &self,
+                    name: &str,
+                    seen: Option<UnixMillis>,
+                    due: UnixMillis,
+                    job: Option<&NewJob>,
+                ) -> Result<bool> {
+                    let mut tx = self.write_tx().await?;
+                    let moved = match seen {
+                        None => sqlx::query(
+                            "INSERT INTO schedules (name, last_due) VALUES ($1, $2) \
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(name)
+                        .bind(due.0)
+                        .execute(&mut *tx)
+                        .await,
+                        Some(seen) => sqlx::query(
+                            "UPDATE schedules SET last_due = $2 WHERE name = $1 AND last_due = $3",
+                        )
+                        .bind(name)
+                        .bind(due.0)
+                        .bind(seen.0)
+                        .execute(&mut *tx)
+                        .await,
+                    }
+                    .map_err(db("mark a schedule"))?;
+                    if moved.rows_affected() != 1 {
+                        return Ok(false);
+                    }
+                    if let Some(job) = job {
+                        insert_job!(tx, job);
+                    }
+                    tx.commit().await.map_err(db("mark a schedule"))?;
+                    Ok(true)
                 }
 
                 async fn create_token(&self, new: &NewToken) -> Result<ApiToken> {

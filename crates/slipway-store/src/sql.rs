@@ -1202,6 +1202,7 @@ macro_rules! impl_store {
                             repository: new.repository.clone(),
                             git_ref: new.git_ref.clone(),
                             commit: new.commit.clone(),
+                            stage: None,
                             run_id: None,
                             delivery_id: Some(new.id.clone()),
                             requested_by: new.actor.clone(),

@@ -56,6 +56,7 @@ const PROJECT_SCHEMA: Schema = Schema {
         ("stateful_resources", 0),
         ("advisor", 0),
         ("verify", 0),
+        ("schedule", 1),
     ],
 };
 const PROJECT_BLOCK: Schema = Schema {
@@ -189,6 +190,7 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         stateful_resources: settings.stateful_resources,
         advisor: settings.advisor,
         verify: settings.verify,
+        schedules: settings.schedules,
         store_url: settings.store_url,
         artifacts_url: settings.artifacts_url,
         state: settings.state,
@@ -207,6 +209,7 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
 }
 
 struct Settings {
+    schedules: Vec<super::schedule::Schedule>,
     stateful_resources: super::policy::StatefulResources,
     advisor: super::advisor::AdvisorConfig,
     verify: super::verify::VerifyConfig,
@@ -504,7 +507,16 @@ fn load_project_file(
         env,
         diagnostics,
     );
+    let schedules = super::schedule::load_schedules(
+        file,
+        top.blocks("schedule"),
+        &stage_names,
+        &scope,
+        env,
+        diagnostics,
+    );
     Some(Settings {
+        schedules,
         verify,
         advisor,
         stateful_resources,

@@ -10,6 +10,7 @@ pub mod check;
 pub mod eval;
 mod load;
 pub mod policy;
+pub mod schedule;
 mod schema;
 pub mod verify;
 
@@ -62,6 +63,8 @@ pub struct Project {
     pub advisor: advisor::AdvisorConfig,
     /// How `slipway run` verifies a change before its first stage (`verify { ... }`).
     pub verify: verify::VerifyConfig,
+    /// Drift checks and drills the server starts on a cron schedule (`schedule "NAME"`).
+    pub schedules: Vec<schedule::Schedule>,
     /// The artifact store's URL (`artifacts { url = ... }`); default: `<data>/artifacts`.
     pub artifacts_url: Option<String>,
     /// How the built-in list of stateful resource types changes (`stateful_resources`).

@@ -3,16 +3,23 @@
 //! resources changed or deleted outside Terraform and which attributes changed: names only,
 //! never values (a drifted password must not end up in the record).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
+use serde_json::json;
+use slipway_core::Stage;
 use slipway_plan::Action;
+use slipway_store::{DriftCheck, VerificationRecord as _};
 
-use crate::events::Step;
+use crate::events::{Event, Severity, Step};
 use crate::executor::{Executor, Operation, Outcome};
-use crate::verify::millis;
+use crate::project::{Workspace, with_dependencies};
+use crate::record;
+use crate::stage_executor::ExecutorOptions;
+use crate::verify::{instance, millis, released};
 
 /// How one stack instance compares with its state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,6 +166,101 @@ async fn check(
     let parsed = slipway_plan::parse_plan(&json).context("cannot read the refresh-only plan")?;
     let _ = std::fs::remove_file(&plan.plan_file);
     Ok(Checked::Resources(drifted_resources(&parsed)))
+}
+
+/// A stage's drift check, as recorded.
+#[derive(Debug)]
+pub struct StageDrift {
+    pub recorded: DriftCheck,
+    /// Per stack, in dependency order.
+    pub results: Vec<StackDrift>,
+}
+
+impl StageDrift {
+    /// Resources changed outside Terraform, over every stack.
+    pub fn drifted(&self) -> u64 {
+        self.recorded.drifted
+    }
+
+    /// Whether a stack could not be checked (the answer is incomplete).
+    pub fn failed(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| matches!(r.status, DriftStatus::Failed))
+    }
+}
+
+/// Checks `selected` stacks of `stage` for drift, each with the code the stage was given
+/// (its released artifact), and records the result.
+pub async fn check_stage(
+    workspace: &Workspace,
+    stage: &Stage,
+    selected: &BTreeSet<String>,
+    options: &ExecutorOptions,
+) -> Result<StageDrift> {
+    let project = &workspace.project;
+    let involved = with_dependencies(project, selected);
+    let store = record::open(workspace).await?;
+    // The code the stage was given: its providers and variables are what the state was
+    // written with.
+    let code = released::fetch(workspace, &store, &stage.name, &involved).await?;
+    let executor = instance::executor(
+        workspace,
+        stage,
+        &stage.name,
+        &involved,
+        options,
+        code.code(),
+    )?;
+    // Variables come from the dependencies' outputs, read from their state.
+    let dependencies: BTreeSet<String> = involved
+        .iter()
+        .filter(|s| {
+            project
+                .graph
+                .dependents(s)
+                .iter()
+                .any(|d| involved.contains(*d))
+        })
+        .cloned()
+        .collect();
+    let mut results: Vec<StackDrift> = Vec::new();
+    if !dependencies.is_empty() {
+        for read in executor.walk(&dependencies, Operation::ReadOutputs).await {
+            if read.outcome.is_failure() {
+                workspace.observer.observe(&Event::Note {
+                    severity: Severity::Warning,
+                    stage: Some(stage.name.clone()),
+                    stack: Some(read.stack.clone()),
+                    message: format!(
+                        "warning: cannot read the outputs of `{}`: its dependents are not checked",
+                        read.stack
+                    ),
+                });
+            }
+        }
+    }
+    let limit = Arc::new(tokio::sync::Semaphore::new(executor.parallelism.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for stack in project.graph.order_of(selected.iter().map(String::as_str)) {
+        let executor = Arc::clone(&executor);
+        let limit = Arc::clone(&limit);
+        let stack = stack.to_owned();
+        tasks.spawn(async move {
+            let _turn = limit.acquire_owned().await;
+            check_stack(&executor, &stack).await
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined?);
+    }
+    let order = project.graph.order_of(selected.iter().map(String::as_str));
+    results.sort_by_key(|r| order.iter().position(|s| *s == r.stack));
+
+    let drifted: u64 = results.iter().map(|r| r.resources.len() as u64).sum();
+    let details = json!({ "stacks": results });
+    let recorded = store.record_drift(&stage.name, drifted, &details).await?;
+    Ok(StageDrift { recorded, results })
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! Verification and recovery: ephemeral instances (`instance`), what an instance holds
 //! (`inventory`), stack checks run after apply (`checks`), drift checks (`drift`), a stage's
-//! released code (`released`) and verification of a run's candidate (`paths`); the commands
-//! built on them (`slipway drill`, `drills`, `gc`, `drift`, `recover`) live in `commands/`.
+//! released code (`released`), verification of a run's candidate (`paths`) and drills
+//! (`drill`); the CLI's commands (`slipway drill`, `drills`, `gc`, `drift`, `recover`) print
+//! what they return.
 //! The durations they record are whole milliseconds, and they print them as seconds.
 
 use std::time::Duration;
 
 pub mod checks;
 pub mod drift;
+pub mod drill;
 pub mod instance;
 pub mod inventory;
 pub mod path_result;

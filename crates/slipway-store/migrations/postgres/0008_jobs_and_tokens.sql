@@ -1,16 +1,18 @@
 -- The server's queue and who may use its API.
 --
--- A job is a run to start (from a webhook delivery or an API request) or an approved run to
--- resume. Jobs are taken oldest first; a newer run job for the same repository and branch
--- supersedes the queued ones before it, which stay on record with the job that replaced
--- them. The process working on a job is recorded, so a server started after a crash can
--- tell its own abandoned jobs from another's live ones.
+-- A job is a run to start (from a webhook delivery or an API request), an approved run to
+-- resume, or a scheduled drift check or drill of a stage. Jobs are taken oldest first; a
+-- newer run job for the same repository and branch supersedes the queued ones before it,
+-- which stay on record with the job that replaced them. The process working on a job is
+-- recorded, so a server started after a crash can tell its own abandoned jobs from
+-- another's live ones.
 CREATE TABLE jobs (
     id                    BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind                  TEXT    NOT NULL CHECK (kind IN ('run', 'resume')),
+    kind                  TEXT    NOT NULL CHECK (kind IN ('run', 'resume', 'drift', 'drill')),
     repository            TEXT    NOT NULL,
     git_ref               TEXT    NOT NULL,
     commit_id             TEXT    NOT NULL,
+    stage                 TEXT,
     run_id                BIGINT REFERENCES runs (id),
     delivery_id           TEXT    REFERENCES webhook_deliveries (id),
     requested_by          TEXT    NOT NULL,
@@ -38,4 +40,11 @@ CREATE TABLE api_tokens (
     created_at  BIGINT NOT NULL,
     created_by  TEXT    NOT NULL,
     revoked_at  BIGINT
+);
+
+-- Each schedule's last time that was acted on (its job queued), so that a server that was
+-- down queues one job for the times it missed, and two servers queue each time once.
+CREATE TABLE schedules (
+    name     TEXT    PRIMARY KEY,
+    last_due BIGINT  NOT NULL
 );

@@ -2,7 +2,7 @@
 
 use slipway_store::{
     EngineProcess, JobKind, JobStatus, NewJob, NewRun, NewToken, Role, ServiceRecord as _,
-    Store as _, open,
+    Store as _, UnixMillis, open,
 };
 
 use crate::story::Outcome;
@@ -13,6 +13,7 @@ fn run_job(git_ref: &str, commit: &str) -> NewJob {
         repository: "acme/platform".to_owned(),
         git_ref: git_ref.to_owned(),
         commit: commit.to_owned(),
+        stage: None,
         run_id: None,
         delivery_id: None,
         requested_by: "ada".to_owned(),
@@ -46,6 +47,8 @@ pub async fn job_queue(url: &str) -> Outcome {
         .enqueue_job(&run_job("refs/heads/release", "r1"))
         .await?;
     let second = store.enqueue_job(&run_job("refs/heads/main", "c2")).await?;
+    let again = store.enqueue_job(&run_job("refs/heads/main", "c2")).await?;
+    assert_eq!(again.id, second.id, "a commit is asked for once");
     let first = store.job(first.id).await?.ok_or("the first job is kept")?;
     assert_eq!(first.status, JobStatus::Superseded);
     assert_eq!(first.superseded_by, Some(second.id));
@@ -102,6 +105,45 @@ pub async fn job_queue(url: &str) -> Outcome {
         listed.first().map(|j| j.id),
         Some(orphan.id),
         "newest first"
+    );
+    Ok(())
+}
+
+/// A schedule's mark moves once from what a process read: of two servers acting on the same
+/// time, one queues the job; the job and the mark go together.
+pub async fn schedule_marks(url: &str) -> Outcome {
+    let store = open(url).await?;
+    assert!(store.schedule_marks().await?.is_empty());
+    let drift = NewJob {
+        kind: JobKind::Drift,
+        stage: Some("prod".to_owned()),
+        ..run_job("schedule/nightly", "")
+    };
+    let first = UnixMillis(1_000);
+    assert!(store.mark_schedule("nightly", None, first, None).await?);
+    assert!(
+        !store.mark_schedule("nightly", None, first, None).await?,
+        "marked once"
+    );
+    assert!(
+        store.jobs(10).await?.is_empty(),
+        "a baseline queues nothing"
+    );
+    let due = UnixMillis(2_000);
+    let (a, b) = tokio::join!(
+        store.mark_schedule("nightly", Some(first), due, Some(&drift)),
+        store.mark_schedule("nightly", Some(first), due, Some(&drift)),
+    );
+    assert_eq!([a?, b?].iter().filter(|won| **won).count(), 1);
+    let jobs = store.jobs(10).await?;
+    assert_eq!(jobs.len(), 1, "one job for one time: {jobs:?}");
+    assert_eq!(
+        (jobs[0].kind, jobs[0].stage.as_deref()),
+        (JobKind::Drift, Some("prod"))
+    );
+    assert_eq!(
+        store.schedule_marks().await?,
+        vec![("nightly".to_owned(), due)]
     );
     Ok(())
 }

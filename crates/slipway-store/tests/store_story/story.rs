@@ -30,6 +30,7 @@ pub const SCENARIOS: &[&str] = &[
     "webhook_deliveries",
     "job_queue",
     "api_tokens",
+    "schedule_marks",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -48,6 +49,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "webhook_deliveries" => webhook_deliveries(url).await,
         "job_queue" => crate::service::job_queue(url).await,
         "api_tokens" => crate::service::api_tokens(url).await,
+        "schedule_marks" => crate::service::schedule_marks(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }

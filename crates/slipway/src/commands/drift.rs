@@ -3,22 +3,14 @@
 //! recorded (`drift_checks`). Exit codes: 0 in sync, 2 drift found, 1 when a stack could not
 //! be checked (a failure outranks drift: the answer is incomplete).
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
 use anyhow::Result;
 use clap::Args;
-use serde_json::json;
-use slipway_store::VerificationRecord as _;
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use crate::executor::Operation;
 use crate::project::Workspace;
-use crate::project::{chosen_stacks, find_stage, with_dependencies};
-use crate::record;
-use crate::verify::drift::{DriftStatus, StackDrift, check_stack as check_drift};
-use crate::verify::{instance, released};
+use crate::project::{chosen_stacks, find_stage};
+use crate::verify::drift::{DriftStatus, StackDrift, check_stage};
 
 #[derive(Debug, Args)]
 pub struct DriftArgs {
@@ -37,76 +29,17 @@ pub struct DriftArgs {
 
 /// `slipway drift`.
 pub async fn run(workspace: &Workspace, args: &DriftArgs) -> Result<ExitStatus> {
-    let project = &workspace.project;
     let stage = find_stage(workspace, &args.stage)?;
     let selected = chosen_stacks(workspace, &args.stacks)?;
-    let involved = with_dependencies(project, &selected);
-    let store = record::open(workspace).await?;
-    // The code the stage was given: its providers and variables are what the state was
-    // written with.
-    let code = released::fetch(workspace, &store, &stage.name, &involved).await?;
-    let executor = instance::executor(
-        workspace,
-        stage,
-        &stage.name,
-        &involved,
-        &args.options.executor(),
-        code.code(),
-    )?;
-    // Variables come from the dependencies' outputs, read from their state.
-    let dependencies: BTreeSet<String> = involved
-        .iter()
-        .filter(|s| {
-            project
-                .graph
-                .dependents(s)
-                .iter()
-                .any(|d| involved.contains(*d))
-        })
-        .cloned()
-        .collect();
-    let mut results: Vec<StackDrift> = Vec::new();
-    if !dependencies.is_empty() {
-        for read in executor.walk(&dependencies, Operation::ReadOutputs).await {
-            if read.outcome.is_failure() {
-                eprintln!(
-                    "warning: cannot read the outputs of `{}`: its dependents are not checked",
-                    read.stack
-                );
-            }
-        }
-    }
-    let limit = Arc::new(tokio::sync::Semaphore::new(executor.parallelism.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for stack in project.graph.order_of(selected.iter().map(String::as_str)) {
-        let executor = Arc::clone(&executor);
-        let limit = Arc::clone(&limit);
-        let stack = stack.to_owned();
-        tasks.spawn(async move {
-            let _turn = limit.acquire_owned().await;
-            check_drift(&executor, &stack).await
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        results.push(joined?);
-    }
-    let order = project.graph.order_of(selected.iter().map(String::as_str));
-    results.sort_by_key(|r| order.iter().position(|s| *s == r.stack));
-
-    let drifted: u64 = results.iter().map(|r| r.resources.len() as u64).sum();
-    let details = json!({ "stacks": results });
-    let recorded = store.record_drift(&stage.name, drifted, &details).await?;
+    let drift = check_stage(workspace, stage, &selected, &args.options.executor()).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&recorded)?);
+        println!("{}", serde_json::to_string_pretty(&drift.recorded)?);
     } else {
-        print(&stage.name, &results);
+        print(&stage.name, &drift.results);
     }
-    let failed = results
-        .iter()
-        .any(|r| matches!(r.status, DriftStatus::Failed));
-    Ok(if failed {
+    Ok(if drift.failed() {
         ExitStatus::Failure
-    } else if drifted > 0 {
+    } else if drift.drifted() > 0 {
         ExitStatus::ChangesPending
     } else {
         ExitStatus::Success

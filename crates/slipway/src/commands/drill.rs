@@ -6,26 +6,18 @@
 //! stack), runs the stacks' checks, tears the instance down unless `--keep`, and records the
 //! result.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use anyhow::Result;
 use clap::Args;
-use serde_json::json;
 use slipway_core::Stage;
-use slipway_store::{AnyStore, DrillStatus, Store as _, VerificationRecord as _};
+use slipway_store::VerificationRecord as _;
 
 use super::ExitStatus;
 use super::deliver::RunOptions;
-use crate::executor::{CodeSource, Executor, Operation, Outcome};
-use crate::pipeline::artifacts;
 use crate::project::Workspace;
 use crate::project::find_stage;
 use crate::record;
-use crate::stage_executor::ExecutorOptions;
-use crate::verify::checks::{CheckResult, run_all_checks};
-use crate::verify::{instance, inventory, millis, seconds};
+use crate::verify::drill::{DrillReport, drill_stage};
+use crate::verify::{millis, seconds};
 
 #[derive(Debug, Args)]
 pub struct DrillArgs {
@@ -55,286 +47,25 @@ pub struct DrillsArgs {
     pub json: bool,
 }
 
-/// One stack's part in a drill.
-#[derive(Debug, Default, serde::Serialize)]
-struct StackDrill {
-    artifact_id: Option<String>,
-    rebuilt: bool,
-    ms: u64,
-    /// Why the stack did not rebuild.
-    error: Option<String>,
-    stage_resources: BTreeMap<String, usize>,
-    rebuilt_resources: BTreeMap<String, usize>,
-    differences: Vec<String>,
-}
-
 /// `slipway drill`.
 pub async fn drill(workspace: &Workspace, args: &DrillArgs) -> Result<ExitStatus> {
     let stage = find_stage(workspace, &args.stage)?;
-    let options = args.options.executor();
-    let store = record::open(workspace).await?;
-    let name = instance::create(&store, stage, "drill", None).await?;
-    let drill = store.start_drill(&stage.name, &name).await?;
-    eprintln!(
-        "drill {}: rebuilding {} from its released artifacts into `{name}`",
-        drill.id, stage.name
-    );
-    let started = Instant::now();
-    let mut run = DrillRun {
-        workspace,
-        store: &store,
-        stage,
-        instance: &name,
-        options: &options,
-        stacks: BTreeMap::new(),
-        checks: Vec::new(),
-        problems: Vec::new(),
-        recovery: Duration::ZERO,
-        code: CodeSource::WorkingTree,
-    };
-    let built_anything = run.rebuild(started).await;
-    if built_anything && run.problems.is_empty() {
-        run.compare().await;
-        run.check().await;
-    }
-    let teardown = if args.keep || !built_anything {
-        if !built_anything {
-            let _ = store.instance_destroyed(&name).await;
-        }
-        None
-    } else {
-        match instance::teardown(workspace, &store, stage, &name, run.code.clone(), &options).await
-        {
-            Ok(teardown) => {
-                for failure in teardown.failures() {
-                    run.problems.push(format!("teardown: {failure}"));
-                }
-                Some(teardown)
-            }
-            Err(error) => {
-                run.problems.push(format!("teardown: {error:#}"));
-                None
-            }
-        }
-    };
-    let succeeded = run.problems.is_empty();
-    let details = json!({
-        "instance": name,
-        "stacks": run.stacks,
-        "checks": run.checks,
-        "problems": run.problems,
-        "kept": args.keep,
-        "teardown_ms": teardown.as_ref().map(|t| millis(t.elapsed)),
-    });
-    let status = if succeeded {
-        DrillStatus::Succeeded
-    } else {
-        DrillStatus::Failed
-    };
-    let recorded = store
-        .finish_drill(drill.id, status, millis(run.recovery), &details)
-        .await?;
-    record::audit(
-        workspace,
-        &store,
-        slipway_store::AuditAction::Drill,
-        &stage.name,
-        "",
-        None,
-        json!({"drill": recorded.id, "status": status, "recovery_ms": recorded.total_ms}),
-    )
-    .await?;
+    let report = drill_stage(workspace, stage, &args.options.executor(), args.keep).await?;
     if args.json {
-        super::stream_report(workspace, "drill", &recorded)?;
+        super::stream_report(workspace, "drill", &report.recorded)?;
     } else {
-        print_drill(stage, &name, &run, teardown.as_ref(), args.keep, succeeded);
+        print_drill(stage, &report);
     }
-    Ok(if succeeded {
+    Ok(if report.succeeded() {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
     })
 }
 
-struct DrillRun<'a> {
-    workspace: &'a Workspace,
-    store: &'a AnyStore,
-    stage: &'a Stage,
-    instance: &'a str,
-    options: &'a ExecutorOptions,
-    stacks: BTreeMap<String, StackDrill>,
-    checks: Vec<CheckResult>,
-    problems: Vec<String>,
-    recovery: Duration,
-    code: CodeSource,
-}
-
-impl DrillRun<'_> {
-    /// Fetches every released artifact and applies them all to the instance; returns whether
-    /// anything may have been built (so there is something to tear down).
-    async fn rebuild(&mut self, started: Instant) -> bool {
-        let project = &self.workspace.project;
-        let all: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
-        let Ok(data_dir) = self.workspace.ensure_data_dir() else {
-            self.problems.push("cannot create the data folder".into());
-            return false;
-        };
-        let artifact_store = match artifacts::open(self.workspace) {
-            Ok(store) => store,
-            Err(error) => {
-                self.problems.push(format!("{error:#}"));
-                return false;
-            }
-        };
-        let mut roots = BTreeMap::new();
-        for stack in &all {
-            let entry = self.stacks.entry(stack.clone()).or_default();
-            let release = match self.store.current_release(&self.stage.name, stack).await {
-                Ok(Some(release)) => release,
-                Ok(None) => {
-                    let why = format!(
-                        "no release of `{stack}` in {}: a drill rebuilds only what was released",
-                        self.stage.name
-                    );
-                    entry.error = Some(why.clone());
-                    self.problems.push(format!("{stack}: {why}"));
-                    continue;
-                }
-                Err(error) => {
-                    self.problems.push(format!("{stack}: {error}"));
-                    continue;
-                }
-            };
-            entry.artifact_id = Some(release.artifact_id.clone());
-            match artifacts::fetch(&data_dir, &artifact_store, stack, &release.artifact_id).await {
-                Ok(root) => {
-                    roots.insert(stack.clone(), root);
-                }
-                Err(error) => {
-                    let why = format!("{error:#}");
-                    entry.error = Some(why.clone());
-                    self.problems.push(format!("{stack}: {why}"));
-                }
-            }
-        }
-        if !self.problems.is_empty() {
-            return false;
-        }
-        self.code = CodeSource::Artifacts(roots);
-        let executor = match self.executor(self.instance, &all) {
-            Ok(executor) => executor,
-            Err(error) => {
-                self.problems.push(format!("{error:#}"));
-                return false;
-            }
-        };
-        let results = executor.walk(&all, Operation::Apply).await;
-        self.recovery = started.elapsed();
-        for result in results {
-            let entry = self.stacks.entry(result.stack.clone()).or_default();
-            entry.ms = millis(result.elapsed);
-            entry.rebuilt = matches!(result.outcome, Outcome::Applied { .. });
-            if entry.rebuilt {
-                continue;
-            }
-            let why = match &result.outcome {
-                Outcome::Failed { error } => result.failure_reason(error),
-                Outcome::Skipped { because } => format!("not built: `{because}` did not rebuild"),
-                Outcome::Interrupted { .. } => "interrupted".to_owned(),
-                other => format!("{other:?}"),
-            };
-            entry.error = Some(why.clone());
-            self.problems.push(format!("{}: {why}", result.stack));
-        }
-        true
-    }
-
-    /// Resource types and counts per stack, the stage's against the rebuilt instance's.
-    async fn compare(&mut self) {
-        let all: BTreeSet<String> = self.stacks.keys().cloned().collect();
-        let stage_reader = self.executor(&self.stage.name, &all);
-        let drill_reader = self.executor(self.instance, &all);
-        let (stage_reader, drill_reader) = match (stage_reader, drill_reader) {
-            (Ok(a), Ok(b)) => (a, b),
-            (Err(error), _) | (_, Err(error)) => {
-                self.problems.push(format!("compare: {error:#}"));
-                return;
-            }
-        };
-        for stack in &all {
-            let before = inventory::resource_counts(&stage_reader, stack).await;
-            let after = inventory::resource_counts(&drill_reader, stack).await;
-            let entry = self.stacks.entry(stack.clone()).or_default();
-            match (before, after) {
-                (Ok(before), Ok(after)) => {
-                    entry.differences = inventory::differences(&before, &after);
-                    if !entry.differences.is_empty() {
-                        self.problems.push(format!(
-                            "{stack}: the rebuilt instance differs from {}: {}",
-                            self.stage.name,
-                            entry.differences.join("; ")
-                        ));
-                    }
-                    entry.stage_resources = before;
-                    entry.rebuilt_resources = after;
-                }
-                (Err(error), _) | (_, Err(error)) => {
-                    self.problems
-                        .push(format!("{stack}: cannot compare: {error:#}"));
-                }
-            }
-        }
-    }
-
-    /// Runs every stack's checks against the rebuilt instance.
-    async fn check(&mut self) {
-        let project = &self.workspace.project;
-        let with_checks: BTreeSet<String> = project
-            .stacks
-            .iter()
-            .filter(|s| !s.checks.is_empty())
-            .map(|s| s.name.clone())
-            .collect();
-        if with_checks.is_empty() {
-            return;
-        }
-        let executor = match self.executor(self.instance, &with_checks) {
-            Ok(executor) => executor,
-            Err(error) => {
-                self.problems.push(format!("checks: {error:#}"));
-                return;
-            }
-        };
-        let stacks = project
-            .stacks
-            .iter()
-            .filter(|s| with_checks.contains(&s.name));
-        let results = run_all_checks(&executor, stacks, &mut self.problems).await;
-        self.checks.extend(results);
-    }
-
-    /// An executor for `stacks` of `instance` (the stage's own, or the rebuilt one), with the
-    /// drill's code.
-    fn executor(&self, instance: &str, stacks: &BTreeSet<String>) -> Result<Arc<Executor>> {
-        instance::executor(
-            self.workspace,
-            self.stage,
-            instance,
-            stacks,
-            self.options,
-            self.code.clone(),
-        )
-    }
-}
-
-fn print_drill(
-    stage: &Stage,
-    instance: &str,
-    run: &DrillRun<'_>,
-    teardown: Option<&instance::Teardown>,
-    keep: bool,
-    succeeded: bool,
-) {
+fn print_drill(stage: &Stage, run: &DrillReport) {
+    let instance = &run.instance;
+    let succeeded = run.succeeded();
     println!(
         "drill of {} into {instance}: {}",
         stage.name,
@@ -373,14 +104,14 @@ fn print_drill(
             }
         }
     }
-    match teardown {
+    match &run.teardown {
         Some(t) if t.succeeded() => {
             println!("teardown: destroyed in {}", seconds(millis(t.elapsed)))
         }
         Some(_) => println!(
             "teardown: FAILED; the instance stays on record\n  help: run `slipway gc` to destroy what is left"
         ),
-        None if keep => println!(
+        None if run.kept => println!(
             "kept: `{instance}` stays up\n  help: run `slipway gc` to destroy it when you are done"
         ),
         None => {}
@@ -392,7 +123,6 @@ fn print_drill(
         }
     }
 }
-
 /// `slipway drills`.
 pub async fn drills(workspace: &Workspace, args: &DrillsArgs) -> Result<ExitStatus> {
     if let Some(stage) = &args.stage {

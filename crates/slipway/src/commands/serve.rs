@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Keep deliveries and jobs in the record without running them (an intake-only server).
     #[arg(long)]
     pub no_jobs: bool,
+    /// How often to fetch the source for pushes whose webhook never arrived (`30s`, `5m`);
+    /// `0` turns polling off.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub poll: std::time::Duration,
     /// Log as JSON objects, one a line (for log collectors), instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -73,6 +77,7 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         checkout: workspace.root.clone(),
         source,
         settings,
+        poll: (!args.poll.is_zero()).then_some(args.poll),
     });
     let config = ServerConfig {
         github_secret: secret(GITHUB_SECRET),

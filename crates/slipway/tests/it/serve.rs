@@ -276,7 +276,11 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let server = Served::start(&checkout, &served_env, &["--allow-repo", "acme/webshop"]);
+    let server = Served::start(
+        &checkout,
+        &served_env,
+        &["--allow-repo", "acme/webshop", "--poll", "0"],
+    );
 
     let push = serde_json::json!({
         "ref": "refs/heads/main",
@@ -443,4 +447,268 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
     for token in [&viewer, &deployer, &author, &pusher, &approver] {
         assert!(!log.contains(token.as_str()), "no token in the log");
     }
+}
+
+/// The provider-free `crash` fixture as a committed repository, with `extra` appended to its
+/// slipway.hcl, and the environment that runs it on the sandbox's engine.
+fn provider_free_repository(extra: &str) -> (tempfile::TempDir, Vec<(String, String)>) {
+    use crate::pipeline::git;
+    let sandbox = slipway_sandbox::Sandbox::from_env().expect("the sandbox installs");
+    let project = fixture("crash");
+    let config = project.path().join("slipway.hcl");
+    let text = std::fs::read_to_string(&config).unwrap() + extra;
+    std::fs::write(&config, text).unwrap();
+    git(project.path(), &["init", "-q", "-b", "main"]);
+    std::fs::write(project.path().join(".gitignore"), ".slipway/\n").unwrap();
+    git(project.path(), &["add", "-A"]);
+    git(project.path(), &["commit", "-q", "-m", "crash fixture"]);
+    let env = vec![
+        (
+            "SLIPWAY_ENGINE".to_owned(),
+            sandbox.terraform.display().to_string(),
+        ),
+        ("SLIPWAY_ACTOR".to_owned(), "operator".to_owned()),
+    ];
+    (project, env)
+}
+
+/// A schedule whose times passed while no server ran queues one job when one starts, not
+/// one per time missed: a drift check of dev, whose result is recorded.
+#[test]
+fn a_schedule_missed_while_down_runs_once_when_the_server_starts() {
+    use slipway_store::{
+        JobKind, JobStatus, ServiceRecord as _, UnixMillis, VerificationRecord as _,
+    };
+    // Once a year: nothing else falls due while the test runs.
+    let (project, env) = provider_free_repository(
+        "\nschedule \"yearly-drift\" {\n  cron  = \"0 0 1 1 *\"\n  run   = \"drift\"\n  stage = \"dev\"\n}\n",
+    );
+    let dir = project.path();
+    crate::common::slipway_ok_with(dir, &env, &["deploy", "--stage", "dev"]);
+    // Last acted on three years ago: three times missed.
+    let three_years = 3 * 366 * 24 * 3600 * 1000;
+    with_record(dir, |store| async move {
+        let long_ago = UnixMillis(UnixMillis::now().0 - three_years);
+        assert!(
+            store
+                .mark_schedule("yearly-drift", None, long_ago, None)
+                .await
+                .unwrap()
+        );
+    });
+    let server = Served::start(dir, &env, &["--poll", "0"]);
+    crate::common::wait_until(
+        "the scheduled drift check ends",
+        Duration::from_secs(300),
+        || {
+            with_record(dir, |store| async move { store.jobs(10).await.unwrap() })
+                .iter()
+                .any(|job| matches!(job.status, JobStatus::Done | JobStatus::Failed))
+        },
+    );
+    let log = server.stop();
+    let jobs = with_record(dir, |store| async move { store.jobs(10).await.unwrap() });
+    assert_eq!(
+        jobs.len(),
+        1,
+        "one job for three missed times: {jobs:?}\n{log}"
+    );
+    let job = &jobs[0];
+    assert_eq!(
+        (job.kind, job.status),
+        (JobKind::Drift, JobStatus::Done),
+        "{job:?}\n{log}"
+    );
+    assert_eq!(job.stage.as_deref(), Some("dev"));
+    assert!(
+        job.outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("of dev: in sync")),
+        "{job:?}"
+    );
+    let (checks, marks) = with_record(dir, |store| async move {
+        (
+            store.drift_checks(Some("dev"), 10).await.unwrap(),
+            store.schedule_marks().await.unwrap(),
+        )
+    });
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert_eq!(checks[0].drifted, 0);
+    // Marked at the latest 1 January, 00:00 UTC.
+    let mark = marks[0].1.to_rfc3339();
+    assert!(mark.contains("-01-01T00:00:00"), "{mark}");
+}
+
+/// `kill -9` of the server while a run waits for approval loses nothing: after a restart it
+/// still waits, is approved through the API and completes.
+#[test]
+fn a_server_killed_while_a_run_awaits_approval_picks_it_up_after_a_restart() {
+    let (project, env) = provider_free_repository("");
+    let dir = project.path();
+    let viewer = crate::common::slipway_ok_with(
+        dir,
+        &env,
+        &["token", "create", "--actor", "vic", "--role", "viewer"],
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    let approver = crate::common::slipway_ok_with(
+        dir,
+        &env,
+        &[
+            "token", "create", "--actor", "erin", "--role", "approver", "--stage", "prod",
+        ],
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    let deployer = crate::common::slipway_ok_with(
+        dir,
+        &env,
+        &["token", "create", "--actor", "dee", "--role", "deployer"],
+    )
+    .stdout
+    .trim()
+    .to_owned();
+    let head = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["rev-parse", "HEAD"])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+
+    let mut server = Served::start(dir, &env, &["--poll", "0"]);
+    let (status, job) = server.api(
+        "POST",
+        "/api/v1/runs",
+        &deployer,
+        Some(serde_json::json!({ "commit": head })),
+    );
+    assert_eq!(status, 202, "{job}");
+    let mut run = 0;
+    crate::common::wait_until("the queued run starts", Duration::from_secs(120), || {
+        let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+        run = queue[0]["run_id"].as_i64().unwrap_or(0);
+        run > 0
+    });
+    let seen = server.follow(run, &viewer, 0, "awaiting_approval");
+    crate::common::wait_until("the job ends at the gate", Duration::from_secs(60), || {
+        let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+        queue[0]["status"] == "done"
+    });
+
+    // kill -9: no drain, no goodbye.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let server = Served::start(dir, &env, &["--poll", "0"]);
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    assert_eq!(detail["run"]["status"], "running", "{detail}");
+    let prod = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap()
+        .clone();
+    assert_eq!(prod["status"], "awaiting_approval", "still waits: {detail}");
+    let (status, approved) = server.api(
+        "POST",
+        &format!("/api/v1/runs/{run}/approve"),
+        &approver,
+        Some(serde_json::json!({ "stage": "prod", "reason": "after the restart" })),
+    );
+    assert_eq!(status, 202, "{approved}");
+    let rest = server.follow(run, &viewer, seen.last().unwrap().0, "run_finished");
+    assert_eq!(rest.last().unwrap().1["delivered"], true, "{rest:?}");
+    let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+    let statuses: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    // The resume ran after the restart; the first job had ended at the gate.
+    assert_eq!(statuses, ["done", "done"], "{queue}");
+    server.stop();
+}
+
+/// Pushes whose webhook never arrives are found by polling the source: the server's clone
+/// fetches from its `origin` and queues the branch's new head, once.
+#[test]
+fn polling_the_source_queues_a_pushed_commit_no_webhook_announced() {
+    use crate::pipeline::git;
+    use slipway_store::ServiceRecord as _;
+    let (upstream, env) = provider_free_repository("");
+    let home = tempfile::tempdir().unwrap();
+    let checkout = home.path().join("server");
+    assert!(
+        std::process::Command::new("git")
+            .args(["clone", "-q"])
+            .arg(upstream.path())
+            .arg(&checkout)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let server = Served::start(&checkout, &env, &["--poll", "1s"]);
+    let head = |dir: &std::path::Path| {
+        String::from_utf8(
+            std::process::Command::new("git")
+                .args(["rev-parse", "HEAD"])
+                .current_dir(dir)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+        .trim()
+        .to_owned()
+    };
+    let polled = |commit: String| {
+        let checkout = checkout.clone();
+        move || {
+            with_record(
+                &checkout,
+                |store| async move { store.jobs(20).await.unwrap() },
+            )
+            .iter()
+            .any(|j| j.commit == commit && j.requested_by == "poll")
+        }
+    };
+    crate::common::wait_until(
+        "the branch's head is queued",
+        Duration::from_secs(120),
+        polled(head(upstream.path())),
+    );
+    // A push nobody announces.
+    let main_tf = upstream.path().join("stacks/app/main.tf");
+    let text = std::fs::read_to_string(&main_tf).unwrap();
+    std::fs::write(&main_tf, text + "\n# a change pushed without a webhook\n").unwrap();
+    git(upstream.path(), &["commit", "-q", "-am", "unannounced"]);
+    crate::common::wait_until(
+        "the pushed commit is queued",
+        Duration::from_secs(300),
+        polled(head(upstream.path())),
+    );
+    server.stop();
+    let jobs = with_record(
+        &checkout,
+        |store| async move { store.jobs(20).await.unwrap() },
+    );
+    let polled_jobs: Vec<&str> = jobs
+        .iter()
+        .filter(|j| j.requested_by == "poll")
+        .map(|j| j.commit.as_str())
+        .collect();
+    assert_eq!(
+        polled_jobs.len(),
+        2,
+        "each commit once, however often polled: {jobs:?}"
+    );
 }
