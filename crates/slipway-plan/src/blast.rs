@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Action, ActionKind, Plan};
 use crate::stateful::StatefulTypes;
@@ -34,7 +34,7 @@ impl StackLinks {
 }
 
 /// Resource changes per action kind, plus the import and move flags.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ActionCounts {
     pub create: u64,
     pub update: u64,
@@ -90,7 +90,7 @@ impl ActionCounts {
 }
 
 /// A delete or replace of a stateful resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataLossRisk {
     pub address: String,
     #[serde(rename = "type")]
@@ -99,7 +99,7 @@ pub struct DataLossRisk {
 }
 
 /// An output whose value the plan changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedOutput {
     pub name: String,
     pub action: Action,
@@ -107,7 +107,7 @@ pub struct ChangedOutput {
 }
 
 /// An input of a downstream stack that reads a changed output.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkedInput {
     pub output: String,
     pub input: String,
@@ -115,7 +115,7 @@ pub struct LinkedInput {
 
 /// A stack reached by the change: directly (depth 1, through `inputs`) or transitively
 /// (depth > 1, `through` the stack it depends on).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DownstreamStack {
     pub stack: String,
     pub depth: u32,
@@ -124,14 +124,14 @@ pub struct DownstreamStack {
 }
 
 /// A resource moved to a new address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Move {
     pub from: String,
     pub to: String,
 }
 
 /// A resource changed outside Terraform since the last apply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drifted {
     pub address: String,
     pub action: Action,
@@ -139,7 +139,7 @@ pub struct Drifted {
 }
 
 /// The measured impact of one stack instance's plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlastRadius {
     pub counts: ActionCounts,
     /// Resource changes per exact `actions` array, joined with commas (`"delete,create"`).

@@ -4,10 +4,10 @@
 //! attributes a change touches, so the model stays small for huge plans and cannot leak
 //! sensitive values into reports or policy input.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What Terraform will do to one resource instance (the `actions` array of a change).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// `["no-op"]`
@@ -102,7 +102,7 @@ impl Action {
 }
 
 /// The coarse kind of an action, as counted in reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     Create,

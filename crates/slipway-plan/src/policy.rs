@@ -39,7 +39,7 @@ pub struct PolicyConfig {
 }
 
 /// How much a violation weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Warn,
@@ -48,7 +48,7 @@ pub enum Severity {
 }
 
 /// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// The threshold's configuration name (`max_deletes`, ...) or `slipway.deny` /
     /// `slipway.warn` for Rego rules.
@@ -58,7 +58,7 @@ pub struct Violation {
 }
 
 /// The outcome of a policy evaluation for one instance, or for a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     #[default]

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::blast::{ActionCounts, BlastRadius, StackLinks, blast_radius};
 use crate::model::{Action, Plan};
@@ -17,7 +17,7 @@ use crate::stateful::StatefulTypes;
 pub const REPORT_SCHEMA: &str = "slipway.blast-radius/v1";
 
 /// A resource change worth listing (everything but no-ops).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeSummary {
     pub address: String,
     #[serde(rename = "type")]
@@ -31,7 +31,7 @@ pub struct ChangeSummary {
 }
 
 /// One stack instance's part of the report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceReport {
     pub stack: String,
     pub instance: String,

@@ -50,6 +50,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/{run}/approve", post(approve))
         .route("/runs/{run}/reject", post(reject))
         .route("/runs/{run}/stack-runs/{stack_run}/log", get(log))
+        .route("/runs/{run}/stages/{stage}/report", get(report))
         .route("/queue", get(queue))
         .route("/audit", get(audit))
         .route("/drills", get(drills))
@@ -84,6 +85,7 @@ pub(crate) fn routes() -> Router<AppState> {
         approve,
         reject,
         log,
+        report,
         queue,
         audit,
         drills,
@@ -817,6 +819,91 @@ async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Jso
 async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<DriftCheck>>> {
     let checks = state.store.drift_checks(None, 100).await?;
     Ok(Json(checks.into_iter().map(DriftCheck::from).collect()))
+}
+
+/// How the report is written.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReportFormat {
+    /// `json` (schema `slipway.blast-radius/v1`, docs/report-schema.md; the default) or
+    /// `markdown` (to paste into a pull request or a ticket).
+    format: Option<String>,
+}
+
+/// The blast radius report of a stage's saved plans
+///
+/// What an approver reads before approving: actions, data-loss risks, downstream reach and
+/// the policy verdict, over every stack whose plan, saved for approval, changes something.
+#[utoipa::path(
+    get,
+    path = "/api/v1/runs/{run}/stages/{stage}/report",
+    operation_id = "stage_report",
+    tag = "runs",
+    security(("bearer" = [])),
+    params(
+        ("run" = i64, Path, description = "The run's number"),
+        ("stage" = String, Path, description = "The stage whose saved plans are reported"),
+        ReportFormat,
+    ),
+    responses(
+        (status = 200, description = "The report, as JSON or Markdown", body = Object, content_type = "application/json"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "The run has no plans saved at that stage", body = ErrorBody),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn report(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path((run_id, stage)): Path<(i64, String)>,
+    Query(format): Query<ReportFormat>,
+) -> ApiResult<Response> {
+    let markdown = match format.format.as_deref() {
+        None | Some("json") => false,
+        Some("markdown") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "`format` is `{other}`: ask for `json` or `markdown`"
+            )));
+        }
+    };
+    let saved: Vec<slipway_store::StackRun> = state
+        .store
+        .stack_runs(run_id)
+        .await?
+        .into_iter()
+        .filter(|r| r.stage == stage)
+        .collect();
+    let instances: Vec<slipway_plan::InstanceReport> = saved
+        .iter()
+        .filter_map(|r| r.plan_summary.as_deref())
+        .filter_map(|summary| serde_json::from_str::<serde_json::Value>(summary).ok())
+        .filter_map(|mut summary| summary.get_mut("report").map(serde_json::Value::take))
+        .filter_map(|report| serde_json::from_value(report).ok())
+        .collect();
+    if saved.is_empty() || instances.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "run {run_id} has no plans with changes saved at stage {stage}"
+        )));
+    }
+    let report = slipway_plan::Report::new(instances);
+    Ok(if markdown {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            slipway_plan::render_markdown(&report),
+        )
+            .into_response()
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            report.to_json(),
+        )
+            .into_response()
+    })
 }
 
 /// A stack run's log

@@ -32,6 +32,7 @@ const ROUTES: &[&str] = &[
     "GET /api/v1/runs/{run}/events",
     "POST /api/v1/runs/{run}/reject",
     "GET /api/v1/runs/{run}/stack-runs/{stack_run}/log",
+    "GET /api/v1/runs/{run}/stages/{stage}/report",
     "GET /api/v1/tokens",
     "POST /api/v1/tokens",
     "DELETE /api/v1/tokens/{id}",

@@ -123,3 +123,24 @@ fn analyze_file_names_the_stack_after_the_file() {
     assert_eq!(report.instances[0].instance, "default");
     assert_eq!(report.total.counts.create, 3);
 }
+
+/// A report kept as JSON (with a plan saved for approval) reads back as the same report, so
+/// a server renders later exactly what was measured when the plan was made.
+#[test]
+fn an_instance_report_reads_back_from_its_json_unchanged() {
+    let report = run_report();
+    assert!(!report.instances.is_empty());
+    for instance in &report.instances {
+        let kept = serde_json::to_value(instance).unwrap();
+        let read: slipway_plan::InstanceReport = serde_json::from_value(kept).unwrap();
+        assert_eq!(&read, instance);
+    }
+    let again = Report::new(
+        report
+            .instances
+            .iter()
+            .map(|i| serde_json::from_value(serde_json::to_value(i).unwrap()).unwrap())
+            .collect(),
+    );
+    assert_eq!(render_markdown(&again), render_markdown(&report));
+}

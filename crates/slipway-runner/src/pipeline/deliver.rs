@@ -245,8 +245,15 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                         &result.outcome,
                     )
                     .await?;
-                    if let (Some(counts), Some(summary)) = (result.plan, summary.as_object_mut()) {
-                        summary.insert("counts".to_owned(), serde_json::json!(counts));
+                    if let Some(summary) = summary.as_object_mut() {
+                        if let Some(counts) = result.plan {
+                            summary.insert("counts".to_owned(), serde_json::json!(counts));
+                        }
+                        // What an approver reads before approving: the plan's blast radius
+                        // report, kept with the plan it describes.
+                        if let Some(report) = &result.report {
+                            summary.insert("report".to_owned(), serde_json::to_value(report)?);
+                        }
                     }
                     store
                         .record_plan(stack_run_id, &summary.to_string())

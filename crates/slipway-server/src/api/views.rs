@@ -314,8 +314,9 @@ pub struct StackRun {
     pub has_log: bool,
 }
 
-/// The keys of a plan summary that say where the plan lies on the server.
-const PLAN_LOCATION_KEYS: &[&str] = &["plan_file", "plan_key", "path", "key"];
+/// The keys of a plan summary a client does not get here: where the plan lies on the server,
+/// and the blast radius report (served on its own: `GET .../stages/{stage}/report`).
+const PLAN_LOCATION_KEYS: &[&str] = &["plan_file", "plan_key", "path", "key", "report"];
 
 impl From<&store::StackRun> for StackRun {
     fn from(r: &store::StackRun) -> Self {

@@ -346,6 +346,44 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
         "no server paths: {detail}"
     );
 
+    // What the approver reads first: the saved plans' blast radius.
+    let report = ureq::get(&server.url(&format!("/api/v1/runs/{run}/stages/prod/report")))
+        .set("Authorization", &format!("Bearer {viewer}"))
+        .call()
+        .unwrap()
+        .into_json::<serde_json::Value>()
+        .unwrap();
+    assert_eq!(report["schema"], "slipway.blast-radius/v1", "{report}");
+    let reported: Vec<&str> = report["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["stack"].as_str().unwrap())
+        .collect();
+    assert!(
+        reported.contains(&"network") && reported.contains(&"queue"),
+        "{reported:?}"
+    );
+    assert!(
+        report["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["instance"] == "prod")
+    );
+    let markdown = ureq::get(&server.url(&format!(
+        "/api/v1/runs/{run}/stages/prod/report?format=markdown"
+    )))
+    .set("Authorization", &format!("Bearer {viewer}"))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert!(
+        markdown.contains("network") && markdown.contains('|'),
+        "{markdown}"
+    );
+
     let approve = |token: &str| {
         server.api(
             "POST",
