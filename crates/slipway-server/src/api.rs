@@ -441,12 +441,8 @@ async fn events(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
     let after = last_seen.or(after.after).unwrap_or(0);
-    let streaming = headers
-        .get(axum::http::header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if streaming {
-        return Ok(crate::live::follow(state, run_id, after).into_response());
+    if accepts_event_stream(&headers) {
+        return Ok(crate::live::follow(state, run_id, after, None).into_response());
     }
     let events = state.store.run_events(run_id, after, 10_000).await?;
     let events: Vec<RunEvent> = events.into_iter().map(RunEvent::from).collect();
@@ -906,9 +902,19 @@ async fn report(
     })
 }
 
+/// Whether the client asked for server-sent events.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
 /// A stack run's log
 ///
-/// The Terraform log of one stack run, redacted as it was written.
+/// The Terraform log of one stack run, redacted as it was written; or, when the client
+/// accepts `text/event-stream`, the engine's lines as it prints them (`engine_output`
+/// events, redacted), ending with the stack's `stack_finished`.
 #[utoipa::path(
     get,
     path = "/api/v1/runs/{run}/stack-runs/{stack_run}/log",
@@ -920,10 +926,13 @@ async fn report(
         ("stack_run" = i64, Path, description = "The stack run's `id` in the run's answer"),
     ),
     responses(
-        (status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 200, description = "The log, or its lines live", content(
+            (String = "text/plain"),
+            (String = "text/event-stream"),
+        )),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
-        (status = 404, description = "The run has no such stack run, it has no log, or its log is gone", body = ErrorBody),
+        (status = 404, description = "The run has no such stack run, it has no log yet, or its log is gone", body = ErrorBody),
         (status = 500, response = Internal),
     ),
 )]
@@ -931,6 +940,7 @@ async fn log(
     State(state): State<AppState>,
     _caller: Caller,
     Path((run_id, stack_run_id)): Path<(i64, i64)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let stack_run = state
         .store
@@ -940,9 +950,19 @@ async fn log(
         .ok_or_else(|| {
             ApiError::not_found(format!("run {run_id} has no stack run {stack_run_id}"))
         })?;
-    let path = stack_run
-        .log_path
-        .ok_or_else(|| ApiError::not_found(format!("stack run {stack_run_id} has no log")))?;
+    if accepts_event_stream(&headers) {
+        let only = crate::live::StackLines {
+            stage: stack_run.stage.clone(),
+            instance: stack_run.instance.clone(),
+            stack: stack_run.stack.clone(),
+        };
+        return Ok(crate::live::follow(state, run_id, 0, Some(only)).into_response());
+    }
+    let path = stack_run.log_path.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "stack run {stack_run_id} has no log yet; follow it live with `Accept: text/event-stream`"
+        ))
+    })?;
     let text = tokio::fs::read_to_string(&path)
         .await
         .map_err(|error| ApiError {

@@ -3,6 +3,9 @@
 //! Every message carries the event's number in its run as its id, so a client that
 //! reconnects continues where it stopped; nothing is sent twice or skipped.
 //!
+//! A stack run's live log is the same stream narrowed to its stack instance's engine lines
+//! (`engine_output`, redacted like every log) and ending with its `stack_finished`.
+//!
 //! The record is the only source: events written by this server's jobs wake the stream at
 //! once (the [`Pulse`]); those written by another process (`slipway resume` on a laptop)
 //! are found within [`POLL`]. The stream ends once the run has finished and its last event
@@ -45,8 +48,36 @@ impl Pulse {
     }
 }
 
+/// One stack instance of a run: its engine's lines, then its end.
+#[derive(Debug, Clone)]
+pub(crate) struct StackLines {
+    pub stage: String,
+    pub instance: String,
+    pub stack: String,
+}
+
+impl StackLines {
+    /// Whether `event` is this stack instance's, and whether it is its last.
+    fn matches(&self, event: &serde_json::Value) -> (bool, bool) {
+        let kind = event.get("event").and_then(|k| k.as_str());
+        let ours = ["stage", "instance", "stack"]
+            .iter()
+            .zip([&self.stage, &self.instance, &self.stack])
+            .all(|(field, want)| event.get(*field).and_then(|v| v.as_str()) == Some(want));
+        match kind {
+            Some("engine_output") if ours => (true, false),
+            Some("stack_finished") if ours => (true, true),
+            _ => (false, false),
+        }
+    }
+}
+
 struct Follow {
     state: AppState,
+    /// Only one stack instance's lines, ending with its end.
+    only: Option<StackLines>,
+    /// That stack instance's end was sent.
+    stack_ended: bool,
     run: i64,
     after: i64,
     pending: VecDeque<RunEvent>,
@@ -57,14 +88,18 @@ struct Follow {
     ended: bool,
 }
 
-/// The stream of run `run`'s events after number `after`.
+/// The stream of run `run`'s events after number `after`; with `only`, just one stack
+/// instance's engine lines and its end (a live log).
 pub(crate) fn follow(
     state: AppState,
     run: i64,
     after: i64,
+    only: Option<StackLines>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let pulses = state.events.subscribe();
     let follow = Follow {
+        only,
+        stack_ended: false,
         state,
         run,
         after,
@@ -85,9 +120,16 @@ impl Follow {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 self.after = event.seq;
+                if let Some(only) = &self.only {
+                    let (ours, last) = only.matches(&event.event);
+                    if !ours {
+                        continue;
+                    }
+                    self.stack_ended = last;
+                }
                 return Some(message(&event));
             }
-            if self.ended {
+            if self.ended || self.stack_ended {
                 return None;
             }
             let store = &self.state.store;

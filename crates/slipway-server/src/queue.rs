@@ -196,7 +196,11 @@ async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<S
         .with_context(|| format!("cannot load the project at {}", job.commit))?
         .observed_by(observer)
         .interrupted_by(state.stopping.interrupts());
-    let options = ExecutorOptions::default();
+    // The engines' lines become run events, so a stack's log can be followed while it runs.
+    let options = ExecutorOptions {
+        verbose: true,
+        ..ExecutorOptions::default()
+    };
     let outcome = match job.kind {
         JobKind::Run => stages::start(&workspace, None, &options).await?,
         JobKind::Resume => {

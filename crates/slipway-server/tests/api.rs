@@ -200,6 +200,95 @@ fn run_events_replay_from_the_record_as_server_sent_events() {
 }
 
 #[test]
+fn a_stack_runs_log_follows_its_engine_lines_and_ends_with_it() {
+    use slipway_store::NewStackRun;
+    let server = Server::start();
+    let viewer = server.token("vic", Role::Viewer, None);
+    let (run, stack_run) = server.runtime.block_on(async {
+        let store = &server.store;
+        let run = store
+            .create_run(&NewRun {
+                commit: "c1".to_owned(),
+                trigger: "push".to_owned(),
+                actor: "dana".to_owned(),
+            })
+            .await
+            .unwrap();
+        let stack_run = store
+            .add_stack_run(&NewStackRun {
+                run_id: run.id,
+                stage: "dev".to_owned(),
+                instance: "dev".to_owned(),
+                stack: "network".to_owned(),
+                artifact_id: None,
+            })
+            .await
+            .unwrap();
+        let line = |stack: &str, instance: &str, text: &str| {
+            json!({ "event": "engine_output", "stage": "dev", "instance": instance, "stack": stack, "line": text })
+        };
+        store
+            .append_run_events(
+                run.id,
+                &[
+                    json!({ "event": "run_started", "run": run.id, "commit": "c1" }),
+                    line("network", "dev", "network: Creating..."),
+                    line("app", "dev", "app: Creating..."),
+                    line("network", "verify-zero-1", "network in another instance"),
+                    line("network", "dev", "Apply complete! Resources: 3 added"),
+                    json!({ "event": "stack_finished", "stage": "dev", "instance": "dev", "stack": "network", "elapsed_ms": 5 }),
+                    line("app", "dev", "app: still creating"),
+                ],
+            )
+            .await
+            .unwrap();
+        (run, stack_run)
+    });
+    // The run is still running: the stream ends with the stack, not with the run.
+    let (status, stream) = server.request(
+        "GET",
+        &format!("/api/v1/runs/{}/stack-runs/{}/log", run.id, stack_run.id),
+        Some(&viewer),
+        &[("Accept", "text/event-stream")],
+        None,
+    );
+    assert_eq!(status, 200);
+    let lines: Vec<(String, Option<String>)> = parse_sse(&stream)
+        .into_iter()
+        .map(|(_, kind, data)| (kind, data["line"].as_str().map(str::to_owned)))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "engine_output".to_owned(),
+                Some("network: Creating...".to_owned())
+            ),
+            (
+                "engine_output".to_owned(),
+                Some("Apply complete! Resources: 3 added".to_owned())
+            ),
+            ("stack_finished".to_owned(), None),
+        ]
+    );
+    // Not finished, no log written yet: the plain request says how to follow it.
+    let (status, body) = server.json(
+        "GET",
+        &format!("/api/v1/runs/{}/stack-runs/{}/log", run.id, stack_run.id),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(status, 404);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("text/event-stream"),
+        "{body}"
+    );
+}
+
+#[test]
 fn metrics_count_webhook_verdicts_and_the_queue() {
     let server = Server::start();
     let viewer = server.token("vic", Role::Viewer, None);

@@ -417,6 +417,38 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
     );
     assert_eq!(rest.last().unwrap().1["delivered"], true, "{rest:?}");
 
+    // A stack's log, as its engine printed it (the server keeps the lines as events).
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    let network = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .and_then(|s| {
+            s["stacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["stack"] == "network")
+        })
+        .unwrap()
+        .clone();
+    let lines = ureq::get(&server.url(&format!(
+        "/api/v1/runs/{run}/stack-runs/{}/log",
+        network["id"]
+    )))
+    .set("Authorization", &format!("Bearer {viewer}"))
+    .set("Accept", "text/event-stream")
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert!(lines.contains("event: engine_output"), "{lines}");
+    assert!(
+        lines.trim_end().ends_with('}') && lines.contains("event: stack_finished"),
+        "{lines}"
+    );
+
     let (_, matrix) = server.api("GET", "/api/v1/releases", &viewer, None);
     let stacks = matrix["stacks"].as_array().unwrap();
     assert_eq!(stacks.len(), 4, "{matrix}");
