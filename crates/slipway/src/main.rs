@@ -84,7 +84,16 @@ async fn run(
         return commands::init::run(cli.global.project_dir.as_deref(), args);
     }
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
-    let workspace = project::open(cli.global.project_dir.as_deref(), &cwd, settings)?;
+    // `serve --repo URL` serves a clone of its own, made (or found) in the current folder's
+    // data folder, rather than a project that is already here.
+    let project_dir = match &cli.command {
+        Command::Serve(args) if args.repo.is_some() => Some(commands::serve::clone_repository(
+            args.repo.as_deref().unwrap_or_default(),
+            &cwd,
+        )?),
+        _ => cli.global.project_dir.clone(),
+    };
+    let workspace = project::open(project_dir.as_deref(), &cwd, settings)?;
     let grace = workspace.project.execution.interrupt_grace;
     let workspace = workspace
         .observed_by(Arc::clone(&observer))

@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// Also queue pull requests from forks (their code is not your team's: off by default).
     #[arg(long)]
     pub allow_forks: bool,
+    /// Serve this repository (a git URL or path) instead of the project in the current
+    /// folder: it is cloned once into `.slipway/checkout` here, and fetched before each job.
+    #[arg(long, value_name = "URL_OR_PATH")]
+    pub repo: Option<String>,
     /// The branch whose pushes are delivered through the stages.
     #[arg(long, value_name = "BRANCH", default_value = "main")]
     pub branch: String,
@@ -62,9 +66,9 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
             .filter(|v| !v.is_empty())
             .map(|v| Secret::new(v.clone()))
     };
-    let source = match &args.source {
-        Some(source) => Some(source.clone()),
-        None => has_origin(&workspace.root).then(|| "origin".to_owned()),
+    let source = match (&args.source, &args.repo) {
+        (Some(source), _) | (None, Some(source)) => Some(source.clone()),
+        (None, None) => has_origin(&workspace.root).then(|| "origin".to_owned()),
     };
     // A server holds its own secrets (webhook secrets, the store's URL, tokens): unless told
     // otherwise, engines get the minimal environment plus what SLIPWAY_ENGINE_PASS names.
@@ -120,6 +124,47 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         .context("the server stopped")?;
     eprintln!("slipway serve: stopped");
     Ok(ExitStatus::Success)
+}
+
+/// Where `serve --repo` keeps its clone, below the folder it was started in.
+const CHECKOUT: &str = ".slipway/checkout";
+
+/// The clone `serve --repo URL` serves: made on first use, found afterwards (it must be a
+/// clone of the same URL: a server never serves another repository's clone by mistake).
+pub fn clone_repository(url: &str, cwd: &std::path::Path) -> Result<std::path::PathBuf> {
+    let checkout = cwd.join(CHECKOUT);
+    if checkout.join(".git").exists() {
+        let output = std::process::Command::new("git")
+            .args(["remote", "get-url", "origin"])
+            .current_dir(&checkout)
+            .output()
+            .context("cannot run git")?;
+        let origin = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if origin != url {
+            anyhow::bail!(
+                "{} is a clone of `{origin}`, not of `{url}`\n  help: start the server for `{url}` in another folder, or remove {}",
+                checkout.display(),
+                checkout.display()
+            );
+        }
+        return Ok(checkout);
+    }
+    if let Some(parent) = checkout.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    eprintln!("slipway serve: cloning {url} into {}", checkout.display());
+    let status = std::process::Command::new("git")
+        .args(["clone", "--quiet", "--", url])
+        .arg(&checkout)
+        .status()
+        .context("cannot run git")?;
+    if !status.success() {
+        anyhow::bail!(
+            "cannot clone `{url}` ({status})\n  help: check the URL and that this machine may read it (`git clone {url}` says why)"
+        );
+    }
+    Ok(checkout)
 }
 
 /// Whether the repository at `root` has a remote named `origin`.

@@ -708,25 +708,22 @@ fn a_server_killed_while_a_run_awaits_approval_picks_it_up_after_a_restart() {
     server.stop();
 }
 
-/// Pushes whose webhook never arrives are found by polling the source: the server's clone
-/// fetches from its `origin` and queues the branch's new head, once.
+/// Pushes whose webhook never arrives are found by polling the source: a server started with
+/// `--repo URL` clones it, fetches from it and queues the branch's new head, once.
 #[test]
-fn polling_the_source_queues_a_pushed_commit_no_webhook_announced() {
+fn a_server_of_a_repository_url_polls_it_for_pushes_no_webhook_announced() {
     use crate::pipeline::git;
     use slipway_store::ServiceRecord as _;
     let (upstream, env) = provider_free_repository("");
+    // Started in an empty folder with `--repo`: the server clones what it serves.
     let home = tempfile::tempdir().unwrap();
-    let checkout = home.path().join("server");
+    let url = format!("file://{}", upstream.path().display());
+    let server = Served::start(home.path(), &env, &["--repo", &url, "--poll", "1s"]);
+    let checkout = home.path().join(".slipway/checkout");
     assert!(
-        std::process::Command::new("git")
-            .args(["clone", "-q"])
-            .arg(upstream.path())
-            .arg(&checkout)
-            .status()
-            .unwrap()
-            .success()
+        checkout.join("slipway.hcl").exists(),
+        "cloned into the data folder"
     );
-    let server = Served::start(&checkout, &env, &["--poll", "1s"]);
     let head = |dir: &std::path::Path| {
         String::from_utf8(
             std::process::Command::new("git")
