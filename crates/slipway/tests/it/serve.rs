@@ -82,6 +82,34 @@ fn serve_keeps_a_signed_push_and_stops_on_sigterm() {
     assert_eq!(kept[0].status, DeliveryStatus::Queued);
 }
 
+/// The commit `dir`'s HEAD names.
+fn git_head(dir: &std::path::Path) -> String {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// An API token made with `slipway token create` in `dir`.
+fn make_token(
+    dir: &std::path::Path,
+    env: &[(String, String)],
+    actor: &str,
+    role: &str,
+    stage: Option<&str>,
+) -> String {
+    let mut args = vec!["token", "create", "--actor", actor, "--role", role];
+    if let Some(stage) = stage {
+        args.extend(["--stage", stage]);
+    }
+    crate::common::slipway_ok_with(dir, env, &args)
+        .stdout
+        .trim()
+        .to_owned()
+}
+
 /// A running `slipway serve`, its log collected as it is written (so the pipe never fills).
 struct Served {
     child: std::process::Child,
@@ -202,7 +230,7 @@ impl Served {
 /// artifacts. The run's events are followed live over server-sent events throughout.
 #[test]
 fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_the_api() {
-    use crate::common::{sandbox, slipway_ok_with};
+    use crate::common::sandbox;
     use crate::pipeline::git;
 
     let (_sandbox, moto) = sandbox();
@@ -221,17 +249,7 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
     std::fs::write(upstream.path().join(".gitignore"), ".slipway/\n").unwrap();
     git(upstream.path(), &["add", "-A"]);
     git(upstream.path(), &["commit", "-q", "-m", "webshop"]);
-    let head = String::from_utf8(
-        std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(upstream.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let head = git_head(upstream.path());
 
     // The server's own clone.
     let home = tempfile::tempdir().unwrap();
@@ -247,14 +265,7 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
     let mut env = moto.env();
     env.push(("SLIPWAY_ACTOR".to_owned(), "operator".to_owned()));
     let token = |actor: &str, role: &str, stage: Option<&str>| {
-        let mut args = vec!["token", "create", "--actor", actor, "--role", role];
-        if let Some(stage) = stage {
-            args.extend(["--stage", stage]);
-        }
-        slipway_ok_with(&checkout, &env, &args)
-            .stdout
-            .trim()
-            .to_owned()
+        make_token(&checkout, &env, actor, role, stage)
     };
     let viewer = token("vic", "viewer", None);
     let deployer = token("dee", "deployer", None);
@@ -615,43 +626,10 @@ fn a_schedule_missed_while_down_runs_once_when_the_server_starts() {
 fn a_server_killed_while_a_run_awaits_approval_picks_it_up_after_a_restart() {
     let (project, env) = provider_free_repository("");
     let dir = project.path();
-    let viewer = crate::common::slipway_ok_with(
-        dir,
-        &env,
-        &["token", "create", "--actor", "vic", "--role", "viewer"],
-    )
-    .stdout
-    .trim()
-    .to_owned();
-    let approver = crate::common::slipway_ok_with(
-        dir,
-        &env,
-        &[
-            "token", "create", "--actor", "erin", "--role", "approver", "--stage", "prod",
-        ],
-    )
-    .stdout
-    .trim()
-    .to_owned();
-    let deployer = crate::common::slipway_ok_with(
-        dir,
-        &env,
-        &["token", "create", "--actor", "dee", "--role", "deployer"],
-    )
-    .stdout
-    .trim()
-    .to_owned();
-    let head = String::from_utf8(
-        std::process::Command::new("git")
-            .args(["rev-parse", "HEAD"])
-            .current_dir(dir)
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let viewer = make_token(dir, &env, "vic", "viewer", None);
+    let approver = make_token(dir, &env, "erin", "approver", Some("prod"));
+    let deployer = make_token(dir, &env, "dee", "deployer", None);
+    let head = git_head(dir);
 
     let mut server = Served::start(dir, &env, &["--poll", "0"]);
     let (status, job) = server.api(
@@ -724,19 +702,6 @@ fn a_server_of_a_repository_url_polls_it_for_pushes_no_webhook_announced() {
         checkout.join("slipway.hcl").exists(),
         "cloned into the data folder"
     );
-    let head = |dir: &std::path::Path| {
-        String::from_utf8(
-            std::process::Command::new("git")
-                .args(["rev-parse", "HEAD"])
-                .current_dir(dir)
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-        .trim()
-        .to_owned()
-    };
     let polled = |commit: String| {
         let checkout = checkout.clone();
         move || {
@@ -751,7 +716,7 @@ fn a_server_of_a_repository_url_polls_it_for_pushes_no_webhook_announced() {
     crate::common::wait_until(
         "the branch's head is queued",
         Duration::from_secs(120),
-        polled(head(upstream.path())),
+        polled(git_head(upstream.path())),
     );
     // A push nobody announces.
     let main_tf = upstream.path().join("stacks/app/main.tf");
@@ -761,7 +726,7 @@ fn a_server_of_a_repository_url_polls_it_for_pushes_no_webhook_announced() {
     crate::common::wait_until(
         "the pushed commit is queued",
         Duration::from_secs(300),
-        polled(head(upstream.path())),
+        polled(git_head(upstream.path())),
     );
     server.stop();
     let jobs = with_record(
