@@ -170,9 +170,15 @@ impl Follow {
                     return None;
                 }
             }
+            // A stream never holds a stopping server up: the client reconnects to the next
+            // one with `Last-Event-ID` and misses nothing.
+            if self.state.stopping.is_stopping() {
+                return None;
+            }
             tokio::select! {
                 _ = self.pulses.changed() => {}
                 () = tokio::time::sleep(POLL) => {}
+                () = self.state.stopping.stopped() => {}
             }
         }
     }

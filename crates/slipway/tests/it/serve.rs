@@ -744,3 +744,77 @@ fn a_server_of_a_repository_url_polls_it_for_pushes_no_webhook_announced() {
         "each commit once, however often polled: {jobs:?}"
     );
 }
+
+/// SIGTERM while a run is working: the engine steps get the interrupt, the server stops
+/// (exit 0) without starting the job queued behind, and the record says the job was
+/// interrupted and the other is still queued for the next server.
+#[test]
+fn sigterm_mid_run_interrupts_the_job_and_starts_nothing_new() {
+    use slipway_store::{JobStatus, ServiceRecord as _};
+    let (project, env) = provider_free_repository("");
+    let dir = project.path();
+    let viewer = make_token(dir, &env, "vic", "viewer", None);
+    let deployer = make_token(dir, &env, "dee", "deployer", None);
+    let first = git_head(dir);
+    crate::pipeline::git(dir, &["commit", "-q", "--allow-empty", "-m", "second"]);
+    let second = git_head(dir);
+    crate::pipeline::git(dir, &["checkout", "-q", "--detach", &first]);
+
+    let server = Served::start(dir, &env, &["--poll", "0"]);
+    let queue = |commit: &str| {
+        let (status, job) = server.api(
+            "POST",
+            "/api/v1/runs",
+            &deployer,
+            Some(serde_json::json!({ "commit": commit })),
+        );
+        assert_eq!(status, 202, "{job}");
+        job["id"].as_i64().unwrap()
+    };
+    let running = queue(&first);
+    let mut run = 0;
+    crate::common::wait_until("the first run starts", Duration::from_secs(120), || {
+        let (_, job) = server.api("GET", "/api/v1/queue", &viewer, None);
+        run = job[0]["run_id"].as_i64().unwrap_or(0);
+        run > 0
+    });
+    // Queued on a different branch than nothing: the second commit waits behind the first.
+    let waiting = queue(&second);
+    server.follow(run, &viewer, 0, "step_started");
+    // A client still following the run does not hold the server up.
+    let watcher = {
+        let url = server.url(&format!("/api/v1/runs/{run}/events"));
+        let viewer = viewer.clone();
+        let (connected, watching) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let response = ureq::get(&url)
+                .set("Authorization", &format!("Bearer {viewer}"))
+                .set("Accept", "text/event-stream")
+                .call()
+                .unwrap();
+            let mut lines = BufReader::new(response.into_reader()).lines();
+            let first = lines.next();
+            connected.send(()).unwrap();
+            usize::from(first.is_some()) + lines.count()
+        });
+        watching.recv_timeout(Duration::from_secs(60)).unwrap();
+        thread
+    };
+    let log = server.stop();
+    assert!(
+        watcher.join().unwrap() > 0,
+        "the watcher saw events, then the end"
+    );
+    assert!(log.contains("slipway serve: stopped"), "{log}");
+    let jobs = with_record(dir, |store| async move { store.jobs(10).await.unwrap() });
+    let status = |id: i64| jobs.iter().find(|j| j.id == id).unwrap().status;
+    assert_eq!(
+        status(waiting),
+        JobStatus::Queued,
+        "nothing new started: {jobs:?}"
+    );
+    assert!(
+        matches!(status(running), JobStatus::Interrupted | JobStatus::Done),
+        "{jobs:?}"
+    );
+}
