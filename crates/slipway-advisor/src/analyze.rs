@@ -2,14 +2,23 @@
 //!
 //! Commits are mapped to stacks by folder: a file below a stack's folder belongs to that
 //! stack. Files of local modules count for the rates of the stacks that call them, but not
-//! for team shares or coupling, because shared code changing is not the stacks changing.
+//! for team shares or coupling, because shared code changing is not the stacks changing;
+//! and a commit that changes two stacks together with a module both call is the module's
+//! change, not coupling. Files of a module more than one stack calls are not a stack's own
+//! fast- or slow-changing part either.
+//!
+//! Resources are counted as instances: from a stage's state where one was read
+//! (`existing`), else from the declarations with their `count`/`for_each` worked out from
+//! literals and defaults (`declared`); blocks that are never created take part in nothing.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 
 use crate::codeowners::owner_team;
 use crate::domains::OTHER;
 use crate::model::{
-    Action, Coupling, Criterion, FileRate, Input, Recommendation, Report, StackReport, TeamShare,
+    Action, Basis, Coupling, Criterion, FileRate, Input, Recommendation, Report, StackInput,
+    StackReport, TeamShare,
 };
 
 /// Days in an average month, for "per month" rates.
@@ -36,14 +45,42 @@ pub fn analyze(input: &Input) -> Report {
     let mut stack_commits = vec![0usize; stacks.len()];
     let mut stack_teams: Vec<BTreeMap<String, usize>> = vec![BTreeMap::new(); stacks.len()];
     let mut file_commits: HashMap<&str, usize> = HashMap::new();
-    let mut pairs: HashMap<(usize, usize), usize> = HashMap::new();
+    // Module files (outside the stack's folder) -> the stacks that call them.
+    let mut module_users: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, stack) in stacks.iter().enumerate() {
+        for file in stack.files.iter().filter(|f| !in_dir(f, &stack.dir)) {
+            let users = module_users.entry(file.as_str()).or_default();
+            if users.last() != Some(&i) {
+                users.push(i);
+            }
+        }
+    }
+    // Per pair: commits touching both through their own files, and through a shared module.
+    let mut pairs: HashMap<(usize, usize), (usize, usize)> = HashMap::new();
+    // Each stack's module files, to tell which of a commit's module files it calls.
+    let stack_modules: Vec<HashSet<&str>> = stacks
+        .iter()
+        .map(|stack| {
+            stack
+                .files
+                .iter()
+                .filter(|f| !in_dir(f, &stack.dir))
+                .map(String::as_str)
+                .collect()
+        })
+        .collect();
     let mut touched: Vec<usize> = Vec::new();
+    let mut modules_touched: Vec<&str> = Vec::new();
     for commit in &input.commits {
         touched.clear();
+        modules_touched.clear();
         for file in &commit.files {
             *file_commits.entry(file.as_str()).or_default() += 1;
             if let Some(i) = owning_stack(file, &by_dir) {
                 touched.push(i);
+            }
+            if module_users.contains_key(file.as_str()) {
+                modules_touched.push(file.as_str());
             }
         }
         touched.sort_unstable();
@@ -57,9 +94,24 @@ pub fn analyze(input: &Input) -> Report {
             *stack_teams[i].entry(team.to_owned()).or_default() += 1;
         }
         if touched.len() <= settings.coupling_max_stacks {
+            // Per touched stack: which of the commit's module files it calls.
+            let calls: Vec<Vec<bool>> = touched
+                .iter()
+                .map(|&i| {
+                    modules_touched
+                        .iter()
+                        .map(|f| stack_modules[i].contains(f))
+                        .collect()
+                })
+                .collect();
             for (n, &a) in touched.iter().enumerate() {
-                for &b in &touched[n + 1..] {
-                    *pairs.entry((a, b)).or_default() += 1;
+                for (m, &b) in touched.iter().enumerate().skip(n + 1) {
+                    let pair = pairs.entry((a, b)).or_default();
+                    if calls[n].iter().zip(&calls[m]).any(|(x, y)| *x && *y) {
+                        pair.1 += 1;
+                    } else {
+                        pair.0 += 1;
+                    }
                 }
             }
         }
@@ -99,12 +151,15 @@ pub fn analyze(input: &Input) -> Report {
                 code_owners.extend(input.codeowners.owners(&path).iter().cloned());
             }
         }
+        let counted = count_resources(stack);
+        // Addresses of the blocks each file creates (blocks never created left out).
         let mut resources_by_file: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for r in &stack.resources {
-            resources_by_file
-                .entry(r.file.as_str())
-                .or_default()
-                .push(r.address());
+        for r in stack.resources.iter().filter(|r| counted.creates(r)) {
+            let addresses = resources_by_file.entry(r.file.as_str()).or_default();
+            let address = r.address();
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
         }
         let mut files: Vec<FileRate> = stack
             .files
@@ -122,14 +177,16 @@ pub fn analyze(input: &Input) -> Report {
         files.sort_by(|a, b| b.commits.cmp(&a.commits).then(a.path.cmp(&b.path)));
         let mut domains: BTreeMap<String, usize> = BTreeMap::new();
         let mut capabilities: BTreeMap<String, usize> = BTreeMap::new();
-        for r in &stack.resources {
+        for (kind, n) in &counted.by_type {
             *domains
-                .entry(settings.types.domain(&r.kind).to_owned())
-                .or_default() += 1;
+                .entry(settings.types.domain(kind).to_owned())
+                .or_default() += n;
             *capabilities
-                .entry(settings.types.capability(&r.kind).to_owned())
-                .or_default() += 1;
+                .entry(settings.types.capability(kind).to_owned())
+                .or_default() += n;
         }
+        domains.retain(|_, n| *n > 0);
+        capabilities.retain(|_, n| *n > 0);
         let providers: Vec<String> = stack
             .providers
             .iter()
@@ -145,7 +202,17 @@ pub fn analyze(input: &Input) -> Report {
             dir: stack.dir.clone(),
             team: stack.team.clone(),
             resources_declared: stack.resources.len(),
-            resources_deployed: stack.deployed,
+            resources_deployed: stack
+                .observed
+                .as_ref()
+                .filter(|o| o.basis == Basis::Existing)
+                .map(|o| o.counts.values().sum()),
+            resources: counted.by_type.values().sum(),
+            resources_basis: counted.basis,
+            resources_stage: stack.observed.as_ref().map(|o| o.stage.clone()),
+            resources_by_type: counted.by_type.clone(),
+            blocks_not_created: counted.not_created,
+            blocks_unknown: counted.unknown,
             dependencies: stack.dependencies.clone(),
             dependents_direct: dependents[i].len(),
             dependents_transitive: transitive,
@@ -158,20 +225,34 @@ pub fn analyze(input: &Input) -> Report {
             capabilities,
             providers,
         };
-        recommend_for_stack(&report, input, &mut recommendations);
+        let shared_files: BTreeSet<&str> = stack
+            .files
+            .iter()
+            .filter(|f| module_users.get(f.as_str()).is_some_and(|u| u.len() >= 2))
+            .map(String::as_str)
+            .collect();
+        let owner_sets = owner_sets(stack, input);
+        recommend_for_stack(
+            &report,
+            &shared_files,
+            &owner_sets,
+            input,
+            &mut recommendations,
+        );
         reports.push(report);
     }
 
     let mut couplings: Vec<Coupling> = pairs
         .into_iter()
         // A single shared commit is coincidence (or a bulk edit), not coupling.
-        .filter(|(_, both)| *both >= 2)
-        .map(|((a, b), both)| {
-            let either = stack_commits[a] + stack_commits[b] - both;
+        .filter(|(_, (both, _))| *both >= 2)
+        .map(|((a, b), (both, through))| {
+            let either = stack_commits[a] + stack_commits[b] - both - through;
             let ratio = round(both as f64 / either.max(1) as f64);
             Coupling {
                 stacks: [stacks[a].name.clone(), stacks[b].name.clone()],
                 both,
+                through_shared_modules: through,
                 either,
                 ratio,
                 strong: both >= settings.coupling_min_commits && ratio >= settings.coupling,
@@ -193,14 +274,25 @@ pub fn analyze(input: &Input) -> Report {
             summary: format!(
                 "merge `{a}` and `{b}`, or move what ties them into one of them: they change together"
             ),
-            evidence: vec![format!(
-                "{} of the {} commits touching either stack touch both ({:.0}%; threshold {:.0}% and {} commits)",
-                coupling.both,
-                coupling.either,
-                coupling.ratio * 100.0,
-                settings.coupling * 100.0,
-                settings.coupling_min_commits
-            )],
+            evidence: {
+                let mut evidence = vec![format!(
+                    "{} of the {} commits touching either stack touch both through their own files ({:.0}%; threshold {:.0}% and {} commits)",
+                    coupling.both,
+                    coupling.either,
+                    coupling.ratio * 100.0,
+                    settings.coupling * 100.0,
+                    settings.coupling_min_commits
+                )];
+                if coupling.through_shared_modules > 0 {
+                    evidence.push(format!(
+                        "{} more change a module both call as well and are left out",
+                        coupling.through_shared_modules
+                    ));
+                }
+                evidence
+            },
+            basis: Basis::History,
+            stage: None,
         });
     }
     recommendations.sort_by(|a, b| a.stacks.cmp(&b.stacks).then(a.criterion.cmp(&b.criterion)));
@@ -213,17 +305,142 @@ pub fn analyze(input: &Input) -> Report {
     }
 }
 
-fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recommendation>) {
+/// Resource instances of one stack, from the state read or else the declarations.
+struct Counted {
+    basis: Basis,
+    by_type: BTreeMap<String, usize>,
+    not_created: usize,
+    unknown: usize,
+}
+
+impl Counted {
+    /// Whether a block takes part: it is created (by its count), or its type exists.
+    fn creates(&self, block: &crate::code::ResourceBlock) -> bool {
+        match self.basis {
+            Basis::Existing | Basis::Planned => self.by_type.contains_key(&block.kind),
+            _ => block.instances != Some(0),
+        }
+    }
+}
+
+fn count_resources(stack: &StackInput) -> Counted {
+    let not_created = stack
+        .resources
+        .iter()
+        .filter(|r| r.instances == Some(0))
+        .count();
+    let unknown = stack
+        .resources
+        .iter()
+        .filter(|r| r.instances.is_none())
+        .count();
+    if let Some(observed) = &stack.observed {
+        return Counted {
+            basis: observed.basis,
+            by_type: observed
+                .counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| (k.clone(), *n))
+                .collect(),
+            not_created,
+            unknown,
+        };
+    }
+    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &stack.resources {
+        let n = r.instances.unwrap_or(1);
+        if n > 0 {
+            *by_type.entry(r.kind.clone()).or_default() += n;
+        }
+    }
+    Counted {
+        basis: Basis::Declared,
+        by_type,
+        not_created,
+        unknown,
+    }
+}
+
+/// The owners of each of the stack's own files, grouped: owner teams -> files.
+fn owner_sets(stack: &StackInput, input: &Input) -> BTreeMap<Vec<String>, Vec<String>> {
+    let mut sets: BTreeMap<Vec<String>, Vec<String>> = BTreeMap::new();
+    if input.codeowners.is_empty() {
+        return sets;
+    }
+    for file in stack.files.iter().filter(|f| in_dir(f, &stack.dir)) {
+        let path = format!("{}{file}", input.codeowners_prefix);
+        let owners: BTreeSet<String> = input
+            .codeowners
+            .owners(&path)
+            .iter()
+            .map(|o| owner_team(o).to_owned())
+            .collect();
+        sets.entry(owners.into_iter().collect())
+            .or_default()
+            .push(file.clone());
+    }
+    sets
+}
+
+fn recommend_for_stack(
+    report: &StackReport,
+    shared_files: &BTreeSet<&str>,
+    owner_sets: &BTreeMap<Vec<String>, Vec<String>>,
+    input: &Input,
+    out: &mut Vec<Recommendation>,
+) {
     let settings = &input.settings;
     let name = &report.name;
-    let mut push = |criterion, action, summary: String, evidence: Vec<String>| {
+    let resources_basis = report.resources_basis;
+    let resources_stage = report.resources_stage.clone();
+    let mut push = |criterion, action, basis: Basis, summary: String, evidence: Vec<String>| {
+        let stage = match basis {
+            Basis::Existing | Basis::Planned => resources_stage.clone(),
+            _ => None,
+        };
         out.push(Recommendation {
             criterion,
             action,
             stacks: vec![name.clone()],
             summary,
             evidence,
+            basis,
+            stage,
         });
+    };
+    // "N resources exist in stage `S` (" or "N resource instances counted ... (M blocks; ";
+    // the caller closes the parenthesis.
+    let resources_phrase = |n: usize| match resources_basis {
+        Basis::Existing => format!(
+            "{n} resources exist in stage `{}` (",
+            report.resources_stage.as_deref().unwrap_or("?")
+        ),
+        Basis::Planned => format!(
+            "{n} resources planned in stage `{}` (",
+            report.resources_stage.as_deref().unwrap_or("?")
+        ),
+        _ => {
+            let mut text = format!(
+                "{n} resource instances counted from declarations ({} blocks",
+                report.resources_declared
+            );
+            if report.blocks_not_created > 0 {
+                let _ = write!(
+                    text,
+                    "; {} never created by their count/for_each",
+                    report.blocks_not_created
+                );
+            }
+            if report.blocks_unknown > 0 {
+                let _ = write!(
+                    text,
+                    "; {} counted as one: count/for_each not known before apply",
+                    report.blocks_unknown
+                );
+            }
+            text + "; "
+        }
     };
 
     // Team: two or more (mapped) teams each make a real share of the commits.
@@ -240,6 +457,7 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
         push(
             Criterion::Team,
             Action::Split,
+            Basis::History,
             format!(
                 "split `{name}` along team lines: {} teams change it",
                 teams.len()
@@ -258,24 +476,50 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
                 .collect(),
         );
     }
-    let owner_teams: BTreeSet<&str> = report.code_owners.iter().map(|o| owner_team(o)).collect();
-    if owner_teams.len() >= 2 && teams.len() < 2 {
+    // Ownership: parts of the stack owned by different owners. Files that share one set of
+    // owners (several teams owning everything jointly) are no reason to split.
+    let owned: Vec<(&Vec<String>, &Vec<String>)> =
+        owner_sets.iter().filter(|(o, _)| !o.is_empty()).collect();
+    let disjoint = owned.iter().enumerate().any(|(n, (a, _))| {
+        owned[n + 1..]
+            .iter()
+            .any(|(b, _)| a.iter().all(|team| !b.contains(team)))
+    });
+    if disjoint && teams.len() < 2 {
         push(
             Criterion::Team,
             Action::Split,
+            Basis::Ownership,
             format!(
-                "split `{name}` along ownership: CODEOWNERS gives its files to {} owners",
-                owner_teams.len()
+                "split `{name}` along ownership: CODEOWNERS gives its files to {} different owners",
+                owned.len()
             ),
-            vec![format!("owners: {}", report.code_owners.join(", "))],
+            owned
+                .iter()
+                .map(|(owners, files)| {
+                    format!(
+                        "{}: {} ({})",
+                        owners.join(" and "),
+                        plural_files(files.len()),
+                        files
+                            .iter()
+                            .take(3)
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                            + if files.len() > 3 { ", ..." } else { "" }
+                    )
+                })
+                .collect(),
         );
     }
 
-    // Change frequency: a file declaring resources changes far more often than another.
+    // Change frequency: a file creating resources changes far more often than another. Files
+    // of a module other stacks call too are not this stack's part to split out.
     let with_resources: Vec<&FileRate> = report
         .files
         .iter()
-        .filter(|f| !f.resources.is_empty())
+        .filter(|f| !f.resources.is_empty() && !shared_files.contains(f.path.as_str()))
         .collect();
     let hot: Vec<&&FileRate> = with_resources
         .iter()
@@ -310,6 +554,7 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
             push(
                 Criterion::ChangeFrequency,
                 Action::Split,
+                Basis::History,
                 format!(
                     "split the fast-changing part out of `{name}`: {} changes {:.0}x as often as {}",
                     hottest.path,
@@ -333,12 +578,14 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
         push(
             Criterion::PermissionBoundary,
             Action::Split,
+            resources_basis,
             format!(
                 "split `{name}` so that its {} resources get credentials of their own",
                 privileged.join(" and ")
             ),
             vec![format!(
-                "resources by permission domain: {}",
+                "resources by permission domain ({}): {}",
+                resources_basis.label(),
                 known
                     .iter()
                     .map(|(d, n)| format!("{d} {n}"))
@@ -358,6 +605,7 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
         push(
             Criterion::Capability,
             Action::Split,
+            resources_basis,
             format!(
                 "split `{name}` by capability: it delivers {}",
                 capabilities
@@ -367,7 +615,8 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
                     .join(" and ")
             ),
             vec![format!(
-                "resources by capability: {} (threshold {} each)",
+                "resources by capability ({}): {} (threshold {} each)",
+                resources_basis.label(),
                 capabilities
                     .iter()
                     .map(|(c, n)| format!("{c} {n}"))
@@ -378,20 +627,14 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
         );
     }
 
-    // Blast radius: size or reach.
-    let size = report
-        .resources_deployed
-        .unwrap_or(0)
-        .max(report.resources_declared);
+    // Blast radius: size (instances, not blocks) or reach.
     let mut evidence = Vec::new();
-    if size >= settings.max_resources {
+    let mut basis = Basis::Declared;
+    if report.resources >= settings.max_resources {
+        basis = resources_basis;
         evidence.push(format!(
-            "{} resources declared{} (threshold {})",
-            report.resources_declared,
-            report
-                .resources_deployed
-                .map(|d| format!(", {d} deployed"))
-                .unwrap_or_default(),
+            "{}threshold {})",
+            resources_phrase(report.resources),
             settings.max_resources
         ));
     }
@@ -405,9 +648,18 @@ fn recommend_for_stack(report: &StackReport, input: &Input, out: &mut Vec<Recomm
         push(
             Criterion::BlastRadius,
             Action::Reduce,
+            basis,
             format!("`{name}` has a large blast radius: one change reaches a lot"),
             evidence,
         );
+    }
+}
+
+fn plural_files(n: usize) -> String {
+    if n == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{n} files")
     }
 }
 
@@ -450,4 +702,152 @@ fn reach(start: usize, edges: &[Vec<usize>]) -> usize {
 
 fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::ResourceBlock;
+    use crate::codeowners::CodeOwners;
+    use crate::model::{Commit, Observed, Settings};
+
+    fn block(kind: &str, name: &str, file: &str, instances: Option<usize>) -> ResourceBlock {
+        ResourceBlock {
+            kind: kind.into(),
+            name: name.into(),
+            file: file.into(),
+            line: 1,
+            module: String::new(),
+            instances,
+        }
+    }
+
+    fn stack(name: &str, files: &[&str], resources: Vec<ResourceBlock>) -> StackInput {
+        StackInput {
+            name: name.into(),
+            dir: format!("stacks/{name}"),
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+            resources,
+            ..StackInput::default()
+        }
+    }
+
+    fn commit(n: usize, files: &[&str]) -> Commit {
+        Commit {
+            id: format!("c{n}"),
+            author: "a@example.com".into(),
+            time: n as i64,
+            files: files.iter().map(|f| (*f).to_owned()).collect(),
+        }
+    }
+
+    fn input(stacks: Vec<StackInput>, commits: Vec<Commit>, codeowners: &str) -> Input {
+        Input {
+            stacks,
+            commits,
+            codeowners: CodeOwners::parse(codeowners),
+            codeowners_prefix: String::new(),
+            window_days: 180.0,
+            settings: Settings::default(),
+        }
+    }
+
+    fn criteria(report: &Report) -> Vec<(String, Criterion, Basis)> {
+        report
+            .recommendations
+            .iter()
+            .map(|r| (r.stacks.join("+"), r.criterion, r.basis))
+            .collect()
+    }
+
+    #[test]
+    fn changes_through_a_module_both_call_are_not_coupling() {
+        let a = stack("a", &["stacks/a/main.tf", "modules/m/main.tf"], vec![]);
+        let b = stack("b", &["stacks/b/main.tf", "modules/m/main.tf"], vec![]);
+        let through_module: Vec<Commit> = (0..6)
+            .map(|n| {
+                commit(
+                    n,
+                    &["stacks/a/main.tf", "stacks/b/main.tf", "modules/m/main.tf"],
+                )
+            })
+            .collect();
+        let report = analyze(&input(vec![a.clone(), b.clone()], through_module, ""));
+        assert!(report.recommendations.is_empty(), "{report:?}");
+        let own: Vec<Commit> = (0..6)
+            .map(|n| commit(n, &["stacks/a/main.tf", "stacks/b/main.tf"]))
+            .collect();
+        let report = analyze(&input(vec![a, b], own, ""));
+        assert_eq!(
+            criteria(&report),
+            [("a+b".into(), Criterion::Coupling, Basis::History)]
+        );
+    }
+
+    #[test]
+    fn joint_owners_are_one_owner_and_different_owners_split() {
+        let files = ["stacks/a/main.tf", "stacks/a/iam.tf"];
+        let joint = analyze(&input(
+            vec![stack("a", &files, vec![])],
+            vec![],
+            "* @org/engineering @org/admins\n",
+        ));
+        assert!(joint.recommendations.is_empty(), "{joint:?}");
+        // Overlapping owner sets (admins own both parts) are still one owner.
+        let overlapping = analyze(&input(
+            vec![stack("a", &files, vec![])],
+            vec![],
+            "* @org/engineering @org/admins\n/stacks/a/iam.tf @org/admins\n",
+        ));
+        assert!(overlapping.recommendations.is_empty(), "{overlapping:?}");
+        let different = analyze(&input(
+            vec![stack("a", &files, vec![])],
+            vec![],
+            "* @org/engineering @org/admins\n/stacks/a/iam.tf @org/security\n",
+        ));
+        assert_eq!(
+            criteria(&different),
+            [("a".into(), Criterion::Team, Basis::Ownership)]
+        );
+    }
+
+    #[test]
+    fn instances_count_not_blocks_and_existing_state_wins() {
+        let mut resources: Vec<ResourceBlock> = (0..70)
+            .map(|i| {
+                block(
+                    "aws_iam_role",
+                    &format!("r{i}"),
+                    "stacks/a/main.tf",
+                    Some(0),
+                )
+            })
+            .collect();
+        resources.push(block("aws_vpc", "this", "stacks/a/main.tf", Some(1)));
+        let declared = analyze(&input(
+            vec![stack("a", &["stacks/a/main.tf"], resources.clone())],
+            vec![],
+            "",
+        ));
+        assert!(declared.recommendations.is_empty(), "{declared:?}");
+        assert_eq!(declared.stacks[0].resources, 1);
+        assert_eq!(declared.stacks[0].blocks_not_created, 70);
+
+        let mut existing = stack("a", &["stacks/a/main.tf"], resources);
+        existing.observed = Some(Observed {
+            basis: Basis::Existing,
+            stage: "prod".into(),
+            counts: BTreeMap::from([("aws_s3_bucket".into(), 60)]),
+        });
+        let report = analyze(&input(vec![existing], vec![], ""));
+        assert_eq!(
+            criteria(&report),
+            [("a".into(), Criterion::BlastRadius, Basis::Existing)]
+        );
+        assert_eq!(report.recommendations[0].stage.as_deref(), Some("prod"));
+        assert_eq!(
+            report.recommendations[0].evidence,
+            ["60 resources exist in stage `prod` (threshold 50)"]
+        );
+    }
 }

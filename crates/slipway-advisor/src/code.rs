@@ -36,6 +36,13 @@ pub struct ResourceBlock {
     pub file: String,
     /// First line of the block (1-based).
     pub line: usize,
+    /// The module call path it is reached through (`module.vpc`; empty in the root module).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub module: String,
+    /// Instances its `count`/`for_each` (and those of the module calls above it) evaluate
+    /// to; `None` when they cannot be worked out from literals and defaults.
+    #[serde(skip)]
+    pub instances: Option<usize>,
 }
 
 impl ResourceBlock {
@@ -112,6 +119,8 @@ impl ModuleCode {
                     name: (*name).to_owned(),
                     file: file.path.clone(),
                     line,
+                    module: String::new(),
+                    instances: None,
                 }),
                 ("provider", [name, ..]) => {
                     let alias = block
@@ -166,7 +175,7 @@ impl ModuleCode {
     }
 }
 
-fn line_of(text: &str, block: &Block) -> usize {
+pub(crate) fn line_of(text: &str, block: &Block) -> usize {
     let start = block.span().map_or(0, |range| range.start);
     text.as_bytes()[..start.min(text.len())]
         .iter()

@@ -26,8 +26,49 @@ pub struct StackInput {
     pub providers: Vec<(String, Option<String>)>,
     /// Files of the stack folder and of the local modules it calls (repository paths).
     pub files: Vec<String>,
-    /// Resources in its deployed state, the largest over the stages that have one.
-    pub deployed: Option<usize>,
+    /// What a stage's state (or a saved plan) says exists, when one was read; the
+    /// declarations are counted otherwise.
+    pub observed: Option<Observed>,
+}
+
+/// Resource instances by type, read from a stage's state (`existing`) or a plan of it
+/// (`planned`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// [`Basis::Existing`] or [`Basis::Planned`].
+    pub basis: Basis,
+    pub stage: String,
+    /// Resource type -> managed instances.
+    pub counts: BTreeMap<String, usize>,
+}
+
+/// The kind of evidence a number or a recommendation rests on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// Resources that exist: a stage's state.
+    Existing,
+    /// Resources a plan of a stage would have.
+    Planned,
+    /// Resource blocks in the code, instances counted from literal and default
+    /// `count`/`for_each` values; and the dependencies declared in `stack.hcl`.
+    Declared,
+    /// Commits of the history window.
+    History,
+    /// CODEOWNERS.
+    Ownership,
+}
+
+impl Basis {
+    pub fn label(self) -> &'static str {
+        match self {
+            Basis::Existing => "existing",
+            Basis::Planned => "planned",
+            Basis::Declared => "declared",
+            Basis::History => "history",
+            Basis::Ownership => "ownership",
+        }
+    }
 }
 
 /// One commit in the history window.
@@ -154,6 +195,11 @@ pub struct Recommendation {
     pub summary: String,
     /// The numbers behind it, one line each.
     pub evidence: Vec<String>,
+    /// The kind of evidence it rests on.
+    pub basis: Basis,
+    /// The stage whose state (or plan) it read, for `existing` and `planned`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
 }
 
 /// A team's part in a stack's commits.
@@ -180,8 +226,23 @@ pub struct StackReport {
     pub name: String,
     pub dir: String,
     pub team: Option<String>,
+    /// Resource blocks reached (once per module call), local modules included.
     pub resources_declared: usize,
+    /// Managed resource instances in the state read, when one was.
     pub resources_deployed: Option<usize>,
+    /// The resources the recommendations count: instances that exist (or are planned) in
+    /// `resources_stage`, else instances counted from the declarations.
+    pub resources: usize,
+    /// Where `resources` comes from: `existing`, `planned` or `declared`.
+    pub resources_basis: Basis,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources_stage: Option<String>,
+    /// Resource type -> instances (from the same source as `resources`).
+    pub resources_by_type: BTreeMap<String, usize>,
+    /// Declared blocks whose `count`/`for_each` evaluates to zero: never created.
+    pub blocks_not_created: usize,
+    /// Declared blocks whose `count`/`for_each` is not known before apply (counted as one).
+    pub blocks_unknown: usize,
     pub dependencies: Vec<String>,
     pub dependents_direct: usize,
     pub dependents_transitive: usize,
@@ -205,8 +266,11 @@ pub struct StackReport {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Coupling {
     pub stacks: [String; 2],
-    /// Commits touching both.
+    /// Commits touching both through their own files (commits that also change a module
+    /// both call are left out: the shared module explains them).
     pub both: usize,
+    /// Commits touching both that also change a module both call.
+    pub through_shared_modules: usize,
     /// Commits touching either.
     pub either: usize,
     /// `both / either`.

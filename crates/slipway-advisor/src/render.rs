@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Report, StackReport};
+use crate::model::{Basis, Recommendation, Report, StackReport};
 
 /// Plain text for a terminal.
 pub fn terminal(report: &Report, all: bool) -> String {
@@ -24,11 +24,18 @@ pub fn terminal(report: &Report, all: bool) -> String {
             "s"
         }
     );
+    let _ = writeln!(out, "{}", sources_line(report));
     for stack in shown(report, all) {
         let _ = writeln!(out, "\n{}  ({})", stack.name, stack.dir);
         let _ = writeln!(out, "  {}", summary_line(stack));
         for rec in report.recommendations_for(&stack.name) {
-            let _ = writeln!(out, "  [{}] {}", rec.criterion.label(), rec.summary);
+            let _ = writeln!(
+                out,
+                "  [{} · {}] {}",
+                rec.criterion.label(),
+                basis(rec),
+                rec.summary
+            );
             for line in &rec.evidence {
                 let _ = writeln!(out, "      {line}");
             }
@@ -60,15 +67,17 @@ pub fn markdown(report: &Report, all: bool) -> String {
             "s"
         }
     );
+    let _ = writeln!(out, "{}\n", sources_line(report));
     if !report.recommendations.is_empty() {
-        let _ = writeln!(out, "| stack | criterion | recommendation |");
-        let _ = writeln!(out, "| --- | --- | --- |");
+        let _ = writeln!(out, "| stack | criterion | evidence | recommendation |");
+        let _ = writeln!(out, "| --- | --- | --- | --- |");
         for rec in &report.recommendations {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} |",
+                "| {} | {} | {} | {} |",
                 rec.stacks.join(", "),
                 rec.criterion.label(),
+                basis(rec),
                 rec.summary.replace('|', "\\|")
             );
         }
@@ -78,7 +87,13 @@ pub fn markdown(report: &Report, all: bool) -> String {
         let _ = writeln!(out, "### `{}`\n", stack.name);
         let _ = writeln!(out, "{}\n", summary_line(stack));
         for rec in report.recommendations_for(&stack.name) {
-            let _ = writeln!(out, "- **{}**: {}", rec.criterion.label(), rec.summary);
+            let _ = writeln!(
+                out,
+                "- **{}** ({}): {}",
+                rec.criterion.label(),
+                basis(rec),
+                rec.summary
+            );
             for line in &rec.evidence {
                 let _ = writeln!(out, "  - {line}");
             }
@@ -96,10 +111,22 @@ fn shown(report: &Report, all: bool) -> impl Iterator<Item = &StackReport> {
 }
 
 fn summary_line(stack: &StackReport) -> String {
-    let mut parts = vec![plural(stack.resources_declared, "resource")];
-    if let Some(deployed) = stack.resources_deployed {
-        parts.push(format!("{deployed} deployed"));
-    }
+    let mut parts = vec![match (stack.resources_basis, &stack.resources_stage) {
+        (Basis::Existing, Some(stage)) => {
+            format!(
+                "{} existing in {stage}",
+                plural(stack.resources, "resource")
+            )
+        }
+        (Basis::Planned, Some(stage)) => {
+            format!("{} planned in {stage}", plural(stack.resources, "resource"))
+        }
+        _ => format!(
+            "{} counted from {}",
+            plural(stack.resources, "resource"),
+            plural(stack.resources_declared, "declared block")
+        ),
+    }];
     parts.push(format!(
         "{} ({} direct)",
         plural(stack.dependents_transitive, "dependent"),
@@ -141,4 +168,52 @@ fn plural(n: usize, word: &str) -> String {
     } else {
         format!("{n} {word}s")
     }
+}
+
+/// The kind of evidence a recommendation rests on, with the stage it read.
+fn basis(rec: &Recommendation) -> String {
+    match &rec.stage {
+        Some(stage) => format!("{} in {stage}", rec.basis.label()),
+        None => rec.basis.label().to_owned(),
+    }
+}
+
+/// Where the resource counts come from: which stage's state, or the declarations.
+fn sources_line(report: &Report) -> String {
+    let mut stages: std::collections::BTreeMap<(Basis, &str), usize> = Default::default();
+    let mut declared = 0;
+    for stack in &report.stacks {
+        match (&stack.resources_stage, stack.resources_basis) {
+            (Some(stage), basis @ (Basis::Existing | Basis::Planned)) => {
+                *stages.entry((basis, stage.as_str())).or_default() += 1;
+            }
+            _ => declared += 1,
+        }
+    }
+    let mut parts: Vec<String> = stages
+        .iter()
+        .map(|((basis, stage), n)| {
+            let read = if *basis == Basis::Existing {
+                "state"
+            } else {
+                "plan"
+            };
+            format!(
+                "{} from the {read} of stage {stage} ({})",
+                if *basis == Basis::Existing {
+                    "existing"
+                } else {
+                    "planned"
+                },
+                plural(*n, "stack")
+            )
+        })
+        .collect();
+    if declared > 0 {
+        parts.push(format!(
+            "declarations counted ({}: no state read)",
+            plural(declared, "stack")
+        ));
+    }
+    format!("resources: {}", parts.join("; "))
 }

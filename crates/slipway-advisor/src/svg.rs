@@ -78,7 +78,7 @@ pub fn render(report: &Report) -> String {
         MARGIN + 10.0
     );
     let size = |i: usize| {
-        let n = report.stacks[i].resources_declared as f64;
+        let n = report.stacks[i].resources as f64;
         let w = (70.0 + n.sqrt() * 14.0).min(CELL_W - 16.0);
         let h = (34.0 + n.sqrt() * 8.0).min(CELL_H - 30.0);
         (w, h)
@@ -126,7 +126,7 @@ pub fn render(report: &Report) -> String {
             out,
             r##"<g class="stack"><title>{} ({} resources, team {})</title><rect x="{:.1}" y="{:.1}" width="{w:.1}" height="{h:.1}" rx="6" fill="{}" stroke="{}" stroke-width="{}"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="10">{} res.</text></g>"##,
             escape(&stack.name),
-            stack.resources_declared,
+            stack.resources,
             escape(stack.team.as_deref().unwrap_or("none")),
             x - w / 2.0,
             y - h / 2.0,
@@ -136,7 +136,7 @@ pub fn render(report: &Report) -> String {
             y - 2.0,
             escape(&stack.name),
             y + 12.0,
-            stack.resources_declared
+            stack.resources
         );
     }
     // The legend: one swatch per team.

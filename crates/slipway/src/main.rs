@@ -107,7 +107,7 @@ async fn run(
                 commands::new_stack::run(&workspace, args)
             }
         },
-        Command::Advise(args) => commands::advise::run(&workspace, args),
+        Command::Advise(args) => commands::advise::run(&workspace, args).await,
         Command::Drill(args) => commands::drill::drill(&workspace, args).await,
         Command::Drills(args) => commands::drill::drills(&workspace, args).await,
         Command::Gc(args) => commands::gc::run(&workspace, args).await,

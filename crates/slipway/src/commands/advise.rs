@@ -1,8 +1,13 @@
 //! `slipway advise`: the stack-slicing advisor. Gathers what `slipway_advisor` analyses
 //! (the stacks' `.tf` code with their local modules, the git history of the window,
-//! CODEOWNERS, the advisor settings, resource counts of local state) and prints a report.
+//! CODEOWNERS, the advisor settings, the resources that exist in a stage's state) and prints
+//! a report.
+//!
+//! Resources are read from the state of one stage (`--stage`, else the last stage) for each
+//! stack whose state there exists; the other stacks' resources are counted from their
+//! declarations (`count`/`for_each` from literals and defaults), and the report says which.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,10 +16,15 @@ use anyhow::{Context, Result, bail};
 use slipway_advisor::code::{ModuleCode, TfFile};
 use slipway_advisor::codeowners::CodeOwners;
 use slipway_advisor::domains::TypeMap;
-use slipway_advisor::{Commit, Input, Settings, StackInput};
+use slipway_advisor::instances::instantiate;
+use slipway_advisor::{Basis, Commit, Input, Observed, Settings, StackInput};
+use slipway_core::Stage;
+use slipway_core::config::StateConfig;
 use slipway_core::config::advisor::AdvisorConfig;
 use slipway_core::module_files::join_module_source;
 use slipway_engine::StateBackend;
+use slipway_runner::stage_executor::{ExecutorOptions, executor_for};
+use slipway_runner::verify::inventory::{Counts, counts_of_state, pull_state};
 
 use super::ExitStatus;
 use super::init::slash;
@@ -45,12 +55,17 @@ pub struct AdviseArgs {
     /// Show every stack's measurements, not only those with recommendations.
     #[arg(long)]
     pub all: bool,
+    /// Read the resources that exist from this stage's state; default: the last stage's
+    /// local state (remote state is read only for a stage named here, one engine `init` per
+    /// stack). Stacks without state there are counted from their declarations.
+    #[arg(long, short = 's', value_name = "STAGE")]
+    pub stage: Option<String>,
 }
 
 const DEFAULT_HISTORY_DAYS: f64 = 180.0;
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
-pub fn run(workspace: &Workspace, args: &AdviseArgs) -> Result<ExitStatus> {
+pub async fn run(workspace: &Workspace, args: &AdviseArgs) -> Result<ExitStatus> {
     let project = &workspace.project;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -64,9 +79,22 @@ pub fn run(workspace: &Workspace, args: &AdviseArgs) -> Result<ExitStatus> {
     };
     let since_seconds = (window_days * SECONDS_PER_DAY).round() as i64;
 
+    let stage = match &args.stage {
+        Some(name) => Some(crate::project::find_stage(workspace, name)?),
+        None => project.stages.last(),
+    };
+    let mut existing = match stage {
+        Some(stage) => existing_resources(workspace, stage, args.stage.is_some()).await?,
+        None => BTreeMap::new(),
+    };
     let mut stacks = Vec::with_capacity(project.stacks.len());
     for stack in &project.stacks {
-        stacks.push(read_stack(workspace, stack)?);
+        let observed = existing.remove(&stack.name).map(|counts| Observed {
+            basis: Basis::Existing,
+            stage: stage.map(|s| s.name.clone()).unwrap_or_default(),
+            counts,
+        });
+        stacks.push(read_stack(workspace, stack, observed)?);
     }
 
     let (commits, prefix) = match slipway_git::Repo::open(&workspace.root) {
@@ -183,14 +211,76 @@ fn parse_date(text: &str) -> Option<i64> {
     Some(era * 146_097 + doe - 719_468)
 }
 
-/// A stack's code with its local modules (followed transitively), and its deployed size.
-fn read_stack(workspace: &Workspace, stack: &slipway_core::config::Stack) -> Result<StackInput> {
-    let mut files = Vec::new();
-    let mut seen = BTreeSet::new();
+/// The managed resource instances by type in `stage`'s state, per stack that has one there.
+/// Local state is read from its files; remote state through the engine (`init` and `state
+/// pull` per stack, as `slipway drift` does), only when the stage was asked for by name.
+async fn existing_resources(
+    workspace: &Workspace,
+    stage: &Stage,
+    asked: bool,
+) -> Result<BTreeMap<String, Counts>> {
+    let project = &workspace.project;
+    let mut found = BTreeMap::new();
+    match &project.state {
+        StateConfig::Local => {
+            let data_dir = workspace.data_dir();
+            for stack in &project.stacks {
+                let path = StateBackend::local_state_path(&data_dir, &stage.name, &stack.name);
+                if let Ok(state) = std::fs::read(path)
+                    && ever_written(&state)
+                {
+                    found.insert(stack.name.clone(), counts_of_state(&state));
+                }
+            }
+        }
+        StateConfig::S3(_) if asked => {
+            let stacks: BTreeSet<String> = project.stacks.iter().map(|s| s.name.clone()).collect();
+            let executor = executor_for(workspace, stage, &stacks, &ExecutorOptions::default())?;
+            for stack in &stacks {
+                match pull_state(&executor, stack).await {
+                    Ok(state) if ever_written(&state) => {
+                        found.insert(stack.clone(), counts_of_state(&state));
+                    }
+                    Ok(_) => {}
+                    Err(error) => eprintln!(
+                        "warning: cannot read the state of {stack} in {}: {error:#}; counting its declarations",
+                        stage.name
+                    ),
+                }
+            }
+        }
+        StateConfig::S3(_) => eprintln!(
+            "note: resources counted from declarations; `--stage {}` reads what exists from the remote state (one engine `init` per stack)",
+            stage.name
+        ),
+    }
+    Ok(found)
+}
+
+/// Whether a state document is one an apply wrote: not empty, and with resources or a serial
+/// above zero (a remote backend answers `state pull` for a stack never applied with nothing,
+/// or with an empty state of serial 0). A stack destroyed since keeps its serial: nothing
+/// exists, and that is what it says.
+fn ever_written(state: &[u8]) -> bool {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(state) else {
+        return false;
+    };
+    value["serial"].as_u64().is_some_and(|s| s > 0)
+        || value["resources"].as_array().is_some_and(|r| !r.is_empty())
+}
+
+/// A stack's code with its local modules (followed transitively, instantiated with their
+/// arguments), and what exists of it when a state was read.
+fn read_stack(
+    workspace: &Workspace,
+    stack: &slipway_core::config::Stack,
+    observed: Option<Observed>,
+) -> Result<StackInput> {
+    let mut folders: BTreeMap<String, Vec<TfFile>> = BTreeMap::new();
     let mut todo = vec![stack.dir.clone()];
-    let mut code = ModuleCode::default();
+    let mut providers = Vec::new();
     while let Some(dir) = todo.pop() {
-        if !seen.insert(dir.clone()) {
+        if folders.contains_key(&dir) {
             continue;
         }
         let folder = read_tf_folder(&workspace.root, &dir)?;
@@ -200,37 +290,29 @@ fn read_stack(workspace: &Workspace, stack: &slipway_core::config::Stack) -> Res
                 todo.push(next);
             }
         }
-        files.extend(folder.iter().map(|f| f.path.clone()));
         if dir == stack.dir {
-            code.providers = module.providers;
+            providers = module.providers;
         }
-        code.resources.extend(module.resources);
+        folders.insert(dir, folder);
     }
+    let code = instantiate(&stack.dir, &folders, &join_module_source);
+    let mut files: Vec<String> = folders
+        .values()
+        .flat_map(|files| files.iter().map(|f| f.path.clone()))
+        .collect();
     files
         .push(join_module_source(&stack.dir, slipway_core::config::STACK_FILE).unwrap_or_default());
     files.sort();
-    let data_dir = workspace.data_dir();
-    let deployed = workspace
-        .project
-        .stages
-        .iter()
-        .filter_map(|stage| {
-            deployed_count(&StateBackend::local_state_path(
-                &data_dir,
-                &stage.name,
-                &stack.name,
-            ))
-        })
-        .max();
+    files.dedup();
     Ok(StackInput {
         name: stack.name.clone(),
         dir: stack.dir.clone(),
         team: stack.team.clone(),
         dependencies: stack.dependency_stacks().map(str::to_owned).collect(),
         resources: code.resources,
-        providers: code.providers,
+        providers,
         files,
-        deployed,
+        observed,
     })
 }
 
@@ -254,24 +336,6 @@ fn read_tf_folder(root: &Path, dir: &str) -> Result<Vec<TfFile>> {
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
-}
-
-/// Managed resource instances in a local state file.
-fn deployed_count(path: &Path) -> Option<usize> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let state: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let count = state
-        .get("resources")?
-        .as_array()?
-        .iter()
-        .filter(|r| r.get("mode").and_then(|m| m.as_str()) == Some("managed"))
-        .map(|r| {
-            r.get("instances")
-                .and_then(|i| i.as_array())
-                .map_or(0, Vec::len)
-        })
-        .sum();
-    Some(count)
 }
 
 /// CODEOWNERS where GitHub and GitLab look for it, relative to the repository's top.
@@ -308,6 +372,16 @@ mod tests {
         assert_eq!(since_days("2024-03-01", now).unwrap(), 10.0);
         assert_eq!(since_days("90d", now).unwrap(), 90.0);
         assert!(since_days("soon", now).is_err());
+    }
+
+    #[test]
+    fn a_state_never_written_is_no_state() {
+        assert!(!ever_written(b""));
+        assert!(!ever_written(br#"{"version":4,"serial":0,"resources":[]}"#));
+        assert!(ever_written(br#"{"version":4,"serial":3,"resources":[]}"#));
+        assert!(ever_written(
+            br#"{"version":4,"resources":[{"mode":"managed","type":"aws_vpc","instances":[{}]}]}"#
+        ));
     }
 
     #[test]
