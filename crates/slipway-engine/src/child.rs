@@ -6,7 +6,8 @@
 //!   "stop gracefully and save state". After a grace period it receives SIGKILL.
 //! - stdout and stderr go to the step's log file line by line (and to the terminal when
 //!   streaming is on); stdout that may hold secrets (`output -json`, `show -json`) is kept in
-//!   memory instead and never written to a log.
+//!   memory instead and never written to a log, or handed as it is written to a reader
+//!   ([`run_streaming`]) so a plan's JSON is never held whole.
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -290,8 +291,31 @@ enum Stop {
     TimedOut,
 }
 
+/// Reads a step's stdout as the engine writes it, on a blocking thread; see [`run_streaming`].
+pub type Consume = Box<dyn FnOnce(&mut dyn std::io::Read) + Send>;
+
 /// Runs a step to completion, interruption or timeout.
 pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, StepError> {
+    run_inner(step, interrupt, None).await
+}
+
+/// [`run`], with the step's stdout handed to `consume` through the pipe as the engine
+/// writes it (never logged, never held whole: `Finished::stdout` stays empty). Whatever
+/// `consume` leaves unread is read and dropped, so the engine always runs to its own exit
+/// and its exit status says whether the output is whole; the caller checks it first.
+pub async fn run_streaming(
+    step: Step<'_>,
+    interrupt: &Interrupt,
+    consume: Consume,
+) -> Result<Finished, StepError> {
+    run_inner(step, interrupt, Some(consume)).await
+}
+
+async fn run_inner(
+    step: Step<'_>,
+    interrupt: &Interrupt,
+    consume: Option<Consume>,
+) -> Result<Finished, StepError> {
     let io_error = |source| StepError::Io {
         step: step.name.to_owned(),
         source,
@@ -345,6 +369,16 @@ pub async fn run(step: Step<'_>, interrupt: &Interrupt) -> Result<Finished, Step
         let capture = step.capture_stdout;
         tokio::spawn(async move {
             match stdout {
+                Some(out) if consume.is_some() => {
+                    let mut pipe = std::fs::File::from(out.into_owned_fd()?);
+                    let consume = consume.unwrap_or_else(|| Box::new(|_| {}));
+                    tokio::task::spawn_blocking(move || {
+                        consume(&mut pipe);
+                        std::io::copy(&mut pipe, &mut std::io::sink()).map(|_| Vec::new())
+                    })
+                    .await
+                    .map_err(std::io::Error::other)?
+                }
                 Some(out) if capture => {
                     let mut bytes = Vec::new();
                     let mut out = out;
@@ -540,6 +574,54 @@ mod tests {
         log.line("key=AKIA-very-secret and ab stays");
         let text = std::fs::read_to_string(log.path()).unwrap();
         assert_eq!(text, "key=[redacted] and ab stays\n");
+    }
+
+    #[tokio::test]
+    async fn streamed_stdout_reaches_the_reader_and_stays_out_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        // More than a pipe's buffer, so the engine can only finish if it is read as it writes.
+        let script = "i=0; while [ $i -lt 20000 ]; do echo \"$SECRET line $i\"; i=$((i+1)); done; echo done >&2";
+        let (tx, rx) = std::sync::mpsc::channel();
+        let consume: Consume = Box::new(move |pipe| {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            let _ = tx.send(text);
+        });
+        let env = [("SECRET".to_owned(), "s3cr3t".to_owned())];
+        let mut s = step(&log, dir.path(), script, Duration::from_secs(60));
+        s.env = &env;
+        let finished = run_streaming(s, &Interrupt::never(), consume)
+            .await
+            .unwrap();
+        assert_eq!(finished.code, Some(0));
+        assert!(finished.stdout.is_empty(), "nothing is held whole");
+        let text = rx.recv().unwrap();
+        assert_eq!(text.lines().count(), 20000);
+        assert!(text.ends_with("s3cr3t line 19999\n"));
+        let logged = std::fs::read_to_string(log.path()).unwrap();
+        assert!(!logged.contains("s3cr3t"), "{logged}");
+        assert!(logged.contains("done"), "stderr is logged: {logged}");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_early_does_not_stop_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::create(&dir.path().join("x.log")).unwrap();
+        let script = "i=0; while [ $i -lt 20000 ]; do echo \"line $i\"; i=$((i+1)); done; exit 3";
+        let consume: Consume = Box::new(|pipe| {
+            let mut first = [0u8; 4];
+            let _ = pipe.read_exact(&mut first);
+        });
+        let s = step(&log, dir.path(), script, Duration::from_secs(60));
+        let finished = run_streaming(s, &Interrupt::never(), consume)
+            .await
+            .unwrap();
+        assert_eq!(
+            finished.code,
+            Some(3),
+            "the engine's own exit status is kept"
+        );
     }
 
     #[tokio::test]

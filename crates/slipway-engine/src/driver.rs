@@ -207,6 +207,22 @@ impl Engine {
         access: Access,
         changes: &[(&str, Option<&str>)],
     ) -> Result<Finished, StepError> {
+        self.run_step(ctx, name, args, capture_stdout, None, access, changes)
+            .await
+    }
+
+    /// [`Self::run_with`], with stdout handed to `consume` as it is written when given.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_step(
+        &self,
+        ctx: StepContext<'_>,
+        name: &str,
+        args: Vec<OsString>,
+        capture_stdout: bool,
+        consume: Option<child::Consume>,
+        access: Access,
+        changes: &[(&str, Option<&str>)],
+    ) -> Result<Finished, StepError> {
         let own = match access {
             Access::Read => &ctx.credentials.plan,
             Access::Change => &ctx.credentials.apply,
@@ -218,26 +234,26 @@ impl Engine {
                 env.push(((*key).to_owned(), (*value).to_owned()));
             }
         }
-        child::run(
-            Step {
-                name,
-                program: &self.binary,
-                args,
-                cwd: &ctx.working_copy.stack_dir,
-                env: &env,
-                log: ctx.log,
-                echo: ctx.echo,
-                capture_stdout,
-                timeout: self.step_timeout,
-                grace: self.interrupt_grace,
-                spawned: match access {
-                    Access::Read => None,
-                    Access::Change => ctx.spawned,
-                },
+        let step = Step {
+            name,
+            program: &self.binary,
+            args,
+            cwd: &ctx.working_copy.stack_dir,
+            env: &env,
+            log: ctx.log,
+            echo: ctx.echo,
+            capture_stdout,
+            timeout: self.step_timeout,
+            grace: self.interrupt_grace,
+            spawned: match access {
+                Access::Read => None,
+                Access::Change => ctx.spawned,
             },
-            ctx.interrupt,
-        )
-        .await
+        };
+        match consume {
+            Some(consume) => child::run_streaming(step, ctx.interrupt, consume).await,
+            None => child::run(step, ctx.interrupt).await,
+        }
     }
 
     fn expect_success(
@@ -482,6 +498,41 @@ impl Engine {
         let finished = self.run(ctx, "show", args, true, Access::Read).await?;
         Self::expect_success(ctx, "show", &finished)?;
         Ok(finished.stdout)
+    }
+
+    /// `show -json PLAN`, its output handed to `read` through the pipe as the engine writes
+    /// it (on a blocking thread), so a plan of any size is never held whole; what `read`
+    /// returns is handed back once the engine exited successfully. A failing `show` is the
+    /// engine's error (its own reason, from stderr in the log), whatever `read` made of the
+    /// partial output. Like [`Self::show_json`], the JSON never reaches the log.
+    pub async fn show_json_with<T, F>(
+        &self,
+        ctx: StepContext<'_>,
+        plan_file: &Path,
+        read: F,
+    ) -> Result<T, StepError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn std::io::Read) -> T + Send + 'static,
+    {
+        let args = vec![
+            "show".into(),
+            "-json".into(),
+            "-no-color".into(),
+            plan_file.into(),
+        ];
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let consume: child::Consume = Box::new(move |pipe| {
+            let _ = sender.send(read(pipe));
+        });
+        let finished = self
+            .run_step(ctx, "show", args, false, Some(consume), Access::Read, &[])
+            .await?;
+        Self::expect_success(ctx, "show", &finished)?;
+        receiver.try_recv().map_err(|_| StepError::BadOutput {
+            step: "show".into(),
+            message: "the reader of its output stopped before the end".into(),
+        })
     }
 
     /// `apply PLAN`: only ever a saved plan, so what runs is what was planned.

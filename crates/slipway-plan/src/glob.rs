@@ -1,21 +1,29 @@
 //! Glob-ish patterns for resource types and addresses: `*` matches any run of characters,
 //! `?` exactly one; everything else (including `[` and `.` in addresses) is literal.
 
-/// Whether `text` matches `pattern`.
+/// Whether `text` matches `pattern`. Allocation-free: matched byte by byte when both are
+/// ASCII (resource types and addresses nearly always are), char by char otherwise.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return match_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let pattern: Vec<char> = pattern.chars().collect();
     let text: Vec<char> = text.chars().collect();
+    match_units(&pattern, &text, '*', '?')
+}
+
+fn match_units<T: Copy + PartialEq>(pattern: &[T], text: &[T], any: T, one: T) -> bool {
     let (mut p, mut t) = (0, 0);
     // Where the last `*` was, and the text position it is currently standing for;
     // backtracking only to the last star keeps matching linear in practice.
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
-            Some('*') => {
+            Some(&c) if c == any => {
                 star = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == '?' || c == text[t] => {
+            Some(&c) if c == one || c == text[t] => {
                 p += 1;
                 t += 1;
             }
@@ -29,7 +37,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern[p..].iter().all(|&c| c == any)
 }
 
 #[cfg(test)]
@@ -51,6 +59,8 @@ mod tests {
             ("", "x", false),
             ("a*b*c", "axxbyyc", true),
             ("a*b*c", "axxbyy", false),
+            ("ä?c*", "äbcdé", true),
+            ("ä?c", "äbcdé", false),
         ];
         for (pattern, text, expected) in cases {
             assert_eq!(glob_match(pattern, text), expected, "{pattern} vs {text}");

@@ -10,6 +10,8 @@
 //! the run's instances and their total; [`render_terminal`], [`render_markdown`] and
 //! [`Report::to_json`] present it. [`analyze_file`] does all of it for one plan file.
 
+#[doc(hidden)]
+pub mod bench;
 pub mod blast;
 #[doc(hidden)]
 pub mod fuzz;

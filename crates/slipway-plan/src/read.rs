@@ -11,7 +11,7 @@
 //! the recursion limit is lifted, and `serde_stacker` grows the stack for the visitors
 //! that do recurse (the sensitivity and unknown-value masks).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::hash::{DefaultHasher, Hasher};
@@ -141,9 +141,16 @@ fn parse<R: BufRead>(mut scanner: Scanner<R>) -> Result<Plan, PlanError> {
                         plan.terraform_version =
                             parse_slice(&buffer, offset, |d| Option::<String>::deserialize(d))?;
                     }
-                    _ => parse_slice(&buffer, offset, |d| {
-                        OutputChangesSeed(&mut plan.output_changes).deserialize(d)
-                    })?,
+                    _ => {
+                        let bytes: &[u8] = &buffer;
+                        parse_slice(bytes, offset, |d| {
+                            OutputChangesSeed {
+                                changes: &mut plan.output_changes,
+                                bytes,
+                            }
+                            .deserialize(d)
+                        })?
+                    }
                 }
             }
             _ => scanner.value(None).map_err(scan_error)?,
@@ -182,6 +189,7 @@ fn read_changes<R: BufRead>(
         }
         _ => return Err(expected(scanner, "an array of resource changes")),
     }
+    let mut scratch = Scratch::default();
     let mut first = true;
     loop {
         match scanner.peek().map_err(scan_error)? {
@@ -197,8 +205,13 @@ fn read_changes<R: BufRead>(
         buffer.clear();
         let offset = scanner.offset();
         scanner.value(Some(buffer)).map_err(scan_error)?;
-        changes.push(parse_slice(buffer, offset, |d| {
-            ResourceChangeSeed.deserialize(d)
+        let bytes: &[u8] = buffer;
+        changes.push(parse_slice(bytes, offset, |d| {
+            ResourceChangeSeed {
+                scratch: &mut scratch,
+                bytes,
+            }
+            .deserialize(d)
         })?);
     }
 }
@@ -281,16 +294,22 @@ enum ResourceField {
     Other,
 }
 
-struct ResourceChangeSeed;
+/// Reads one resource change, `bytes` being the copied text it is parsed from (attribute
+/// values are kept as ranges of it); `scratch` is reused from one change to the next so
+/// that reading a change allocates only what the model keeps.
+struct ResourceChangeSeed<'s, 'de> {
+    scratch: &'s mut Scratch,
+    bytes: &'de [u8],
+}
 
-impl<'de> DeserializeSeed<'de> for ResourceChangeSeed {
+impl<'de> DeserializeSeed<'de> for ResourceChangeSeed<'_, 'de> {
     type Value = ResourceChange;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for ResourceChangeSeed {
+impl<'de> Visitor<'de> for ResourceChangeSeed<'_, 'de> {
     type Value = ResourceChange;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -318,7 +337,12 @@ impl<'de> Visitor<'de> for ResourceChangeSeed {
                 ResourceField::Name => name = map.next_value()?,
                 ResourceField::ProviderName => provider_name = map.next_value()?,
                 ResourceField::Deposed => deposed = map.next_value()?,
-                ResourceField::Change => change = Some(map.next_value_seed(ChangeSeed)?),
+                ResourceField::Change => {
+                    change = Some(map.next_value_seed(ChangeSeed {
+                        scratch: &mut *self.scratch,
+                        bytes: self.bytes,
+                    })?)
+                }
                 ResourceField::ActionReason => action_reason = map.next_value()?,
                 ResourceField::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -357,13 +381,8 @@ impl<'de> Visitor<'de> for ResourceChangeSeed {
                 .iter()
                 .map(|path| render_path(path))
                 .collect(),
-            changed_attributes: change.changed_attributes(),
-            sensitive_attributes: change
-                .before_sensitive
-                .keys
-                .union(&change.after_sensitive.keys)
-                .cloned()
-                .collect(),
+            changed_attributes: self.scratch.changed_attributes(self.bytes),
+            sensitive_attributes: self.scratch.sensitive_attributes(),
             address,
         })
     }
@@ -425,16 +444,12 @@ fn render_path(steps: &[serde_json::Value]) -> String {
     rendered
 }
 
-/// The `change` object, reduced to what reports need.
+/// The `change` object, reduced to what reports need; its attribute values and masks are
+/// read into the [`Scratch`] the seed was handed.
 #[derive(Default)]
 struct RawChange {
     /// The `actions` array joined with commas, without allocating per element.
     actions: Option<String>,
-    before: Attributes,
-    after: Attributes,
-    after_unknown: Marks,
-    before_sensitive: Marks,
-    after_sensitive: Marks,
     replace_paths: Vec<Vec<serde_json::Value>>,
     importing: bool,
 }
@@ -448,14 +463,44 @@ impl RawChange {
             format!("{names:?}")
         })
     }
+}
 
-    fn changed_attributes(&self) -> Vec<String> {
-        let (Attributes::Object(before), Attributes::Object(after)) = (&self.before, &self.after)
-        else {
+/// The parts of one change read without keeping them: `before`/`after` reduced to their
+/// top-level attributes and where each value's text lies, and the three masks reduced to
+/// the attributes they mark. Cleared and refilled for each change, so its buffers are
+/// allocated once per plan, not once per change.
+#[derive(Default)]
+struct Scratch {
+    before: Attributes,
+    after: Attributes,
+    after_unknown: Marks,
+    before_sensitive: Marks,
+    after_sensitive: Marks,
+}
+
+impl Scratch {
+    fn clear(&mut self) {
+        self.before.clear();
+        self.after.clear();
+        self.after_unknown.clear();
+        self.before_sensitive.clear();
+        self.after_sensitive.clear();
+    }
+
+    /// Top-level attributes whose value differs between before and after, or is unknown
+    /// until apply, sorted; `bytes` is the text the values were read from.
+    fn changed_attributes(&self, bytes: &[u8]) -> Vec<String> {
+        let (Shape::Object, Shape::Object) = (self.before.shape, self.after.shape) else {
             return Vec::new();
         };
-        let mut changed: BTreeSet<&str> =
-            self.after_unknown.keys.iter().map(String::as_str).collect();
+        let (before, after) = (&self.before, &self.after);
+        let mut changed: Vec<&str> = self.after_unknown.iter().collect();
+        let same = |a: (usize, usize), b: (usize, usize)| {
+            json_eq(
+                bytes.get(a.0..a.1).unwrap_or_default(),
+                bytes.get(b.0..b.1).unwrap_or_default(),
+            )
+        };
         // Terraform writes both sides with the same keys in the same order; compare
         // pairwise and only fall back to lookups when they differ.
         let same_keys = before.entries.len() == after.entries.len()
@@ -464,27 +509,58 @@ impl RawChange {
                 .zip(after.iter())
                 .all(|((b, _), (a, _))| a == b);
         if same_keys {
-            for ((name, before_hash), (_, after_hash)) in before.iter().zip(after.iter()) {
-                if before_hash != after_hash {
-                    changed.insert(name);
+            for ((name, before_value), (_, after_value)) in before.iter().zip(after.iter()) {
+                if !same(before_value, after_value) {
+                    changed.push(name);
                 }
             }
         } else {
-            let before_map: BTreeMap<&str, u64> = before.iter().collect();
-            let after_map: BTreeMap<&str, u64> = after.iter().collect();
-            for (name, hash) in &before_map {
-                if after_map.get(name) != Some(hash) {
-                    changed.insert(name);
+            let before_map: BTreeMap<&str, (usize, usize)> = before.iter().collect();
+            let after_map: BTreeMap<&str, (usize, usize)> = after.iter().collect();
+            for (name, value) in &before_map {
+                if !after_map
+                    .get(name)
+                    .is_some_and(|other| same(*value, *other))
+                {
+                    changed.push(name);
                 }
             }
             for name in after_map.keys() {
                 if !before_map.contains_key(name) {
-                    changed.insert(name);
+                    changed.push(name);
                 }
             }
         }
-        changed.into_iter().map(str::to_string).collect()
+        sorted_names(changed)
     }
+
+    /// Top-level attributes marked sensitive before or after, sorted.
+    fn sensitive_attributes(&self) -> Vec<String> {
+        sorted_names(
+            self.before_sensitive
+                .iter()
+                .chain(self.after_sensitive.iter())
+                .collect(),
+        )
+    }
+}
+
+fn sorted_names(mut names: Vec<&str>) -> Vec<String> {
+    if names.is_empty() {
+        return Vec::new();
+    }
+    names.sort_unstable();
+    names.dedup();
+    names.into_iter().map(str::to_string).collect()
+}
+
+/// Whether two JSON texts are the same value as far as slipway cares: byte for byte, or
+/// the same once whitespace between tokens is ignored (equal hashes).
+fn json_eq(a: &[u8], b: &[u8]) -> bool {
+    if a == b {
+        return true;
+    }
+    (has_whitespace(a) || has_whitespace(b)) && hash_json(a) == hash_json(b)
 }
 
 #[derive(Deserialize)]
@@ -502,16 +578,19 @@ enum ChangeField {
     Other,
 }
 
-struct ChangeSeed;
+struct ChangeSeed<'s, 'de> {
+    scratch: &'s mut Scratch,
+    bytes: &'de [u8],
+}
 
-impl<'de> DeserializeSeed<'de> for ChangeSeed {
+impl<'de> DeserializeSeed<'de> for ChangeSeed<'_, 'de> {
     type Value = RawChange;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawChange, D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for ChangeSeed {
+impl<'de> Visitor<'de> for ChangeSeed<'_, 'de> {
     type Value = RawChange;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -520,19 +599,27 @@ impl<'de> Visitor<'de> for ChangeSeed {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawChange, A::Error> {
         let mut change = RawChange::default();
+        let (scratch, bytes) = (self.scratch, self.bytes);
+        scratch.clear();
         while let Some(field) = map.next_key::<ChangeField>()? {
             match field {
                 ChangeField::Actions => change.actions = Some(map.next_value_seed(JoinedActions)?),
-                ChangeField::Before => change.before = map.next_value_seed(AttributesSeed)?,
-                ChangeField::After => change.after = map.next_value_seed(AttributesSeed)?,
+                ChangeField::Before => map.next_value_seed(AttributesSeed {
+                    table: &mut scratch.before,
+                    bytes,
+                })?,
+                ChangeField::After => map.next_value_seed(AttributesSeed {
+                    table: &mut scratch.after,
+                    bytes,
+                })?,
                 ChangeField::AfterUnknown => {
-                    change.after_unknown = map.next_value_seed(MarksSeed)?
+                    map.next_value_seed(MarksSeed(&mut scratch.after_unknown))?
                 }
                 ChangeField::BeforeSensitive => {
-                    change.before_sensitive = map.next_value_seed(MarksSeed)?
+                    map.next_value_seed(MarksSeed(&mut scratch.before_sensitive))?
                 }
                 ChangeField::AfterSensitive => {
-                    change.after_sensitive = map.next_value_seed(MarksSeed)?
+                    map.next_value_seed(MarksSeed(&mut scratch.after_sensitive))?
                 }
                 ChangeField::ReplacePaths => {
                     let paths: Option<Vec<Vec<serde_json::Value>>> = map.next_value()?;
@@ -586,16 +673,19 @@ impl<'de> Visitor<'de> for JoinedActions {
 }
 
 /// Appends each output change of the `output_changes` object as it is read.
-struct OutputChangesSeed<'v>(&'v mut Vec<OutputChange>);
+struct OutputChangesSeed<'v, 'de> {
+    changes: &'v mut Vec<OutputChange>,
+    bytes: &'de [u8],
+}
 
-impl<'de> DeserializeSeed<'de> for OutputChangesSeed<'_> {
+impl<'de> DeserializeSeed<'de> for OutputChangesSeed<'_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for OutputChangesSeed<'_> {
+impl<'de> Visitor<'de> for OutputChangesSeed<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -607,15 +697,19 @@ impl<'de> Visitor<'de> for OutputChangesSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut scratch = Scratch::default();
         while let Some(name) = map.next_key::<String>()? {
-            let change = map.next_value_seed(ChangeSeed)?;
+            let change = map.next_value_seed(ChangeSeed {
+                scratch: &mut scratch,
+                bytes: self.bytes,
+            })?;
             let action = change.action().map_err(|actions| {
                 de::Error::custom(format_args!(
                     "output change {name}: unsupported actions {actions}"
                 ))
             })?;
-            let sensitive = change.before_sensitive.any() || change.after_sensitive.any();
-            self.0.push(OutputChange {
+            let sensitive = scratch.before_sensitive.any() || scratch.after_sensitive.any();
+            self.changes.push(OutputChange {
                 name,
                 action,
                 sensitive,
@@ -625,93 +719,114 @@ impl<'de> Visitor<'de> for OutputChangesSeed<'_> {
     }
 }
 
-/// A value reduced to one hash per top-level attribute. Names live in one buffer so a
-/// resource's attributes cost two allocations, not one per name.
-#[derive(Default, PartialEq)]
-enum Attributes {
+/// What a `before` or `after` value is.
+#[derive(Default, Clone, Copy, PartialEq)]
+enum Shape {
     #[default]
     Absent,
-    Object(AttributeTable),
-    Other(u64),
+    Object,
+    /// Not an object (Terraform writes none such for a resource); only told apart as such.
+    Other,
 }
 
-#[derive(Default, PartialEq)]
-struct AttributeTable {
+/// A value reduced to its top-level attributes: each name and where its value's text
+/// lies in the copied change. Names live in one buffer; nothing is hashed or copied.
+#[derive(Default)]
+struct Attributes {
+    shape: Shape,
     names: String,
-    /// (end of the name in `names`, hash of the value); a name starts where the previous
-    /// one ends.
-    entries: Vec<(usize, u64)>,
+    /// (end of the name in `names`, start and end of the value's text); a name starts
+    /// where the previous one ends.
+    entries: Vec<(usize, usize, usize)>,
 }
 
-impl AttributeTable {
-    fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+impl Attributes {
+    fn clear(&mut self) {
+        self.shape = Shape::Absent;
+        self.names.clear();
+        self.entries.clear();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, (usize, usize))> {
         let mut start = 0;
-        self.entries.iter().map(move |&(end, hash)| {
+        self.entries.iter().map(move |&(end, from, to)| {
             let name = self.names.get(start..end).unwrap_or_default();
             start = end;
-            (name, hash)
+            (name, (from, to))
         })
     }
 }
 
-struct AttributesSeed;
+/// Reads a value into an [`Attributes`] table; `bytes` is the slice being parsed, which
+/// raw values are borrowed from.
+struct AttributesSeed<'t, 'de> {
+    table: &'t mut Attributes,
+    bytes: &'de [u8],
+}
 
-impl<'de> DeserializeSeed<'de> for AttributesSeed {
-    type Value = Attributes;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Attributes, D::Error> {
+impl<'de> DeserializeSeed<'de> for AttributesSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.table.clear();
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for AttributesSeed {
-    type Value = Attributes;
+impl<'de> AttributesSeed<'_, 'de> {
+    fn other<E>(self) -> Result<(), E> {
+        self.table.shape = Shape::Other;
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for AttributesSeed<'_, 'de> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Attributes, E> {
-        Ok(Attributes::Absent)
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Attributes, E> {
-        Ok(Attributes::Other(u64::from(v)))
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.other()
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Attributes, E> {
-        Ok(Attributes::Other(hash_bytes(v.to_string().as_bytes())))
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.other()
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Attributes, E> {
-        Ok(Attributes::Other(hash_bytes(v.to_string().as_bytes())))
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.other()
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Attributes, E> {
-        Ok(Attributes::Other(hash_bytes(v.to_string().as_bytes())))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.other()
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Attributes, E> {
-        Ok(Attributes::Other(hash_bytes(v.as_bytes())))
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.other()
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Attributes, A::Error> {
-        let mut hasher = DefaultHasher::new();
-        while let Some(raw) = seq.next_element::<&RawValue>()? {
-            hasher.write_u64(hash_json(raw.get()));
-        }
-        Ok(Attributes::Other(hasher.finish()))
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<&RawValue>()?.is_some() {}
+        self.other()
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
-        // Sized for a typical resource, to spare the reallocations of growing from empty.
-        let mut table = AttributeTable {
-            names: String::with_capacity(256),
-            entries: Vec::with_capacity(16),
-        };
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let table = self.table;
+        table.shape = Shape::Object;
+        let base = self.bytes.as_ptr() as usize;
         while map.next_key_seed(KeyInto(&mut table.names))?.is_some() {
             // Values are taken raw (borrowed from the copied resource change): serde_json
-            // skips them without recursion, however deep, and hashing their bytes is far
-            // cheaper than visiting every nested value.
-            let raw = map.next_value::<&RawValue>()?;
+            // skips them without recursion, however deep, and only where their text lies
+            // is kept, to be compared byte for byte with the other side's.
+            let raw = map.next_value::<&RawValue>()?.get();
+            let from = (raw.as_ptr() as usize)
+                .checked_sub(base)
+                .filter(|from| from + raw.len() <= self.bytes.len())
+                .ok_or_else(|| de::Error::custom("an attribute value outside the change"))?;
             table
                 .entries
-                .push((table.names.len(), hash_json(raw.get())));
+                .push((table.names.len(), from, from + raw.len()));
         }
-        Ok(Attributes::Object(table))
+        Ok(())
     }
 }
 
@@ -738,22 +853,14 @@ impl<'de> Visitor<'de> for KeyInto<'_> {
     }
 }
 
-fn hash_bytes(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    hasher.write(bytes);
-    hasher.finish()
+fn has_whitespace(bytes: &[u8]) -> bool {
+    memchr::memchr3(b' ', b'\n', b'\t', bytes).is_some() || memchr::memchr(b'\r', bytes).is_some()
 }
 
 /// Hashes JSON text ignoring whitespace between tokens, so equal values hash equally
 /// however the plan was indented.
-fn hash_json(text: &str) -> u64 {
-    let bytes = text.as_bytes();
+fn hash_json(bytes: &[u8]) -> u64 {
     let mut hasher = DefaultHasher::new();
-    // Compact plans (what Terraform writes) have no whitespace at all: hash in one go.
-    if memchr::memchr3(b' ', b'\n', b'\t', bytes).is_none() && !bytes.contains(&b'\r') {
-        hasher.write(bytes);
-        return hasher.finish();
-    }
     let (mut in_string, mut escaped) = (false, false);
     let mut run_start = 0;
     for (at, &byte) in bytes.iter().enumerate() {
@@ -777,72 +884,87 @@ fn hash_json(text: &str) -> u64 {
 }
 
 /// A mask like `after_unknown` or `after_sensitive`: `true` for the whole value, or the
-/// top-level attributes with a `true` anywhere inside.
+/// top-level attributes with a `true` anywhere inside (names in one buffer).
 #[derive(Default)]
 struct Marks {
     whole: bool,
-    keys: BTreeSet<String>,
+    names: String,
+    /// The end of each marked name in `names`.
+    ends: Vec<usize>,
 }
 
 impl Marks {
+    fn clear(&mut self) {
+        self.whole = false;
+        self.names.clear();
+        self.ends.clear();
+    }
+
     fn any(&self) -> bool {
-        self.whole || !self.keys.is_empty()
+        self.whole || !self.ends.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let name = self.names.get(start..end).unwrap_or_default();
+            start = end;
+            name
+        })
     }
 }
 
-struct MarksSeed;
+struct MarksSeed<'m>(&'m mut Marks);
 
-impl<'de> DeserializeSeed<'de> for MarksSeed {
-    type Value = Marks;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Marks, D::Error> {
+impl<'de> DeserializeSeed<'de> for MarksSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.0.clear();
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for MarksSeed {
-    type Value = Marks;
+impl<'de> Visitor<'de> for MarksSeed<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a mask of booleans")
     }
 
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Marks, E> {
-        Ok(Marks {
-            whole: v,
-            keys: BTreeSet::new(),
-        })
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.0.whole = v;
+        Ok(())
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Marks, E> {
-        Ok(Marks::default())
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Marks, E> {
-        Ok(Marks::default())
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Marks, E> {
-        Ok(Marks::default())
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Marks, E> {
-        Ok(Marks::default())
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Marks, E> {
-        Ok(Marks::default())
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Marks, A::Error> {
-        Ok(Marks {
-            whole: AnyTrueSeed.visit_seq(seq)?,
-            keys: BTreeSet::new(),
-        })
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
+        self.0.whole = AnyTrueSeed.visit_seq(seq)?;
+        Ok(())
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Marks, A::Error> {
-        let mut keys = BTreeSet::new();
-        let mut key = String::new();
-        while map.next_key_seed(KeyInto(&mut key))?.is_some() {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let marks = self.0;
+        while map.next_key_seed(KeyInto(&mut marks.names))?.is_some() {
             if map.next_value_seed(AnyTrueSeed)? {
-                keys.insert(key.clone());
+                marks.ends.push(marks.names.len());
+            } else {
+                let start = marks.ends.last().copied().unwrap_or(0);
+                marks.names.truncate(start);
             }
-            key.clear();
         }
-        Ok(Marks { whole: false, keys })
+        Ok(())
     }
 }
 

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use slipway_core::Stage;
 use slipway_core::config::{OnViolation, Project, StagePolicy, StatefulResources};
 use slipway_plan::{
-    InstanceReport, Policy, PolicyConfig, Severity, StackLinks, StatefulConfig, StatefulTypes,
-    Verdict, analyze_instance, parse_plan,
+    InstanceReport, Plan, Policy, PolicyConfig, Severity, StackLinks, StatefulConfig,
+    StatefulTypes, Verdict, analyze_instance, parse_plan, read_plan,
 };
 
 /// Everything needed to measure the plans of one stage's stack instances, built once per
@@ -53,21 +53,33 @@ impl Analysis {
     /// Measures one instance's plan (the bytes of `show -json`) and checks it against the
     /// stage's policy.
     pub fn analyze(&self, stack: &str, instance: &str, plan_json: &[u8]) -> Result<InstanceReport> {
+        let plan = parse_plan(plan_json).context("cannot read the plan's JSON")?;
+        self.analyze_plan(stack, instance, &plan)
+    }
+
+    /// [`Self::analyze`] for a plan already read, e.g. streamed from `show -json` by
+    /// [`read_plan_output`].
+    pub fn analyze_plan(&self, stack: &str, instance: &str, plan: &Plan) -> Result<InstanceReport> {
         let policy = self
             .policy
             .as_ref()
             .map_err(|error| anyhow::anyhow!("{error}"))?;
-        let plan = parse_plan(plan_json).context("cannot read the plan's JSON")?;
         analyze_instance(
             stack,
             instance,
-            &plan,
+            plan,
             &self.stateful,
             &self.links,
             policy.as_ref(),
         )
         .with_context(|| format!("cannot evaluate the policy of `{instance}`"))
     }
+}
+
+/// Reads a plan as `show -json` writes it, from the engine's pipe in bounded memory (what
+/// [`slipway_engine::Engine::show_json_with`] hands its reader).
+pub fn read_plan_output(pipe: &mut dyn std::io::Read) -> Result<Plan> {
+    read_plan(pipe).context("cannot read the plan's JSON")
 }
 
 /// The stateful resource types the project's `stateful_resources` block asks for.
@@ -307,5 +319,156 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("help:"), "{text}");
+    }
+}
+
+/// The streaming adapter: `show -json` from an engine process piped into the reader.
+#[cfg(test)]
+mod streaming_tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use slipway_engine::{Engine, Interrupt, Log, StackCredentials, StepContext, WorkingCopy};
+    use slipway_plan::StatefulTypes;
+
+    use super::*;
+
+    /// An "engine" that runs `script` (after `#!/bin/sh`); `show -json -no-color PLAN`
+    /// hands it the plan file as `$4`.
+    fn fake_engine(dir: &Path, script: &str) -> Engine {
+        let binary = dir.join("fake-terraform");
+        std::fs::write(&binary, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Engine::new(
+            binary,
+            dir,
+            Vec::new(),
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+        )
+    }
+
+    fn analysis() -> Analysis {
+        Analysis {
+            stateful: StatefulTypes::builtin(),
+            links: StackLinks::default(),
+            policy: Ok(None),
+        }
+    }
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../slipway-plan/tests/fixtures")
+            .join(name)
+    }
+
+    /// A plan far larger than a pipe's buffer, so it can only be read as it is written.
+    fn big_plan(path: &Path) {
+        let mut text = String::from(r#"{"format_version":"1.2","resource_changes":["#);
+        for index in 0..3000 {
+            if index > 0 {
+                text.push(',');
+            }
+            text.push_str(&format!(
+                r#"{{"address":"aws_s3_bucket.b{index}","mode":"managed","type":"aws_s3_bucket","name":"b{index}","change":{{"actions":["{}"],"before":{{"id":"b{index}","tags":{{"v":"1"}}}},"after":{{"id":"b{index}","tags":{{"v":"2"}}}},"after_unknown":{{}},"before_sensitive":{{}},"after_sensitive":{{"tags":{{}}}}}}}}"#,
+                if index % 3 == 0 { "update" } else { "delete" }
+            ));
+        }
+        text.push_str(r#"],"output_changes":{}}"#);
+        std::fs::write(path, text).unwrap();
+    }
+
+    async fn show(engine: &Engine, dir: &Path, plan_file: &Path) -> anyhow::Result<Plan> {
+        let working_copy = WorkingCopy {
+            tree: dir.to_path_buf(),
+            stack_dir: dir.to_path_buf(),
+            has_lock_file: false,
+        };
+        let log = Log::create(&dir.join("show.log")).unwrap();
+        let credentials = StackCredentials::default();
+        let interrupt = Interrupt::never();
+        let ctx = StepContext {
+            working_copy: &working_copy,
+            log: &log,
+            echo: None,
+            interrupt: &interrupt,
+            credentials: &credentials,
+            spawned: None,
+        };
+        let plan = engine
+            .show_json_with(ctx, plan_file, read_plan_output)
+            .await??;
+        Ok(plan)
+    }
+
+    #[tokio::test]
+    async fn show_json_is_streamed_into_the_reader_and_reports_as_if_buffered() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.json");
+        big_plan(&big);
+        // `cat` writes the plan as `show -json` would, in pipe-sized pieces.
+        let engine = fake_engine(
+            dir.path(),
+            r#"[ "$1 $2" = "show -json" ] || exit 9; exec cat "$4""#,
+        );
+        let analysis = analysis();
+        for plan_file in [
+            fixture("replace.tf1.11.json"),
+            fixture("sensitive.tf1.11.json"),
+            fixture("update.tf1.0.json"),
+            big.clone(),
+        ] {
+            let streamed = show(&engine, dir.path(), &plan_file).await.unwrap();
+            let bytes = std::fs::read(&plan_file).unwrap();
+            assert_eq!(
+                streamed,
+                parse_plan(&bytes).unwrap(),
+                "{}",
+                plan_file.display()
+            );
+            let from_stream = analysis.analyze_plan("app", "dev", &streamed).unwrap();
+            let buffered = analysis.analyze("app", "dev", &bytes).unwrap();
+            assert_eq!(from_stream, buffered, "{}", plan_file.display());
+        }
+        let streamed = show(&engine, dir.path(), &big).await.unwrap();
+        assert_eq!(streamed.resource_changes.len(), 3000);
+        // The JSON never reaches the step's log.
+        let log = std::fs::read_to_string(dir.path().join("show.log")).unwrap();
+        assert!(!log.contains("aws_s3_bucket.b1"), "{log}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_show_is_the_engines_error_not_a_json_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = fake_engine(
+            dir.path(),
+            r#"printf '{"format_version":"1.2","resource_chan'; echo 'Error: Failed to read the given file as a state or plan file' >&2; exit 1"#,
+        );
+        let error = show(&engine, dir.path(), &dir.path().join("missing.tfplan"))
+            .await
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("`show` failed (exit code 1)"), "{message}");
+        assert!(
+            message.contains("Failed to read the given file as a state or plan file"),
+            "{message}"
+        );
+        assert!(!message.contains("JSON"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn malformed_output_of_a_successful_show_is_a_clear_json_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = fake_engine(
+            dir.path(),
+            r#"printf '{"format_version":"1.2","resource_changes":[{]}'"#,
+        );
+        let error = show(&engine, dir.path(), &dir.path().join("p.tfplan"))
+            .await
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(message.contains("cannot read the plan's JSON"), "{message}");
+        assert!(message.contains("malformed plan JSON at byte"), "{message}");
     }
 }

@@ -891,8 +891,12 @@ impl Executor {
         plan_file: &Path,
     ) -> Result<InstanceReport, StackError> {
         self.events.step(name, Step::BlastRadius);
-        let json = self.engine.show_json(ctx, plan_file).await?;
-        let report = self.analysis.analyze(name, &self.instance, &json)?;
+        // Streamed from the engine's pipe into the reader: a plan's JSON is never held whole.
+        let plan = self
+            .engine
+            .show_json_with(ctx, plan_file, crate::analysis::read_plan_output)
+            .await??;
+        let report = self.analysis.analyze_plan(name, &self.instance, &plan)?;
         if let Ok(mut reports) = self.reports.lock() {
             reports.insert(name.to_owned(), report.clone());
         }

@@ -162,8 +162,11 @@ async fn check(
         return Ok(Checked::Resources(Vec::new()));
     }
     executor.events.step(name, Step::Show);
-    let json = executor.engine.show_json(ctx, &plan.plan_file).await?;
-    let parsed = slipway_plan::parse_plan(&json).context("cannot read the refresh-only plan")?;
+    let parsed = executor
+        .engine
+        .show_json_with(ctx, &plan.plan_file, |pipe| slipway_plan::read_plan(pipe))
+        .await?
+        .context("cannot read the refresh-only plan")?;
     let _ = std::fs::remove_file(&plan.plan_file);
     Ok(Checked::Resources(drifted_resources(&parsed)))
 }
