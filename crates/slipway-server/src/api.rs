@@ -37,7 +37,7 @@ pub(crate) mod views;
 use views::{
     After, Approved, AuditEntry, AuditQuery, CreatedToken, Decision, DriftCheck, Drill, ErrorBody,
     Job, Limit, Project, QueueRun, Rejected, Release, Releases, Revoked, Run, RunDetail, RunEvent,
-    Stack, StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
+    RunStatus, Stack, StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
 };
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -342,7 +342,19 @@ async fn runs(
         .store
         .recent_runs(limit.limit.unwrap_or(50).min(1000))
         .await?;
-    Ok(Json(runs.into_iter().map(Run::from).collect()))
+    let interrupted = state.store.interrupted_stack_runs().await?;
+    Ok(Json(
+        runs.into_iter()
+            .map(|run| {
+                let died = interrupted.iter().any(|r| r.run_id == run.id);
+                let mut run = Run::from(run);
+                if died && run.status == RunStatus::Running {
+                    run.status = RunStatus::Interrupted;
+                }
+                run
+            })
+            .collect(),
+    ))
 }
 
 /// A run
@@ -375,6 +387,15 @@ async fn run(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("run {run_id} is not on record")))?;
     let stack_runs = store.stack_runs(run_id).await?;
+    // Applies that died half-way are still `applying` in the record until a person
+    // resolves them; the API says what they are.
+    let interrupted: Vec<i64> = store
+        .interrupted_stack_runs()
+        .await?
+        .iter()
+        .filter(|r| r.run_id == run_id)
+        .map(|r| r.id)
+        .collect();
     let stages = store
         .stage_runs(run_id)
         .await?
@@ -383,14 +404,24 @@ async fn run(
             let stacks = stack_runs
                 .iter()
                 .filter(|r| r.stage == stage.stage)
-                .map(StackRun::from)
+                .map(|r| {
+                    if interrupted.contains(&r.id) {
+                        StackRun::interrupted(r)
+                    } else {
+                        StackRun::from(r)
+                    }
+                })
                 .collect();
             StageRun::new(stage, stacks)
         })
         .collect();
     let approvals = store.approvals(run_id).await?;
+    let mut run = Run::from(run);
+    if !interrupted.is_empty() && run.status == RunStatus::Running {
+        run.status = RunStatus::Interrupted;
+    }
     Ok(Json(RunDetail {
-        run: run.into(),
+        run,
         stages,
         approvals: approvals.into_iter().map(Into::into).collect(),
     }))

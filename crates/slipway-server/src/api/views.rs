@@ -312,11 +312,31 @@ pub struct StackRun {
     pub failure_reason: Option<String>,
     /// Whether its log can be read.
     pub has_log: bool,
+    /// Set when its apply died half-way (the process that was applying it is gone; the
+    /// status says `interrupted`): the command a person runs, after checking the instance's
+    /// state, to free its lock. slipway never retries such an instance on its own.
+    #[schema(required = true)]
+    pub resolve: Option<String>,
 }
 
 /// The keys of a plan summary a client does not get here: where the plan lies on the server,
 /// and the blast radius report (served on its own: `GET .../stages/{stage}/report`).
 const PLAN_LOCATION_KEYS: &[&str] = &["plan_file", "plan_key", "path", "key", "report"];
+
+impl StackRun {
+    /// A stack run the record still calls `applying` whose process is gone
+    /// ([`store::Store::interrupted_stack_runs`]).
+    pub fn interrupted(r: &store::StackRun) -> Self {
+        Self {
+            status: StackRunStatus::Interrupted,
+            resolve: Some(format!(
+                "slipway resolve-interrupted {} --note \"what you checked\"",
+                r.id
+            )),
+            ..Self::from(r)
+        }
+    }
+}
 
 impl From<&store::StackRun> for StackRun {
     fn from(r: &store::StackRun) -> Self {
@@ -336,6 +356,7 @@ impl From<&store::StackRun> for StackRun {
             plan: plan_view(plan),
             failure_reason: r.failure_reason.clone(),
             has_log: r.log_path.is_some(),
+            resolve: None,
         }
     }
 }

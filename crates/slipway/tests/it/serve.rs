@@ -818,3 +818,100 @@ fn sigterm_mid_run_interrupts_the_job_and_starts_nothing_new() {
         "{jobs:?}"
     );
 }
+
+/// `kill -9` of the server mid-apply, and of the engine it left, as a dying machine (the
+/// provider's request is held, so the apply is in flight for sure). After a restart the job
+/// is interrupted and never re-run, and the API reports the run and its stack run
+/// interrupted with the command that resolves it, as `slipway status` does.
+#[test]
+fn a_server_killed_mid_apply_reports_the_run_interrupted_after_a_restart() {
+    use crate::interrupt::HoldingProxy;
+    use crate::pipeline_killed::process_groups_working_in;
+
+    let (_sandbox, moto) = crate::common::sandbox();
+    // Verification is tested elsewhere: the first apply is dev's.
+    let project = crate::queue_project::queue_repository_with(
+        "\nverify {\n  from_zero   = false\n  from_latest = false\n}\n",
+    );
+    let dir = project.path();
+    let mut env = moto.env();
+    env.push(("SLIPWAY_ACTOR".to_owned(), "operator".to_owned()));
+    let viewer = make_token(dir, &env, "vic", "viewer", None);
+    let deployer = make_token(dir, &env, "dee", "deployer", None);
+    let proxy = HoldingProxy::start(moto.port(), "Action=CreateQueue");
+    let mut served_env = proxy.env(&env);
+    served_env.push(("SLIPWAY_ENGINE_PASS".to_owned(), "AWS_*".to_owned()));
+
+    let mut server = Served::start(dir, &served_env, &["--poll", "0"]);
+    let (status, job) = server.api(
+        "POST",
+        "/api/v1/runs",
+        &deployer,
+        Some(serde_json::json!({ "commit": git_head(dir) })),
+    );
+    assert_eq!(status, 202, "{job}");
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("dev's apply reaches CreateQueue");
+    let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+    let run = queue[0]["run_id"].as_i64().expect("the job names its run");
+
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let work = dir.canonicalize().unwrap().join(".slipway/work");
+    for group in process_groups_working_in(&work) {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+    }
+    crate::common::wait_until(
+        "the orphaned engine is gone",
+        Duration::from_secs(30),
+        || process_groups_working_in(&work).is_empty(),
+    );
+
+    let server = Served::start(dir, &served_env, &["--poll", "0"]);
+    let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+    let statuses: Vec<&str> = queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["interrupted"], "not re-run: {queue}");
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    assert_eq!(detail["run"]["status"], "interrupted", "{detail}");
+    let dev = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "dev")
+        .unwrap_or_else(|| panic!("dev ran: {detail}"));
+    let stack = &dev["stacks"][0];
+    assert_eq!(
+        (&stack["stack"], &stack["status"]),
+        (
+            &serde_json::json!("queue"),
+            &serde_json::json!("interrupted")
+        ),
+        "{detail}"
+    );
+    let id = stack["id"].as_i64().unwrap();
+    assert_eq!(
+        stack["resolve"],
+        format!("slipway resolve-interrupted {id} --note \"what you checked\""),
+        "{detail}"
+    );
+    let (_, runs) = server.api("GET", "/api/v1/runs", &viewer, None);
+    assert_eq!(runs[0]["status"], "interrupted", "{runs}");
+    let log = server.stop();
+    assert!(
+        log.contains("marked interrupted"),
+        "the restart says what it found: {log}"
+    );
+    let status = crate::common::slipway_ok_with(dir, &env, &["status"]);
+    assert!(
+        status.stderr.contains("interrupted: dev/queue"),
+        "{}",
+        status.stderr
+    );
+}
