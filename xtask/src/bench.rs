@@ -1,11 +1,12 @@
 //! `cargo xtask bench`: benchmarks that compare slipway with the baseline a team would use
-//! instead, measured in the same run on the same machine and reported as ratios.
+//! instead, measured in the same run on the same machine and reported as ratios; and
+//! `slipway serve` under load, reported against its latency and error targets.
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::{bench_advise, bench_apply, bench_changed};
+use crate::{bench_advise, bench_apply, bench_changed, bench_serve};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -24,6 +25,9 @@ enum Which {
     /// `slipway advise` on a generated repository of 2,000 stacks and 20,000 commits:
     /// time and peak memory (target: well under a minute).
     Advise(bench_advise::Args),
+    /// `slipway serve` on loopback: 100 readers of the release matrix and run events and 50
+    /// signed webhooks a second for 60 s (targets: no errors, acknowledgement p99 under 50 ms).
+    Serve(bench_serve::Args),
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -31,5 +35,6 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Which::Apply(args) => bench_apply::run(args),
         Which::Changed(args) => bench_changed::run(args).map(|()| ExitCode::SUCCESS),
         Which::Advise(args) => bench_advise::run(args).map(|()| ExitCode::SUCCESS),
+        Which::Serve(args) => bench_serve::run(args),
     }
 }

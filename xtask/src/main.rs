@@ -12,6 +12,7 @@ mod bench;
 mod bench_advise;
 mod bench_apply;
 mod bench_changed;
+mod bench_serve;
 mod crash_harness;
 mod demo;
 mod fuzz;
@@ -34,7 +35,8 @@ enum Command {
     Test(test::Args),
     /// The demo: examples/webshop delivered to dev, test and prod on the sandbox.
     Demo(demo::Args),
-    /// Benchmarks against the baselines teams use today (reported as ratios).
+    /// Benchmarks: against the baselines teams use today (reported as ratios), and the
+    /// server under load (against its targets).
     Bench(bench::Args),
     /// Fuzz the configuration loader and the plan reader (cargo-fuzz, nightly); crashing
     /// inputs are kept as regression tests.
