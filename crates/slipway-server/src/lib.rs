@@ -100,6 +100,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (state, worker) = AppState::start(config, store).await?;
     let stopping = state.stopping.clone();
+    use axum::serve::ListenerExt as _;
+    // Answers are small and whole: without TCP_NODELAY the last piece of a response (a
+    // stream's end) can wait for the client's delayed acknowledgement.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let serving = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown.await;
         stopping.stop();

@@ -69,6 +69,10 @@ const MIGRATIONS: &[migrate::Step] = &[
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The connection transactions that write begin on. SQLite lets one writer in at a
+    /// time anyway; with a connection of their own, writes (a webhook's delivery, a run's
+    /// events) never wait for a slot behind readers of the shared pool.
+    writer: SqlitePool,
     lease: Duration,
 }
 
@@ -98,16 +102,29 @@ impl SqliteStore {
         let max_connections = if in_memory { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(open_error)?;
         migrate::apply(&pool, MIGRATIONS, url).await?;
-        Ok(Self { pool, lease })
+        let writer = if in_memory {
+            pool.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .map_err(open_error)?
+        };
+        Ok(Self {
+            pool,
+            writer,
+            lease,
+        })
     }
 
     /// A transaction that holds the write lock from its first statement.
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.pool
+        self.writer
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db("begin a write"))
@@ -115,6 +132,7 @@ impl SqliteStore {
 
     /// Closes every connection, so the file can be removed or copied.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
