@@ -9,6 +9,7 @@
 pub mod changes;
 pub mod config;
 pub mod diagnostic;
+pub mod dora;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod graph;

@@ -98,6 +98,72 @@ pub fn parse_log(bytes: &[u8], prefix: &str) -> Result<Vec<LogEntry>, String> {
     Ok(entries)
 }
 
+impl Repo {
+    /// When each of `commits` was made (committer time, seconds since the Unix epoch).
+    /// Commits this repository does not hold (a shallow clone's, a rewritten history's) are
+    /// left out rather than failing the rest.
+    pub fn commit_times(
+        &self,
+        commits: &[String],
+    ) -> Result<std::collections::BTreeMap<String, i64>, GitError> {
+        use std::io::Write as _;
+        let mut times = std::collections::BTreeMap::new();
+        if commits.is_empty() {
+            return Ok(times);
+        }
+        let piped = |args: &[&str], input: String| -> Result<std::process::Output, GitError> {
+            let mut child = self
+                .command()
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|source| GitError::Spawn { source })?;
+            let mut stdin = child.stdin.take().expect("stdin is piped");
+            // Written from a thread: git answers while it reads, and a full pipe must not
+            // stall both sides.
+            let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+            let output = child
+                .wait_with_output()
+                .map_err(|source| GitError::Spawn { source })?;
+            let _ = writer.join();
+            Ok(output)
+        };
+        let asked: String = commits.iter().map(|c| format!("{c}\n")).collect();
+        let checked = piped(
+            &["cat-file", "--batch-check=%(objectname) %(objecttype)"],
+            asked,
+        )?;
+        if !checked.status.success() {
+            return Err(failed("git cat-file --batch-check", &checked));
+        }
+        let present: String = String::from_utf8_lossy(&checked.stdout)
+            .lines()
+            .filter_map(|line| line.strip_suffix(" commit"))
+            .map(|id| format!("{id}\n"))
+            .collect();
+        if present.is_empty() {
+            return Ok(times);
+        }
+        let output = piped(
+            &["log", "--no-walk=unsorted", "--stdin", "--format=%H %ct"],
+            present,
+        )?;
+        if !output.status.success() {
+            return Err(failed("git log --no-walk", &output));
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            if let Some((id, time)) = line.split_once(' ') {
+                if let Ok(time) = time.trim().parse() {
+                    times.insert(id.to_owned(), time);
+                }
+            }
+        }
+        Ok(times)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +180,43 @@ mod tests {
         let scoped = parse_log(out, "proj/").unwrap();
         assert_eq!(scoped[1].files, ["new\nline.tf"]);
         assert!(parse_log(b"\x1ebroken\0", "").is_err());
+    }
+
+    #[test]
+    fn commit_times_are_the_committers_and_unknown_commits_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str], date: &str| {
+            let status = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_AUTHOR_DATE", "1000000000 +0000")
+                .env("GIT_COMMITTER_DATE", date)
+                .env("GIT_AUTHOR_NAME", "a")
+                .env("GIT_AUTHOR_EMAIL", "a@example.com")
+                .env("GIT_COMMITTER_NAME", "a")
+                .env("GIT_COMMITTER_EMAIL", "a@example.com")
+                .status()
+                .unwrap();
+            assert!(status.success());
+        };
+        git(&["init", "-q", "-b", "main"], "");
+        std::fs::write(dir.path().join("slipway.hcl"), "").unwrap();
+        git(&["add", "-A"], "");
+        git(&["commit", "-q", "-m", "one"], "1700000000 +0000");
+        git(
+            &["commit", "-q", "--allow-empty", "-m", "two"],
+            "1700003600 +0200",
+        );
+        let repo = Repo::open(dir.path()).unwrap();
+        let one = repo.require("HEAD~1").unwrap();
+        let two = repo.require("HEAD").unwrap();
+        let missing = "0123456789012345678901234567890123456789".to_owned();
+        let times = repo
+            .commit_times(&[two.clone(), missing, one.clone()])
+            .unwrap();
+        assert_eq!(times.len(), 2, "{times:?}");
+        assert_eq!(times[&one], 1_700_000_000);
+        assert_eq!(times[&two], 1_700_003_600);
+        assert!(repo.commit_times(&[]).unwrap().is_empty());
     }
 }

@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod changes;
 pub mod credentials;
+pub mod dora;
 pub mod events;
 pub mod executor;
 pub mod help;

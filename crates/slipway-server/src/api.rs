@@ -35,9 +35,10 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) mod views;
 
 use views::{
-    After, Approved, AuditEntry, AuditQuery, CreatedToken, Decision, DriftCheck, Drill, ErrorBody,
-    Job, Limit, Project, QueueRun, Rejected, Release, Releases, Revoked, Run, RunDetail, RunEvent,
-    RunStatus, Stack, StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
+    After, Approved, AuditEntry, AuditQuery, CreatedToken, Decision, Dora, DoraQuery, DriftCheck,
+    Drill, ErrorBody, Job, Limit, Project, QueueRun, Rejected, Release, Releases, Revoked, Run,
+    RunDetail, RunEvent, RunStatus, Stack, StackReleases, StackRun, Stage, StageRun, Token,
+    TokenRequest,
 };
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -55,6 +56,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/drills", get(drills))
         .route("/drift", get(drift))
+        .route("/dora", get(dora))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/openapi.json", get(openapi))
@@ -90,6 +92,7 @@ pub(crate) fn routes() -> Router<AppState> {
         audit,
         drills,
         drift,
+        dora,
         tokens,
         create_token,
         revoke_token,
@@ -846,6 +849,54 @@ async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Jso
 async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<DriftCheck>>> {
     let checks = state.store.drift_checks(None, 100).await?;
     Ok(Json(checks.into_iter().map(DriftCheck::from).collect()))
+}
+
+/// The delivery metrics
+///
+/// The four DORA metrics of each stage over the last `days` days, from the record and the
+/// working copy's git history: deployment frequency, lead time for changes, change failure
+/// rate and time to restore (definitions in docs/dora.md).
+#[utoipa::path(
+    get,
+    path = "/api/v1/dora",
+    operation_id = "dora",
+    tag = "project",
+    security(("bearer" = [])),
+    params(DoraQuery),
+    responses(
+        (status = 200, description = "The metrics per stage", body = Dora),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such stage", body = ErrorBody),
+        (status = 500, response = Internal),
+        (status = 503, response = NoProject),
+    ),
+)]
+async fn dora(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<DoraQuery>,
+) -> ApiResult<Json<Dora>> {
+    let workspace = workspace(&state)?;
+    if let Some(stage) = &query.stage {
+        if workspace.project.stage(stage).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no stage `{stage}` in the project"
+            )));
+        }
+    }
+    let until = slipway_store::UnixMillis::now();
+    let days = i64::from(query.days.unwrap_or(30).clamp(1, 3660));
+    let window = slipway_runner::dora::Window {
+        since: slipway_store::UnixMillis(until.0 - days * 86_400_000),
+        until,
+        stage: query.stage.clone(),
+        failure_window_ms: i64::from(query.failure_window_hours.unwrap_or(24)) * 3_600_000,
+    };
+    let report = slipway_runner::dora::report(&workspace, &state.store, &window)
+        .await
+        .map_err(|error| ApiError::internal(format!("{error:#}")))?;
+    Ok(Json(report.into()))
 }
 
 /// How the report is written.

@@ -19,6 +19,7 @@ use common::Server;
 /// A route added to `api::routes` belongs here and in the document.
 const ROUTES: &[&str] = &[
     "GET /api/v1/audit",
+    "GET /api/v1/dora",
     "GET /api/v1/drift",
     "GET /api/v1/drills",
     "GET /api/v1/openapi.json",
@@ -340,6 +341,15 @@ fn what_the_server_answers_fits_the_document() {
     fits("GET", "/api/v1/releases", "/api/v1/releases", &viewer, None);
     fits("GET", "/api/v1/drills", "/api/v1/drills", &viewer, None);
     fits("GET", "/api/v1/drift", "/api/v1/drift", &viewer, None);
+    // The metrics need the project (for its git history): a server without one says so.
+    let dora = fits("GET", "/api/v1/dora?days=7", "/api/v1/dora", &viewer, None);
+    assert!(
+        dora["error"]
+            .as_str()
+            .unwrap()
+            .contains("no project loaded"),
+        "{dora}"
+    );
     fits("GET", "/api/v1/project", "/api/v1/project", &viewer, None);
     let made = fits(
         "POST",

@@ -36,9 +36,10 @@ pub use liveness::{
     StaleReason, Surroundings, assess, probe_process, this_host,
 };
 pub use model::{
-    Approval, Artifact, AuditAction, AuditEntry, Delivery, DeliveryStatus, Intake, NewApproval,
-    NewAuditEntry, NewDelivery, NewRelease, NewRun, NewStackRun, Release, Run, RunEvent, RunStatus,
-    StackRun, StackRunOutcome, StackRunStatus, StageRun, StageRunStatus, UnknownValue,
+    Approval, Artifact, AuditAction, AuditEntry, Delivery, DeliveryHistory, DeliveryStatus, Intake,
+    NewApproval, NewAuditEntry, NewDelivery, NewRelease, NewRun, NewStackRun, Release, Run,
+    RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus, StageRun, StageRunStatus,
+    UnknownValue,
 };
 pub use postgres::PostgresStore;
 pub use service::{ApiToken, Job, JobKind, JobStatus, NewJob, NewToken, Role, ServiceRecord};
@@ -160,6 +161,7 @@ delegate! { impl Store {
     current_releases() -> Vec<Release>;
     append_audit(entry: &NewAuditEntry) -> AuditEntry;
     audit_log(after_seq: Option<i64>, limit: u32) -> Vec<AuditEntry>;
+    delivery_history(since: UnixMillis) -> DeliveryHistory;
     record_approval(new: &NewApproval) -> Approval;
     approvals(run_id: i64) -> Vec<Approval>;
     append_run_events(run_id: i64, events: &[serde_json::Value]) -> ();

@@ -358,6 +358,20 @@ pub struct Release {
     pub run_id: Option<i64>,
 }
 
+/// What the record says happened since a time: what the delivery metrics (DORA) are made
+/// of. Each list is oldest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryHistory {
+    /// The runs of [`Self::stage_runs`].
+    pub runs: Vec<Run>,
+    /// Stage runs started since.
+    pub stage_runs: Vec<StageRun>,
+    /// Releases made since.
+    pub releases: Vec<Release>,
+    /// Rollbacks and recoveries since, from the audit log.
+    pub restorations: Vec<AuditEntry>,
+}
+
 /// An audit entry about to be appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAuditEntry {

@@ -269,6 +269,26 @@ pub(crate) const AUDIT_AFTER: &str = concat!(
     audit_columns!(),
     " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
 );
+pub(crate) const RESTORATIONS_SINCE: &str = concat!(
+    "SELECT ",
+    audit_columns!(),
+    " FROM audit_log WHERE at >= $1 AND action IN ('rollback', 'recover') ORDER BY seq"
+);
+pub(crate) const RELEASES_SINCE: &str = concat!(
+    "SELECT ",
+    release_columns!(),
+    " FROM releases WHERE released_at >= $1 ORDER BY id"
+);
+pub(crate) const STAGE_RUNS_SINCE: &str = concat!(
+    "SELECT ",
+    stage_run_columns!(),
+    " FROM stage_runs WHERE started_at >= $1 ORDER BY id"
+);
+pub(crate) const RUNS_OF_STAGE_RUNS_SINCE: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE id IN (SELECT run_id FROM stage_runs WHERE started_at >= $1) ORDER BY id"
+);
 
 /// Numbers the next grant of a stack instance's lock.
 pub(crate) const NEXT_FENCE: &str = "INSERT INTO lock_fences (stack, instance, last_fence) \
@@ -397,7 +417,7 @@ macro_rules! impl_store {
         use $crate::error::{Result, StoreError, db};
         use $crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner, Surroundings};
         use $crate::model::{
-            Approval, Artifact, AuditAction, AuditEntry, Delivery, Intake, NewApproval,
+            Approval, Artifact, AuditAction, AuditEntry, Delivery, DeliveryHistory, Intake, NewApproval,
             NewAuditEntry, NewDelivery, NewRelease, NewRun, NewStackRun,
             Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome, StackRunStatus,
             StageRun, StageRunStatus,
@@ -1089,6 +1109,48 @@ macro_rules! impl_store {
                     .iter()
                     .map(audit_from_row)
                     .collect()
+            }
+
+            async fn delivery_history(&self, since: UnixMillis) -> Result<DeliveryHistory> {
+                let read = |what: &'static str| db(what);
+                let runs = sqlx::query(sql::RUNS_OF_STAGE_RUNS_SINCE)
+                    .bind(since.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read("list runs since"))?
+                    .iter()
+                    .map(run_from_row)
+                    .collect::<Result<_>>()?;
+                let stage_runs = sqlx::query(sql::STAGE_RUNS_SINCE)
+                    .bind(since.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read("list stage runs since"))?
+                    .iter()
+                    .map(stage_run_from_row)
+                    .collect::<Result<_>>()?;
+                let releases = sqlx::query(sql::RELEASES_SINCE)
+                    .bind(since.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read("list releases since"))?
+                    .iter()
+                    .map(release_from_row)
+                    .collect::<Result<_>>()?;
+                let restorations = sqlx::query(sql::RESTORATIONS_SINCE)
+                    .bind(since.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(read("read the audit log"))?
+                    .iter()
+                    .map(audit_from_row)
+                    .collect::<Result<_>>()?;
+                Ok(DeliveryHistory {
+                    runs,
+                    stage_runs,
+                    releases,
+                    restorations,
+                })
             }
 
             async fn record_approval(&self, new: &NewApproval) -> Result<Approval> {

@@ -7,10 +7,11 @@ use std::future::Future;
 use crate::error::Result;
 use crate::liveness::{EngineProcess, HeldLock, InstanceLock, LockOwner};
 use crate::model::{
-    Approval, Artifact, AuditEntry, Delivery, Intake, NewApproval, NewAuditEntry, NewDelivery,
-    NewRelease, NewRun, NewStackRun, Release, Run, RunEvent, RunStatus, StackRun, StackRunOutcome,
-    StageRun, StageRunStatus,
+    Approval, Artifact, AuditEntry, Delivery, DeliveryHistory, Intake, NewApproval, NewAuditEntry,
+    NewDelivery, NewRelease, NewRun, NewStackRun, Release, Run, RunEvent, RunStatus, StackRun,
+    StackRunOutcome, StageRun, StageRunStatus,
 };
+use crate::time::UnixMillis;
 
 /// The run record.
 ///
@@ -142,6 +143,13 @@ pub trait Store: Send + Sync {
         after_seq: Option<i64>,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+
+    /// What happened since `since`: stage runs started since and their runs, releases and
+    /// the rollbacks and recoveries audited since, each oldest first.
+    fn delivery_history(
+        &self,
+        since: UnixMillis,
+    ) -> impl Future<Output = Result<DeliveryHistory>> + Send;
 
     // --- approvals ---------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
-    advise, analyze, bootstrap, changed, deliver, drift, drill, gc, graph, init, new_stack,
+    advise, analyze, bootstrap, changed, deliver, dora, drift, drill, gc, graph, init, new_stack,
     pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock,
 };
 
@@ -112,6 +112,9 @@ pub enum Command {
     Drill(drill::DrillArgs),
     /// Drills on record with their recovery times and results, newest first.
     Drills(drill::DrillsArgs),
+    /// The four DORA metrics of each stage over a window, from the record: deployment
+    /// frequency, lead time for changes, change failure rate, time to restore (docs/dora.md).
+    Dora(dora::DoraArgs),
     /// Destroy ephemeral instances left on record by runs and drills that did not finish their teardown.
     Gc(gc::GcArgs),
     /// Whether each stack's real infrastructure still matches its state (refresh-only plan). Exits 0 in sync, 2 on drift, 1 on failure.

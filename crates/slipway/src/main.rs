@@ -110,6 +110,7 @@ async fn run(
         Command::Advise(args) => commands::advise::run(&workspace, args).await,
         Command::Drill(args) => commands::drill::drill(&workspace, args).await,
         Command::Drills(args) => commands::drill::drills(&workspace, args).await,
+        Command::Dora(args) => commands::dora::run(&workspace, args).await,
         Command::Gc(args) => commands::gc::run(&workspace, args).await,
         Command::Drift(args) => commands::drift::run(&workspace, args).await,
         Command::Recover(args) => commands::recover::run(&workspace, args).await,

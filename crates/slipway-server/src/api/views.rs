@@ -866,3 +866,90 @@ mod tests {
         assert!(!view.to_string().contains("4242"));
     }
 }
+
+/// Which window the delivery metrics cover.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DoraQuery {
+    /// Only this stage (default: every stage with anything on record in the window).
+    pub stage: Option<String>,
+    /// The window: the last this many days (default 30, at most 3660).
+    pub days: Option<u32>,
+    /// How many hours after a deployment a failure, rollback or recovery of its stage
+    /// counts against it (default 24).
+    pub failure_window_hours: Option<u32>,
+}
+
+/// The four DORA metrics of each stage over a window (definitions in docs/dora.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Dora {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub failure_window_ms: i64,
+    pub stages: Vec<StageDora>,
+}
+
+/// The four metrics of one stage.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StageDora {
+    pub stage: String,
+    /// Deployments in the window (each run's releases in the stage count once).
+    pub deployments: u64,
+    pub deployments_per_day: f64,
+    /// From a commit's time to its first release in the stage.
+    #[schema(required = true)]
+    pub lead_time: Option<DoraDurations>,
+    /// Deployments followed by a failure, rollback or recovery of the stage within the
+    /// failure window and before the next deployment.
+    pub failed_deployments: u64,
+    /// `failed_deployments / deployments`; null without deployments.
+    #[schema(required = true)]
+    pub change_failure_rate: Option<f64>,
+    /// From a failed or interrupted stage run, or drift found, to the stage being good again.
+    #[schema(required = true)]
+    pub time_to_restore: Option<DoraDurations>,
+    /// Incidents not restored by the end of the window.
+    pub open_incidents: u64,
+}
+
+/// A set of durations in milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DoraDurations {
+    pub count: u64,
+    pub median_ms: i64,
+    /// The 90th percentile (nearest rank).
+    pub p90_ms: i64,
+    pub max_ms: i64,
+}
+
+impl From<slipway_core::dora::Report> for Dora {
+    fn from(report: slipway_core::dora::Report) -> Self {
+        let durations = |d: Option<slipway_core::dora::Durations>| {
+            d.map(|d| DoraDurations {
+                count: d.count,
+                median_ms: d.median_ms,
+                p90_ms: d.p90_ms,
+                max_ms: d.max_ms,
+            })
+        };
+        Self {
+            since: store::UnixMillis(report.since).into(),
+            until: store::UnixMillis(report.until).into(),
+            failure_window_ms: report.failure_window_ms,
+            stages: report
+                .stages
+                .into_iter()
+                .map(|s| StageDora {
+                    stage: s.stage,
+                    deployments: s.deployments,
+                    deployments_per_day: s.deployments_per_day,
+                    lead_time: durations(s.lead_time),
+                    failed_deployments: s.failed_deployments,
+                    change_failure_rate: s.change_failure_rate,
+                    time_to_restore: durations(s.time_to_restore),
+                    open_incidents: s.open_incidents,
+                })
+                .collect(),
+        }
+    }
+}

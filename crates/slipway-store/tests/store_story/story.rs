@@ -31,6 +31,7 @@ pub const SCENARIOS: &[&str] = &[
     "job_queue",
     "api_tokens",
     "schedule_marks",
+    "delivery_history",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -50,6 +51,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "job_queue" => crate::service::job_queue(url).await,
         "api_tokens" => crate::service::api_tokens(url).await,
         "schedule_marks" => crate::service::schedule_marks(url).await,
+        "delivery_history" => delivery_history(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }
@@ -351,6 +353,62 @@ async fn run_lifecycle(url: &str) -> Outcome {
         .collect();
     assert_eq!(recent, [later.id, run.id], "newest first");
     assert_eq!(store.recent_runs(1).await?.len(), 1);
+    Ok(())
+}
+
+/// What the delivery metrics read: the stage runs since a time with their runs, releases,
+/// and only the rollbacks and recoveries of the audit log.
+async fn delivery_history(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let before = UnixMillis(UnixMillis::now().0 - 1);
+    let run = store.create_run(&new_run("c1")).await?;
+    let stage_run = store.start_stage_run(run.id, "prod").await?;
+    store
+        .set_stage_run_status(stage_run.id, StageRunStatus::Failed)
+        .await?;
+    store.record_artifact(&artifact("a1", "app", "c1")).await?;
+    store
+        .record_release(&NewRelease {
+            stage: "prod".to_owned(),
+            stack: "app".to_owned(),
+            artifact_id: "a1".to_owned(),
+            commit: "c1".to_owned(),
+            released_by: "ada".to_owned(),
+            run_id: Some(run.id),
+            fence: None,
+        })
+        .await?;
+    for action in [
+        AuditAction::Approve,
+        AuditAction::Rollback,
+        AuditAction::Recover,
+    ] {
+        store
+            .append_audit(&NewAuditEntry {
+                actor: "ada".to_owned(),
+                action,
+                stage: Some("prod".to_owned()),
+                stack: None,
+                run_id: None,
+                details: serde_json::json!({}),
+            })
+            .await?;
+    }
+    let history = store.delivery_history(before).await?;
+    assert_eq!(
+        history.runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [run.id]
+    );
+    assert_eq!(history.stage_runs.len(), 1);
+    assert_eq!(history.stage_runs[0].status, StageRunStatus::Failed);
+    assert_eq!(history.releases.len(), 1);
+    assert_eq!(history.releases[0].commit, "c1");
+    let actions: Vec<AuditAction> = history.restorations.iter().map(|e| e.action).collect();
+    assert_eq!(actions, [AuditAction::Rollback, AuditAction::Recover]);
+    let later = store
+        .delivery_history(UnixMillis(UnixMillis::now().0 + 60_000))
+        .await?;
+    assert_eq!(later, slipway_store::DeliveryHistory::default());
     Ok(())
 }
 

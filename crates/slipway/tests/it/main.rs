@@ -11,6 +11,7 @@ mod ci_jobs;
 mod common;
 mod config_errors;
 mod crash_anywhere;
+mod dora;
 mod drift_recover;
 mod drill;
 mod engine_environment;

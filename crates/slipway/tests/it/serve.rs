@@ -473,6 +473,26 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
         );
     }
 
+    // One delivery per stage, the commit's lead time measured from git, nothing failed.
+    let (_, dora) = server.api("GET", "/api/v1/dora?days=1", &viewer, None);
+    let stages: Vec<&str> = dora["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(stages, ["dev", "prod", "test"], "{dora}");
+    for stage in dora["stages"].as_array().unwrap() {
+        assert_eq!(stage["deployments"], 1, "{dora}");
+        assert_eq!(stage["lead_time"]["count"], 1, "{dora}");
+        assert!(
+            stage["lead_time"]["median_ms"].as_i64().unwrap() >= 0,
+            "{dora}"
+        );
+        assert_eq!(stage["change_failure_rate"], 0.0, "{dora}");
+        assert_eq!(stage["open_incidents"], 0, "{dora}");
+    }
+
     let (_, audit) = server.api("GET", "/api/v1/audit", &viewer, None);
     let entries = audit.as_array().unwrap();
     let refused: Vec<&str> = entries
