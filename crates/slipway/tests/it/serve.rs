@@ -837,6 +837,24 @@ fn sigterm_mid_run_interrupts_the_job_and_starts_nothing_new() {
         matches!(status(running), JobStatus::Interrupted | JobStatus::Done),
         "{jobs:?}"
     );
+
+    // The next server picks up what was queued, and leaves the interrupted job alone.
+    let server = Served::start(dir, &env, &["--poll", "0"]);
+    crate::common::wait_until(
+        "the queued job runs after the restart",
+        Duration::from_secs(300),
+        || {
+            let jobs = with_record(dir, |store| async move { store.jobs(10).await.unwrap() });
+            jobs.iter()
+                .any(|j| j.id == waiting && matches!(j.status, JobStatus::Done | JobStatus::Failed))
+        },
+    );
+    let log = server.stop();
+    let jobs = with_record(dir, |store| async move { store.jobs(10).await.unwrap() });
+    let job = |id: i64| jobs.iter().find(|j| j.id == id).unwrap();
+    assert_eq!(job(waiting).status, JobStatus::Done, "{jobs:?}\n{log}");
+    assert!(job(waiting).run_id.is_some(), "{jobs:?}");
+    assert_eq!(job(running).status, status(running), "not re-run: {jobs:?}");
 }
 
 /// `kill -9` of the server mid-apply, and of the engine it left, as a dying machine (the
