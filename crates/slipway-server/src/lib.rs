@@ -117,6 +117,14 @@ pub async fn serve(
     served
 }
 
+/// API requests worked on at once per core: enough to keep the cores busy while some wait
+/// on the record, few enough that a webhook never queues behind a crowd.
+const API_TURNS_PER_CORE: usize = 2;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -128,6 +136,8 @@ pub(crate) struct AppState {
     pub events: live::Pulse,
     pub metrics: Arc<metrics::Metrics>,
     pub stopping: queue::Stopping,
+    /// Turns of the API (see [`api_turns`]).
+    pub api_turns: Arc<tokio::sync::Semaphore>,
     /// The project as the working copy last held it.
     pub project: Arc<std::sync::RwLock<Option<Arc<slipway_runner::project::Workspace>>>>,
 }
@@ -144,6 +154,7 @@ impl AppState {
             events: live::Pulse::default(),
             metrics: Arc::new(metrics::Metrics::default()),
             stopping: queue::Stopping::default(),
+            api_turns: Arc::new(tokio::sync::Semaphore::new(API_TURNS_PER_CORE * cores())),
             project: Arc::default(),
         };
         let worker = queue::start(&state).await;
@@ -162,9 +173,29 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .route("/webhooks/github", post(intake::github))
         .route("/webhooks/gitlab", post(intake::gitlab))
-        .nest("/api/v1", api::routes())
+        .nest(
+            "/api/v1",
+            api::routes().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api_turns,
+            )),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// API requests take turns: at most [`AppState::api_turns`] are worked on at once, the rest
+/// wait (cheaply) for a turn. A crowd of readers then cannot fill the runtime with runnable
+/// work, and a webhook, which never waits for a turn, is answered within milliseconds
+/// however many clients read. A turn ends with the response's head: a stream of events
+/// does not hold one while it follows a run.
+async fn api_turns(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let _turn = state.api_turns.acquire().await;
+    next.run(request).await
 }
 
 /// The routes over a store with nothing running jobs: what tests of the intake and the API
