@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use slipway_core::graph::StackGraph;
 use slipway_sandbox::{Moto, Sandbox, default_dir};
 
+use crate::bench::Figure;
 use crate::section;
 use crate::support::{copy_tree, slipway_binary, target_dir};
 
@@ -49,7 +50,7 @@ const LOOP: &[(&str, &[Wire])] = &[
     ),
 ];
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: Args) -> Result<Vec<Figure>> {
     let sandbox = Sandbox::ensure_installed(&default_dir()).context("installing the sandbox")?;
     let slipway = slipway_binary(args.slipway.as_deref(), &target_dir())?;
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/webshop");
@@ -111,7 +112,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(vec![Figure::new(
+        "apply: slipway / sequential loop (webshop, sandbox)",
+        format!("{ratio:.2}x"),
+        "at most 0.70x",
+        ratio <= 0.7,
+    )])
 }
 
 fn median(times: &mut [Duration]) -> Duration {

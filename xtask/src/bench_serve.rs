@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use slipway_store::{
     Artifact, NewRelease, NewRun, RunStatus, ServiceRecord as _, Store as _, UnixMillis,
 };
 
+use crate::bench::{Figure, Report};
 use crate::section;
 use crate::support::{mix, slipway_binary, target_dir};
 
@@ -69,7 +70,7 @@ const ACK_TARGET: Duration = Duration::from_millis(50);
 /// of a seeded run ends once its events are sent.
 const SETTLE: Duration = Duration::from_millis(2500);
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(args: Args) -> Result<Report> {
     ensure!(
         args.seconds > 0 && args.clients > 0 && args.webhooks_per_second > 0,
         "--seconds, --clients and --webhooks-per-second must be at least 1"
@@ -255,10 +256,38 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ms(ACK_TARGET),
         if pass_ack { "PASS" } else { "FAIL" }
     );
-    Ok(if pass_errors && lost.is_empty() && stopped_cleanly {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    Ok(Report {
+        figures: vec![
+            Figure::new(
+                "serve: errors under load",
+                errors.to_string(),
+                "0",
+                pass_errors,
+            ),
+            Figure::new(
+                "serve: webhook acknowledgement p99",
+                ms(ack_p99),
+                &format!("under {}", ms(ACK_TARGET)),
+                pass_ack,
+            ),
+            Figure::new(
+                "serve: acknowledged deliveries kept",
+                format!(
+                    "{} of {}",
+                    webhooks.acknowledged.len() - lost.len(),
+                    webhooks.acknowledged.len()
+                ),
+                "all",
+                lost.is_empty(),
+            ),
+            Figure::new(
+                "serve: stops cleanly on SIGTERM",
+                (if stopped_cleanly { "yes" } else { "no" }).to_owned(),
+                "yes",
+                stopped_cleanly,
+            ),
+        ],
+        failed: !(pass_errors && lost.is_empty() && stopped_cleanly),
     })
 }
 

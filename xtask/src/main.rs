@@ -12,6 +12,8 @@ mod bench;
 mod bench_advise;
 mod bench_apply;
 mod bench_changed;
+mod bench_discovery;
+mod bench_overhead;
 mod bench_serve;
 mod crash_harness;
 mod demo;
@@ -47,6 +49,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Started through its link, this binary is the stand-in engine of `bench overhead`.
+    if bench_overhead::is_stand_in() {
+        return bench_overhead::stand_in();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Sandbox(args) => sandbox::run(args),

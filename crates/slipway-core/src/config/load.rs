@@ -186,6 +186,10 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
             }
         }
     }
+    let mut stack_index = BTreeMap::new();
+    for (i, stack) in stacks.iter().enumerate() {
+        stack_index.entry(stack.name.clone()).or_insert(i);
+    }
     diagnostics.into_result(Project {
         stateful_resources: settings.stateful_resources,
         advisor: settings.advisor,
@@ -203,6 +207,7 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         stages: settings.stages,
         stacks,
         graph,
+        stack_index,
         config_file: sources.config.clone(),
         env: env.clone(),
     })
@@ -1074,6 +1079,36 @@ mod tests {
         );
         assert_eq!(join_module_source("app", "../../x"), None);
         assert_eq!(join_module_source("", "./net").as_deref(), Some("net"));
+    }
+
+    #[test]
+    fn stacks_are_found_by_name_also_after_the_list_changed() {
+        let stack = |dir: &str, name: &str| StackSources {
+            dir: dir.into(),
+            config: SourceFile::new(
+                format!("{dir}/stack.hcl"),
+                format!("stack {{\n  name = \"{name}\"\n}}\n"),
+            ),
+            terraform: vec![],
+        };
+        let sources = ProjectSources {
+            config: SourceFile::new(
+                PROJECT_FILE,
+                "project {\n  name = \"p\"\n}\nstage \"dev\" {}\n",
+            ),
+            // Named against the order of their folders, so names and positions differ.
+            stacks: vec![stack("a", "zeta"), stack("b", "alpha"), stack("c", "mid")],
+        };
+        let mut project = load(&sources, &Env::new()).expect("loads");
+        for name in ["zeta", "alpha", "mid"] {
+            assert_eq!(project.stack(name).map(|s| s.name.as_str()), Some(name));
+        }
+        assert!(project.stack("nope").is_none());
+        // The list is public: a lookup after it changed still finds what it holds.
+        project.stacks.remove(0);
+        assert!(project.stack("zeta").is_none());
+        assert_eq!(project.stack("alpha").map(|s| s.dir.as_str()), Some("b"));
+        assert_eq!(project.stack("mid").map(|s| s.dir.as_str()), Some("c"));
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub struct Project {
     pub stages: Vec<Stage>,
     pub stacks: Vec<Stack>,
     pub graph: StackGraph,
+    /// Where each stack name first appears in `stacks`, as loaded: [`Project::stack`] looks
+    /// a name up for every stack of a listing, which a scan made quadratic in the number of
+    /// stacks. Names are unique in a loaded project; the name is checked before use (falling
+    /// back to the scan), since `stacks` is public and may have changed since.
+    stack_index: BTreeMap<String, usize>,
     config_file: SourceFile,
     env: Env,
 }
@@ -195,7 +200,11 @@ impl Project {
     }
 
     pub fn stack(&self, name: &str) -> Option<&Stack> {
-        self.stacks.iter().find(|s| s.name == name)
+        self.stack_index
+            .get(name)
+            .and_then(|&i| self.stacks.get(i))
+            .filter(|s| s.name == name)
+            .or_else(|| self.stacks.iter().find(|s| s.name == name))
     }
 
     pub fn credentials(&self, name: &str) -> Option<&Credentials> {
