@@ -12,6 +12,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser as _;
 
+use crate::figure::{Figure, Report};
+
 use crate::support::{slipway_binary, target_dir};
 use crate::{
     bench_advise, bench_apply, bench_changed, bench_discovery, bench_overhead, bench_serve, section,
@@ -48,44 +50,6 @@ enum Which {
     /// `slipway stacks` on generated trees of 5,000 and 50,000 stacks against
     /// `find -name stack.hcl | xargs cat` (targets: at most 1.5x, linear, under 300 MB).
     Discovery(bench_discovery::Args),
-}
-
-/// One headline figure of a benchmark, against its target.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Figure {
-    pub name: String,
-    pub measured: String,
-    pub target: String,
-    /// `None` when the benchmark does not say (its own output does).
-    pub met: Option<bool>,
-}
-
-impl Figure {
-    pub fn new(name: &str, measured: String, target: &str, met: bool) -> Self {
-        Self {
-            name: name.to_owned(),
-            measured,
-            target: target.to_owned(),
-            met: Some(met),
-        }
-    }
-}
-
-/// What one benchmark hands back: its figures, and whether it failed outright (errors, a
-/// server that died) as opposed to missing a target, which is only reported.
-#[derive(Debug, Default)]
-pub struct Report {
-    pub figures: Vec<Figure>,
-    pub failed: bool,
-}
-
-impl From<Vec<Figure>> for Report {
-    fn from(figures: Vec<Figure>) -> Self {
-        Self {
-            figures,
-            failed: false,
-        }
-    }
 }
 
 /// Parses one sub-command with its defaults, as if typed after `cargo xtask bench`.

@@ -17,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::bench::Figure;
+use crate::figure::Figure;
 use crate::support::{cached_repository, mix, slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]

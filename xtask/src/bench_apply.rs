@@ -17,7 +17,7 @@ use anyhow::{Context as _, Result, bail, ensure};
 use slipway_core::graph::StackGraph;
 use slipway_sandbox::{Moto, Sandbox, default_dir};
 
-use crate::bench::Figure;
+use crate::figure::Figure;
 use crate::section;
 use crate::support::{copy_tree, slipway_binary, target_dir};
 

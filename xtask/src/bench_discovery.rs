@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, ensure};
 
-use crate::bench::Figure;
+use crate::figure::Figure;
 use crate::support::{Measured, measure, slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
-use crate::bench::Figure;
+use crate::figure::Figure;
 use crate::support::{slipway_binary, target_dir};
 
 #[derive(Debug, clap::Args)]

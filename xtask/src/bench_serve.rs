@@ -33,7 +33,7 @@ use slipway_store::{
     Artifact, NewRelease, NewRun, RunStatus, ServiceRecord as _, Store as _, UnixMillis,
 };
 
-use crate::bench::{Figure, Report};
+use crate::figure::{Figure, Report};
 use crate::section;
 use crate::support::{mix, slipway_binary, target_dir};
 

@@ -17,6 +17,7 @@ mod bench_overhead;
 mod bench_serve;
 mod crash_harness;
 mod demo;
+mod figure;
 mod fuzz;
 mod sandbox;
 mod support;
