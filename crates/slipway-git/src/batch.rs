@@ -42,6 +42,19 @@ impl CatFile {
         commit: &str,
         paths: &[String],
     ) -> Result<Vec<Option<String>>, GitError> {
+        let names: Vec<String> = paths.iter().map(|p| format!("{commit}:{p}")).collect();
+        self.read_objects(&names)
+    }
+
+    /// The contents of each object `names` names (an object id, or `commit:path`), in order;
+    /// `None` for one that is missing, not a blob, or not UTF-8 text.
+    ///
+    /// Naming blobs by id is much cheaper for git than `commit:path`, which walks the
+    /// commit's trees from the top for every path.
+    pub(crate) fn read_objects(
+        &mut self,
+        names: &[String],
+    ) -> Result<Vec<Option<String>>, GitError> {
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(GitError::Batch {
                 source: std::io::Error::other("git cat-file has already stopped"),
@@ -54,20 +67,20 @@ impl CatFile {
         std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> std::io::Result<()> {
                 let mut out = BufWriter::with_capacity(1 << 16, stdin);
-                for path in paths {
-                    // cat-file reads one object name per line; a path with a line break
+                for name in names {
+                    // cat-file reads one object name per line; a name with a line break
                     // cannot be asked for and is answered as missing below.
-                    if path.contains('\n') {
+                    if name.contains('\n') {
                         continue;
                     }
-                    writeln!(out, "{commit}:{path}")?;
+                    writeln!(out, "{name}")?;
                 }
                 out.flush()
             });
-            let mut contents = Vec::with_capacity(paths.len());
+            let mut contents = Vec::with_capacity(names.len());
             let mut header = Vec::new();
-            for path in paths {
-                if path.contains('\n') {
+            for name in names {
+                if name.contains('\n') {
                     contents.push(None);
                     continue;
                 }

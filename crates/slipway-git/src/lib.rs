@@ -25,5 +25,5 @@ pub use diff::parse_name_status;
 pub use error::GitError;
 pub use log::{LogEntry, parse_log};
 pub use repo::Repo;
-pub use snapshot::{BlobChange, BlobEntry, is_project_file};
+pub use snapshot::{BlobChange, BlobEntry, BlobReader, is_project_file};
 pub use tree::TreeReader;

@@ -8,8 +8,54 @@
 
 use slipway_core::config::{DEFAULT_DATA_DIR, PROJECT_FILE, STACK_FILE};
 
+use crate::batch::CatFile;
 use crate::error::GitError;
 use crate::repo::{Repo, failed};
+
+/// Reads blobs by id through one `git cat-file --batch` process: the ids
+/// [`Repo::project_blobs`] and [`Repo::project_blob_changes`] hand back. Asking by id spares
+/// git the walk from a commit's root tree that every `commit:path` costs, which is most of
+/// the time reading thousands of files by path takes.
+pub struct BlobReader {
+    batch: CatFile,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader").finish_non_exhaustive()
+    }
+}
+
+impl BlobReader {
+    pub fn new(repo: &Repo) -> Result<Self, GitError> {
+        Ok(Self {
+            batch: CatFile::start(repo)?,
+        })
+    }
+
+    /// The text of each blob, in order; `None` for one the repository does not have, that
+    /// is not a blob or not UTF-8 text, or an id that is not hexadecimal (anything else
+    /// would be read by git as a revision).
+    pub fn read(&mut self, blobs: &[&str]) -> Result<Vec<Option<String>>, GitError> {
+        let is_id = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let names: Vec<String> = blobs
+            .iter()
+            .filter(|id| is_id(id))
+            .map(|id| (*id).to_owned())
+            .collect();
+        let mut texts = self.batch.read_objects(&names)?.into_iter();
+        Ok(blobs
+            .iter()
+            .map(|id| {
+                if is_id(id) {
+                    texts.next().flatten()
+                } else {
+                    None
+                }
+            })
+            .collect())
+    }
+}
 
 /// One file of a commit: its path (relative to the project folder) and blob id.
 #[derive(Debug, Clone, PartialEq, Eq)]

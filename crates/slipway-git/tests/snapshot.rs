@@ -5,7 +5,7 @@
 mod common;
 
 use common::{commit, git, write};
-use slipway_git::{BlobChange, Repo};
+use slipway_git::{BlobChange, BlobReader, Repo};
 
 #[test]
 fn blobs_and_their_changes_are_the_project_files_below_the_project_folder() {
@@ -71,6 +71,55 @@ fn blobs_and_their_changes_are_the_project_files_below_the_project_folder() {
                 path: "stacks/b/stack.hcl".into(),
             },
         ]
+    );
+}
+
+#[test]
+fn blobs_read_by_id_give_the_text_and_none_for_what_is_no_text_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    git(top, &["init", "-q", "-b", "main"]);
+    write(top, "slipway.hcl", "project {}\n");
+    write(top, "stacks/a/stack.hcl", "stack {}\n");
+    std::fs::write(top.join("stacks/a/latin1.tf"), [0xe9u8, b'\n']).unwrap();
+    let first = commit(top);
+    let repo = Repo::open(top).unwrap();
+    let blobs = repo.project_blobs(&first).unwrap();
+    let id = |path: &str| {
+        blobs
+            .iter()
+            .find(|b| b.path == path)
+            .map(|b| b.blob.clone())
+            .unwrap()
+    };
+    let (config, stack, latin1) = (
+        id("slipway.hcl"),
+        id("stacks/a/stack.hcl"),
+        id("stacks/a/latin1.tf"),
+    );
+    let tree = git(top, &["rev-parse", &format!("{first}:stacks")]);
+    let absent = "0".repeat(40);
+    let mut reader = BlobReader::new(&repo).unwrap();
+    let texts = reader
+        .read(&[&stack, &config, &latin1, &tree, &absent, "HEAD", "", &stack])
+        .unwrap();
+    assert_eq!(
+        texts,
+        vec![
+            Some("stack {}\n".to_owned()),
+            Some("project {}\n".to_owned()),
+            None,
+            None,
+            None,
+            None,
+            None,
+            Some("stack {}\n".to_owned()),
+        ]
+    );
+    // The process answers again after a batch.
+    assert_eq!(
+        reader.read(&[&config]).unwrap(),
+        vec![Some("project {}\n".to_owned())]
     );
 }
 

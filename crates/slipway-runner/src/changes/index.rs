@@ -6,9 +6,10 @@
 //! The index names the commit it describes and the blob id of every file it was built from.
 //! Asked about the same commit, it answers without reading a tree. Asked about another
 //! commit, `git diff --raw` from the indexed commit names the project files that changed:
-//! only the stacks and module folders holding them are read again, and the other stacks
-//! take part in validation as stubs carrying exactly what the cross-stack checks use (name,
-//! folder, dependency paths). Any doubt (no index, a corrupt or foreign one, `slipway.hcl`
+//! only the stacks and module folders holding them are read again (by blob id), and the
+//! other stacks take part in validation as stubs carrying what the cross-stack checks can
+//! still find wrong (name, folder, the dependencies pointing into a changed folder), with
+//! cycles checked on the whole graph. Any doubt (no index, a corrupt or foreign one, `slipway.hcl`
 //! changed, environment variables the configuration reads changed, an update that does not
 //! validate) falls back to the full read, which is also the only path that reports
 //! configuration errors: the answer is always the one a full read gives.
@@ -27,17 +28,17 @@ use slipway_core::graph::StackGraph;
 use slipway_core::module_files::StackFiles;
 use slipway_core::module_files::join_module_source;
 use slipway_core::terraform::{FileRead, ModuleDeclarations, is_terraform_file};
-use slipway_git::{BlobChange, GitError, Repo, TreeReader};
+use slipway_git::{BlobChange, BlobReader, GitError, Repo};
 
 use crate::project::ConfigErrors;
 
 /// Bumped whenever the stored shape or its meaning changes; another format is ignored.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 /// What every run reads: the stacks and the graph at the indexed commit.
-const HEAD_FILE: &str = "changes-v2.json";
+const HEAD_FILE: &str = "changes-v3.json";
 /// What only bringing the index forward reads: what each stack and module folder was
 /// loaded from.
-const SOURCES_FILE: &str = "changes-v2.sources.json";
+const SOURCES_FILE: &str = "changes-v3.sources.json";
 
 /// The project at one commit, as change detection sees it and as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,8 +103,10 @@ struct HeadFile {
     commit: String,
     env: BTreeMap<String, Option<String>>,
     project: ProjectSummary,
-    /// `(name, folder, dependencies by stack name, the files of its code)`.
-    stacks: Vec<(String, String, Vec<String>, StackFiles)>,
+    /// `(name, folder, dependencies by stack name, the files of its code)`; the files are
+    /// left out (None) for a stack whose code is its own folder alone, most stacks, which
+    /// keeps the file about a third as big.
+    stacks: Vec<(String, String, Vec<String>, Option<StackFiles>)>,
 }
 
 /// [`SOURCES_FILE`]: its stacks run parallel to the head file's.
@@ -185,7 +188,10 @@ impl From<HeadFile> for Snapshot {
         let stacks = head
             .stacks
             .into_iter()
-            .map(|(name, dir, _, files)| HeadStack { name, dir, files })
+            .map(|(name, dir, _, files)| {
+                let files = files.unwrap_or_else(|| own_folder_only(&dir));
+                HeadStack { name, dir, files }
+            })
             .collect();
         Self {
             project: head.project,
@@ -208,7 +214,8 @@ impl ChangeIndex {
                 .iter()
                 .map(|s| {
                     let deps = s.dependencies.iter().map(|d| d.stack.clone()).collect();
-                    (s.name.clone(), s.dir.clone(), deps, s.files.clone())
+                    let files = (s.files != own_folder_only(&s.dir)).then(|| s.files.clone());
+                    (s.name.clone(), s.dir.clone(), deps, files)
                 })
                 .collect(),
         };
@@ -254,6 +261,7 @@ impl ChangeIndex {
                 .zip(deps)
                 .map(|((name, path), stack)| IndexedDependency { name, path, stack })
                 .collect();
+            let files = files.unwrap_or_else(|| own_folder_only(&dir));
             stacks.push(IndexedStack {
                 name,
                 dir,
@@ -427,8 +435,17 @@ fn build(
         wanted.push(join(dir, STACK_FILE));
         wanted.extend(tf_by_dir.get(dir).into_iter().flatten().cloned());
     }
-    let mut reader = TreeReader::new(repo, commit)?;
-    let mut texts = reader.read(&wanted)?.into_iter();
+    // Every file is read by the blob id the listing or the diff gave: cheaper for git than
+    // a path at the commit, and the same text.
+    let mut reader = BlobReader::new(repo)?;
+    let read = |reader: &mut BlobReader, paths: &[String]| {
+        let blobs: Vec<&str> = paths
+            .iter()
+            .map(|p| files.get(p).map_or("", String::as_str))
+            .collect();
+        reader.read(&blobs)
+    };
+    let mut texts = read(&mut reader, &wanted)?.into_iter();
     let Some(config_text) = texts.next().flatten() else {
         return Err(GitError::BadOutput {
             command: format!("git cat-file {commit}:{PROJECT_FILE}"),
@@ -445,9 +462,17 @@ fn build(
         let stack_file = join(dir, STACK_FILE);
         if let Some(stub) = kept(dir) {
             let name = project_name_hint.as_deref().unwrap_or_default();
+            // Only dependencies on folders that changed can resolve differently now; the
+            // others were checked when the stub's stack was read, and leaving them out
+            // keeps most stubs empty, which is most of what validation costs here. Cycles
+            // through them are checked below on the whole graph.
+            let recheck = |dependency: &IndexedDependency| {
+                join_module_source(&stub.dir, &dependency.path)
+                    .is_none_or(|target| previous.is_some_and(|(_, dirty)| dirty.contains(&target)))
+            };
             stacks.push(StackSources {
                 dir: PathBuf::from(dir),
-                config: SourceFile::new(stack_file, stub_text(stub, name)),
+                config: SourceFile::new(stack_file, stub_text(stub, name, recheck)),
                 terraform: Vec::new(),
             });
             continue;
@@ -487,11 +512,32 @@ fn build(
     let mut sources_by_dir: HashMap<String, ModuleCode> = HashMap::new();
     let mut indexed: Vec<IndexedStack> = Vec::with_capacity(project.stacks.len());
     for stack in &project.stacks {
-        let (module_code, env) = match kept(&stack.dir) {
-            Some(stub) => (stub.module_code.clone(), stub.env.clone()),
+        let loaded = |d: &slipway_core::config::Dependency| IndexedDependency {
+            name: d.name.clone(),
+            path: d.path.clone(),
+            stack: d.stack.clone(),
+        };
+        let (module_code, env, dependencies) = match kept(&stack.dir) {
+            // A stub loaded with some of its dependencies: those name the stack they
+            // resolve to now, the others what they resolved to before.
+            Some(stub) => (
+                stub.module_code.clone(),
+                stub.env.clone(),
+                stub.dependencies
+                    .iter()
+                    .map(|before| {
+                        stack
+                            .dependencies
+                            .iter()
+                            .find(|d| d.name == before.name)
+                            .map_or_else(|| before.clone(), loaded)
+                    })
+                    .collect(),
+            ),
             None => (
                 ModuleCode::from(&stack.declarations),
                 stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
+                stack.dependencies.iter().map(loaded).collect(),
             ),
         };
         env_names.extend(env.iter().cloned());
@@ -500,20 +546,17 @@ fn build(
             name: stack.name.clone(),
             dir: stack.dir.clone(),
             explicit_name: stack.name != default_name(&stack.dir, &project.name),
-            dependencies: stack
-                .dependencies
-                .iter()
-                .map(|d| IndexedDependency {
-                    name: d.name.clone(),
-                    path: d.path.clone(),
-                    stack: d.stack.clone(),
-                })
-                .collect(),
+            dependencies,
             module_code,
             // Resolved below, once every module folder is known.
             files: StackFiles::from_declarations(&stack.dir, |_| None),
             env,
         });
+    }
+    if previous.is_some() && has_cycle(&indexed) {
+        // The loader saw only some stubs' dependencies, so not every cycle; a full read
+        // reports it.
+        return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
     }
     if let Some((previous, dirty)) = previous {
         for (dir, sources) in &previous.modules {
@@ -530,7 +573,7 @@ fn build(
             .iter()
             .flat_map(|d| tf_by_dir.get(d.as_str()).into_iter().flatten().cloned())
             .collect();
-        let mut texts = reader.read(&paths)?.into_iter();
+        let mut texts = read(&mut reader, &paths)?.into_iter();
         let mut level = HashMap::new();
         for dir in dirs {
             let mut module_files = Vec::new();
@@ -612,15 +655,34 @@ fn default_name(dir: &str, project: &str) -> String {
         .to_owned()
 }
 
-/// A `stack.hcl` that loads to the same name, folder and dependencies as the stack it
-/// stands for, and nothing else: what the loader's checks across stacks (unique names,
-/// dependency paths, cycles, stacks named by stages) look at.
-fn stub_text(stack: &IndexedStack, project: &str) -> String {
+/// The files of a stack whose code calls no local module and reads nothing outside its
+/// folder: what the head file leaves out.
+fn own_folder_only(dir: &str) -> StackFiles {
+    StackFiles::from_declarations(dir, |_| None)
+}
+
+/// Whether the stacks' dependencies (by stack name) go round in a circle.
+fn has_cycle(stacks: &[IndexedStack]) -> bool {
+    let graph = StackGraph::from_edges(stacks.iter().map(|s| {
+        let deps = s.dependencies.iter().map(|d| d.stack.as_str()).collect();
+        (s.name.as_str(), deps)
+    }));
+    !graph.cycles().is_empty()
+}
+
+/// A `stack.hcl` that loads to the same name and folder as the stack it stands for, with
+/// the dependencies `include` picks, and nothing else: what the loader's checks across
+/// stacks (unique names, dependency paths, cycles, stacks named by stages) look at.
+fn stub_text(
+    stack: &IndexedStack,
+    project: &str,
+    include: impl Fn(&IndexedDependency) -> bool,
+) -> String {
     let mut text = String::new();
     if stack.explicit_name || stack.name != default_name(&stack.dir, project) {
         text.push_str(&format!("stack {{\n  name = {}\n}}\n", quote(&stack.name)));
     }
-    for dependency in &stack.dependencies {
+    for dependency in stack.dependencies.iter().filter(|d| include(d)) {
         text.push_str(&format!(
             "dependency {} {{\n  path = {}\n}}\n",
             quote(&dependency.name),
@@ -714,6 +776,122 @@ mod tests {
         assert_eq!(env_reads("x = env(var.name)", &mut BTreeSet::new()), None);
     }
 
+    /// A repository whose commits are given as `(path, text)` files, `None` deleting one.
+    struct History {
+        dir: tempfile::TempDir,
+    }
+
+    impl History {
+        fn new() -> Self {
+            let history = Self {
+                dir: tempfile::tempdir().unwrap(),
+            };
+            history.git(&["init", "-q", "-b", "main"]);
+            history
+        }
+
+        fn git(&self, args: &[&str]) -> String {
+            let output = std::process::Command::new("git")
+                .current_dir(self.dir.path())
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(["-c", "commit.gpgsign=false"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "git {args:?}: {output:?}");
+            String::from_utf8(output.stdout).unwrap().trim().to_owned()
+        }
+
+        fn commit(&self, files: &[(&str, Option<&str>)]) -> String {
+            for (path, text) in files {
+                let file = self.dir.path().join(path);
+                match text {
+                    Some(text) => {
+                        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                        std::fs::write(file, text).unwrap();
+                    }
+                    None => std::fs::remove_file(file).unwrap(),
+                }
+            }
+            self.git(&["add", "-A"]);
+            self.git(&["commit", "-q", "-m", "step"]);
+            self.git(&["rev-parse", "HEAD"])
+        }
+    }
+
+    fn stack(dependency: Option<&str>) -> String {
+        let mut text = "stack {}\n".to_owned();
+        if let Some(path) = dependency {
+            text.push_str(&format!("dependency \"up\" {{\n  path = \"{path}\"\n}}\n"));
+        }
+        text
+    }
+
+    /// Stubs carry only the dependencies on changed folders, so what the loader does not
+    /// see (cycles through unchanged stacks, a renamed or deleted stack an unchanged one
+    /// depends on) must still end as the full read ends.
+    #[test]
+    fn updates_with_partial_stubs_answer_as_a_full_read() {
+        let history = History::new();
+        let (chain_a, chain_b, chain_c) = (stack(None), stack(Some("../a")), stack(Some("../b")));
+        let first = history.commit(&[
+            (
+                "slipway.hcl",
+                Some("project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n"),
+            ),
+            ("stacks/a/stack.hcl", Some(&chain_a)),
+            ("stacks/b/stack.hcl", Some(&chain_b)),
+            ("stacks/c/stack.hcl", Some(&chain_c)),
+            ("stacks/d/stack.hcl", Some(&stack(Some("../c")))),
+            (
+                "stacks/d/main.tf",
+                Some("module \"m\" {\n  source = \"../../modules/m\"\n}\n"),
+            ),
+            ("modules/m/main.tf", Some("variable \"x\" {}\n")),
+        ]);
+        let repo = Repo::open(history.dir.path()).unwrap();
+        let env = Env::new();
+        let base = full_read(&repo, &first, "first", &env).unwrap();
+        // Both files read back to the same index, the stack with a module and those
+        // without.
+        let (head, sources) = base.split();
+        let head: HeadFile = serde_json::from_slice(&serde_json::to_vec(&head).unwrap()).unwrap();
+        assert!(head.stacks[3].3.is_some() && head.stacks[0].3.is_none());
+        let sources = serde_json::from_slice(&serde_json::to_vec(&sources).unwrap()).unwrap();
+        assert_eq!(ChangeIndex::join(head, sources).as_ref(), Some(&base));
+        let check = |commit: &str, loads: bool| {
+            let updated = update(&repo, base.clone(), commit, &env);
+            match full_read(&repo, commit, "head", &env) {
+                Ok(full) => {
+                    assert!(loads, "the project at {commit} loads");
+                    assert_eq!(updated, Some(full));
+                }
+                Err(_) => {
+                    assert!(!loads, "the project at {commit} does not load");
+                    assert_eq!(updated, None);
+                }
+            }
+        };
+        // b renamed: c, unchanged, now depends on `bee`.
+        let renamed = history.commit(&[(
+            "stacks/b/stack.hcl",
+            Some("stack {\n  name = \"bee\"\n}\ndependency \"up\" {\n  path = \"../a\"\n}\n"),
+        )]);
+        check(&renamed, true);
+        // a depends on d: a cycle through b and c, which did not change.
+        let cycle = history.commit(&[("stacks/a/stack.hcl", Some(&stack(Some("../d"))))]);
+        check(&cycle, false);
+        // Back to a chain; then c, which d depends on, is deleted.
+        history.commit(&[("stacks/a/stack.hcl", Some(&chain_a))]);
+        let deleted = history.commit(&[("stacks/c/stack.hcl", None)]);
+        check(&deleted, false);
+        // A new stack taking an unchanged stack's name.
+        history.commit(&[("stacks/c/stack.hcl", Some(&chain_c))]);
+        let duplicate =
+            history.commit(&[("stacks/e/stack.hcl", Some("stack {\n  name = \"a\"\n}\n"))]);
+        check(&duplicate, false);
+    }
+
     /// `(name, folder, [(dependency, path, stack)])`.
     type Loaded = (String, String, Vec<(String, String, String)>);
 
@@ -760,7 +938,7 @@ mod tests {
                 .iter()
                 .map(|s| StackSources {
                     dir: PathBuf::from(&s.dir),
-                    config: SourceFile::new(join(&s.dir, STACK_FILE), stub_text(s, "p")),
+                    config: SourceFile::new(join(&s.dir, STACK_FILE), stub_text(s, "p", |_| true)),
                     terraform: Vec::new(),
                 })
                 .collect(),
