@@ -131,17 +131,8 @@ fn parent() -> Result<(), String> {
         size as f64 / 1e6
     );
     println!(
-        "targets: speed {}, memory {}",
-        if ratio >= SPEED_TARGET {
-            "met"
-        } else {
-            "MISSED"
-        },
-        if memory_ratio <= MEMORY_TARGET {
-            "met"
-        } else {
-            "MISSED"
-        }
+        "{}",
+        slipway_plan::bench::targets_line(ratio >= SPEED_TARGET, memory_ratio <= MEMORY_TARGET)
     );
     Ok(())
 }

@@ -12,6 +12,16 @@ use std::path::Path;
 pub const JQ_FILTER: &str =
     r#"[.resource_changes[].change.actions|join(",")]|group_by(.)|map({(.[0]):length})|add"#;
 
+/// The line both plan benchmarks end with: whether the speed and memory targets were met.
+pub fn targets_line(speed_met: bool, memory_met: bool) -> String {
+    let verdict = |met: bool| if met { "met" } else { "MISSED" };
+    format!(
+        "targets: speed {}, memory {}",
+        verdict(speed_met),
+        verdict(memory_met)
+    )
+}
+
 /// This process's peak resident memory (VmHWM), in KiB.
 pub fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

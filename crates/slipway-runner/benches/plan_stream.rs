@@ -228,17 +228,8 @@ fn parent() -> Result<(), String> {
         buffered.time,
     );
     println!(
-        "targets: speed {}, memory {}",
-        if ratio >= SPEED_TARGET {
-            "met"
-        } else {
-            "MISSED"
-        },
-        if memory_ratio <= MEMORY_TARGET {
-            "met"
-        } else {
-            "MISSED"
-        }
+        "{}",
+        slipway_plan::bench::targets_line(ratio >= SPEED_TARGET, memory_ratio <= MEMORY_TARGET)
     );
     Ok(())
 }
