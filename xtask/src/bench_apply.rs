@@ -2,6 +2,14 @@
 //! the script teams write first (a sequential loop of `terraform init`, `plan`, `apply` and
 //! `output` per stack, outputs passed by hand), in the same run on the same sandbox.
 //!
+//! Two targets: slipway's wall time at most 0.65x the loop's total, and at most 1.0x the
+//! loop's critical path, that is, the heaviest chain of stacks through the graph when each
+//! stack costs what its init, plan, apply and output took in the loop. Parallel stacks
+//! alone bring slipway near the critical path; getting under it takes work off that path
+//! (a dependent's `init` done while what it depends on applies). So that one root stack
+//! dominates, as in real platforms where the network takes longest, both copies of the
+//! webshop get extra network resources (`bench_network.tf`).
+//!
 //! slipway applies stage `dev` and the loop applies stage `test`, so both run against one
 //! moto without their resource names colliding. Each starts from empty state and an empty
 //! provider cache. moto loads each AWS service on its first request, which costs seconds:
@@ -57,12 +65,20 @@ pub fn run(args: Args) -> Result<Vec<Figure>> {
     let mut slipway_times = Vec::new();
     let mut loop_times = Vec::new();
     let mut stack_times: BTreeMap<String, f64> = BTreeMap::new();
+    let mut loop_stack_times: BTreeMap<String, f64> = BTreeMap::new();
     for run in 1..=args.runs.max(1) {
         let moto = sandbox.start_moto().context("starting moto")?;
         moto.inventory().context("warming moto up")?;
         let work = tempfile::tempdir()?;
-        copy_tree(&example, &work.path().join("slipway"))?;
-        copy_tree(&example, &work.path().join("loop"))?;
+        for side in ["slipway", "loop"] {
+            copy_tree(&example, &work.path().join(side))?;
+            std::fs::write(
+                work.path()
+                    .join(side)
+                    .join("stacks/network/bench_network.tf"),
+                DOMINANT_NETWORK,
+            )?;
+        }
         for side in if run % 2 == 1 { [0, 1] } else { [1, 0] } {
             if side == 0 {
                 section(&format!("run {run}: slipway apply --stage dev"));
@@ -73,9 +89,10 @@ pub fn run(args: Args) -> Result<Vec<Figure>> {
                 stack_times = per_stack;
             } else {
                 section(&format!("run {run}: sequential terraform loop, stage test"));
-                let elapsed = time_loop(&sandbox, &work.path().join("loop"), &moto)?;
+                let (elapsed, per_stack) = time_loop(&sandbox, &work.path().join("loop"), &moto)?;
                 eprintln!("loop: {:.1}s", elapsed.as_secs_f64());
                 loop_times.push(elapsed);
+                loop_stack_times = per_stack;
             }
         }
     }
@@ -89,36 +106,72 @@ pub fn run(args: Args) -> Result<Vec<Figure>> {
             inputs.iter().map(|(_, from, _)| *from).collect::<Vec<_>>(),
         )
     }));
-    let (path, critical) = graph.critical_path(|s| stack_times.get(s).copied().unwrap_or(0.0));
-    section("result");
-    println!(
-        "sequential loop (init/plan/apply/output per stack): {:.1}s",
-        baseline.as_secs_f64()
-    );
-    println!(
-        "slipway apply --stage dev:                          {:.1}s",
-        slipway.as_secs_f64()
-    );
-    println!(
-        "ratio: {ratio:.2}x (target: at most 0.70x) {}",
-        if ratio <= 0.7 { "ok" } else { "OVER TARGET" }
-    );
-    println!(
-        "critical path: {} = {critical:.1}s of stack time (per stack: {})",
-        path.join(" -> "),
-        stack_times
+    let (path, critical) = graph.critical_path(|s| loop_stack_times.get(s).copied().unwrap_or(0.0));
+    let to_path = slipway.as_secs_f64() / critical;
+    let per_stack = |times: &BTreeMap<String, f64>| {
+        times
             .iter()
             .map(|(s, t)| format!("{s} {t:.1}s"))
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    section("result");
+    println!(
+        "sequential loop (init/plan/apply/output per stack): {:.1}s ({})",
+        baseline.as_secs_f64(),
+        per_stack(&loop_stack_times)
     );
-    Ok(vec![Figure::new(
-        "apply: slipway / sequential loop (webshop, sandbox)",
-        format!("{ratio:.2}x"),
-        "at most 0.70x",
-        ratio <= 0.7,
-    )])
+    println!("its critical path: {} = {critical:.1}s", path.join(" -> "));
+    println!(
+        "slipway apply --stage dev:                          {:.1}s ({})",
+        slipway.as_secs_f64(),
+        per_stack(&stack_times)
+    );
+    println!(
+        "slipway / loop: {ratio:.2}x (target: at most 0.65x) {}",
+        if ratio <= 0.65 { "ok" } else { "OVER TARGET" }
+    );
+    println!(
+        "slipway / critical path: {to_path:.2}x (target: at most 1.00x) {}",
+        if to_path <= 1.0 { "ok" } else { "OVER TARGET" }
+    );
+    Ok(vec![
+        Figure::new(
+            "apply: slipway / sequential loop (webshop, sandbox)",
+            format!("{ratio:.2}x"),
+            "at most 0.65x",
+            ratio <= 0.65,
+        ),
+        Figure::new(
+            "apply: slipway / the loop's critical path",
+            format!("{to_path:.2}x"),
+            "at most 1.00x",
+            to_path <= 1.0,
+        ),
+    ])
 }
+
+/// Extra resources for the network stack: route tables, subnets and their associations,
+/// so the network is the root stack that takes longest, as on real platforms.
+const DOMINANT_NETWORK: &str = r#"
+resource "aws_subnet" "bench" {
+  count             = 6
+  vpc_id            = aws_vpc.main.id
+  cidr_block        = "10.0.${10 + count.index}.0/24"
+  availability_zone = "us-east-1a"
+}
+
+resource "aws_route_table" "bench" {
+  count  = 6
+  vpc_id = aws_vpc.main.id
+}
+
+resource "aws_route_table_association" "bench" {
+  count          = 6
+  subnet_id      = aws_subnet.bench[count.index].id
+  route_table_id = aws_route_table.bench[count.index].id
+}
+"#;
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
@@ -158,11 +211,18 @@ fn time_slipway(
 
 /// What a first CI script does: for each stack in order, write the provider file and the
 /// variables, then init, plan, apply and read outputs for the next stack.
-fn time_loop(sandbox: &Sandbox, project: &Path, moto: &Moto) -> Result<Duration> {
+/// Returns the loop's wall time and each stack's share of it.
+fn time_loop(
+    sandbox: &Sandbox,
+    project: &Path,
+    moto: &Moto,
+) -> Result<(Duration, BTreeMap<String, f64>)> {
     let provider = moto.provider_block();
     let started = Instant::now();
+    let mut per_stack = BTreeMap::new();
     let mut outputs: BTreeMap<&str, serde_json::Value> = BTreeMap::new();
     for (stack, inputs) in LOOP {
+        let stack_started = Instant::now();
         let dir = project.join("stacks").join(stack);
         std::fs::write(dir.join("provider.tf"), &provider)?;
         let mut vars = serde_json::Map::new();
@@ -201,6 +261,7 @@ fn time_loop(sandbox: &Sandbox, project: &Path, moto: &Moto) -> Result<Duration>
         terraform(&["apply", "-input=false", "-no-color", "tfplan"])?;
         let json = terraform(&["output", "-json"])?;
         outputs.insert(stack, serde_json::from_slice(&json)?);
+        per_stack.insert((*stack).to_owned(), stack_started.elapsed().as_secs_f64());
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), per_stack))
 }

@@ -14,6 +14,7 @@ mod bench_apply;
 mod bench_changed;
 mod bench_discovery;
 mod bench_overhead;
+mod bench_recover;
 mod bench_serve;
 mod crash_harness;
 mod demo;

@@ -11,9 +11,10 @@ pub use crate::output::Output;
 use crate::child::{self, Finished, Interrupt, Log, Step, StepError};
 use crate::working_copy::WorkingCopy;
 
+mod init_record;
 pub mod plugin_cache;
 mod refresh;
-pub use refresh::REFRESH_PLAN_FILE;
+pub use refresh::{Answer, Probe, REFRESH_PLAN_FILE};
 
 use plugin_cache::CacheUse;
 
@@ -74,6 +75,9 @@ enum Access {
 /// What the note about an engine-written lock file says (in the output and the docs).
 pub const LOCK_FILE_NOTE: &str =
     "no .terraform.lock.hcl committed; the engine wrote one in the working copy";
+
+/// What the log says where `init` was not needed.
+pub const INIT_SKIPPED_NOTE: &str = "== slipway: init skipped: this working copy is already initialised for the same code, lock file, backend and engine ==";
 
 /// What the note about a completed lock file says.
 pub const LOCK_FILE_COMPLETED_NOTE: &str = "the committed .terraform.lock.hcl records no checksum of this platform's provider packages; the engine added them to the working copy's copy (the committed file is unchanged)";
@@ -278,6 +282,8 @@ impl Engine {
     }
 
     fn failure(ctx: StepContext<'_>, name: &str, finished: &Finished) -> StepError {
+        // Whatever broke, the next step starts from a fresh `init`.
+        init_record::forget(ctx.working_copy);
         let code = finished.code;
         let tail = Self::step_output(ctx, finished);
         if let Some(lock) = parse_lock_error(&tail) {
@@ -346,6 +352,18 @@ impl Engine {
             step: "init".into(),
             source,
         };
+        let inputs =
+            init_record::InitInputs::of(ctx.working_copy, backend_config, &self.binary, &self.env)
+                .map_err(io)?;
+        if init_record::is_initialised_for(ctx.working_copy, &inputs) {
+            ctx.log.line(INIT_SKIPPED_NOTE);
+            return Ok(InitOutcome {
+                cache: CacheUse::Link,
+                wrote_lock_file: false,
+                completed_lock_file: false,
+            });
+        }
+        init_record::forget(ctx.working_copy);
         std::fs::create_dir_all(&self.plugin_cache).map_err(io)?;
         let lock_file = ctx.working_copy.stack_dir.join(".terraform.lock.hcl");
         let had_lock_file = lock_file.is_file();
@@ -406,11 +424,48 @@ impl Engine {
                 }
             }
         }
+        // What the working copy holds now is what a later `init` compares with. When the
+        // engine completed a committed lock file, the next refresh of the working copy
+        // brings the committed one back, which differs: that `init` runs again.
+        let recorded =
+            init_record::InitInputs::of(ctx.working_copy, backend_config, &self.binary, &self.env)
+                .and_then(|now| init_record::record(ctx.working_copy, &[now]));
+        if let Err(e) = recorded {
+            // Only a later `init` is lost, not this one's result.
+            tracing::debug!(
+                "cannot record the init of {}: {e}",
+                ctx.working_copy.stack_dir.display()
+            );
+        }
         Ok(InitOutcome {
             wrote_lock_file,
             completed_lock_file,
             ..outcome
         })
+    }
+
+    /// Takes over what an `init` ahead of time installed in `staged` (the same stack's code
+    /// laid out elsewhere, initialised with the same `backend_config`), so that `target`'s
+    /// own `init` is skipped. `false` when `staged` does not match what `target` holds; then
+    /// `target` is untouched and its `init` runs as usual.
+    pub fn adopt_init(
+        &self,
+        staged: &WorkingCopy,
+        target: &WorkingCopy,
+        backend_config: &[(String, String)],
+    ) -> bool {
+        if !target.has_lock_file {
+            // The lock file the engine wrote for the staged copy belongs with its providers;
+            // an engine-written lock file is only ever a cache of what `init` chose.
+            let lock = |copy: &WorkingCopy| copy.stack_dir.join(".terraform.lock.hcl");
+            if lock(staged).is_file() && std::fs::copy(lock(staged), lock(target)).is_err() {
+                return false;
+            }
+        }
+        match init_record::InitInputs::of(target, backend_config, &self.binary, &self.env) {
+            Ok(inputs) => init_record::adopt(staged, target, &inputs),
+            Err(_) => false,
+        }
     }
 
     /// One `init` as `plan` says: read-only lock file or not, the old cache rule or not,

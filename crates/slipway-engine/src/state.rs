@@ -167,6 +167,84 @@ impl StateBackend {
     }
 }
 
+/// One managed resource instance of a state document, as the engine's UI names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInstance {
+    /// `module.vpc.aws_subnet.public["us-east-1a"]`.
+    pub address: String,
+    /// The resource it is an instance of: `module.vpc.aws_subnet.public`.
+    pub resource: String,
+    /// The resources it was created from (the state's `dependencies`).
+    pub dependencies: Vec<String>,
+}
+
+/// The managed resource instances of a version 4 state document (empty for anything else:
+/// an instance with no state yet prints nothing).
+pub fn state_instances(bytes: &[u8]) -> Vec<StateInstance> {
+    let Ok(state) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let mut instances = Vec::new();
+    for resource in state["resources"].as_array().into_iter().flatten() {
+        if resource["mode"] != "managed" {
+            continue;
+        }
+        let (Some(kind), Some(name)) = (resource["type"].as_str(), resource["name"].as_str())
+        else {
+            continue;
+        };
+        let address = match resource["module"].as_str() {
+            Some(module) => format!("{module}.{kind}.{name}"),
+            None => format!("{kind}.{name}"),
+        };
+        for instance in resource["instances"].as_array().into_iter().flatten() {
+            let key = match &instance["index_key"] {
+                serde_json::Value::Null => String::new(),
+                serde_json::Value::String(key) => {
+                    format!("[{}]", serde_json::Value::String(key.clone()))
+                }
+                other => format!("[{other}]"),
+            };
+            instances.push(StateInstance {
+                address: format!("{address}{key}"),
+                resource: address.clone(),
+                dependencies: instance["dependencies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.as_str().map(str::to_owned))
+                    .collect(),
+            });
+        }
+    }
+    instances
+}
+
+/// The same state emptied: no resources, no outputs, the same lineage and the next serial,
+/// so the backend takes it as the state's next version. `None` when `bytes` is not a
+/// version 4 state.
+pub fn emptied_state(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut state = serde_json::from_slice::<serde_json::Value>(bytes).ok()?;
+    if state["version"] != 4 {
+        return None;
+    }
+    let serial = state["serial"].as_u64().unwrap_or(0) + 1;
+    state["serial"] = serial.into();
+    state["resources"] = serde_json::Value::Array(Vec::new());
+    state["outputs"] = serde_json::Value::Object(serde_json::Map::new());
+    serde_json::to_vec_pretty(&state).ok()
+}
+
+/// Where a state set aside by a recovery is kept: `<data>/state-backups/<instance>/<stack>/
+/// <stamp>.tfstate`, beside (never inside) the state folder, whatever the backend.
+pub fn backup_path(data_dir: &Path, instance: &str, stack: &str, stamp: &str) -> PathBuf {
+    data_dir
+        .join("state-backups")
+        .join(instance)
+        .join(stack)
+        .join(format!("{stamp}.tfstate"))
+}
+
 /// The outputs of a version 4 state document (Terraform 0.12 and later, OpenTofu).
 fn outputs_of_state(bytes: &[u8]) -> Option<BTreeMap<String, Output>> {
     #[derive(serde::Deserialize)]
@@ -200,6 +278,50 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn state_instances_are_named_as_the_engine_names_them() {
+        let state = br#"{"version": 4, "serial": 7, "lineage": "l-1", "outputs": {"a": {"value": 1, "type": "number"}},
+            "resources": [
+              {"module": "module.vpc", "mode": "managed", "type": "aws_subnet", "name": "public",
+               "instances": [{"index_key": "us-east-1a", "dependencies": ["module.vpc.aws_vpc.this"]},
+                             {"index_key": "us-east-1b"}]},
+              {"mode": "managed", "type": "aws_vpc", "name": "main", "instances": [{}]},
+              {"mode": "managed", "type": "aws_sqs_queue", "name": "q", "instances": [{"index_key": 0}]},
+              {"mode": "data", "type": "aws_caller_identity", "name": "me", "instances": [{}]}
+            ]}"#;
+        let instances = state_instances(state);
+        let addresses: Vec<&str> = instances.iter().map(|i| i.address.as_str()).collect();
+        assert_eq!(
+            addresses,
+            [
+                r#"module.vpc.aws_subnet.public["us-east-1a"]"#,
+                r#"module.vpc.aws_subnet.public["us-east-1b"]"#,
+                "aws_vpc.main",
+                "aws_sqs_queue.q[0]",
+            ]
+        );
+        assert_eq!(instances[0].resource, "module.vpc.aws_subnet.public");
+        assert_eq!(instances[0].dependencies, ["module.vpc.aws_vpc.this"]);
+        assert!(state_instances(b"").is_empty());
+
+        let emptied: serde_json::Value =
+            serde_json::from_slice(&emptied_state(state).unwrap()).unwrap();
+        assert_eq!(emptied["serial"], 8);
+        assert_eq!(emptied["lineage"], "l-1");
+        assert_eq!(emptied["resources"], serde_json::json!([]));
+        assert_eq!(emptied["outputs"], serde_json::json!({}));
+        assert!(emptied_state(br#"{"version": 3}"#).is_none());
+        assert_eq!(
+            backup_path(
+                Path::new("/p/.slipway"),
+                "prod",
+                "network",
+                "20261201T230000Z"
+            ),
+            Path::new("/p/.slipway/state-backups/prod/network/20261201T230000Z.tfstate")
+        );
+    }
 
     #[test]
     fn local_state_is_one_file_per_instance_and_stack() {

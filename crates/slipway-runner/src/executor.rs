@@ -13,7 +13,7 @@ use slipway_artifact::{DEFAULT_SIZE_CAP, RelPath, WorkingTree, select};
 use slipway_core::Stage;
 use slipway_core::config::Project;
 use slipway_core::schedule::{DependencyQueue, Status, Walk};
-use slipway_engine::driver::{PlanOutcome, PlanSummary, StepContext};
+use slipway_engine::driver::{InitOutcome, PlanOutcome, PlanSummary, StepContext};
 use slipway_engine::working_copy::WorkingCopy;
 use slipway_engine::{
     Engine, Interrupt, Log, Output, SpawnSink, StackCredentials, StateBackend, StepError,
@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::analysis::{Analysis, Gate, apply_gate};
 
+mod early_init;
 mod hooks;
 mod saved_plan;
 use crate::credentials::StageEnvironment;
@@ -101,6 +102,8 @@ pub struct Executor {
     pub code: CodeSource,
     /// The run record's part in each apply, when a pipeline command drives the executor.
     pub hooks: Option<Arc<dyn ApplyHooks>>,
+    /// Stacks initialised ahead of their turn in an apply walk.
+    early_inits: early_init::EarlyInits,
 }
 
 /// What an executor is built from.
@@ -149,6 +152,7 @@ impl Executor {
             measure_applies: setup.measure_applies,
             code: CodeSource::WorkingTree,
             hooks: None,
+            early_inits: early_init::EarlyInits::default(),
         }
     }
 
@@ -193,6 +197,9 @@ impl Executor {
                     .map(|n| (*n).to_owned()),
             );
         }
+        if operation == Operation::Apply {
+            self.start_early_inits(&names);
+        }
         let mut queue = DependencyQueue::new(&self.project.graph, &names, direction);
         let mut tasks: JoinSet<StackResult> = JoinSet::new();
         let mut results: BTreeMap<String, StackResult> = BTreeMap::new();
@@ -234,6 +241,7 @@ impl Executor {
             queue.finish(&result.stack, succeeded);
             results.insert(result.stack.clone(), result);
         }
+        self.finish_early_inits().await;
         for (name, status) in queue.status() {
             if results.contains_key(name) {
                 continue;
@@ -401,6 +409,9 @@ impl Executor {
         } else {
             self.prepare(name)?
         };
+        if operation == Operation::Apply {
+            self.adopt_early_init(name, &working_copy).await;
+        }
         if operation != Operation::ReadOutputs {
             if let Some(blocked) = self.write_inputs(stack, &working_copy, operation, log)? {
                 return Ok(blocked);
@@ -424,11 +435,26 @@ impl Executor {
 
     /// Lays out the stack's working copy in `work_dir`.
     fn prepare_in(&self, name: &str, work_dir: &Path) -> Result<WorkingCopy, StackError> {
+        self.events.step(name, Step::Prepare);
+        self.lay_out(name, work_dir, true)
+    }
+
+    /// Lays out a copy of the stack in `work_dir` that is not its turn yet: nothing is
+    /// reported (its turn reports what there is to say).
+    fn prepare_quietly(&self, name: &str, work_dir: &Path) -> Result<WorkingCopy, StackError> {
+        self.lay_out(name, work_dir, false)
+    }
+
+    fn lay_out(
+        &self,
+        name: &str,
+        work_dir: &Path,
+        with_notes: bool,
+    ) -> Result<WorkingCopy, StackError> {
         let stack = self
             .project
             .stack(name)
             .ok_or_else(|| StackError::Other(anyhow::anyhow!("unknown stack `{name}`")))?;
-        self.events.step(name, Step::Prepare);
         let source_root = self.code.root_for(name, &self.root);
         // The same rule chooses an artifact's files, so a working copy holds what the
         // artifact of this commit would hold, and never the data folder it lives in.
@@ -441,7 +467,12 @@ impl Executor {
             .with_context(|| format!("stack folder `{}` is not a repository path", stack.dir))?;
         let selection = select(&tree, &stack_dir, DEFAULT_SIZE_CAP)
             .with_context(|| format!("cannot choose the files of stack `{name}`"))?;
-        for note in selection.stack_files.notes() {
+        for note in selection
+            .stack_files
+            .notes()
+            .into_iter()
+            .filter(|_| with_notes)
+        {
             self.events.note(Some(name), format!("{name}: {note}"));
         }
         let files: Vec<&str> = selection.files.iter().map(|f| f.path.as_str()).collect();
@@ -767,6 +798,12 @@ impl Executor {
             .engine
             .init(ctx, &self.backend.backend_config(&self.instance, name))
             .await?;
+        self.note_init(name, outcome);
+        Ok(())
+    }
+
+    /// Says what an `init` did that people should know.
+    fn note_init(&self, name: &str, outcome: InitOutcome) {
         let note = if outcome.wrote_lock_file {
             Some(slipway_engine::driver::LOCK_FILE_NOTE)
         } else if outcome.completed_lock_file {
@@ -780,7 +817,6 @@ impl Executor {
                 format!("note: {}/{name}: {note}", self.stage.name),
             );
         }
-        Ok(())
     }
 
     /// Stack `name` prepared and initialised for a `what` command, logged to

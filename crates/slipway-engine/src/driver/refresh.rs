@@ -1,10 +1,15 @@
 //! `plan -refresh-only`: what changed in the real infrastructure since the state was last
-//! written, without proposing any change of the code. Drift detection is built on it.
+//! written, without proposing any change of the code. Drift detection is built on it, and
+//! so is recovery's probe of what still exists ([`Engine::probe_refresh`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::{Access, Engine, PlanOutcome, StepContext};
-use crate::child::StepError;
+use crate::child::{Consume, Interrupt, StepError};
 
 /// The file a refresh-only plan is saved to, beside (never over) the working copy's own
 /// plan: an approved plan waiting there must not be replaced by a drift check.
@@ -41,5 +46,190 @@ impl Engine {
             }),
             _ => Err(Self::failure(ctx, "plan -refresh-only", &finished)),
         }
+    }
+}
+
+/// What a probe's refresh of one resource instance found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    /// The refresh read it back: it exists.
+    Present,
+    /// The refresh found nothing: it no longer exists.
+    Gone,
+}
+
+/// What a refresh probe learnt, resource instance by resource instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// Resource instance address -> what its refresh found.
+    pub answers: BTreeMap<String, Answer>,
+    /// Refreshes started and not finished when the probe ended.
+    pub pending: BTreeSet<String>,
+    /// Whether the engine finished every refresh (rather than being stopped early).
+    pub complete: bool,
+}
+
+impl Probe {
+    /// Reads one line of the engine's machine-readable UI (`-json`, Terraform 0.15.3+ and
+    /// OpenTofu): `refresh_start` and `refresh_complete` hooks. A completed refresh that
+    /// names no id found nothing.
+    fn read_line(&mut self, line: &str) -> bool {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            return false;
+        };
+        let Some(address) = value["hook"]["resource"]["addr"].as_str() else {
+            return false;
+        };
+        match value["type"].as_str() {
+            Some("refresh_start") => {
+                self.pending.insert(address.to_owned());
+            }
+            Some("refresh_complete") => {
+                self.pending.remove(address);
+                let found = value["hook"]["id_value"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty());
+                self.answers.insert(
+                    address.to_owned(),
+                    if found { Answer::Present } else { Answer::Gone },
+                );
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// How long a stopped probe is given to exit before it is killed: none, since it writes
+/// neither state nor a plan, and a provider busy retrying a read does not stop early.
+const PROBE_GRACE: Duration = Duration::ZERO;
+
+impl Engine {
+    /// A refresh probe: `plan -refresh-only -json -lock=false` (it writes neither state nor
+    /// a plan, so it takes no lock and may be stopped at any time), read as it runs. Some
+    /// providers retry the read of a missing resource for minutes before they accept it is
+    /// gone; each time no refresh has finished for `quiet`, `settled` is asked whether what
+    /// was answered so far is enough, and if so the probe is stopped and hands back what it
+    /// learnt (`complete` false). The caller's interrupt still stops it as an interruption.
+    pub async fn probe_refresh<F>(
+        &self,
+        ctx: StepContext<'_>,
+        quiet: Duration,
+        settled: F,
+    ) -> Result<Probe, StepError>
+    where
+        F: Fn(&Probe) -> bool + Send + Sync,
+    {
+        const STEP: &str = "plan -refresh-only (probe)";
+        let args: Vec<OsString> = vec![
+            "plan".into(),
+            "-refresh-only".into(),
+            "-json".into(),
+            "-lock=false".into(),
+            "-input=false".into(),
+            "-no-color".into(),
+        ];
+        let shared = Arc::new(Mutex::new(Probe::default()));
+        let (tick, mut ticks) = tokio::sync::watch::channel(());
+        let consume: Consume = {
+            let shared = Arc::clone(&shared);
+            let log = ctx.log.clone();
+            Box::new(move |pipe| {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    // The UI's own words go to the log, as a plain plan's would.
+                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                        && let Some(message) = value["@message"].as_str()
+                    {
+                        log.line(message);
+                    }
+                    let read = shared.lock().is_ok_and(|mut probe| probe.read_line(&line));
+                    if read {
+                        let _ = tick.send(());
+                    }
+                }
+            })
+        };
+        let (stop, stopped) = Interrupt::channel();
+        let either = ctx.interrupt.or(&stopped);
+        let probe_ctx = StepContext {
+            interrupt: &either,
+            ..ctx
+        };
+        let mut engine = self.clone();
+        engine.interrupt_grace = PROBE_GRACE;
+        let run = engine.run_step(
+            probe_ctx,
+            STEP,
+            args,
+            false,
+            Some(consume),
+            Access::Read,
+            &[],
+        );
+        tokio::pin!(run);
+        let mut ticking = true;
+        let mut stopped_early = false;
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                changed = ticks.changed(), if ticking => ticking = changed.is_ok(),
+                () = tokio::time::sleep(quiet), if !stopped_early => {
+                    let snapshot = shared.lock().map(|p| p.clone()).unwrap_or_default();
+                    if !snapshot.pending.is_empty() && settled(&snapshot) {
+                        ctx.log.line(&format!(
+                            "== slipway: no refresh finished for {:.0}s; {} answered, {} still waiting: enough to decide, stopping the probe ==",
+                            quiet.as_secs_f64(),
+                            snapshot.answers.len(),
+                            snapshot.pending.len()
+                        ));
+                        stopped_early = true;
+                        stop.fire();
+                    }
+                }
+            }
+        };
+        let mut probe = shared.lock().map(|p| p.clone()).unwrap_or_default();
+        match result {
+            Ok(finished) if finished.code == Some(0) => {
+                probe.complete = true;
+                probe.pending.clear();
+                Ok(probe)
+            }
+            Ok(finished) => Err(Self::failure(ctx, STEP, &finished)),
+            Err(StepError::Interrupted { .. }) if stopped_early && !ctx.interrupt.is_set() => {
+                Ok(probe)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_reads_which_refreshes_found_their_resource() {
+        let mut probe = Probe::default();
+        let lines = [
+            r#"{"@message":"Terraform 1.0.3","type":"version"}"#,
+            r#"{"type":"refresh_start","hook":{"resource":{"addr":"aws_vpc.main"},"id_key":"id","id_value":"vpc-1"}}"#,
+            r#"{"type":"refresh_start","hook":{"resource":{"addr":"aws_sqs_queue.q"},"id_key":"id","id_value":"https://q"}}"#,
+            r#"{"type":"refresh_start","hook":{"resource":{"addr":"aws_route_table_association.a[\"x\"]"},"id_key":"id","id_value":"rtbassoc-1"}}"#,
+            r#"{"type":"refresh_complete","hook":{"resource":{"addr":"aws_vpc.main"},"id_key":"id","id_value":"vpc-1"}}"#,
+            r#"{"type":"refresh_complete","hook":{"resource":{"addr":"aws_sqs_queue.q"}}}"#,
+            "not json",
+        ];
+        let read: Vec<bool> = lines.iter().map(|l| probe.read_line(l)).collect();
+        assert_eq!(read, [false, true, true, true, true, true, false]);
+        assert_eq!(probe.answers["aws_vpc.main"], Answer::Present);
+        assert_eq!(probe.answers["aws_sqs_queue.q"], Answer::Gone);
+        assert_eq!(
+            probe.pending,
+            BTreeSet::from(["aws_route_table_association.a[\"x\"]".to_owned()])
+        );
+        assert!(!probe.complete);
     }
 }

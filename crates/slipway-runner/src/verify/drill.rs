@@ -5,6 +5,11 @@
 //! stage (resource types and counts per stack), runs the stacks' checks, tears the instance
 //! down unless asked to keep it, and records the result. `slipway drill` and the server's
 //! scheduled drills both run it.
+//!
+//! A recovery of the stage itself (`slipway recover`) first establishes what is gone from
+//! the stage's own state (`verify::recover`): the drill times that probe against the stage
+//! as it stands, so its report also says how long a recovery on the stage's own state would
+//! take.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use crate::project::Workspace;
 use crate::record;
 use crate::stage_executor::ExecutorOptions;
 use crate::verify::checks::{CheckResult, run_all_checks};
-use crate::verify::{instance, inventory, millis};
+use crate::verify::{instance, inventory, millis, recover};
 
 /// One stack's part in a drill.
 #[derive(Debug, Default, serde::Serialize)]
@@ -48,6 +53,11 @@ pub struct DrillReport {
     /// What went wrong; empty when the drill succeeded.
     pub problems: Vec<String>,
     pub recovery: Duration,
+    /// How long establishing what is gone takes on the stage's own state (the probe
+    /// `slipway recover` runs first, timed against the stage as it stands, plus the quiet
+    /// period it waits out when reads of missing resources hang); `None` when the drill did
+    /// not rebuild.
+    pub own_state_probe: Option<Duration>,
     /// `None` when the instance was kept or nothing was built.
     pub teardown: Option<instance::Teardown>,
     pub kept: bool,
@@ -56,6 +66,12 @@ pub struct DrillReport {
 impl DrillReport {
     pub fn succeeded(&self) -> bool {
         self.problems.is_empty()
+    }
+
+    /// How long a recovery on the stage's own state would take: the rebuild, after the
+    /// probe of what is gone.
+    pub fn own_state_recovery(&self) -> Option<Duration> {
+        self.own_state_probe.map(|probe| self.recovery + probe)
     }
 }
 
@@ -90,12 +106,14 @@ pub async fn drill_stage(
         checks: Vec::new(),
         problems: Vec::new(),
         recovery: Duration::ZERO,
+        own_state_probe: None,
         code: CodeSource::WorkingTree,
     };
     let built_anything = run.rebuild(started).await;
     if built_anything && run.problems.is_empty() {
         run.compare().await;
         run.check().await;
+        run.time_own_state_probe().await;
     }
     let teardown = if keep || !built_anything {
         if !built_anything {
@@ -124,6 +142,7 @@ pub async fn drill_stage(
         "problems": run.problems,
         "kept": keep,
         "teardown_ms": teardown.as_ref().map(|t| millis(t.elapsed)),
+        "own_state_probe_ms": run.own_state_probe.map(millis),
     });
     let status = if succeeded {
         DrillStatus::Succeeded
@@ -148,6 +167,7 @@ pub async fn drill_stage(
         checks,
         problems,
         recovery,
+        own_state_probe,
         ..
     } = run;
     Ok(DrillReport {
@@ -157,6 +177,7 @@ pub async fn drill_stage(
         checks,
         problems,
         recovery,
+        own_state_probe,
         teardown,
         kept: keep,
     })
@@ -172,10 +193,28 @@ struct DrillRun<'a> {
     checks: Vec<CheckResult>,
     problems: Vec<String>,
     recovery: Duration,
+    own_state_probe: Option<Duration>,
     code: CodeSource,
 }
 
 impl DrillRun<'_> {
+    /// Times the probe `slipway recover` runs first, against the stage's own state as it
+    /// stands (read only: a refresh-only plan that takes no lock and writes nothing). Where
+    /// resources are missing, reads that hang are waited out for [`recover::PROBE_QUIET`]
+    /// before the probe decides, so that is added. A probe that cannot run is not a problem
+    /// of the drill: the estimate is then left out.
+    async fn time_own_state_probe(&mut self) {
+        let all: BTreeSet<String> = self.stacks.keys().cloned().collect();
+        let Ok(prober) = self.executor(&self.stage.name, &all) else {
+            return;
+        };
+        let started = Instant::now();
+        let probes = recover::probe_instance(&prober, &all).await;
+        if probes.values().all(|p| p.error.is_none()) {
+            self.own_state_probe = Some(started.elapsed() + recover::PROBE_QUIET);
+        }
+    }
+
     /// Fetches every released artifact and applies them all to the instance; returns whether
     /// anything may have been built (so there is something to tear down).
     async fn rebuild(&mut self, started: Instant) -> bool {

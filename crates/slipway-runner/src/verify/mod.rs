@@ -14,6 +14,7 @@ pub mod instance;
 pub mod inventory;
 pub mod path_result;
 pub mod paths;
+pub mod recover;
 pub mod released;
 
 /// `duration` in whole milliseconds, as the record keeps it.

@@ -96,6 +96,14 @@ fn print_drill(stage: &Stage, run: &DrillReport) {
         run.stacks.values().filter(|s| s.rebuilt).count(),
         run.stacks.len()
     );
+    if let (Some(own), Some(probe)) = (run.own_state_recovery(), run.own_state_probe) {
+        println!(
+            "recovery on {}'s own state (`slipway recover`): about {} ({} to establish what is gone, then the rebuild)",
+            stage.name,
+            seconds(millis(own)),
+            seconds(millis(probe))
+        );
+    }
     for check in &run.checks {
         println!("{check}");
         if !check.passed && !check.output.is_empty() {

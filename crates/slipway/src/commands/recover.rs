@@ -1,12 +1,16 @@
-//! `slipway recover --stage S`: brings a stage back after its cloud resources were lost. Every
-//! stack's released artifact is applied again against the stage's own state, in dependency
-//! order and in parallel where the graph allows: the plan's refresh finds what no longer
-//! exists, and the apply recreates it. A stage with no releases is recovered from the
-//! working tree, saying so. Then the stacks' checks run; what was rebuilt per stack and how
-//! long it took are reported and kept in the audit log.
+//! `slipway recover --stage S`: brings a stage back after its cloud resources were lost.
+//! First each stack instance's state is probed for what still exists (the runner's
+//! `verify::recover`); a stack whose resources are all gone has its state set aside, kept as
+//! a backup file, and is rebuilt from empty state as a drill rebuilds it, so no provider's
+//! minutes-long retries of reads of missing resources stand in the way. Then every stack's
+//! released artifact is applied again, in dependency order and in parallel where the graph
+//! allows: on the others' own state, whose refresh finds what no longer exists, so only that
+//! is recreated. A stage with no releases is recovered from the working tree, saying so. Then
+//! the stacks' checks run; what was rebuilt per stack and how long it took are reported and
+//! kept in the audit log.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -24,6 +28,7 @@ use crate::project::find_stage;
 use crate::record;
 use crate::stage_executor::ExecutorOptions;
 use crate::verify::checks::{CheckResult, run_all_checks};
+use crate::verify::recover::{self, Loss, StackProbe};
 use crate::verify::{instance, millis, released, seconds};
 
 #[derive(Debug, Args)]
@@ -43,6 +48,10 @@ pub struct RecoverArgs {
 struct StackRecovery {
     /// The released artifact applied; none when the working tree was.
     artifact_id: Option<String>,
+    /// What the probe found before anything was applied.
+    found: Option<Loss>,
+    /// Where its state was set aside before it was rebuilt from empty state (lost stacks).
+    state_backup: Option<String>,
     recovered: bool,
     /// Addresses recreated (they were gone), replaced and updated (they had drifted).
     created: Vec<String>,
@@ -59,6 +68,10 @@ struct Recovery {
     source: String,
     stacks: BTreeMap<String, StackRecovery>,
     recovery_ms: u64,
+    /// The part of the recovery time spent establishing what is gone.
+    probe_ms: u64,
+    /// Things worth knowing that did not stop the recovery.
+    notes: Vec<String>,
     checks: Vec<CheckResult>,
     problems: Vec<String>,
     succeeded: bool,
@@ -116,6 +129,9 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
     // between that check and the walk.
     let locks = HeldInstances::acquire(workspace, &store, "recover", &stage.name, &all).await?;
     let started = Instant::now();
+    let (probes, notes) =
+        establish_losses(workspace, stage, &all, &options, &executor, &released).await;
+    let probe_ms = millis(started.elapsed());
     let results = executor.walk(&all, Operation::Apply).await;
     let elapsed = started.elapsed();
     locks
@@ -130,12 +146,18 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         source: source.to_owned(),
         stacks: BTreeMap::new(),
         recovery_ms: millis(elapsed),
+        probe_ms,
+        notes,
         checks: Vec::new(),
         problems: Vec::new(),
         succeeded: false,
     };
     for result in &results {
-        let part = stack_recovery(result, released.artifacts.get(&result.stack).cloned());
+        let mut part = stack_recovery(result, released.artifacts.get(&result.stack).cloned());
+        if let Some(probe) = probes.get(&result.stack) {
+            part.found = Some(probe.loss);
+            part.state_backup = probe.backup.as_ref().map(|p| p.display().to_string());
+        }
         if let Some(error) = &part.error {
             recovery.problems.push(format!("{}: {error}", result.stack));
         }
@@ -161,6 +183,8 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
             "succeeded": recovery.succeeded,
             "source": source,
             "recovery_ms": recovery.recovery_ms,
+            "probe_ms": recovery.probe_ms,
+            "notes": recovery.notes,
             "rebuilt": rebuilt,
             "stacks": recovery.stacks,
             "problems": recovery.problems,
@@ -177,6 +201,51 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
     } else {
         ExitStatus::Failure
     })
+}
+
+/// Probes every stack instance of the stage for what still exists, and sets aside the state
+/// of each one found lost (kept as a backup file), so its apply builds it from zero. Returns
+/// the probes, and notes on anything that did not go to plan (the stack is then applied on
+/// its own state, which is slower but as correct).
+async fn establish_losses(
+    workspace: &Workspace,
+    stage: &slipway_core::Stage,
+    all: &BTreeSet<String>,
+    options: &ExecutorOptions,
+    executor: &crate::executor::Executor,
+    released: &released::Released,
+) -> (BTreeMap<String, StackProbe>, Vec<String>) {
+    let mut notes = Vec::new();
+    let prober =
+        match instance::executor(workspace, stage, &stage.name, all, options, released.code()) {
+            Ok(prober) => prober,
+            Err(error) => {
+                notes.push(format!("what is gone was not established: {error:#}"));
+                return (BTreeMap::new(), notes);
+            }
+        };
+    let mut probes = recover::probe_instance(&prober, all).await;
+    let stamp = recover::stamp(SystemTime::now());
+    for (stack, probe) in &mut probes {
+        if let Some(error) = &probe.error {
+            notes.push(format!(
+                "{stack}: what is gone was not established: {error}"
+            ));
+        }
+        if probe.loss != Loss::Lost {
+            continue;
+        }
+        match recover::set_aside(executor, stack, &stamp).await {
+            Ok(backup) => probe.backup = Some(backup),
+            Err(error) => {
+                probe.loss = Loss::Unknown;
+                notes.push(format!(
+                    "{stack}: its state could not be set aside ({error:#}): recovered on its own state"
+                ));
+            }
+        }
+    }
+    (probes, notes)
 }
 
 /// A recovery re-applies every stack of the stage, so it must not start while a run holds
@@ -201,6 +270,8 @@ async fn refuse_while_locked(store: &AnyStore, stage: &str) -> Result<()> {
 fn stack_recovery(result: &StackResult, artifact_id: Option<String>) -> StackRecovery {
     let mut part = StackRecovery {
         artifact_id,
+        found: None,
+        state_backup: None,
         ms: millis(result.elapsed),
         ..StackRecovery::default()
     };
@@ -235,6 +306,10 @@ fn print(recovery: &Recovery, rebuilt: usize) {
         }
     );
     for (stack, part) in &recovery.stacks {
+        let found = part
+            .found
+            .map(|loss| format!("{}; ", loss.describe()))
+            .unwrap_or_default();
         let what = if !part.recovered {
             "not recovered".to_owned()
         } else if part.created.is_empty() && part.replaced.is_empty() && part.updated.is_empty() {
@@ -252,7 +327,10 @@ fn print(recovery: &Recovery, rebuilt: usize) {
             }
             format!("{} in {}", counts.join(", "), seconds(part.ms))
         };
-        println!("  {stack:<16} {what}");
+        println!("  {stack:<16} {found}{what}");
+        if let Some(backup) = &part.state_backup {
+            println!("    state set aside (kept) in {backup}");
+        }
         for address in part
             .created
             .iter()
@@ -266,12 +344,16 @@ fn print(recovery: &Recovery, rebuilt: usize) {
         }
     }
     println!(
-        "recovery time: {} ({rebuilt} resource{} rebuilt, {} of {} stacks recovered)",
+        "recovery time: {} ({rebuilt} resource{} rebuilt, {} of {} stacks recovered; {} of it establishing what was gone)",
         seconds(recovery.recovery_ms),
         if rebuilt == 1 { "" } else { "s" },
         recovery.stacks.values().filter(|s| s.recovered).count(),
-        recovery.stacks.len()
+        recovery.stacks.len(),
+        seconds(recovery.probe_ms),
     );
+    for note in &recovery.notes {
+        println!("  note: {note}");
+    }
     for check in &recovery.checks {
         println!("{check}");
     }

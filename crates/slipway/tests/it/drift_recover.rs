@@ -170,14 +170,34 @@ fn recover_rebuilds_prod_from_its_released_artifacts_after_the_cloud_is_wiped() 
         out.stderr
     );
     for stack in ["network", "data", "queue", "app"] {
-        assert_line(text, &format!(r"^  {stack} +\d+ recreated in \d+\.\ds$"));
+        assert_line(
+            text,
+            &format!(r"^  {stack} +lost; \d+ recreated in \d+\.\ds$"),
+        );
     }
     assert!(text.contains("    aws_sqs_queue.orders"), "{text}");
     assert!(text.contains("recovery time: "), "{text}");
     assert!(text.contains("4 of 4 stacks recovered"), "{text}");
     assert!(text.contains("check queue/queue: passed"), "{text}");
     assert_eq!(names(&moto.inventory().unwrap()), names(&before));
-    insta::assert_snapshot!("recover_report", normalize(text, dir));
+    // Each lost stack's state was set aside before its rebuild, and kept where it says.
+    for stack in ["network", "data", "queue", "app"] {
+        let backup = regex_lite::Regex::new(&format!(
+            r"state set aside \(kept\) in (\S+/state-backups/prod/{stack}/\S+\.tfstate)"
+        ))
+        .unwrap()
+        .captures(text)
+        .unwrap_or_else(|| panic!("no backup of {stack}: {text}"))[1]
+            .to_owned();
+        assert!(Path::new(&backup).is_file(), "{backup}");
+    }
+    insta::assert_snapshot!(
+        "recover_report",
+        crate::common::replace_patterns(
+            normalize(text, dir),
+            &[(r"/\d{8}T\d{6}Z\.tfstate", "/[STAMP].tfstate")]
+        )
+    );
 
     // Nothing is left to do: the stage matches its code again.
     let again = slipway_ok(dir, &moto, &["recover", "--stage", "prod", "--json"]);

@@ -43,6 +43,11 @@ fn a_drill_rebuilds_prod_beside_it_and_leaves_nothing_behind() {
     assert!(text.contains("aws_subnet x2"), "{text}");
     assert!(text.contains("recovery time: "), "{text}");
     assert!(text.contains("(4 of 4 stacks rebuilt)"), "{text}");
+    // What `slipway recover` would take on prod's own state: the probe of what is gone first.
+    assert_line(
+        text,
+        r"^recovery on prod's own state \(`slipway recover`\): about \d+\.\ds \(\d+\.\ds to establish what is gone, then the rebuild\)$",
+    );
     assert!(text.contains("check queue/queue: passed"), "{text}");
     assert!(text.contains("teardown: destroyed in"), "{text}");
 
@@ -53,6 +58,14 @@ fn a_drill_rebuilds_prod_beside_it_and_leaves_nothing_behind() {
     assert_eq!(recorded[0]["status"], "succeeded");
     assert_eq!(recorded[0]["stage"], "prod");
     assert!(recorded[0]["total_ms"].as_u64().unwrap() > 0);
+    assert!(
+        recorded[0]["details"]["own_state_probe_ms"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{}",
+        recorded[0]
+    );
     assert_eq!(
         recorded[0]["details"]["stacks"]["network"]["rebuilt_resources"]["aws_subnet"],
         2

@@ -249,6 +249,10 @@ fn an_init_never_links_a_provider_another_process_is_still_unpacking() {
         .open(&lock_path)
         .unwrap();
     writer.lock().unwrap();
+    // The code changed since, so this `init` runs (an unchanged working copy skips it).
+    let main_tf = dir.join("stacks/queue/main.tf");
+    let code = std::fs::read_to_string(&main_tf).unwrap();
+    std::fs::write(&main_tf, format!("{code}\n# changed\n")).unwrap();
 
     let mut child = crate::common::slipway_process(dir, &env)
         .args(plan)

@@ -30,6 +30,7 @@ mod pipeline_s3;
 #[path = "../../../slipway-store/tests/store_story/postgres_server.rs"]
 mod postgres_server;
 mod queue_project;
+mod recover_lost;
 mod root_module;
 mod serve;
 mod state_credentials;

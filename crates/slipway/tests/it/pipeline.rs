@@ -27,7 +27,23 @@ pub(crate) fn git(dir: &Path, args: &[&str]) {
 
 /// The webshop example as a git repository with one commit.
 pub(crate) fn repository() -> tempfile::TempDir {
+    repository_with("")
+}
+
+/// Verification off: for tests of what happens after it (verify_run.rs tests it), so that
+/// a run applies each stage once and no ephemeral instances besides.
+pub(crate) const WITHOUT_VERIFICATION: &str =
+    "\nverify {\n  from_zero   = false\n  from_latest = false\n}\n";
+
+/// The webshop example with `extra` appended to its slipway.hcl, as a git repository with
+/// one commit.
+pub(crate) fn repository_with(extra: &str) -> tempfile::TempDir {
     let project = example("webshop");
+    if !extra.is_empty() {
+        let config = project.path().join("slipway.hcl");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, format!("{text}{extra}")).unwrap();
+    }
     git(project.path(), &["init", "-q", "-b", "main"]);
     std::fs::write(project.path().join(".gitignore"), ".slipway/\n").unwrap();
     git(project.path(), &["add", "-A"]);
@@ -269,7 +285,7 @@ pub(crate) fn run_id(stderr: &str) -> String {
 #[test]
 fn run_delivers_changed_stacks_and_stops_for_approval_bound_to_the_plan() {
     let (_sandbox, moto) = sandbox();
-    let project = repository();
+    let project = repository_with(WITHOUT_VERIFICATION);
     let dir = project.path();
 
     // First run: every stack, dev and test applied, prod waits for approval.

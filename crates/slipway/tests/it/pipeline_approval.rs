@@ -11,8 +11,10 @@ use slipway_sandbox::Moto;
 use slipway_store::AuditAction;
 
 use crate::common::{audit_log, sandbox, slipway_run};
-use crate::pipeline::{as_tester, commit_retention, retention, run_id, slipway_ok};
-use crate::queue_project::{queue_repository, scrub};
+use crate::pipeline::{
+    WITHOUT_VERIFICATION, as_tester, commit_retention, retention, run_id, slipway_ok,
+};
+use crate::queue_project::{queue_repository_with, scrub};
 
 /// `slipway resume RUN`, expected to fail.
 fn resume_fails(dir: &Path, moto: &Moto, id: &str) -> String {
@@ -73,7 +75,7 @@ fn tail<'a>(text: &'a str, from: &str) -> &'a str {
 #[test]
 fn rejected_runs_end_and_approvals_are_void_when_the_state_changed() {
     let (sandbox, moto) = sandbox();
-    let project = queue_repository();
+    let project = queue_repository_with(WITHOUT_VERIFICATION);
     let dir = project.path();
 
     // Run 1 applies dev and stops at prod; a person rejects it: the run is over.

@@ -29,12 +29,38 @@ fn webshop_applies_to_dev_replans_empty_and_destroys_to_nothing() {
     assert_eq!(inventory.security_groups.len(), 1);
     assert_eq!(inventory.security_groups[0].vpc_id, inventory.vpcs[0].id);
 
+    // The app waits for three stacks: its `init` ran while they applied, in a copy of its
+    // own, and its turn took that over. The copy is gone.
+    let runs = project.path().join(".slipway/runs");
+    let apply_run = only_run(&runs);
+    let app = std::fs::read_to_string(apply_run.join("dev/app.log")).unwrap();
+    let early = app
+        .find("initialised ahead of its turn")
+        .unwrap_or_else(|| panic!("no early init in:\n{app}"));
+    let skipped = app
+        .find("init skipped")
+        .unwrap_or_else(|| panic!("init ran again:\n{app}"));
+    assert!(early < skipped, "{app}");
+    assert_eq!(app.matches("== terraform init ").count(), 1, "{app}");
+    assert!(!apply_run.join("dev/early-init").exists());
+
     let plan = slipway_run(project.path(), &env, &["plan", "--stage", "dev"]);
     assert_eq!(
         plan.code, 0,
         "a second plan must be empty:\n{}",
         plan.stderr
     );
+    // Same code, lock file and backend: no stack starts the engine for `init` again.
+    let plan_run = std::fs::read_dir(&runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| *p != apply_run)
+        .unwrap();
+    for stack in ["network", "data", "queue", "app"] {
+        let log = std::fs::read_to_string(plan_run.join(format!("dev/{stack}.log"))).unwrap();
+        assert!(log.contains("init skipped"), "{stack}:\n{log}");
+        assert!(!log.contains("== terraform init "), "{stack}:\n{log}");
+    }
 
     let destroy = slipway_run(
         project.path(),
@@ -78,4 +104,14 @@ fn stages_are_separate_instances_with_their_own_state_and_names() {
     );
     // --stack data pulled in nothing else: data has no dependencies.
     assert!(inventory.sqs_queues.is_empty());
+}
+
+/// The one run folder under `runs`.
+fn only_run(runs: &std::path::Path) -> std::path::PathBuf {
+    let all: Vec<_> = std::fs::read_dir(runs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    all.into_iter().next().unwrap()
 }
