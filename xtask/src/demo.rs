@@ -7,9 +7,13 @@
 //! docs/server.md sets it up: the copy becomes an upstream repository, the server works in a
 //! clone of its own, a signed GitHub push webhook starts the run, the run is followed over
 //! the API's server-sent events, prod's blast radius report is read and prod is approved
-//! through the API by an approver bound to prod; then the release matrix, and the server is
-//! stopped with SIGTERM. It prints the curl commands that watch the same things, and with
-//! `--wait` it holds at prod's approval so a person can try them.
+//! through the API by an approver bound to prod; then the release matrix. After that a drill
+//! rebuilds prod from its released artifacts (`slipway drill --stage prod`), and a second
+//! commit is pushed, whose run waits at prod's approval. The server is left with one run
+//! delivered, one awaiting approval and a drill on record, and a web login of role admin
+//! (`slipway user add`, its generated password printed once); with `--wait` it keeps running
+//! for a browser until Enter, otherwise it is stopped with SIGTERM. It prints the curl
+//! commands that watch the same things.
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -41,8 +45,9 @@ pub struct Args {
     /// starts the run, which is followed, approved and read through the server's API.
     #[arg(long)]
     serve: bool,
-    /// With --serve: hold at prod's approval, with the server running, until Enter (the
-    /// demo then approves) or Ctrl-C, to try the printed curl commands.
+    /// With --serve: at the end, keep the server running (one run delivered, one awaiting
+    /// prod's approval, a drill on record) until Enter or Ctrl-C, for a browser at the
+    /// printed URL with the printed login, and for the printed curl commands.
     #[arg(long, requires = "serve")]
     wait: bool,
 }
@@ -225,6 +230,8 @@ const REPOSITORY: &str = "acme/webshop";
 const PUSHER: &str = "demo-pusher";
 const VIEWER: &str = "demo-viewer";
 const APPROVER: &str = "demo-approver";
+/// The web pages' user the demo adds (role admin), its password generated and printed once.
+const ADMIN: &str = "demo-admin";
 const LISTENING: &str = "slipway serve: listening on http://";
 
 fn serve_demo(moto: &Moto, slipway: &Path, dir: &Path, wait: bool) -> Result<()> {
@@ -273,6 +280,10 @@ fn serve_demo(moto: &Moto, slipway: &Path, dir: &Path, wait: bool) -> Result<()>
     let viewer = token(VIEWER, "viewer", None)?;
     let approver = token(APPROVER, "approver", Some("prod"))?;
 
+    section("a user of the web pages, an admin, with a generated password");
+    let password = generated("password");
+    add_user(slipway, &checkout, moto, ADMIN, "admin", &password)?;
+
     section("slipway serve, in the clone, on a free port of loopback");
     let secret = webhook_secret();
     eprintln!(
@@ -282,14 +293,43 @@ fn serve_demo(moto: &Moto, slipway: &Path, dir: &Path, wait: bool) -> Result<()>
     let address = server.address.clone();
     eprintln!("listening on http://{address}; its log: {}", log.display());
     let api = Api::new(&address);
-    let outcome = deliver(&api, &mut server, &secret, &head, &viewer, &approver, wait);
-    if let Err(error) = outcome {
-        let _ = server.stop();
-        eprintln!("\nthe end of the server's log ({}):", log.display());
-        eprintln!("{}", tail(&log, 30));
-        return Err(error);
-    }
+    let outcome = deliver(&api, &mut server, &secret, &head, &viewer, &approver)
+        .and_then(|()| drill(&api, moto, slipway, &checkout, &viewer))
+        .and_then(|()| second_commit(&api, &mut server, &secret, &upstream, &viewer));
+    let run = match outcome {
+        Ok(run) => run,
+        Err(error) => {
+            let _ = server.stop();
+            eprintln!("\nthe end of the server's log ({}):", log.display());
+            eprintln!("{}", tail(&log, 30));
+            return Err(error);
+        }
+    };
 
+    section("open it in a browser");
+    sign_in(&api, ADMIN, &password)?;
+    println!(
+        "\nhttp://{address}/\n\nsign in as {ADMIN} with the password {password}\n(shown this once; the record keeps only its hash)\n\n\
+         On the page: run 1 delivered through dev, test and prod; run {run} awaits prod's approval\n\
+         with its blast radius report (approve or reject it there, with a reason); the drill of\n\
+         prod under Drills; the release matrix, the stack graph, the audit log and DORA."
+    );
+    print_curl_commands(&address, run, &viewer, &approver);
+    if wait {
+        eprintln!(
+            "\nThe server keeps running (its log: {}). Press Enter to stop it, or Ctrl-C.",
+            log.display()
+        );
+        let mut line = String::new();
+        let read = std::io::stdin().read_line(&mut line);
+        if let Err(error) = read {
+            eprintln!("cannot read stdin ({error}): stopping");
+        }
+    } else {
+        eprintln!(
+            "\nThe server stops now: `cargo xtask demo --serve --wait` keeps it running for a browser."
+        );
+    }
     section("stopping the server: SIGTERM");
     let said = server.stop()?;
     ensure!(
@@ -316,11 +356,10 @@ fn deliver(
     head: &str,
     viewer: &str,
     approver: &str,
-    wait: bool,
 ) -> Result<()> {
     section("GitHub tells the server about a push to main: POST /webhooks/github, signed");
     let delivery = format!("demo-{}", &head[..12]);
-    let answer = push_webhook(api, secret, head, &delivery)?;
+    let answer = push_webhook(api, secret, head, &delivery, "webshop: first commit")?;
     eprintln!("X-GitHub-Delivery: {delivery}, pusher {PUSHER}, after {head}");
     eprintln!("answer: 202 {answer}");
     ensure!(
@@ -329,7 +368,7 @@ fn deliver(
     );
 
     // The run job names its run once it started it.
-    let run = wait_for_run(api, server, viewer)?;
+    let run = wait_for_run(api, server, viewer, head)?;
 
     section("watch it yourself, from another terminal");
     print_curl_commands(&server.address, run, viewer, approver);
@@ -350,15 +389,6 @@ fn deliver(
         viewer,
     )?;
     println!("\n{}", report.trim_end());
-
-    if wait {
-        section("the run waits for prod's approval; the server keeps running");
-        eprintln!(
-            "Try the curl commands above (approving with the last one is fine too).\nPress Enter to approve as {APPROVER} and finish, or Ctrl-C to stop everything."
-        );
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-    }
 
     let prod = prod_status(api, run, viewer)?;
     if prod == "awaiting_approval" {
@@ -417,12 +447,195 @@ fn deliver(
 
 /// A secret of this demo's own, so the webhook could not have been signed by anyone else.
 fn webhook_secret() -> String {
+    format!("demo-{}", generated("webhook secret"))
+}
+
+/// 32 hex digits no one else has: of the time, this process and what they are for.
+fn generated(what: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_nanos();
-    let digest = Sha256::digest(format!("{now} {}", std::process::id()));
-    format!("demo-{}", hex(&digest[..16]))
+    let digest = Sha256::digest(format!("{what} {now} {}", std::process::id()));
+    hex(&digest[..16])
+}
+
+/// `slipway user add NAME --role ROLE --password-stdin` in `checkout`: the password goes
+/// through stdin, never the command line.
+fn add_user(
+    slipway: &Path,
+    checkout: &Path,
+    moto: &Moto,
+    name: &str,
+    role: &str,
+    password: &str,
+) -> Result<()> {
+    let args = ["user", "add", name, "--role", role, "--password-stdin"];
+    eprintln!("$ slipway {}   # the password on stdin", args.join(" "));
+    let mut child = Command::new(slipway)
+        .args(args)
+        .current_dir(checkout)
+        .envs(moto.env())
+        .env("SLIPWAY_ACTOR", "demo")
+        .env_remove("CI")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("running slipway")?;
+    {
+        let mut stdin = child.stdin.take().context("slipway's stdin")?;
+        writeln!(stdin, "{password}").context("writing the password")?;
+    }
+    let status = child.wait().context("running slipway")?;
+    ensure!(
+        status.success(),
+        "`slipway {}` failed ({status})",
+        args.join(" ")
+    );
+    Ok(())
+}
+
+/// Signs in to the web pages as a browser would (the login form's CSRF token and cookie,
+/// then the session's cookie), and reads the release matrix: the printed login works.
+fn sign_in(api: &Api, name: &str, password: &str) -> Result<()> {
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout(Duration::from_secs(60))
+        .build();
+    let cookie = |response: &ureq::Response, name: &str| -> Result<String> {
+        response
+            .all("set-cookie")
+            .iter()
+            .find_map(|c| c.strip_prefix(&format!("{name}=")))
+            .and_then(|c| c.split(';').next())
+            .map(|value| format!("{name}={value}"))
+            .with_context(|| format!("no {name} cookie"))
+    };
+    let form = agent.get(&api.url("/login")).call().context("GET /login")?;
+    let login = cookie(&form, "slipway_login")?;
+    let html = form.into_string().context("GET /login")?;
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("no CSRF token on the login form")?;
+    let signed = agent
+        .post(&api.url("/login"))
+        .set("Cookie", &login)
+        .send_form(&[
+            ("name", name),
+            ("password", password),
+            ("csrf", token),
+            ("next", "/"),
+        ]);
+    let signed = match signed {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(error) => bail!("POST /login: {error}"),
+    };
+    ensure!(
+        signed.status() == 303,
+        "signing in as {name} was answered {}",
+        signed.status()
+    );
+    let session = cookie(&signed, "slipway_session")?;
+    let matrix = agent
+        .get(&api.url("/"))
+        .set("Cookie", &session)
+        .call()
+        .context("GET /")?
+        .into_string()
+        .context("GET /")?;
+    ensure!(
+        matrix.contains("Release matrix"),
+        "signed in as {name}, / is not the release matrix"
+    );
+    eprintln!("signed in as {name} (POST /login, then GET /): the release matrix answers");
+    Ok(())
+}
+
+/// A recovery drill of prod while the server runs: `slipway drill --stage prod` rebuilds
+/// prod's released artifacts into a fresh instance, timed, then tears it down; the server's
+/// API then has it on record.
+fn drill(api: &Api, moto: &Moto, slipway: &Path, checkout: &Path, viewer: &str) -> Result<()> {
+    section("a recovery drill: prod rebuilt from its released artifacts, timed, torn down");
+    slipway_in(moto, slipway, checkout, &["drill", "--stage", "prod"])?;
+    let drills = api.get_json("/api/v1/drills", viewer)?;
+    let drill = drills
+        .as_array()
+        .and_then(|drills| drills.first())
+        .with_context(|| format!("no drill on record: {drills}"))?;
+    eprintln!(
+        "GET /api/v1/drills: drill {} of {} {}, recovery time {} ms",
+        drill["id"],
+        drill["stage"].as_str().unwrap_or("?"),
+        drill["status"].as_str().unwrap_or("?"),
+        drill["total_ms"]
+    );
+    ensure!(
+        drill["status"] == "succeeded",
+        "the drill did not succeed: {drill}"
+    );
+    Ok(())
+}
+
+/// A second commit upstream (the orders queue keeps messages longer), pushed: its run goes
+/// through dev and test and waits at prod's approval. The run's number.
+fn second_commit(
+    api: &Api,
+    server: &mut Server,
+    secret: &str,
+    upstream: &Path,
+    viewer: &str,
+) -> Result<i64> {
+    section("a second commit upstream: the orders queue's visibility timeout, 60 s to 90 s");
+    let main_tf = upstream.join("stacks/queue/main.tf");
+    let text = std::fs::read_to_string(&main_tf)
+        .with_context(|| format!("cannot read {}", main_tf.display()))?;
+    let changed = text.replace(
+        "visibility_timeout_seconds = 60",
+        "visibility_timeout_seconds = 90",
+    );
+    ensure!(
+        changed != text,
+        "{} has no visibility timeout of 60",
+        main_tf.display()
+    );
+    std::fs::write(&main_tf, changed)
+        .with_context(|| format!("cannot write {}", main_tf.display()))?;
+    let message = "queue: a longer visibility timeout";
+    git(
+        upstream,
+        &[
+            "-c",
+            "user.name=demo",
+            "-c",
+            "user.email=demo@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-am",
+            message,
+        ],
+    )?;
+    let head = git(upstream, &["rev-parse", "HEAD"])?;
+    eprintln!("main is at {head}");
+    let delivery = format!("demo-{}", &head[..12]);
+    let answer = push_webhook(api, secret, &head, &delivery, message)?;
+    eprintln!("POST /webhooks/github (X-GitHub-Delivery: {delivery}): 202 {answer}");
+    ensure!(
+        answer["status"] == "queued",
+        "the push was not queued: {answer}"
+    );
+    let run = wait_for_run(api, server, viewer, &head)?;
+    section(&format!("following run {run} to prod's approval"));
+    let (_, gate) = follow(api, run, viewer, 0, &["awaiting_approval", "run_finished"])?;
+    ensure!(
+        gate["event"] == "awaiting_approval" && gate["stage"] == "prod",
+        "run {run} ended before prod's approval: {gate}"
+    );
+    Ok(run)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -433,7 +646,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Posts a push of `head` to main as GitHub would, signed with `secret`; the answer's body.
-fn push_webhook(api: &Api, secret: &str, head: &str, delivery: &str) -> Result<Value> {
+fn push_webhook(
+    api: &Api,
+    secret: &str,
+    head: &str,
+    delivery: &str,
+    message: &str,
+) -> Result<Value> {
     let body = json!({
         "ref": "refs/heads/main",
         "before": "0000000000000000000000000000000000000000",
@@ -449,7 +668,7 @@ fn push_webhook(api: &Api, secret: &str, head: &str, delivery: &str) -> Result<V
         },
         "pusher": { "name": PUSHER, "email": "demo-pusher@example.invalid" },
         "sender": { "login": PUSHER, "id": 2, "type": "User" },
-        "head_commit": { "id": head, "message": "webshop: first commit" },
+        "head_commit": { "id": head, "message": message },
     })
     .to_string();
     let mut mac =
@@ -469,8 +688,8 @@ fn push_webhook(api: &Api, secret: &str, head: &str, delivery: &str) -> Result<V
     Ok(answer)
 }
 
-/// Waits until the push's run job has started its run; the run's number.
-fn wait_for_run(api: &Api, server: &mut Server, viewer: &str) -> Result<i64> {
+/// Waits until the run job of `commit` has started its run; the run's number.
+fn wait_for_run(api: &Api, server: &mut Server, viewer: &str, commit: &str) -> Result<i64> {
     let started = Instant::now();
     let mut said = String::new();
     loop {
@@ -479,7 +698,7 @@ fn wait_for_run(api: &Api, server: &mut Server, viewer: &str) -> Result<i64> {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|job| job["kind"] == "run");
+            .find(|job| job["kind"] == "run" && job["commit"] == commit);
         if let Some(job) = job {
             let now = format!(
                 "job {}: {} run of {}",

@@ -4,7 +4,8 @@
 //! it is installed (every test binary at once, more tests than cores, since most of them
 //! wait on Terraform and the emulator; then the doctests, which nextest does not run), else
 //! with `cargo test --workspace`. Also installs the
-//! PostgreSQL server binaries so the store's PostgreSQL tests run rather than skip, and
+//! PostgreSQL server binaries so the store's PostgreSQL tests run rather than skip, headless
+//! Chromium and chromedriver so the web pages' browser tests run rather than skip, and
 //! lists the engine binaries the compatibility suite will run against (loudly when none is
 //! newer than Terraform 1.5).
 
@@ -71,12 +72,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         script.display()
     );
 
+    section("Chromium and chromedriver (for the web pages' browser tests)");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/install-chromium.sh");
+    let installed = Command::new("sh")
+        .arg(&script)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        installed.success(),
+        "{} failed ({installed})",
+        script.display()
+    );
+
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let with_sandbox = |command: &mut Command| {
         command
             .env(env::SANDBOX_DIR, &sandbox.root)
-            // CI must exercise PostgreSQL for real, not skip it.
-            .env("SLIPWAY_REQUIRE_POSTGRES", "1");
+            // CI must exercise PostgreSQL and the browser for real, not skip them.
+            .env("SLIPWAY_REQUIRE_POSTGRES", "1")
+            .env("SLIPWAY_REQUIRE_CHROMIUM", "1");
     };
     let nextest = Command::new(&cargo)
         .args(["nextest", "--version"])

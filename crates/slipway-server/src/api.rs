@@ -32,6 +32,7 @@ use crate::AppState;
 use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 
+mod pull_requests;
 pub(crate) mod views;
 
 use views::{
@@ -52,6 +53,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/{run}/reject", post(reject))
         .route("/runs/{run}/stack-runs/{stack_run}/log", get(log))
         .route("/runs/{run}/stages/{stage}/report", get(report))
+        .route("/pull-requests/{id}/report", get(pull_requests::report))
         .route("/queue", get(queue))
         .route("/audit", get(audit))
         .route("/drills", get(drills))
@@ -88,6 +90,7 @@ pub(crate) fn routes() -> Router<AppState> {
         reject,
         log,
         report,
+        pull_requests::report,
         queue,
         audit,
         drills,
@@ -176,7 +179,7 @@ macro_rules! shared_responses {
     ($($(#[$meta:meta])* $name:ident: $description:literal, json = $json:literal, text = $text:literal;)+) => {
         $(
             $(#[$meta])*
-            struct $name;
+            pub(crate) struct $name;
 
             impl<'r> utoipa::ToResponse<'r> for $name {
                 fn response() -> (&'r str, RefOr<utoipa::openapi::Response>) {
@@ -256,7 +259,10 @@ pub(crate) fn repository(state: &AppState) -> String {
         (status = 503, response = NoProject),
     ),
 )]
-async fn project(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Project>> {
+pub(crate) async fn project(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Project>> {
     let workspace = workspace(&state)?;
     let project = &workspace.project;
     Ok(Json(Project {
@@ -300,7 +306,10 @@ async fn project(State(state): State<AppState>, _caller: Caller) -> ApiResult<Js
         (status = 500, response = Internal),
     ),
 )]
-async fn releases(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Releases>> {
+pub(crate) async fn releases(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Releases>> {
     let stages: Vec<String> = match workspace(&state) {
         Ok(w) => w.project.stages.iter().map(|s| s.name.clone()).collect(),
         Err(_) => Vec::new(),
@@ -336,7 +345,7 @@ async fn releases(State(state): State<AppState>, _caller: Caller) -> ApiResult<J
         (status = 500, response = Internal),
     ),
 )]
-async fn runs(
+pub(crate) async fn runs(
     State(state): State<AppState>,
     _caller: Caller,
     Query(limit): Query<Limit>,
@@ -379,7 +388,7 @@ async fn runs(
         (status = 500, response = Internal),
     ),
 )]
-async fn run(
+pub(crate) async fn run(
     State(state): State<AppState>,
     _caller: Caller,
     Path(run_id): Path<i64>,
@@ -458,7 +467,7 @@ async fn run(
         (status = 500, response = Internal),
     ),
 )]
-async fn events(
+pub(crate) async fn events(
     State(state): State<AppState>,
     _caller: Caller,
     Path(run_id): Path<i64>,
@@ -508,7 +517,7 @@ async fn events(
         (status = 503, response = NoProject),
     ),
 )]
-async fn approve(
+pub(crate) async fn approve(
     State(state): State<AppState>,
     caller: Caller,
     Path(run_id): Path<i64>,
@@ -589,7 +598,7 @@ async fn approve(
         (status = 503, response = NoProject),
     ),
 )]
-async fn reject(
+pub(crate) async fn reject(
     State(state): State<AppState>,
     caller: Caller,
     Path(run_id): Path<i64>,
@@ -799,7 +808,7 @@ async fn queue(
         (status = 500, response = Internal),
     ),
 )]
-async fn audit(
+pub(crate) async fn audit(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<AuditQuery>,
@@ -826,7 +835,10 @@ async fn audit(
         (status = 500, response = Internal),
     ),
 )]
-async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Drill>>> {
+pub(crate) async fn drills(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<Drill>>> {
     let drills = state.store.drills(None, 100).await?;
     Ok(Json(drills.into_iter().map(Drill::from).collect()))
 }
@@ -846,7 +858,10 @@ async fn drills(State(state): State<AppState>, _caller: Caller) -> ApiResult<Jso
         (status = 500, response = Internal),
     ),
 )]
-async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<DriftCheck>>> {
+pub(crate) async fn drift(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<DriftCheck>>> {
     let checks = state.store.drift_checks(None, 100).await?;
     Ok(Json(checks.into_iter().map(DriftCheck::from).collect()))
 }
@@ -872,7 +887,7 @@ async fn drift(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json
         (status = 503, response = NoProject),
     ),
 )]
-async fn dora(
+pub(crate) async fn dora(
     State(state): State<AppState>,
     _caller: Caller,
     Query(query): Query<DoraQuery>,
@@ -946,6 +961,32 @@ async fn report(
             )));
         }
     };
+    let report = saved_report(&state, run_id, &stage).await?;
+    Ok(if markdown {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
+            slipway_plan::render_markdown(&report),
+        )
+            .into_response()
+    } else {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            report.to_json(),
+        )
+            .into_response()
+    })
+}
+
+/// The blast radius report of the plans run `run_id` saved at `stage` (what `report`
+/// answers, and what the web pages show an approver).
+pub(crate) async fn saved_report(
+    state: &AppState,
+    run_id: i64,
+    stage: &str,
+) -> ApiResult<slipway_plan::Report> {
     let saved: Vec<slipway_store::StackRun> = state
         .store
         .stack_runs(run_id)
@@ -965,23 +1006,7 @@ async fn report(
             "run {run_id} has no plans with changes saved at stage {stage}"
         )));
     }
-    let report = slipway_plan::Report::new(instances);
-    Ok(if markdown {
-        (
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/markdown; charset=utf-8",
-            )],
-            slipway_plan::render_markdown(&report),
-        )
-            .into_response()
-    } else {
-        (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            report.to_json(),
-        )
-            .into_response()
-    })
+    Ok(slipway_plan::Report::new(instances))
 }
 
 /// Whether the client asked for server-sent events.
@@ -1018,7 +1043,7 @@ fn accepts_event_stream(headers: &HeaderMap) -> bool {
         (status = 500, response = Internal),
     ),
 )]
-async fn log(
+pub(crate) async fn log(
     State(state): State<AppState>,
     _caller: Caller,
     Path((run_id, stack_run_id)): Path<(i64, i64)>,

@@ -95,10 +95,10 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
             NewDelivery {
                 id: format!("{provider}:{id}"),
                 provider: provider.to_owned(),
-                kind: if announced.pull.is_some() {
-                    "pull_request"
-                } else {
-                    "push"
+                kind: match announced.pull {
+                    Some(pull) if pull.closed => "pull_request_closed",
+                    Some(_) => "pull_request",
+                    None => "push",
                 }
                 .to_owned(),
                 repository: announced.repository,

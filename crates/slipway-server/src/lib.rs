@@ -7,7 +7,8 @@
 //! - `api`: the JSON API under `/api/v1`, for people and tools holding a token (`auth`);
 //! - `schedule`: the drift checks and drills `schedule` blocks ask for, queued on time;
 //! - `live`: a run's events as server-sent events, replayed from the record then followed;
-//! - `metrics`: `/metrics` in Prometheus' text format.
+//! - `metrics`: `/metrics` in Prometheus' text format;
+//! - `pull_request`: a pull request's plan, posted to it as one comment kept up to date.
 //!
 //! The library takes a bound listener and a shutdown future, so that the binary decides the
 //! address and the signals, and tests bind `127.0.0.1:0`. Like the runner it never prints
@@ -30,14 +31,18 @@ mod api;
 pub mod auth;
 mod error;
 mod intake;
+mod job;
 mod live;
 mod metrics;
+pub mod pull_request;
 mod queue;
 mod schedule;
+pub mod web;
 pub mod webhook;
 
 pub use api::openapi_json;
 pub use auth::{NewTokenSecret, hash_token, new_token};
+pub use pull_request::ForgeAccess;
 pub use webhook::Secret;
 
 /// The largest webhook body accepted (GitHub caps its payloads at 25 MB).
@@ -60,6 +65,14 @@ pub struct ServerConfig {
     pub branch: String,
     /// Where and how queued jobs run; `None`: jobs are kept, and nothing runs them.
     pub runner: Option<RunnerConfig>,
+    /// GitHub's API and a token that may comment on pull requests; `None`: pull requests
+    /// are planned and their reports kept, not posted.
+    pub github_api: Option<ForgeAccess>,
+    /// GitLab's API and a token that may comment on merge requests.
+    pub gitlab_api: Option<ForgeAccess>,
+    /// The server's address as people reach it (`https://slipway.example.com`), for the
+    /// links in pull request comments.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +84,9 @@ impl Default for ServerConfig {
             allow_forks: false,
             branch: "main".to_owned(),
             runner: None,
+            github_api: None,
+            gitlab_api: None,
+            public_url: None,
         }
     }
 }
@@ -180,6 +196,7 @@ pub(crate) fn router(state: AppState) -> Router {
                 api_turns,
             )),
         )
+        .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }

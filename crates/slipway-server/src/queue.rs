@@ -15,7 +15,6 @@
 //! never re-run by themselves. On shutdown no new job starts, and the running one gets the
 //! engine's single interrupt and grace period.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,13 +22,14 @@ use anyhow::{Context as _, Result};
 use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_engine::{Interrupt, InterruptTrigger};
-use slipway_runner::events::{Event, InterruptSource, Observer};
+use slipway_runner::events::InterruptSource;
 use slipway_runner::pipeline::stages::{self, RunOutcome};
 use slipway_runner::project::{self, Workspace};
 use slipway_runner::stage_executor::ExecutorOptions;
 use slipway_runner::verify::{drift, drill};
 use slipway_store::{EngineProcess, Job, JobKind, JobStatus, NewJob, ServiceRecord as _};
 
+use crate::job::{JobObserver, move_checkout};
 use crate::{AppState, RunnerConfig};
 
 /// How long the worker sleeps when nothing wakes it: jobs queued by another process (a
@@ -72,7 +72,7 @@ impl Stopping {
         let _ = watch.wait_for(|stopping| *stopping).await;
     }
 
-    fn interrupts(&self) -> InterruptSource {
+    pub(crate) fn interrupts(&self) -> InterruptSource {
         let interrupt = self.interrupt.clone();
         InterruptSource::new(move || interrupt.clone())
     }
@@ -174,6 +174,9 @@ async fn work(state: AppState, runner: RunnerConfig) {
 
 /// Moves the working copy and drives the runner; returns how the run stands, in words.
 async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<String> {
+    if job.kind == JobKind::PullRequest {
+        return crate::pull_request::run(state, runner, job).await;
+    }
     // Drift checks and drills work from released artifacts: the working copy stays where
     // the last delivery left it.
     if matches!(job.kind, JobKind::Run | JobKind::Resume) {
@@ -227,6 +230,7 @@ async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<S
                 }
             ));
         }
+        JobKind::PullRequest => unreachable!("pull request jobs return above"),
         JobKind::Drill => {
             let stage = stage_of(&workspace, job)?;
             let drill = drill::drill_stage(&workspace, stage, &options, false).await?;
@@ -324,25 +328,6 @@ async fn poll(state: &AppState, runner: &RunnerConfig) {
     }
 }
 
-/// Fetches and checks out `commit`, refusing to carry changes made by hand in the working
-/// copy into a delivery.
-fn move_checkout(checkout: &Path, source: Option<&str>, commit: &str) -> Result<()> {
-    let repo = slipway_git::Repo::open(checkout)?;
-    if let Some(source) = source {
-        repo.fetch_from(source)
-            .with_context(|| format!("cannot fetch from {source}"))?;
-    }
-    if !repo.is_clean()? {
-        anyhow::bail!(
-            "the server's working copy {} has changes made by hand; a delivery runs committed code only\n  help: give the server a clone of its own (`git clone URL DIR && slipway --project DIR serve`)",
-            checkout.display()
-        );
-    }
-    repo.check_out(commit)
-        .with_context(|| format!("cannot check out {commit}"))?;
-    Ok(())
-}
-
 /// Loads the project as the working copy holds it now, for the API to read.
 fn reload_project(state: &AppState, runner: &RunnerConfig) {
     match project::open(
@@ -356,52 +341,5 @@ fn reload_project(state: &AppState, runner: &RunnerConfig) {
             }
         }
         Err(error) => tracing::error!(error = %format!("{error:#}"), "cannot load the project"),
-    }
-}
-
-/// Where a job's events go besides the record: live streams, metrics, the log, and the
-/// job's own row once its run has an id.
-struct JobObserver {
-    state: AppState,
-    job: i64,
-}
-
-impl Observer for JobObserver {
-    fn observe(&self, event: &Event) {
-        self.state.events.pulse();
-        self.state.metrics.observe(event);
-        match event {
-            Event::RunStarted { run, commit } => {
-                tracing::info!(job = self.job, run, commit = %commit, "run started");
-                let store = self.state.store.clone();
-                let (job, run) = (self.job, *run);
-                tokio::spawn(async move {
-                    if let Err(error) = store.job_started_run(job, run).await {
-                        tracing::error!(job, run, error = %error, "cannot name the job's run");
-                    }
-                });
-            }
-            Event::AwaitingApproval { run, stage, .. } => {
-                tracing::info!(run, stage = %stage, "run awaits approval");
-            }
-            Event::RunFinished {
-                run,
-                delivered,
-                stage,
-            } => {
-                tracing::info!(run, delivered, stage = ?stage, "run finished");
-            }
-            Event::StackFinished {
-                stage,
-                instance,
-                stack,
-                outcome,
-                elapsed_ms,
-                ..
-            } => {
-                tracing::info!(stage = %stage, instance = %instance, stack = %stack, outcome = ?outcome, elapsed_ms, "stack finished");
-            }
-            _ => {}
-        }
     }
 }

@@ -1,4 +1,5 @@
-//! The scheduler: queues the drift checks and drills `schedule` blocks ask for.
+//! The scheduler: queues the drift checks and drills `schedule` blocks ask for, and the
+//! destruction of pull request previews whose time to live ran out (`preview { ttl }`).
 //!
 //! Each schedule's last time acted on is kept in the record (`schedules`). On every tick, a
 //! schedule whose latest time (at or before now) is later than that queues one job and
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use slipway_core::config::schedule::{Schedule, Scheduled};
-use slipway_store::{JobKind, NewJob, ServiceRecord as _, UnixMillis};
+use slipway_store::{
+    JobKind, JobStatus, NewJob, ServiceRecord as _, UnixMillis, VerificationRecord as _,
+};
 
 use crate::AppState;
 
@@ -50,8 +53,9 @@ pub(crate) fn start(state: &AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tick(&state).await;
+            expire_previews(&state).await;
             tokio::select! {
-                () = tokio::time::sleep(TICK) => {}
+                () = tokio::time::sleep(interval(&state)) => {}
                 () = state.stopping.stopped() => return,
             }
         }
@@ -100,6 +104,102 @@ async fn tick(state: &AppState) {
             Ok(_) => {}
             Err(error) => {
                 tracing::error!(schedule = %schedule.name, error = %error, "cannot queue a scheduled job");
+            }
+        }
+    }
+}
+
+/// How long the scheduler sleeps: [`TICK`], or a quarter of a preview's ttl when that is
+/// shorter (but not under a quarter of a second), so a preview outlives its ttl by little.
+fn interval(state: &AppState) -> Duration {
+    let ttl = state
+        .project
+        .read()
+        .ok()
+        .and_then(|p| p.clone())
+        .and_then(|w| w.project.preview.as_ref().map(|p| p.ttl));
+    ttl.map_or(TICK, |ttl| {
+        (ttl / 4).clamp(Duration::from_millis(250), TICK)
+    })
+}
+
+/// Queues a job that destroys each live preview whose ttl passed since it was last applied,
+/// while no pull request job is queued or running (one may be applying it again, or be the
+/// destroy queued before). The job checks again before destroying: a push in between
+/// applies the preview anew and restarts its ttl.
+async fn expire_previews(state: &AppState) {
+    let Some(ttl) = state
+        .project
+        .read()
+        .ok()
+        .and_then(|p| p.clone())
+        .and_then(|w| w.project.preview.as_ref().map(|p| p.ttl))
+    else {
+        return;
+    };
+    let live = match state.store.live_instances().await {
+        Ok(live) => live,
+        Err(error) => {
+            tracing::error!(error = %error, "cannot read the live instances");
+            return;
+        }
+    };
+    let now = UnixMillis::now().0;
+    let expired = live.into_iter().filter(|i| {
+        i.purpose == crate::pull_request::preview::PURPOSE
+            && u128::try_from(now.saturating_sub(i.created_at.0)).unwrap_or_default()
+                >= ttl.as_millis()
+    });
+    // A pull request job queued or running may be applying a preview again (which restarts
+    // its ttl): look again once the queue has no pull request work.
+    match state.store.jobs(200).await {
+        Ok(jobs) => {
+            if jobs.iter().any(|j| {
+                j.kind == JobKind::PullRequest
+                    && matches!(j.status, JobStatus::Queued | JobStatus::Running)
+            }) {
+                return;
+            }
+        }
+        Err(error) => {
+            tracing::error!(error = %error, "cannot read the queue");
+            return;
+        }
+    }
+    for instance in expired {
+        let git_ref = format!("{}{}", crate::pull_request::TTL_REF_PREFIX, instance.name);
+        let number = instance
+            .name
+            .strip_prefix("pr-")
+            .and_then(|n| n.parse::<i64>().ok());
+        let pull = match number {
+            Some(number) => state
+                .store
+                .pull_requests_numbered(number)
+                .await
+                .ok()
+                .and_then(|p| p.into_iter().next()),
+            None => None,
+        };
+        let job = NewJob {
+            kind: JobKind::PullRequest,
+            repository: pull
+                .as_ref()
+                .map_or_else(|| crate::api::repository(state), |p| p.repository.clone()),
+            git_ref,
+            commit: pull.map(|p| p.commit).unwrap_or_default(),
+            stage: Some(instance.stage.clone()),
+            run_id: None,
+            delivery_id: None,
+            requested_by: "preview ttl".to_owned(),
+        };
+        match state.store.enqueue_job(&job).await {
+            Ok(queued) => {
+                tracing::info!(job = queued.id, instance = %instance.name, "preview expired: its destruction is queued");
+                state.queued.notify_one();
+            }
+            Err(error) => {
+                tracing::error!(instance = %instance.name, error = %error, "cannot queue a preview's destruction");
             }
         }
     }

@@ -26,6 +26,11 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
+
+    /// The value itself, for the one header that sends it.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -111,6 +116,8 @@ pub struct Announcement {
 pub struct Pull {
     pub number: i64,
     pub from_fork: bool,
+    /// Closed or merged: what is left to do is destroying its preview.
+    pub closed: bool,
 }
 
 /// A verified body that is not the payload its event promises.
@@ -144,7 +151,8 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
         "pull_request" => {
             let repository = field.text("/repository/full_name", "repository.full_name")?;
             let action = field.text("/action", "action")?;
-            if !matches!(action.as_str(), "opened" | "synchronize" | "reopened") {
+            let closed = action == "closed";
+            if !closed && !matches!(action.as_str(), "opened" | "synchronize" | "reopened") {
                 return Ok(ignored(
                     repository,
                     &format!("pull request action `{action}` starts nothing"),
@@ -162,6 +170,7 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 pull: Some(Pull {
                     number: field.number("/number", "number")?,
                     from_fork,
+                    closed,
                 }),
                 actor: first_text(&json, &["/sender/login"]),
             }))
@@ -204,7 +213,8 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
         "Merge Request Hook" => {
             let repository = repository()?;
             let action = field.text("/object_attributes/action", "object_attributes.action")?;
-            if !matches!(action.as_str(), "open" | "update" | "reopen") {
+            let closed = matches!(action.as_str(), "close" | "merge");
+            if !closed && !matches!(action.as_str(), "open" | "update" | "reopen") {
                 return Ok(ignored(
                     repository,
                     &format!("merge request action `{action}` starts nothing"),
@@ -225,6 +235,7 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 pull: Some(Pull {
                     number: field.number("/object_attributes/iid", "object_attributes.iid")?,
                     from_fork: source.is_none() || source != target,
+                    closed,
                 }),
                 actor: first_text(&json, &["/user/username", "/user/name"]),
             }))
@@ -385,7 +396,8 @@ mod tests {
             pull.pull,
             Some(Pull {
                 number: 2,
-                from_fork: true
+                from_fork: true,
+                closed: false,
             })
         );
         assert!(matches!(
@@ -422,9 +434,44 @@ mod tests {
             merge.pull,
             Some(Pull {
                 number: 1,
-                from_fork: false
+                from_fork: false,
+                closed: false,
             })
         );
+        let closed = String::from_utf8(fixture("gitlab/merge_request.json"))
+            .unwrap()
+            .replacen("\"action\": \"open\"", "\"action\": \"merge\"", 1);
+        assert!(
+            closed.contains("\"merge\""),
+            "the fixture's action is `open`"
+        );
+        let Ok(Delivered::Announced(merged)) =
+            parse_gitlab("Merge Request Hook", closed.as_bytes())
+        else {
+            panic!("a merged merge request announces it");
+        };
+        assert!(merged.pull.is_some_and(|p| p.closed));
+    }
+
+    #[test]
+    fn a_closed_pull_request_is_announced_as_closed() {
+        let body = br#"{"action":"closed","number":5,"pull_request":{"head":{"ref":"feature","sha":"abc","repo":{"full_name":"acme/platform","fork":false}},"base":{"repo":{"full_name":"acme/platform"}}},"repository":{"full_name":"acme/platform"}}"#;
+        let Ok(Delivered::Announced(closed)) = parse_github("pull_request", body) else {
+            panic!("a closed pull request announces it");
+        };
+        assert_eq!(
+            closed.pull,
+            Some(Pull {
+                number: 5,
+                from_fork: false,
+                closed: true,
+            })
+        );
+        let labeled = String::from_utf8_lossy(body).replace("closed", "labeled");
+        assert!(matches!(
+            parse_github("pull_request", labeled.as_bytes()),
+            Ok(Delivered::Ignored { .. })
+        ));
     }
 
     #[test]

@@ -24,6 +24,7 @@ const ROUTES: &[&str] = &[
     "GET /api/v1/drills",
     "GET /api/v1/openapi.json",
     "GET /api/v1/project",
+    "GET /api/v1/pull-requests/{id}/report",
     "GET /api/v1/queue",
     "GET /api/v1/releases",
     "GET /api/v1/runs",

@@ -2,9 +2,10 @@
 //!
 //! It holds runs, their stage runs and stack runs, artifacts, releases (which artifact of
 //! which stack each stage runs, since when, from which commit, by whom), an append-only
-//! audit log, and the locks that keep two runs from applying the same stack instance at
-//! once. Everything goes through the [`Store`] trait over plain domain types; the backend is
-//! chosen once, from the URL scheme, by [`open`]:
+//! audit log, the users of the server's web pages and their sessions, and the locks that
+//! keep two runs from applying the same stack instance at once. Everything goes through the
+//! [`Store`] trait over plain domain types; the backend is chosen once, from the URL scheme,
+//! by [`open`]:
 //!
 //! - `sqlite://PATH` ([`SqliteStore`]), the embedded default at [`default_url`];
 //! - `postgres://...` ([`PostgresStore`]), for many processes on many hosts.
@@ -25,6 +26,7 @@ mod sql;
 mod sqlite;
 mod store;
 mod time;
+mod users;
 mod verification;
 
 use std::path::Path;
@@ -42,10 +44,14 @@ pub use model::{
     UnknownValue,
 };
 pub use postgres::PostgresStore;
-pub use service::{ApiToken, Job, JobKind, JobStatus, NewJob, NewToken, Role, ServiceRecord};
+pub use service::{
+    ApiToken, Job, JobKind, JobStatus, NewJob, NewToken, PullRequestKey, PullRequestRecord, Role,
+    ServiceRecord,
+};
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::Store;
 pub use time::{UnixMillis, human_duration};
+pub use users::{NewUser, Session, User, UserRecord};
 pub use verification::{
     DriftCheck, Drill, DrillStatus, EphemeralInstance, NewInstance, VerificationRecord,
 };
@@ -189,6 +195,22 @@ delegate! { impl ServiceRecord {
     token_by_hash(hash: &str) -> Option<ApiToken>;
     tokens() -> Vec<ApiToken>;
     revoke_token(id: i64) -> bool;
+    delivery(id: &str) -> Option<Delivery>;
+    pull_request(key: &PullRequestKey) -> Option<PullRequestRecord>;
+    pull_request_by_id(id: i64) -> Option<PullRequestRecord>;
+    pull_requests_numbered(number: i64) -> Vec<PullRequestRecord>;
+    save_pull_request_report(key: &PullRequestKey, commit: &str, report: &str) -> PullRequestRecord;
+    set_pull_request_comment(id: i64, comment_id: &str) -> ();
+}}
+
+delegate! { impl UserRecord {
+    create_user(new: &NewUser) -> Option<User>;
+    user(name: &str) -> Option<User>;
+    users() -> Vec<User>;
+    remove_user(name: &str) -> bool;
+    create_session(id_hash: &str, user_id: i64, expires_at: UnixMillis) -> ();
+    session(id_hash: &str, now: UnixMillis) -> Option<Session>;
+    end_session(id_hash: &str) -> bool;
 }}
 
 #[cfg(test)]

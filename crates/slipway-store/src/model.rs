@@ -190,7 +190,8 @@ pub struct NewDelivery {
     /// `github:<X-GitHub-Delivery>` or `gitlab:<X-Gitlab-Event-UUID>`.
     pub id: String,
     pub provider: String,
-    /// `push` or `pull_request`.
+    /// `push`, `pull_request`, `pull_request_closed` (closed or merged: its preview goes)
+    /// or `other`.
     pub kind: String,
     /// `owner/name` (GitHub) or `group/project` (GitLab).
     pub repository: String,

@@ -54,6 +54,16 @@ const MIGRATIONS: &[migrate::Step] = &[
         "jobs and API tokens",
         include_str!("../migrations/postgres/0008_jobs_and_tokens.sql"),
     ),
+    (
+        9,
+        "users and sessions",
+        include_str!("../migrations/postgres/0009_users_and_sessions.sql"),
+    ),
+    (
+        10,
+        "pull requests",
+        include_str!("../migrations/postgres/0010_pull_requests.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.
@@ -99,4 +109,5 @@ mod record {
     crate::sql::impl_store!(PostgresStore, sqlx::postgres::PgRow);
     crate::verification::impl_verification!(crate::PostgresStore, sqlx::postgres::PgRow);
     crate::service::impl_service!(crate::PostgresStore, sqlx::postgres::PgRow);
+    crate::users::impl_users!(crate::PostgresStore, sqlx::postgres::PgRow);
 }

@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::liveness::EngineProcess;
-use crate::model::text_enum;
+use crate::model::{Delivery, text_enum};
 use crate::time::UnixMillis;
 
 text_enum! {
@@ -31,6 +31,8 @@ text_enum! {
         Drift => "drift",
         /// Drills a stage (`slipway drill`), on a schedule.
         Drill => "drill",
+        /// Plans a pull request's (merge request's) head against a stage and comments on it.
+        PullRequest => "pull_request",
     }
 }
 
@@ -197,6 +199,64 @@ pub trait ServiceRecord: Send + Sync {
     fn tokens(&self) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// Revokes a token; `false` if there was no live token with that id.
     fn revoke_token(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The delivery kept with this id (`github:<id>`).
+    fn delivery(&self, id: &str) -> impl Future<Output = Result<Option<Delivery>>> + Send;
+    /// What is kept of a pull request, if the server planned it before.
+    fn pull_request(
+        &self,
+        key: &PullRequestKey,
+    ) -> impl Future<Output = Result<Option<PullRequestRecord>>> + Send;
+    fn pull_request_by_id(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<PullRequestRecord>>> + Send;
+    /// The pull requests numbered `number` (one per repository and forge), latest first.
+    fn pull_requests_numbered(
+        &self,
+        number: i64,
+    ) -> impl Future<Output = Result<Vec<PullRequestRecord>>> + Send;
+    /// Keeps the latest full report of a pull request (made at `commit`); the comment id
+    /// already kept stays.
+    fn save_pull_request_report(
+        &self,
+        key: &PullRequestKey,
+        commit: &str,
+        report: &str,
+    ) -> impl Future<Output = Result<PullRequestRecord>> + Send;
+    /// Remembers the forge's comment the server keeps up to date on a pull request.
+    fn set_pull_request_comment(
+        &self,
+        id: i64,
+        comment_id: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A pull request (merge request) as a forge names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullRequestKey {
+    /// `github` or `gitlab`.
+    pub provider: String,
+    /// `owner/name` or `group/project`.
+    pub repository: String,
+    /// The pull request's number (GitLab: the merge request's iid).
+    pub number: i64,
+}
+
+/// What the server keeps of a pull request it planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequestRecord {
+    pub id: i64,
+    pub provider: String,
+    pub repository: String,
+    pub number: i64,
+    /// The head commit the latest report was made at.
+    pub commit: String,
+    /// The forge's id of the comment kept up to date; `None` until one was posted.
+    pub comment_id: Option<String>,
+    /// The latest full report, in Markdown.
+    pub report: String,
+    pub updated_at: UnixMillis,
 }
 
 macro_rules! job_columns {
@@ -239,6 +299,15 @@ pub(crate) const ALL_TOKENS: &str =
 pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (kind, repository, git_ref, commit_id, \
      stage, run_id, delivery_id, requested_by, queued_at, status) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued') RETURNING id";
+/// Marks the queued pull request jobs of a branch as replaced by job `$3`.
+pub(crate) const SUPERSEDE_PULL_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
+     superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'pull_request' \
+     AND repository = $1 AND git_ref = $2 AND id < $3";
+pub(crate) const PULL_REQUEST_BY_KEY: &str = "SELECT id, provider, repository, number, \
+     commit_id, comment_id, report, updated_at FROM pull_requests \
+     WHERE provider = $1 AND repository = $2 AND number = $3";
+pub(crate) const PULL_REQUEST_BY_ID: &str = "SELECT id, provider, repository, number, \
+     commit_id, comment_id, report, updated_at FROM pull_requests WHERE id = $1";
 /// Marks the queued run jobs of a branch as replaced by job `$3`.
 pub(crate) const SUPERSEDE_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
      superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'run' \
@@ -298,6 +367,16 @@ macro_rules! insert_job {
             .fetch_one(&mut *$tx)
             .await
             .map_err($crate::error::db("queue a job"))?;
+        if new.kind == $crate::service::JobKind::PullRequest {
+            sqlx::query($crate::service::SUPERSEDE_PULL_JOBS)
+                .bind(&new.repository)
+                .bind(&new.git_ref)
+                .bind(id)
+                .bind(now.0)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::error::db("supersede queued jobs"))?;
+        }
         if new.kind == $crate::service::JobKind::Run {
             sqlx::query($crate::service::SUPERSEDE_JOBS)
                 .bind(&new.repository)
@@ -324,7 +403,8 @@ macro_rules! impl_service {
             use $crate::liveness::{EngineProcess, Surroundings, probe_process};
             use $crate::service::{
                 ALL_TOKENS, ApiToken, INSERT_TOKEN, JOB_BY_ID, Job, JobStatus, NewJob, NewToken,
-                RECENT_JOBS, RUNNING_JOBS, TOKEN_BY_HASH, insert_job, job_kind, job_status, role,
+                PULL_REQUEST_BY_ID, PULL_REQUEST_BY_KEY, PullRequestKey, PullRequestRecord, RECENT_JOBS,
+                RUNNING_JOBS, TOKEN_BY_HASH, insert_job, job_kind, job_status, role,
             };
             use $crate::sql::{to_signed, to_unsigned};
             use $crate::time::UnixMillis;
@@ -626,6 +706,132 @@ macro_rules! impl_service {
                     .map_err(db("revoke an API token"))?;
                     Ok(done.rows_affected() == 1)
                 }
+
+                async fn delivery(&self, id: &str) -> Result<Option<$crate::model::Delivery>> {
+                    let read = |e| db("read a webhook delivery")(e);
+                    let Some(row) = sqlx::query(
+                        "SELECT id, provider, kind, repository, git_ref, commit_id, \
+                         pull_number, received_at, status, reason \
+                         FROM webhook_deliveries WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(read)?
+                    else {
+                        return Ok(None);
+                    };
+                    let status: String = row.try_get("status").map_err(read)?;
+                    Ok(Some($crate::model::Delivery {
+                        id: row.try_get("id").map_err(read)?,
+                        provider: row.try_get("provider").map_err(read)?,
+                        kind: row.try_get("kind").map_err(read)?,
+                        repository: row.try_get("repository").map_err(read)?,
+                        git_ref: row.try_get("git_ref").map_err(read)?,
+                        commit: row.try_get("commit_id").map_err(read)?,
+                        pull_number: row.try_get("pull_number").map_err(read)?,
+                        received_at: UnixMillis(row.try_get("received_at").map_err(read)?),
+                        status: $crate::sql::parse_text("webhook_deliveries", "status", &status)?,
+                        reason: row.try_get("reason").map_err(read)?,
+                    }))
+                }
+
+                async fn pull_request(&self, key: &PullRequestKey) -> Result<Option<PullRequestRecord>> {
+                    sqlx::query(PULL_REQUEST_BY_KEY)
+                    .bind(&key.provider)
+                    .bind(&key.repository)
+                    .bind(key.number)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("read a pull request"))?
+                    .as_ref()
+                    .map(pull_request_from_row)
+                    .transpose()
+                }
+
+                async fn pull_request_by_id(&self, id: i64) -> Result<Option<PullRequestRecord>> {
+                    sqlx::query(PULL_REQUEST_BY_ID)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db("read a pull request"))?
+                    .as_ref()
+                    .map(pull_request_from_row)
+                    .transpose()
+                }
+
+                async fn pull_requests_numbered(&self, number: i64) -> Result<Vec<PullRequestRecord>> {
+                    sqlx::query(
+                        "SELECT id, provider, repository, number, commit_id, comment_id, report, \
+                         updated_at FROM pull_requests WHERE number = $1 \
+                         ORDER BY updated_at DESC, id DESC",
+                    )
+                    .bind(number)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("read pull requests"))?
+                    .iter()
+                    .map(pull_request_from_row)
+                    .collect()
+                }
+
+                async fn save_pull_request_report(
+                    &self,
+                    key: &PullRequestKey,
+                    commit: &str,
+                    report: &str,
+                ) -> Result<PullRequestRecord> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "INSERT INTO pull_requests (provider, repository, number, commit_id, \
+                         report, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (provider, repository, number) DO UPDATE SET \
+                         commit_id = excluded.commit_id, report = excluded.report, \
+                         updated_at = excluded.updated_at",
+                    )
+                    .bind(&key.provider)
+                    .bind(&key.repository)
+                    .bind(key.number)
+                    .bind(commit)
+                    .bind(report)
+                    .bind(UnixMillis::now().0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("keep a pull request's report"))?;
+                    tx.commit().await.map_err(db("keep a pull request's report"))?;
+                    $crate::service::ServiceRecord::pull_request(self, key)
+                        .await?
+                        .ok_or(StoreError::NotFound {
+                            what: "pull request",
+                            id: format!("{}#{}", key.repository, key.number),
+                        })
+                }
+
+                async fn set_pull_request_comment(&self, id: i64, comment_id: &str) -> Result<()> {
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query("UPDATE pull_requests SET comment_id = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(comment_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db("remember a pull request's comment"))?;
+                    tx.commit().await.map_err(db("remember a pull request's comment"))?;
+                    Ok(())
+                }
+            }
+
+            fn pull_request_from_row(row: &$row) -> Result<PullRequestRecord> {
+                let read = |e| db("read a pull request")(e);
+                Ok(PullRequestRecord {
+                    id: row.try_get("id").map_err(read)?,
+                    provider: row.try_get("provider").map_err(read)?,
+                    repository: row.try_get("repository").map_err(read)?,
+                    number: row.try_get("number").map_err(read)?,
+                    commit: row.try_get("commit_id").map_err(read)?,
+                    comment_id: row.try_get("comment_id").map_err(read)?,
+                    report: row.try_get("report").map_err(read)?,
+                    updated_at: UnixMillis(row.try_get("updated_at").map_err(read)?),
+                })
             }
         }
     };

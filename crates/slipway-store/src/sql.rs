@@ -1258,9 +1258,17 @@ macro_rules! impl_store {
                     .await
                     .map_err(db("keep a webhook delivery"))?;
                 if done.rows_affected() == 1 {
-                    if new.status == $crate::DeliveryStatus::Queued && new.kind == "push" {
+                    let kind = match new.kind.as_str() {
+                        "push" => Some($crate::service::JobKind::Run),
+                        // A closed (or merged) pull request's job destroys its preview.
+                        "pull_request" | "pull_request_closed" => {
+                            Some($crate::service::JobKind::PullRequest)
+                        }
+                        _ => None,
+                    };
+                    if let (Some(kind), $crate::DeliveryStatus::Queued) = (kind, new.status) {
                         let job = $crate::service::NewJob {
-                            kind: $crate::service::JobKind::Run,
+                            kind,
                             repository: new.repository.clone(),
                             git_ref: new.git_ref.clone(),
                             commit: new.commit.clone(),

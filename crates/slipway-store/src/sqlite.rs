@@ -63,6 +63,16 @@ const MIGRATIONS: &[migrate::Step] = &[
         "jobs and API tokens",
         include_str!("../migrations/sqlite/0008_jobs_and_tokens.sql"),
     ),
+    (
+        9,
+        "users and sessions",
+        include_str!("../migrations/sqlite/0009_users_and_sessions.sql"),
+    ),
+    (
+        10,
+        "pull requests",
+        include_str!("../migrations/sqlite/0010_pull_requests.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.
@@ -143,4 +153,5 @@ mod record {
     crate::sql::impl_store!(SqliteStore, sqlx::sqlite::SqliteRow);
     crate::verification::impl_verification!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
     crate::service::impl_service!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
+    crate::users::impl_users!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
 }

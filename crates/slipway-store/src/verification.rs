@@ -17,7 +17,7 @@ use crate::time::UnixMillis;
 pub struct NewInstance {
     /// Unique, e.g. `drill-3f9a`; used for state and passed to stacks as `instance.name`.
     pub name: String,
-    /// Why it exists: `zero`, `latest`, `drill`.
+    /// Why it exists: `zero`, `latest`, `drill`, `preview`.
     pub purpose: String,
     /// The stage whose variables, credentials and policy it borrows.
     pub stage: String,
@@ -106,6 +106,13 @@ pub struct DriftCheck {
 pub trait VerificationRecord: Send + Sync {
     /// Records an ephemeral instance made by this process (before any of it is built).
     fn record_instance(
+        &self,
+        new: &NewInstance,
+    ) -> impl Future<Output = Result<EphemeralInstance>> + Send;
+    /// Records the long-lived ephemeral instance `new.name` (a pull request's preview) as
+    /// made now by this process: a new row, or the row of the same name made live again
+    /// with its `created_at` moved to now (a preview re-applied restarts its time to live).
+    fn renew_instance(
         &self,
         new: &NewInstance,
     ) -> impl Future<Output = Result<EphemeralInstance>> + Send;
@@ -284,6 +291,30 @@ macro_rules! impl_verification {
                     instance_from_row(&row)
                 }
 
+                async fn renew_instance(&self, new: &NewInstance) -> Result<EphemeralInstance> {
+                    let sql = format!(
+                        "INSERT INTO instances (name, purpose, stage, run_id, owner_pid, owner_host, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (name) DO UPDATE SET purpose = excluded.purpose, \
+                         stage = excluded.stage, run_id = excluded.run_id, \
+                         owner_pid = excluded.owner_pid, owner_host = excluded.owner_host, \
+                         created_at = excluded.created_at, destroyed_at = NULL \
+                         RETURNING {INSTANCE_COLUMNS}"
+                    );
+                    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(&new.name)
+                        .bind(&new.purpose)
+                        .bind(&new.stage)
+                        .bind(new.run_id)
+                        .bind(i64::from(std::process::id()))
+                        .bind($crate::this_host())
+                        .bind(UnixMillis::now().0)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db("renew an ephemeral instance"))?;
+                    instance_from_row(&row)
+                }
+
                 async fn instance_destroyed(&self, name: &str) -> Result<bool> {
                     let done = sqlx::query(
                         "UPDATE instances SET destroyed_at = $2 WHERE name = $1 AND destroyed_at IS NULL",
@@ -414,6 +445,7 @@ pub(crate) use impl_verification;
 
 crate::delegate! { impl VerificationRecord {
     record_instance(new: &NewInstance) -> EphemeralInstance;
+    renew_instance(new: &NewInstance) -> EphemeralInstance;
     instance_destroyed(name: &str) -> bool;
     live_instances() -> Vec<EphemeralInstance>;
     start_drill(stage: &str, instance: &str) -> Drill;

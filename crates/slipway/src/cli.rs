@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     advise, analyze, bootstrap, changed, deliver, dora, drift, drill, gc, graph, init, new_stack,
-    pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock,
+    pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock, user,
 };
 
 /// Continuous Delivery for infrastructure code.
@@ -86,6 +86,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Make, list and revoke the API tokens of `slipway serve`.
     Token(token::TokenArgs),
+    /// Add, list and remove the people who sign in to the web pages of `slipway serve`.
+    User(user::UserArgs),
     /// The events recorded for a run, as JSON lines: what `--json` streamed while it ran (and
     /// resumed), for a run that ran elsewhere (a CI job, the server).
     Events(pipeline::EventsArgs),

@@ -163,6 +163,7 @@ async fn run(
         Command::Events(args) => commands::pipeline::events(&workspace, args).await,
         Command::Serve(args) => commands::serve::run(&workspace, args).await,
         Command::Token(args) => commands::token::run(&workspace, args).await,
+        Command::User(args) => commands::user::run(&workspace, args).await,
     }
 }
 

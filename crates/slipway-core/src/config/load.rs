@@ -56,6 +56,8 @@ const PROJECT_SCHEMA: Schema = Schema {
         ("stateful_resources", 0),
         ("advisor", 0),
         ("verify", 0),
+        ("pull_requests", 0),
+        ("preview", 0),
         ("schedule", 1),
     ],
 };
@@ -194,6 +196,8 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         stateful_resources: settings.stateful_resources,
         advisor: settings.advisor,
         verify: settings.verify,
+        pull_requests: settings.pull_requests,
+        preview: settings.preview,
         schedules: settings.schedules,
         store_url: settings.store_url,
         artifacts_url: settings.artifacts_url,
@@ -218,6 +222,8 @@ struct Settings {
     stateful_resources: super::policy::StatefulResources,
     advisor: super::advisor::AdvisorConfig,
     verify: super::verify::VerifyConfig,
+    pull_requests: super::pull_requests::PullRequestsConfig,
+    preview: Option<super::pull_requests::PreviewConfig>,
     store_url: Option<String>,
     artifacts_url: Option<String>,
     state: StateConfig,
@@ -512,6 +518,22 @@ fn load_project_file(
         env,
         diagnostics,
     );
+    let pull_requests = super::pull_requests::load_pull_requests(
+        file,
+        top.blocks("pull_requests"),
+        &stage_names,
+        &scope,
+        env,
+        diagnostics,
+    );
+    let preview = super::pull_requests::load_preview(
+        file,
+        top.blocks("preview"),
+        &stage_names,
+        &scope,
+        env,
+        diagnostics,
+    );
     let schedules = super::schedule::load_schedules(
         file,
         top.blocks("schedule"),
@@ -523,6 +545,8 @@ fn load_project_file(
     Some(Settings {
         schedules,
         verify,
+        pull_requests,
+        preview,
         advisor,
         stateful_resources,
         store_url,

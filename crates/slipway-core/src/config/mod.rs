@@ -10,6 +10,7 @@ pub mod check;
 pub mod eval;
 mod load;
 pub mod policy;
+pub mod pull_requests;
 pub mod schedule;
 mod schema;
 pub mod verify;
@@ -63,6 +64,10 @@ pub struct Project {
     pub advisor: advisor::AdvisorConfig,
     /// How `slipway run` verifies a change before its first stage (`verify { ... }`).
     pub verify: verify::VerifyConfig,
+    /// How the server plans pull requests (`pull_requests { ... }`).
+    pub pull_requests: pull_requests::PullRequestsConfig,
+    /// Ephemeral instances of pull requests (`preview { ... }`); `None`: none.
+    pub preview: Option<pull_requests::PreviewConfig>,
     /// Drift checks and drills the server starts on a cron schedule (`schedule "NAME"`).
     pub schedules: Vec<schedule::Schedule>,
     /// The artifact store's URL (`artifacts { url = ... }`); default: `<data>/artifacts`.

@@ -79,8 +79,9 @@ mirror_enum! {
 
 mirror_enum! {
     /// What a job does: `run` starts a run for a commit; `resume` resumes an approved run;
-    /// `drift` checks a stage for drift and `drill` drills a stage, on a schedule.
-    JobKind { Run, Resume, Drift, Drill }
+    /// `drift` checks a stage for drift and `drill` drills a stage, on a schedule;
+    /// `pull_request` plans a pull request's changed stacks and comments on it.
+    JobKind { Run, Resume, Drift, Drill, PullRequest }
 }
 
 mirror_enum! {

@@ -5,6 +5,7 @@
 mod postgres_server;
 mod service;
 mod story;
+mod users;
 mod verification;
 
 use std::io::{BufRead as _, BufReader, Read as _};

@@ -187,3 +187,91 @@ pub async fn api_tokens(url: &str) -> Outcome {
     assert!(!Role::Deployer.covers(Role::Approver));
     Ok(())
 }
+
+/// A pull request delivery queues a `pull_request` job with it; a newer push to the same
+/// branch supersedes the queued one (never a run job); the delivery is found by its id; what
+/// is kept of a pull request (its latest report, the comment kept up to date) is one row,
+/// updated in place.
+pub async fn pull_requests(url: &str) -> Outcome {
+    use slipway_store::{DeliveryStatus, Intake, NewDelivery, PullRequestKey};
+    let store = open(url).await?;
+    let delivery = |id: &str, commit: &str| NewDelivery {
+        id: id.to_owned(),
+        provider: "github".to_owned(),
+        kind: "pull_request".to_owned(),
+        repository: "acme/platform".to_owned(),
+        git_ref: "feature".to_owned(),
+        commit: commit.to_owned(),
+        pull_number: Some(12),
+        status: DeliveryStatus::Queued,
+        reason: None,
+        actor: "ada".to_owned(),
+    };
+    let run = store.enqueue_job(&run_job("feature", "p0")).await?;
+    let Intake::Kept(_) = store.record_delivery(&delivery("github:p1", "p1")).await? else {
+        return Err("the first delivery is kept".into());
+    };
+    let Intake::Kept(_) = store.record_delivery(&delivery("github:p2", "p2")).await? else {
+        return Err("the second delivery is kept".into());
+    };
+    let jobs = store.jobs(10).await?;
+    let pulls: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.kind == JobKind::PullRequest)
+        .collect();
+    assert_eq!(pulls.len(), 2, "{jobs:?}");
+    let (newer, older) = (pulls[0], pulls[1]);
+    assert_eq!(newer.commit, "p2");
+    assert_eq!(newer.delivery_id.as_deref(), Some("github:p2"));
+    assert_eq!(newer.status, JobStatus::Queued);
+    assert_eq!(older.status, JobStatus::Superseded);
+    assert_eq!(older.superseded_by, Some(newer.id));
+    let run = store.job(run.id).await?.ok_or("the run job is kept")?;
+    assert_eq!(
+        run.status,
+        JobStatus::Queued,
+        "a pull request never supersedes a run"
+    );
+
+    let kept = store.delivery("github:p2").await?.ok_or("the delivery")?;
+    assert_eq!(kept.pull_number, Some(12));
+    assert_eq!(kept.provider, "github");
+    assert_eq!(store.delivery("github:nope").await?, None);
+
+    let key = PullRequestKey {
+        provider: "github".to_owned(),
+        repository: "acme/platform".to_owned(),
+        number: 12,
+    };
+    assert_eq!(store.pull_request(&key).await?, None);
+    let first = store.save_pull_request_report(&key, "p1", "# one").await?;
+    assert_eq!(first.comment_id, None);
+    store.set_pull_request_comment(first.id, "1001").await?;
+    let second = store.save_pull_request_report(&key, "p2", "# two").await?;
+    assert_eq!(second.id, first.id, "one row per pull request");
+    assert_eq!(
+        second.comment_id.as_deref(),
+        Some("1001"),
+        "the comment stays"
+    );
+    assert_eq!(
+        (second.commit.as_str(), second.report.as_str()),
+        ("p2", "# two")
+    );
+    assert_eq!(
+        store.pull_request_by_id(first.id).await?,
+        Some(second.clone())
+    );
+    let other = store
+        .save_pull_request_report(
+            &PullRequestKey {
+                number: 13,
+                ..key.clone()
+            },
+            "q1",
+            "#",
+        )
+        .await?;
+    assert_ne!(other.id, first.id);
+    Ok(())
+}

@@ -23,6 +23,7 @@ pub const SCENARIOS: &[&str] = &[
     "lock_exclusivity",
     "killed_process",
     "ephemeral_instances",
+    "previews",
     "drills_and_drift",
     "approvals_and_rejections",
     "fencing",
@@ -31,7 +32,9 @@ pub const SCENARIOS: &[&str] = &[
     "job_queue",
     "api_tokens",
     "schedule_marks",
+    "pull_requests",
     "delivery_history",
+    "users_and_sessions",
 ];
 
 pub async fn scenario(name: &str, url: &str) -> Outcome {
@@ -43,6 +46,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "lock_exclusivity" => lock_exclusivity(url).await,
         "killed_process" => killed_process(url).await,
         "ephemeral_instances" => crate::verification::ephemeral_instances(url).await,
+        "previews" => crate::verification::previews(url).await,
         "drills_and_drift" => crate::verification::drills_and_drift(url).await,
         "approvals_and_rejections" => approvals_and_rejections(url).await,
         "fencing" => fencing(url).await,
@@ -51,7 +55,9 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "job_queue" => crate::service::job_queue(url).await,
         "api_tokens" => crate::service::api_tokens(url).await,
         "schedule_marks" => crate::service::schedule_marks(url).await,
+        "pull_requests" => crate::service::pull_requests(url).await,
         "delivery_history" => delivery_history(url).await,
+        "users_and_sessions" => crate::users::users_and_sessions(url).await,
         other => Err(format!("no scenario {other}").into()),
     }
 }

@@ -51,6 +51,43 @@ pub async fn ephemeral_instances(url: &str) -> Outcome {
     Ok(())
 }
 
+/// A pull request's preview keeps its name: renewing it makes the same row live again with
+/// a later `created_at` (its time to live restarts), destroyed or not; pull requests are
+/// found by number across repositories.
+pub async fn previews(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let first = store.renew_instance(&instance("pr-12", "preview")).await?;
+    assert_eq!(first.purpose, "preview");
+    assert_eq!(first.destroyed_at, None);
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let again = store.renew_instance(&instance("pr-12", "preview")).await?;
+    assert!(again.created_at > first.created_at, "the ttl restarts");
+    assert_eq!(store.live_instances().await?.len(), 1, "one row, not two");
+    assert!(store.instance_destroyed("pr-12").await?);
+    assert!(store.live_instances().await?.is_empty());
+    let reopened = store.renew_instance(&instance("pr-12", "preview")).await?;
+    assert_eq!(reopened.destroyed_at, None, "live again once re-applied");
+    assert_eq!(store.live_instances().await?.len(), 1);
+
+    use slipway_store::{PullRequestKey, ServiceRecord as _};
+    let key = |repository: &str, number| PullRequestKey {
+        provider: "github".to_owned(),
+        repository: repository.to_owned(),
+        number,
+    };
+    store
+        .save_pull_request_report(&key("acme/a", 12), "c1", "a")
+        .await?;
+    store
+        .save_pull_request_report(&key("acme/b", 13), "c2", "b")
+        .await?;
+    let numbered = store.pull_requests_numbered(12).await?;
+    assert_eq!(numbered.len(), 1);
+    assert_eq!(numbered[0].repository, "acme/a");
+    assert!(store.pull_requests_numbered(14).await?.is_empty());
+    Ok(())
+}
+
 /// Drills go from running to one final status, keep their times and details, and list
 /// newest first; drift checks likewise.
 pub async fn drills_and_drift(url: &str) -> Outcome {

@@ -26,6 +26,7 @@ pub mod state;
 pub mod status;
 pub mod token;
 pub mod unlock;
+pub mod user;
 
 /// How a command ended, mapped to the process exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

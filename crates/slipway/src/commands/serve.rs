@@ -11,7 +11,8 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result};
 use clap::Args;
 use slipway_runner::settings::EngineEnvironment;
-use slipway_server::{RunnerConfig, Secret, ServerConfig};
+use slipway_server::pull_request::forge::{GITHUB_API, GITLAB_API};
+use slipway_server::{ForgeAccess, RunnerConfig, Secret, ServerConfig};
 
 use super::ExitStatus;
 use crate::project::Workspace;
@@ -21,6 +22,21 @@ use crate::record;
 pub const GITHUB_SECRET: &str = "SLIPWAY_GITHUB_WEBHOOK_SECRET";
 /// The variable holding GitLab's webhook token.
 pub const GITLAB_TOKEN: &str = "SLIPWAY_GITLAB_WEBHOOK_TOKEN";
+/// The token that comments on GitHub pull requests, and GitHub's API (default
+/// `https://api.github.com`; GitHub Enterprise: `https://HOST/api/v3`).
+pub const GITHUB_API_TOKEN: &str = "SLIPWAY_GITHUB_TOKEN";
+pub const GITHUB_API_URL: &str = "SLIPWAY_GITHUB_API_URL";
+/// The token that comments on GitLab merge requests, and GitLab's API (default
+/// `https://gitlab.com/api/v4`).
+pub const GITLAB_API_TOKEN: &str = "SLIPWAY_GITLAB_TOKEN";
+pub const GITLAB_API_URL: &str = "SLIPWAY_GITLAB_API_URL";
+/// The server's own secrets: never visible to `env()` in configuration nor to engines.
+const SERVER_SECRETS: &[&str] = &[
+    GITHUB_SECRET,
+    GITLAB_TOKEN,
+    GITHUB_API_TOKEN,
+    GITLAB_API_TOKEN,
+];
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -55,6 +71,10 @@ pub struct ServeArgs {
     /// Log as JSON objects, one a line (for log collectors), instead of text.
     #[arg(long)]
     pub log_json: bool,
+    /// The server's address as people reach it (`https://slipway.example.com`), for the
+    /// links in pull request comments to the whole report.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> {
@@ -73,6 +93,9 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
     // A server holds its own secrets (webhook secrets, the store's URL, tokens): unless told
     // otherwise, engines get the minimal environment plus what SLIPWAY_ENGINE_PASS names.
     let mut settings = workspace.settings.clone();
+    for name in SERVER_SECRETS {
+        settings.environment.remove(*name);
+    }
     settings.engine_environment = EngineEnvironment::from_environment(
         &settings.environment,
         EngineEnvironment::Minimal { pass: Vec::new() },
@@ -90,6 +113,9 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         allow_forks: args.allow_forks,
         branch: args.branch.clone(),
         runner,
+        github_api: forge_access(workspace, GITHUB_API_TOKEN, GITHUB_API_URL, GITHUB_API),
+        gitlab_api: forge_access(workspace, GITLAB_API_TOKEN, GITLAB_API_URL, GITLAB_API),
+        public_url: args.public_url.clone(),
     };
     if config.github_secret.is_none() && config.gitlab_token.is_none() {
         eprintln!(
@@ -124,6 +150,28 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         .context("the server stopped")?;
     eprintln!("slipway serve: stopped");
     Ok(ExitStatus::Success)
+}
+
+/// A forge's API as the environment names it: its token (none: nothing is posted) and its
+/// URL (else `default`).
+fn forge_access(
+    workspace: &Workspace,
+    token: &str,
+    url: &str,
+    default: &str,
+) -> Option<ForgeAccess> {
+    let get = |name: &str| {
+        workspace
+            .settings
+            .environment
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Some(ForgeAccess {
+        token: Secret::new(get(token)?),
+        api_url: get(url).unwrap_or_else(|| default.to_owned()),
+    })
 }
 
 /// Where `serve --repo` keeps its clone, below the folder it was started in.

@@ -5,6 +5,7 @@
 
 mod advise;
 mod blast_radius;
+mod browser;
 mod change_index;
 mod changed;
 mod ci_jobs;
@@ -34,5 +35,6 @@ mod recover_lost;
 mod root_module;
 mod serve;
 mod state_credentials;
+mod user;
 mod verify_run;
 mod webshop;
