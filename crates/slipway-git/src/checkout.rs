@@ -32,6 +32,29 @@ impl Repo {
         Ok(())
     }
 
+    /// Fetches the head of pull request (merge request) `number` as the forge keeps it in
+    /// the repository the request targets: `refs/pull/N/head` on GitHub,
+    /// `refs/merge-requests/N/head` on GitLab. A head pushed to a fork exists there and in
+    /// no branch of `source`. Fails when `source` has neither.
+    pub fn fetch_pull_request_head(&self, source: &str, number: u64) -> Result<(), GitError> {
+        let mut last = None;
+        for forge_ref in [
+            format!("refs/pull/{number}/head"),
+            format!("refs/merge-requests/{number}/head"),
+        ] {
+            let refspec = format!("+{forge_ref}:refs/remotes/slipway-source/{forge_ref}");
+            let output = self.run(["fetch", "--quiet", "--no-tags", source, refspec.as_str()])?;
+            if output.status.success() {
+                return Ok(());
+            }
+            last = Some(failed("git fetch", &output));
+        }
+        Err(last.unwrap_or_else(|| GitError::BadOutput {
+            command: "git fetch".into(),
+            detail: "no ref was tried".into(),
+        }))
+    }
+
     /// Moves the working copy to `commit` (detached). Refuses when tracked files were
     /// changed by hand (git's own check), rather than losing those changes.
     pub fn check_out(&self, commit: &str) -> Result<(), GitError> {

@@ -125,3 +125,48 @@ fn outside_a_repository_is_a_typed_error() {
         Err(GitError::NotARepository { .. })
     ));
 }
+
+#[test]
+fn a_pull_requests_head_pushed_to_a_fork_is_fetched_from_the_forges_ref() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = tmp.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    project(&origin);
+    // The fork's commit exists in the target repository only under the forge's ref.
+    git(&origin, &["checkout", "-q", "-b", "from-fork"]);
+    write(&origin, "stacks/a/main.tf", "# from a fork\n");
+    let head = commit(&origin);
+    git(&origin, &["update-ref", "refs/pull/7/head", &head]);
+    git(&origin, &["checkout", "-q", "main"]);
+    git(&origin, &["branch", "-q", "-D", "from-fork"]);
+    // Through git's transport, as from a forge: a local clone would share every object.
+    let source = format!("file://{}", origin.display());
+    let source = source.as_str();
+    let server = tmp.path().join("server");
+    git(
+        tmp.path(),
+        &["clone", "-q", source, server.to_str().unwrap()],
+    );
+    let repo = Repo::open(&server).unwrap();
+    repo.fetch_from(source).unwrap();
+    assert!(repo.check_out(&head).is_err(), "no branch holds the head");
+
+    assert!(
+        repo.fetch_pull_request_head(source, 8).is_err(),
+        "no pull request 8"
+    );
+    repo.fetch_pull_request_head(source, 7).unwrap();
+    repo.check_out(&head).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(server.join("stacks/a/main.tf")).unwrap(),
+        "# from a fork\n"
+    );
+
+    // GitLab keeps a merge request's head under its own name.
+    git(
+        &origin,
+        &["update-ref", "refs/merge-requests/9/head", &head],
+    );
+    git(&origin, &["update-ref", "-d", "refs/pull/7/head"]);
+    repo.fetch_pull_request_head(source, 9).unwrap();
+}

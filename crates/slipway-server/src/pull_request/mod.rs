@@ -286,6 +286,14 @@ async fn planned_and_posted(
     let commit = job.commit.clone();
     let branch = state.config.branch.clone();
     let trusted_tip = tokio::task::spawn_blocking(move || {
+        // A head pushed to a fork is in no branch of the source, only under the forge's ref
+        // for the pull request; a head in a branch of the source needs no more than that.
+        if let (Some(source), Ok(number)) = (source.as_deref(), u64::try_from(number))
+            && let Err(error) = slipway_git::Repo::open(&checkout)
+                .and_then(|repo| repo.fetch_pull_request_head(source, number))
+        {
+            tracing::debug!(number, error = %error, "no forge ref for the pull request's head");
+        }
         crate::job::move_checkout(&checkout, source.as_deref(), &commit)?;
         default_tip(&checkout, source.is_some(), &branch)
     })
