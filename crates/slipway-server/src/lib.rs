@@ -8,7 +8,11 @@
 //! - `schedule`: the drift checks and drills `schedule` blocks ask for, queued on time;
 //! - `live`: a run's events as server-sent events, replayed from the record then followed;
 //! - `metrics`: `/metrics` in Prometheus' text format;
-//! - `pull_request`: a pull request's plan, posted to it as one comment kept up to date.
+//! - `pull_request`: a pull request's plan, posted to it as one comment kept up to date, and
+//!   its preview instance;
+//! - `job`: what every job uses, whichever module runs it (moving the working copy, the
+//!   observer of its events);
+//! - `web`: the web pages for people who sign in, over the API's own handlers.
 //!
 //! The library takes a bound listener and a shutdown future, so that the binary decides the
 //! address and the signals, and tests bind `127.0.0.1:0`. Like the runner it never prints
