@@ -694,7 +694,15 @@ fn a_server_killed_while_a_run_awaits_approval_picks_it_up_after_a_restart() {
     assert_eq!(status, 202, "{approved}");
     let rest = server.follow(run, &viewer, seen.last().unwrap().0, "run_finished");
     assert_eq!(rest.last().unwrap().1["delivered"], true, "{rest:?}");
-    let (_, queue) = server.api("GET", "/api/v1/queue", &viewer, None);
+    // The job is marked done just after its run's last event.
+    let mut queue = serde_json::Value::Null;
+    crate::common::wait_until("the resume job ends", Duration::from_secs(60), || {
+        queue = server.api("GET", "/api/v1/queue", &viewer, None).1;
+        queue.as_array().is_some_and(|jobs| {
+            jobs.iter()
+                .all(|j| j["status"] != "running" && j["status"] != "queued")
+        })
+    });
     let statuses: Vec<&str> = queue
         .as_array()
         .unwrap()
