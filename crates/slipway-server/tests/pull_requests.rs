@@ -166,6 +166,7 @@ generate "provider" {
       skip_requesting_account_id  = true
       skip_metadata_api_check     = true
       endpoints {
+        ec2 = "${env("SLIPWAY_SANDBOX_ENDPOINT")}"
         sqs = "${env("SLIPWAY_SANDBOX_ENDPOINT")}"
         sts = "${env("SLIPWAY_SANDBOX_ENDPOINT")}"
       }
