@@ -20,6 +20,8 @@ const PER_ROW: usize = 10;
 const CELL_W: f64 = 190.0;
 const CELL_H: f64 = 130.0;
 const MARGIN: f64 = 20.0;
+/// Wide enough for the title line and the legend beside a single column of stacks.
+const MIN_WIDTH: f64 = 680.0;
 
 pub fn render(report: &Report) -> String {
     let index: HashMap<&str, usize> = report
@@ -48,7 +50,7 @@ pub fn render(report: &Report) -> String {
             row += 1;
         }
     }
-    let total_w = MARGIN * 2.0 + CELL_W * width.max(1) as f64;
+    let total_w = (MARGIN * 2.0 + CELL_W * width.max(1) as f64).max(MIN_WIDTH);
     let total_h = MARGIN * 2.0 + 30.0 + CELL_H * row.max(1) as f64;
 
     let mut teams: Vec<&str> = report

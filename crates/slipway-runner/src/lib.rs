@@ -10,6 +10,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod advise;
 pub mod analysis;
 pub mod changes;
 pub mod credentials;

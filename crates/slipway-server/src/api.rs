@@ -36,10 +36,10 @@ mod pull_requests;
 pub(crate) mod views;
 
 use views::{
-    After, Approved, AuditEntry, AuditQuery, CreatedToken, Decision, Dora, DoraQuery, DriftCheck,
-    Drill, ErrorBody, Job, Limit, Project, QueueRun, Rejected, Release, Releases, Revoked, Run,
-    RunDetail, RunEvent, RunStatus, Stack, StackReleases, StackRun, Stage, StageRun, Token,
-    TokenRequest,
+    Advice, AdviceNotice, AdviceQuery, After, Approved, AuditEntry, AuditQuery, CreatedToken,
+    Decision, Dora, DoraQuery, DriftCheck, Drill, ErrorBody, Job, Limit, Project, QueueRun,
+    Rejected, Release, Releases, Revoked, Run, RunDetail, RunEvent, RunStatus, Stack,
+    StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
 };
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -59,6 +59,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/drills", get(drills))
         .route("/drift", get(drift))
         .route("/dora", get(dora))
+        .route("/advice", get(advice))
         .route("/tokens", get(tokens).post(create_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/openapi.json", get(openapi))
@@ -96,6 +97,7 @@ pub(crate) fn routes() -> Router<AppState> {
         drills,
         drift,
         dora,
+        advice,
         tokens,
         create_token,
         revoke_token,
@@ -217,7 +219,7 @@ shared_responses! {
 }
 
 /// The project as the server's working copy last held it.
-fn workspace(state: &AppState) -> ApiResult<std::sync::Arc<Workspace>> {
+pub(crate) fn workspace(state: &AppState) -> ApiResult<std::sync::Arc<Workspace>> {
     state
         .project
         .read()
@@ -912,6 +914,77 @@ pub(crate) async fn dora(
         .await
         .map_err(|error| ApiError::internal(format!("{error:#}")))?;
     Ok(Json(report.into()))
+}
+
+/// The slicing advisor's report
+///
+/// How the project's stacks are cut, measured against the seed's slicing criteria (teams,
+/// change frequency, permission boundaries, capabilities, size, coupling), with each
+/// recommendation's evidence and the kind of evidence it rests on. Reads the server's
+/// working copy: its code, its git history over the window, CODEOWNERS, and what exists in
+/// a stage's state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/advice",
+    operation_id = "advice",
+    tag = "project",
+    security(("bearer" = [])),
+    params(AdviceQuery),
+    responses(
+        (status = 200, description = "The report, and how its input was read", body = Advice),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such stage", body = ErrorBody),
+        (status = 500, response = Internal),
+        (status = 503, response = NoProject),
+    ),
+)]
+pub(crate) async fn advice(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(query): Query<AdviceQuery>,
+) -> ApiResult<Json<Advice>> {
+    let (notices, report) = advise(&state, query).await?;
+    let report =
+        serde_json::to_value(&report).map_err(|error| ApiError::internal(format!("{error}")))?;
+    Ok(Json(Advice { notices, report }))
+}
+
+/// The advisor's report on the server's working copy, and how its input was read: what
+/// both the API and the advice page show.
+pub(crate) async fn advise(
+    state: &AppState,
+    query: AdviceQuery,
+) -> ApiResult<(Vec<AdviceNotice>, slipway_advisor::Report)> {
+    let workspace = workspace(state)?;
+    if let Some(stage) = &query.stage {
+        if workspace.project.stage(stage).is_none() {
+            return Err(ApiError::not_found(format!(
+                "no stage `{stage}` in the project"
+            )));
+        }
+    }
+    let request = slipway_runner::advise::AdviseRequest {
+        window_days: query.days.map(|d| f64::from(d.clamp(1, 3660))),
+        stage: query.stage,
+        now: slipway_store::UnixMillis::now().0 / 1000,
+    };
+    // Reading the code and the history blocks; keep it off the runtime's workers.
+    let runtime = tokio::runtime::Handle::current();
+    let advised = tokio::task::spawn_blocking(move || {
+        runtime.block_on(async {
+            let gathered = slipway_runner::advise::gather(&workspace, &request).await?;
+            let report = slipway_advisor::analyze(&gathered.input);
+            anyhow::Ok((gathered.notices, report))
+        })
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("{error}")))?;
+    let (notices, report) = advised.map_err(|error| ApiError::internal(format!("{error:#}")))?;
+    Ok((
+        notices.into_iter().map(AdviceNotice::from).collect(),
+        report,
+    ))
 }
 
 /// How the report is written.

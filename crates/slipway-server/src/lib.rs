@@ -160,6 +160,8 @@ pub(crate) struct AppState {
     pub api_turns: Arc<tokio::sync::Semaphore>,
     /// The project as the working copy last held it.
     pub project: Arc<std::sync::RwLock<Option<Arc<slipway_runner::project::Workspace>>>>,
+    /// Failed sign-ins per name (web/throttle.rs).
+    pub logins: Arc<web::throttle::LoginThrottle>,
 }
 
 impl AppState {
@@ -176,6 +178,7 @@ impl AppState {
             stopping: queue::Stopping::default(),
             api_turns: Arc::new(tokio::sync::Semaphore::new(API_TURNS_PER_CORE * cores())),
             project: Arc::default(),
+            logins: Arc::default(),
         };
         let worker = queue::start(&state).await;
         if worker.is_some() {

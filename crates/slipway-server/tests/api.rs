@@ -346,3 +346,119 @@ fn parse_sse(stream: &str) -> Vec<(String, String, Value)> {
         })
         .collect()
 }
+
+/// A project whose `app` stack declares four queues (over the `max_resources` of 3 its
+/// advisor block sets) in a git repository with one commit, and a `network` stack below it.
+fn advised_project(root: &std::path::Path) {
+    let files = [
+        (
+            "slipway.hcl",
+            "project {\n  name = \"shop\"\n}\n\nstage \"dev\" {}\n\nstage \"prod\" {}\n\n\
+             advisor {\n  max_resources = 3\n}\n",
+        ),
+        (
+            "stacks/network/stack.hcl",
+            "stack {\n  team = \"platform\"\n}\n",
+        ),
+        (
+            "stacks/network/main.tf",
+            "output \"vpc\" { value = \"vpc-1\" }\n",
+        ),
+        (
+            "stacks/app/stack.hcl",
+            "stack {\n  team = \"shop\"\n}\n\ndependency \"network\" {\n  path = \"../network\"\n}\n",
+        ),
+        (
+            "stacks/app/main.tf",
+            "variable \"queues\" {\n  default = 4\n}\n\nresource \"aws_sqs_queue\" \"q\" {\n  count = var.queues\n}\n",
+        ),
+    ];
+    for (path, text) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "two stacks"]);
+}
+
+#[test]
+fn advice_is_the_advisors_report_on_the_servers_working_copy() {
+    let server = Server::start_with(|dir, config| {
+        let checkout = dir.join("checkout");
+        advised_project(&checkout);
+        slipway_server::ServerConfig {
+            runner: Some(slipway_server::RunnerConfig {
+                checkout,
+                source: None,
+                settings: slipway_runner::Settings {
+                    actor: "slipway-server".to_owned(),
+                    store_url: Some(slipway_store::default_url(&dir.join("data"))),
+                    ..slipway_runner::Settings::default()
+                },
+                poll: None,
+            }),
+            ..config
+        }
+    });
+    let viewer = server.token("vic", Role::Viewer, None);
+
+    let (status, text) = server.request("GET", "/api/v1/advice?days=30", Some(&viewer), &[], None);
+    assert_eq!(status, 200, "{text}");
+    let advice: Value = serde_json::from_str(&text).unwrap();
+    let report = &advice["report"];
+    assert_eq!(report["window_days"], json!(30.0), "{advice:#}");
+    assert_eq!(report["commits"], json!(1), "{advice:#}");
+    let stacks: Vec<&str> = report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stacks, ["app", "network"], "{advice:#}");
+    // Nothing was applied, so the four queues are counted from the code, and the report
+    // says so.
+    let app = &report["stacks"][0];
+    assert_eq!(
+        (app["resources"].as_u64(), app["resources_basis"].as_str()),
+        (Some(4), Some("declared"))
+    );
+    let recommendations = report["recommendations"].as_array().unwrap();
+    assert!(
+        recommendations.iter().any(|r| r["stacks"] == json!(["app"])
+            && r["criterion"] == json!("blast_radius")
+            && r["basis"] == json!("declared")),
+        "{advice:#}"
+    );
+    assert!(
+        recommendations
+            .iter()
+            .all(|r| r["stacks"] != json!(["network"])),
+        "{advice:#}"
+    );
+
+    let (status, text) = server.request(
+        "GET",
+        "/api/v1/advice?stage=staging",
+        Some(&viewer),
+        &[],
+        None,
+    );
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("no stage `staging`"), "{text}");
+    let (status, _) = server.request("GET", "/api/v1/advice", None, &[], None);
+    assert_eq!(status, 401);
+}

@@ -501,7 +501,24 @@ async fn story(world: &World, driver: &Driver) -> Outcome {
     let told = told_in_browser(world, &browser).await;
     let _ = browser.close().await;
     told?;
-    forged_posts_are_refused(world).await
+    forged_posts_are_refused(world).await?;
+    guessing_is_held_up(world)
+}
+
+/// Five wrong passwords for a name, and even the right one is refused for a while; other
+/// names sign in as before.
+fn guessing_is_held_up(world: &World) -> Outcome {
+    for n in 0..5 {
+        match session_of(world, "vic", "a guess") {
+            Err(error) if error.ends_with("answered 401") => {}
+            other => return Err(format!("guess {n}: {other:?}")),
+        }
+    }
+    match session_of(world, "vic", VIEWER_PASSWORD) {
+        Err(error) if error.ends_with("answered 429") => {}
+        other => return Err(format!("the right password after five guesses: {other:?}")),
+    }
+    session_of(world, "ada", APPROVER_PASSWORD).map(drop)
 }
 
 async fn told_in_browser(world: &World, browser: &Client) -> Outcome {
@@ -668,6 +685,7 @@ async fn told_in_browser(world: &World, browser: &Client) -> Outcome {
         ("/graph", "graph", "Stack graph of shop"),
         ("/drills", "drills", "No drills on record"),
         ("/drift", "drift", "No drift checks on record"),
+        ("/advise", "advise", "Every stack's measurements"),
     ] {
         browser.goto(&world.url(path)).await.map_err(e)?;
         wait_for_text(browser, expected).await?;
@@ -677,6 +695,19 @@ async fn told_in_browser(world: &World, browser: &Client) -> Outcome {
     let graph = browser.source().await.map_err(e)?;
     if !graph.contains("<svg") || graph.matches("class=\"edge\"").count() != 2 {
         return Err(format!("the graph is not two edges of SVG: {graph}"));
+    }
+    // The advice page draws the advisor's picture and measures every stack; the project
+    // is no git repository, and the page says it read no history.
+    browser.goto(&world.url("/advise")).await.map_err(e)?;
+    let advice = browser.source().await.map_err(e)?;
+    for expected in [
+        "<svg",
+        "not a git repository",
+        "<th scope=\"row\">database</th>",
+    ] {
+        if !advice.contains(expected) {
+            return Err(format!("the advice page lacks {expected}: {advice}"));
+        }
     }
 
     // At phone width the pages still fit: nothing wider than the window but the tables'

@@ -20,6 +20,7 @@ use common::Server;
 const ROUTES: &[&str] = &[
     "GET /api/v1/audit",
     "GET /api/v1/dora",
+    "GET /api/v1/advice",
     "GET /api/v1/drift",
     "GET /api/v1/drills",
     "GET /api/v1/openapi.json",

@@ -954,3 +954,53 @@ impl From<slipway_core::dora::Report> for Dora {
         }
     }
 }
+
+/// What the slicing advisor reads.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AdviceQuery {
+    /// The history read: the last this many days (default: the `advisor` block's `history`,
+    /// else 180; at most 3660).
+    pub days: Option<u32>,
+    /// The stage whose state says which resources exist (default: the last stage, local state
+    /// only; naming a stage with remote state reads it, one engine `init` per stack).
+    pub stage: Option<String>,
+}
+
+/// The slicing advisor's report on the project as the server's working copy holds it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Advice {
+    /// How the input was read, and what could not be.
+    pub notices: Vec<AdviceNotice>,
+    /// The report, as `slipway advise --format json` writes it (docs/advisor.md).
+    #[schema(value_type = Object)]
+    pub report: Value,
+}
+
+/// Something to know about how the advisor's input was gathered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdviceNotice {
+    /// `warning` (part of the input could not be read) or `note`.
+    pub level: String,
+    pub text: String,
+}
+
+impl From<slipway_runner::advise::Notice> for AdviceNotice {
+    fn from(notice: slipway_runner::advise::Notice) -> Self {
+        use slipway_runner::advise::Notice;
+        let (level, text) = match notice {
+            Notice::Warning(text) => ("warning", text),
+            Notice::RemoteStateNotRead { stage } => (
+                "note",
+                format!(
+                    "resources counted from declarations: the state of {stage} is remote; \
+                     asking for {stage} by name reads what exists (one engine `init` per stack)"
+                ),
+            ),
+        };
+        Self {
+            level: level.to_owned(),
+            text,
+        }
+    }
+}

@@ -30,6 +30,7 @@ mod csrf;
 mod pages;
 mod session;
 mod svg;
+pub(crate) mod throttle;
 
 pub use session::{hash_password, verify_password};
 
@@ -50,6 +51,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/drift", get(pages::drift))
         .route("/audit", get(pages::audit))
         .route("/dora", get(pages::dora))
+        .route("/advise", get(pages::advise))
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(script))
         .layer(axum::middleware::map_response(page_headers))
@@ -120,6 +122,7 @@ fn templates() -> &'static Environment<'static> {
             ("drift.html", include_str!("templates/drift.html")),
             ("audit.html", include_str!("templates/audit.html")),
             ("dora.html", include_str!("templates/dora.html")),
+            ("advise.html", include_str!("templates/advise.html")),
         ] {
             env.add_template(name, source)
                 .expect("the templates compiled into the binary parse");

@@ -172,10 +172,25 @@ pub(crate) async fn login(
     }
     let next = safe_next(form.next.as_deref());
     let name = form.name.trim().to_owned();
+    if let Some(wait) = state.logins.wait(&name, std::time::Instant::now()) {
+        tracing::info!(user = %name, "a login was refused: too many wrong passwords");
+        let minutes = wait.as_secs().div_ceil(60);
+        return login_page(
+            &headers,
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            &name,
+            Some(&format!(
+                "Too many wrong passwords for this name. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+    }
     let user = state.store.user(&name).await.map_err(WebError::internal)?;
     let Some(user) = user else {
         // The same check against a decoy: the answer takes as long for a name not on record.
         session::check_password(form.password, None).await;
+        state.logins.failed(&name, std::time::Instant::now());
         return login_page(
             &headers,
             axum::http::StatusCode::UNAUTHORIZED,
@@ -186,6 +201,7 @@ pub(crate) async fn login(
     };
     if !session::check_password(form.password, Some(user.password_hash.clone())).await {
         tracing::info!(user = %user.name, "a login was refused: wrong password");
+        state.logins.failed(&name, std::time::Instant::now());
         return login_page(
             &headers,
             axum::http::StatusCode::UNAUTHORIZED,
@@ -194,6 +210,7 @@ pub(crate) async fn login(
             Some("That name and password do not match a user."),
         );
     }
+    state.logins.succeeded(&name);
     let id = session::random_id()?;
     let length = session::SESSION_LENGTH;
     let ends = UnixMillis(UnixMillis::now().0 + i64::try_from(length.as_millis()).unwrap_or(0));
@@ -570,6 +587,51 @@ pub(crate) async fn drift(
         context! {
             checks => val(&checks),
             ..frame(&user, "Drift", "drift")
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AdvisePage {
+    days: Option<u32>,
+    stage: Option<String>,
+}
+
+/// `GET /advise`: the slicing advisor's report with its picture.
+pub(crate) async fn advise(
+    State(state): State<AppState>,
+    user: MaybeUser,
+    uri: Uri,
+    Query(page): Query<AdvisePage>,
+) -> Result<Response, WebError> {
+    let user = signed_in(user, &uri)?;
+    // The form sends an empty stage for "the last stage".
+    let stage = page.stage.filter(|s| !s.is_empty());
+    let stages: Vec<String> = api::workspace(&state)?
+        .project
+        .stages
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    let (notices, report) = api::advise(
+        &state,
+        views::AdviceQuery {
+            days: page.days,
+            stage: stage.clone(),
+        },
+    )
+    .await?;
+    let picture = slipway_advisor::svg::render(&report);
+    render(
+        "advise.html",
+        context! {
+            days => report.window_days.round() as i64,
+            stage => stage,
+            stages => stages,
+            notices => val(&notices),
+            report => val(&report),
+            picture => Value::from_safe_string(picture),
+            ..frame(&user, "Slicing advice", "advise")
         },
     )
 }

@@ -25,6 +25,13 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(|_, config| config)
+    }
+
+    /// A server whose configuration `configure` finishes, given a folder of its own.
+    pub fn start_with(
+        configure: impl FnOnce(&std::path::Path, ServerConfig) -> ServerConfig,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -45,6 +52,7 @@ impl Server {
             allowed_repositories: vec!["acme/platform".to_owned()],
             ..ServerConfig::default()
         };
+        let config = configure(dir.path(), config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let served = store.clone();
         runtime.spawn(async move {
