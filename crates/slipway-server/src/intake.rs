@@ -82,7 +82,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                     "`{}` is not on this server's list of repositories",
                     announced.repository
                 ))
-            } else if announced.pull.is_some_and(|p| p.from_fork) && !config.allow_forks {
+            } else if announced.pull.as_ref().is_some_and(|p| p.from_fork) && !config.allow_forks {
                 Some("a pull request from a fork (forks are not allowed)".to_owned())
             } else if announced.pull.is_none() && announced.git_ref != delivered_ref {
                 Some(format!(
@@ -95,7 +95,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
             NewDelivery {
                 id: format!("{provider}:{id}"),
                 provider: provider.to_owned(),
-                kind: match announced.pull {
+                kind: match &announced.pull {
                     Some(pull) if pull.closed => "pull_request_closed",
                     Some(_) => "pull_request",
                     None => "push",
@@ -104,7 +104,8 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
                 repository: announced.repository,
                 git_ref: announced.git_ref,
                 commit: announced.commit,
-                pull_number: announced.pull.map(|p| p.number),
+                pull_number: announced.pull.as_ref().map(|p| p.number),
+                base_ref: announced.pull.as_ref().and_then(|p| p.base.clone()),
                 status: if reason.is_some() {
                     DeliveryStatus::Ignored
                 } else {
@@ -125,6 +126,7 @@ async fn keep(state: &AppState, provider: &str, id: &str, delivered: Delivered) 
             status: DeliveryStatus::Ignored,
             reason: Some(reason),
             actor: String::new(),
+            base_ref: None,
         },
     };
     match state.store.record_delivery(&new).await {

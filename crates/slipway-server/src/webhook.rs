@@ -112,9 +112,12 @@ pub struct Announcement {
     pub actor: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pull {
     pub number: i64,
+    /// The branch it asks to be merged into (a name, without `refs/heads/`), when the
+    /// payload says.
+    pub base: Option<String>,
     pub from_fork: bool,
     /// Closed or merged: what is left to do is destroying its preview.
     pub closed: bool,
@@ -169,6 +172,7 @@ pub fn parse_github(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 commit: field.text("/pull_request/head/sha", "pull_request.head.sha")?,
                 pull: Some(Pull {
                     number: field.number("/number", "number")?,
+                    base: first_text_opt(&json, &["/pull_request/base/ref"]),
                     from_fork,
                     closed,
                 }),
@@ -234,6 +238,7 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
                 )?,
                 pull: Some(Pull {
                     number: field.number("/object_attributes/iid", "object_attributes.iid")?,
+                    base: first_text_opt(&json, &["/object_attributes/target_branch"]),
                     from_fork: source.is_none() || source != target,
                     closed,
                 }),
@@ -245,6 +250,11 @@ pub fn parse_gitlab(event: &str, body: &[u8]) -> Result<Delivered, PayloadError>
             &format!("`{other}` events start nothing"),
         )),
     }
+}
+
+/// The first of `pointers` that holds non-empty text, if any does.
+fn first_text_opt(json: &Value, pointers: &[&str]) -> Option<String> {
+    Some(first_text(json, pointers)).filter(|text| !text.is_empty())
 }
 
 /// The first of `pointers` that holds non-empty text.
@@ -396,6 +406,7 @@ mod tests {
             pull.pull,
             Some(Pull {
                 number: 2,
+                base: Some("main".to_owned()),
                 from_fork: true,
                 closed: false,
             })
@@ -434,6 +445,7 @@ mod tests {
             merge.pull,
             Some(Pull {
                 number: 1,
+                base: Some("main".to_owned()),
                 from_fork: false,
                 closed: false,
             })
@@ -463,6 +475,7 @@ mod tests {
             closed.pull,
             Some(Pull {
                 number: 5,
+                base: None,
                 from_fork: false,
                 closed: true,
             })

@@ -4,7 +4,8 @@
 //!
 //! - a GitHub pull request gets one comment with the plan's counts and blast radius; the
 //!   next push updates it in place (PATCH), so the pull request still has one comment;
-//! - a GitLab merge request gets one note (POST), with GitLab's token header;
+//! - a GitLab merge request gets one note (POST), with GitLab's token header; one into a
+//!   release branch is measured from that branch, not from main;
 //! - a report longer than a comment may be is cut, with a link to the whole report, which
 //!   the API serves;
 //! - a pull request that rewrites a `credentials` block's `from_command` and a stack's
@@ -398,6 +399,12 @@ impl World {
     /// Commits `files` on branch `branch` of the upstream (made from main when new);
     /// returns the commit.
     fn push(&self, branch: &str, files: &[(&str, String)]) -> String {
+        self.push_from(branch, "main", files)
+    }
+
+    /// Commits `files` on branch `branch` of the upstream (made from `start` when new);
+    /// returns the commit.
+    fn push_from(&self, branch: &str, start: &str, files: &[(&str, String)]) -> String {
         let exists = Command::new("git")
             .args(["rev-parse", "--verify", "--quiet", branch])
             .current_dir(&self.upstream)
@@ -409,7 +416,7 @@ impl World {
         } else {
             git(
                 &self.upstream,
-                &["checkout", "--quiet", "-b", branch, "main"],
+                &["checkout", "--quiet", "-b", branch, start],
             );
         }
         for (path, text) in files {
@@ -474,7 +481,14 @@ impl World {
         assert_eq!(status, 202);
     }
 
-    async fn gitlab_merge_request(&self, delivery: &str, iid: i64, branch: &str, commit: &str) {
+    async fn gitlab_merge_request(
+        &self,
+        delivery: &str,
+        iid: i64,
+        branch: &str,
+        target: &str,
+        commit: &str,
+    ) {
         let body = serde_json::to_vec(&json!({
             "object_kind": "merge_request",
             "user": { "username": "ada" },
@@ -483,7 +497,7 @@ impl World {
                 "iid": iid,
                 "action": "open",
                 "source_branch": branch,
-                "target_branch": "main",
+                "target_branch": target,
                 "source_project_id": 7,
                 "target_project_id": 7,
                 "last_commit": { "id": commit },
@@ -668,19 +682,32 @@ fn a_github_pull_request_gets_one_comment_updated_in_place_on_every_push() {
     });
 }
 
+/// A merge request into a release branch: what it changes is measured from where it left
+/// that branch, so the stack the release branch adds (and main lacks) is not its change.
 #[test]
 fn a_gitlab_merge_request_gets_a_note() {
     runtime().block_on(async {
         let world = World::start(true).await;
-        let commit = world.push(
+        world.push(
+            "release",
+            &[
+                ("stacks/notes/stack.hcl", "stack {\n  team = \"shop\"\n}\n".to_owned()),
+                (
+                    "stacks/notes/main.tf",
+                    "variable \"env\" {\n  type = string\n}\n\noutput \"notes\" {\n  value = var.env\n}\n".to_owned(),
+                ),
+            ],
+        );
+        let commit = world.push_from(
             "bigger-queue",
+            "release",
             &[(
                 "stacks/queue/main.tf",
                 queue_tf("resource \"aws_sqs_queue\" \"dead_letters\" {\n  name = \"platform-${var.env}-dead-letters\"\n}\n"),
             )],
         );
         world
-            .gitlab_merge_request("mr-1", 4, "bigger-queue", &commit)
+            .gitlab_merge_request("mr-1", 4, "bigger-queue", "release", &commit)
             .await;
         world.job_of(&commit).await;
         let received = world.forge.received();
@@ -694,6 +721,7 @@ fn a_gitlab_merge_request_gets_a_note() {
         assert_eq!(received[0].authorization, None);
         let body = received[0].body["body"].as_str().unwrap();
         assert!(body.contains("| queue | dev | 2 | 0 | 0 | 0 | 0 |"), "{body}");
+        assert!(!body.contains("notes"), "{body}");
         assert!(!log_text().contains(GITLAB_TOKEN), "the token is in the log");
     });
 }

@@ -202,6 +202,8 @@ pub struct NewDelivery {
     pub reason: Option<String>,
     /// Who pushed (the forge's user name): the job a queued push starts is theirs.
     pub actor: String,
+    /// The branch a pull request asks to be merged into (its name, without `refs/heads/`).
+    pub base_ref: Option<String>,
 }
 
 /// A webhook delivery as kept.
@@ -217,6 +219,8 @@ pub struct Delivery {
     pub received_at: UnixMillis,
     pub status: DeliveryStatus,
     pub reason: Option<String>,
+    /// The branch a pull request asks to be merged into.
+    pub base_ref: Option<String>,
 }
 
 /// What keeping a delivery did.

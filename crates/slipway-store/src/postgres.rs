@@ -64,6 +64,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "pull requests",
         include_str!("../migrations/postgres/0010_pull_requests.sql"),
     ),
+    (
+        11,
+        "pull request base",
+        include_str!("../migrations/postgres/0011_pull_request_base.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -711,7 +711,7 @@ macro_rules! impl_service {
                     let read = |e| db("read a webhook delivery")(e);
                     let Some(row) = sqlx::query(
                         "SELECT id, provider, kind, repository, git_ref, commit_id, \
-                         pull_number, received_at, status, reason \
+                         pull_number, received_at, status, reason, base_ref \
                          FROM webhook_deliveries WHERE id = $1",
                     )
                     .bind(id)
@@ -733,6 +733,7 @@ macro_rules! impl_service {
                         received_at: UnixMillis(row.try_get("received_at").map_err(read)?),
                         status: $crate::sql::parse_text("webhook_deliveries", "status", &status)?,
                         reason: row.try_get("reason").map_err(read)?,
+                        base_ref: row.try_get("base_ref").map_err(read)?,
                     }))
                 }
 

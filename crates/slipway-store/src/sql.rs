@@ -241,13 +241,13 @@ pub(crate) const RUN_EVENTS_AFTER: &str = "SELECT run_id, seq, at, event FROM ru
 macro_rules! delivery_columns {
     () => {
         "id, provider, kind, repository, git_ref, commit_id, pull_number, received_at, status, \
-         reason"
+         reason, base_ref"
     };
 }
 pub(crate) const INSERT_DELIVERY: &str = concat!(
     "INSERT INTO webhook_deliveries (",
     delivery_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
 );
 /// The delivery that made a new one a duplicate.
 pub(crate) const EARLIER_DELIVERY: &str = "SELECT id FROM webhook_deliveries WHERE id = $1 \
@@ -1254,6 +1254,7 @@ macro_rules! impl_store {
                     .bind(received_at.0)
                     .bind(new.status.as_str())
                     .bind(&new.reason)
+                    .bind(&new.base_ref)
                     .execute(&mut *tx)
                     .await
                     .map_err(db("keep a webhook delivery"))?;
@@ -1291,6 +1292,7 @@ macro_rules! impl_store {
                         received_at,
                         status: new.status,
                         reason: new.reason.clone(),
+                        base_ref: new.base_ref.clone(),
                     }));
                 }
                 tx.commit().await.map_err(db("keep a webhook delivery"))?;
@@ -1327,6 +1329,7 @@ macro_rules! impl_store {
                             received_at: UnixMillis(get!(row, "webhook_deliveries", "received_at")),
                             status: parse_text("webhook_deliveries", "status", &status)?,
                             reason: get!(row, "webhook_deliveries", "reason"),
+                            base_ref: get!(row, "webhook_deliveries", "base_ref"),
                         })
                     })
                     .collect()

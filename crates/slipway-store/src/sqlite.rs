@@ -73,6 +73,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "pull requests",
         include_str!("../migrations/sqlite/0010_pull_requests.sql"),
     ),
+    (
+        11,
+        "pull request base",
+        include_str!("../migrations/sqlite/0011_pull_request_base.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

@@ -51,8 +51,9 @@ pub(crate) const TTL_REF_PREFIX: &str = "preview-ttl/";
 
 /// What a `pull_request` job is for.
 enum Work {
-    /// Plan the head (and apply its preview, when the project has one).
-    Plan,
+    /// Plan the head (and apply its preview, when the project has one); `base`: the branch
+    /// it asks to be merged into, when the forge said.
+    Plan { base: Option<String> },
     /// Destroy the pull request's preview, for `why`; `ttl`: only if it is still expired.
     Destroy { why: &'static str, ttl: bool },
 }
@@ -75,7 +76,9 @@ pub(crate) async fn run(state: &AppState, runner: &RunnerConfig, job: &Job) -> R
                     ttl: false,
                 }
             } else {
-                Work::Plan
+                Work::Plan {
+                    base: delivery.base_ref.clone(),
+                }
             };
             let key = PullRequestKey {
                 provider: delivery.provider.clone(),
@@ -126,8 +129,10 @@ pub(crate) async fn run(state: &AppState, runner: &RunnerConfig, job: &Job) -> R
     .await
     .context("the checkout task stopped")??;
     let outcome = match (work, &key) {
-        (Work::Plan, Some(key)) => planned_and_posted(state, runner, job, key).await,
-        (Work::Plan, None) => Err(anyhow::anyhow!("the pull request is not known")),
+        (Work::Plan { base }, Some(key)) => {
+            planned_and_posted(state, runner, job, key, base.as_deref()).await
+        }
+        (Work::Plan { .. }, None) => Err(anyhow::anyhow!("the pull request is not known")),
         (Work::Destroy { why, ttl }, key) => {
             destroyed_and_posted(state, runner, job, key.as_ref(), number, why, ttl).await
         }
@@ -279,13 +284,15 @@ async fn planned_and_posted(
     runner: &RunnerConfig,
     job: &Job,
     key: &PullRequestKey,
+    base: Option<&str>,
 ) -> Result<String> {
     let number = key.number;
     let checkout = runner.checkout.clone();
     let source = runner.source.clone();
     let commit = job.commit.clone();
     let branch = state.config.branch.clone();
-    let trusted_tip = tokio::task::spawn_blocking(move || {
+    let base = base.map(str::to_owned);
+    let (trusted_tip, base_tip) = tokio::task::spawn_blocking(move || {
         // A head pushed to a fork is in no branch of the source, only under the forge's ref
         // for the pull request; a head in a branch of the source needs no more than that.
         if let (Some(source), Ok(number)) = (source.as_deref(), u64::try_from(number))
@@ -295,7 +302,22 @@ async fn planned_and_posted(
             tracing::debug!(number, error = %error, "no forge ref for the pull request's head");
         }
         crate::job::move_checkout(&checkout, source.as_deref(), &commit)?;
-        default_tip(&checkout, source.is_some(), &branch)
+        let trusted_tip = default_tip(&checkout, source.is_some(), &branch)?;
+        // What the pull request changes is measured from where it branched from the branch
+        // it targets; settings always come from the delivered branch.
+        let base_tip = match base.as_deref() {
+            Some(base) if base != branch => {
+                match default_tip(&checkout, source.is_some(), base) {
+                    Ok(tip) => tip,
+                    Err(error) => {
+                        tracing::warn!(base, error = %format!("{error:#}"), "the pull request's base branch is not in the source: measuring its changes from the delivered branch");
+                        trusted_tip.clone()
+                    }
+                }
+            }
+            _ => trusted_tip.clone(),
+        };
+        anyhow::Ok((trusted_tip, base_tip))
     })
     .await
     .context("the checkout task stopped")??;
@@ -306,7 +328,7 @@ async fn planned_and_posted(
             job: job.id,
         }))
         .interrupted_by(state.stopping.interrupts());
-    let mut planned = plan(&workspace, &trusted_tip, &job.commit).await?;
+    let mut planned = plan(&workspace, &base_tip, &job.commit).await?;
     if let Some(config) = &workspace.project.preview
         && !planned.changed.is_empty()
         && planned.failed().is_empty()
@@ -532,9 +554,9 @@ impl Planned {
     }
 }
 
-/// Finds what the head changes since it branched from the delivered branch, builds those
-/// stacks' artifacts and plans them against the configured stage.
-async fn plan(workspace: &Workspace, trusted_tip: &str, head: &str) -> Result<Planned> {
+/// Finds what the head changes since it branched from `base_tip` (the tip of the branch it
+/// targets), builds those stacks' artifacts and plans them against the configured stage.
+async fn plan(workspace: &Workspace, base_tip: &str, head: &str) -> Result<Planned> {
     let project = &workspace.project;
     let stage: &Stage = {
         let name = project
@@ -545,7 +567,7 @@ async fn plan(workspace: &Workspace, trusted_tip: &str, head: &str) -> Result<Pl
             .stage(name)
             .with_context(|| format!("the project has no stage `{name}`"))?
     };
-    let base = merge_base(&workspace.root, trusted_tip, head)?;
+    let base = merge_base(&workspace.root, base_tip, head)?;
     let detected = changes::detect(
         &workspace.root,
         &workspace.settings,
@@ -620,7 +642,7 @@ fn merge_base(root: &Path, tip: &str, head: &str) -> Result<String> {
         .context("cannot run git")?;
     if !output.status.success() {
         bail!(
-            "the pull request's head {} shares no history with the default branch",
+            "the pull request's head {} shares no history with the branch it targets",
             short(head)
         );
     }

@@ -206,6 +206,7 @@ pub async fn pull_requests(url: &str) -> Outcome {
         status: DeliveryStatus::Queued,
         reason: None,
         actor: "ada".to_owned(),
+        base_ref: Some("release/2".to_owned()),
     };
     let run = store.enqueue_job(&run_job("feature", "p0")).await?;
     let Intake::Kept(_) = store.record_delivery(&delivery("github:p1", "p1")).await? else {
@@ -236,6 +237,7 @@ pub async fn pull_requests(url: &str) -> Outcome {
     let kept = store.delivery("github:p2").await?.ok_or("the delivery")?;
     assert_eq!(kept.pull_number, Some(12));
     assert_eq!(kept.provider, "github");
+    assert_eq!(kept.base_ref.as_deref(), Some("release/2"));
     assert_eq!(store.delivery("github:nope").await?, None);
 
     let key = PullRequestKey {

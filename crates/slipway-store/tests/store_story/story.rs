@@ -951,6 +951,7 @@ async fn webhook_deliveries(url: &str) -> Outcome {
         status,
         reason: (status == DeliveryStatus::Ignored).then(|| "not on the allowlist".to_owned()),
         actor: "octocat".to_owned(),
+        base_ref: None,
     };
     let ignored = store
         .record_delivery(&push("github:0", "c1", DeliveryStatus::Ignored))
