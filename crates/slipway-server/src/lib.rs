@@ -69,6 +69,10 @@ pub struct ServerConfig {
     pub branch: String,
     /// Where and how queued jobs run; `None`: jobs are kept, and nothing runs them.
     pub runner: Option<RunnerConfig>,
+    /// Whether this server runs the queue's jobs itself (with `runner`); `false`: `slipway
+    /// worker` processes do, and the server keeps its working copy for the project it shows,
+    /// polls the source and queues scheduled work.
+    pub run_jobs: bool,
     /// GitHub's API and a token that may comment on pull requests; `None`: pull requests
     /// are planned and their reports kept, not posted.
     pub github_api: Option<ForgeAccess>,
@@ -88,6 +92,7 @@ impl Default for ServerConfig {
             allow_forks: false,
             branch: "main".to_owned(),
             runner: None,
+            run_jobs: true,
             github_api: None,
             gitlab_api: None,
             public_url: None,
@@ -165,11 +170,8 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    async fn start(
-        config: ServerConfig,
-        store: AnyStore,
-    ) -> std::io::Result<(Self, Option<tokio::task::JoinHandle<()>>)> {
-        let state = Self {
+    fn new(config: ServerConfig, store: AnyStore) -> Self {
+        Self {
             config: Arc::new(config),
             store,
             queued: Arc::new(tokio::sync::Notify::new()),
@@ -179,13 +181,71 @@ impl AppState {
             api_turns: Arc::new(tokio::sync::Semaphore::new(API_TURNS_PER_CORE * cores())),
             project: Arc::default(),
             logins: Arc::default(),
-        };
+        }
+    }
+
+    async fn start(
+        config: ServerConfig,
+        store: AnyStore,
+    ) -> std::io::Result<(Self, Option<tokio::task::JoinHandle<()>>)> {
+        let state = Self::new(config, store);
         let worker = queue::start(&state).await;
-        if worker.is_some() {
+        if state.config.runner.is_some() {
             schedule::start(&state);
         }
         Ok((state, worker))
     }
+}
+
+/// Runs the queue's jobs without serving HTTP: `slipway worker`. One job at a time per
+/// working copy in `checkouts` (each a clone of its own), taken from the record `store` that
+/// the servers queue into; `config.runner` says how (its `checkout` is replaced by each of
+/// `checkouts`). Once `drain` resolves no new job is taken and running ones finish; once
+/// `stop` resolves their engine steps get the single interrupt and grace period. Returns
+/// when every working copy is idle.
+pub async fn work(
+    config: ServerConfig,
+    store: AnyStore,
+    checkouts: Vec<std::path::PathBuf>,
+    drain: impl Future<Output = ()> + Send + 'static,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Some(runner) = config.runner.clone() else {
+        return Err(std::io::Error::other(
+            "a worker needs a runner configuration",
+        ));
+    };
+    let state = AppState::new(config, store);
+    let draining = state.stopping.clone();
+    tokio::spawn(async move {
+        drain.await;
+        draining.drain();
+    });
+    let stopping = state.stopping.clone();
+    tokio::spawn(async move {
+        stop.await;
+        stopping.stop();
+    });
+    queue::interrupt_abandoned(&state).await;
+    let runtime = tokio::runtime::Handle::current();
+    let slots: Vec<_> = checkouts
+        .into_iter()
+        .map(|checkout| {
+            let runner = RunnerConfig {
+                checkout,
+                // Servers poll; workers only take what is queued.
+                poll: None,
+                ..runner.clone()
+            };
+            let state = state.clone();
+            let runtime = runtime.clone();
+            tokio::task::spawn_blocking(move || runtime.block_on(queue::work(state, runner)))
+        })
+        .collect();
+    for slot in slots {
+        slot.await.map_err(std::io::Error::other)?;
+    }
+    Ok(())
 }
 
 /// The service's routes.

@@ -1,4 +1,4 @@
-//! The worker that runs the server's jobs, one at a time, in this process.
+//! The worker that runs the queue's jobs, one at a time per working copy.
 //!
 //! Jobs live in the record (`jobs`): a queued push or an API request queues a run, an
 //! approval queues the run's resume. The worker takes the oldest, moves the server's own
@@ -10,10 +10,18 @@
 //! bookkeeping: a run that stops at a stage awaiting approval is over as a job, so it holds
 //! nothing up, and its resume queues behind what came before it.
 //!
-//! On start, jobs this host's earlier server left `running` are marked `interrupted` (the
-//! runner reports their stack runs as interrupted as it does after any crash); they are
-//! never re-run by themselves. On shutdown no new job starts, and the running one gets the
-//! engine's single interrupt and grace period.
+//! The same loop runs in `slipway worker` processes ([`crate::work`]), one per working copy,
+//! when servers leave the jobs to them (`serve --workers`); such a server only polls and
+//! keeps its working copy at the branch's head. While a job runs, its process renews the
+//! job's heartbeat; a process that finds the job no longer its own (marked interrupted after
+//! its lease ran out) interrupts the job's engine steps.
+//!
+//! On start, and from time to time while idle, jobs whose process is gone are marked
+//! `interrupted`: on this host a process no longer running, on another one silent past the
+//! record's lease (the runner reports their stack runs as interrupted as it does after any
+//! crash); they are never re-run by themselves. On shutdown no new job starts, and the
+//! running one gets the engine's single interrupt and grace period; draining (a worker's
+//! first SIGTERM) lets it finish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,9 +45,12 @@ use crate::{AppState, RunnerConfig};
 const IDLE_POLL: Duration = Duration::from_secs(5);
 
 /// Whether the server is shutting down, and the interrupt its running engine steps obey.
+/// Draining (a worker's first SIGTERM) only stops new jobs; stopping also interrupts the
+/// running ones.
 #[derive(Clone)]
 pub(crate) struct Stopping {
     flag: tokio::sync::watch::Sender<bool>,
+    draining: tokio::sync::watch::Sender<bool>,
     trigger: Arc<std::sync::Mutex<Option<InterruptTrigger>>>,
     interrupt: Interrupt,
 }
@@ -49,6 +60,7 @@ impl Default for Stopping {
         let (trigger, interrupt) = Interrupt::channel();
         Self {
             flag: tokio::sync::watch::Sender::new(false),
+            draining: tokio::sync::watch::Sender::new(false),
             trigger: Arc::new(std::sync::Mutex::new(Some(trigger))),
             interrupt,
         }
@@ -56,7 +68,27 @@ impl Default for Stopping {
 }
 
 impl Stopping {
+    /// No new job starts; running ones finish.
+    pub fn drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Whether new jobs may no longer start.
+    pub fn is_draining(&self) -> bool {
+        *self.draining.borrow() || self.is_stopping()
+    }
+
+    /// Resolves once new jobs may no longer start.
+    pub async fn drained(&self) {
+        let mut draining = self.draining.subscribe();
+        tokio::select! {
+            _ = draining.wait_for(|d| *d) => {}
+            () = self.stopped() => {}
+        }
+    }
+
     pub fn stop(&self) {
+        self.draining.send_replace(true);
         self.flag.send_replace(true);
         if let Some(trigger) = self.trigger.lock().ok().and_then(|mut t| t.take()) {
             trigger.fire();
@@ -78,20 +110,31 @@ impl Stopping {
     }
 }
 
-/// Starts the worker when the server runs jobs; first marks what an earlier server here
-/// left running as interrupted, and loads the project for the API.
-pub(crate) async fn start(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
-    let runner = state.config.runner.clone()?;
+/// Marks interrupted the jobs whose process is gone: on this host, a process no longer
+/// running; on another, one silent past the record's lease. They are never run again by
+/// themselves.
+pub(crate) async fn interrupt_abandoned(state: &AppState) {
     match state.store.interrupt_abandoned_jobs().await {
         Ok(jobs) => {
             for job in jobs {
-                tracing::warn!(job = job.id, run = ?job.run_id, "job left running by a stopped server marked interrupted");
+                tracing::warn!(job = job.id, run = ?job.run_id, outcome = ?job.outcome, "job left running by a stopped process marked interrupted");
             }
         }
         Err(error) => tracing::error!(error = %error, "cannot check for abandoned jobs"),
     }
+}
+
+/// Starts the worker when the server runs jobs (or only the poller when `slipway worker`
+/// processes run them); first marks what an earlier server here left running as
+/// interrupted, and loads the project for the API.
+pub(crate) async fn start(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let runner = state.config.runner.clone()?;
+    interrupt_abandoned(state).await;
     reload_project(state, &runner);
     let state = state.clone();
+    if !state.config.run_jobs {
+        return Some(tokio::spawn(watch_without_jobs(state, runner)));
+    }
     // The runner's futures are not all `Send` (its async closures), so the worker drives
     // them on a thread of its own rather than as a task the runtime may move.
     let runtime = tokio::runtime::Handle::current();
@@ -115,11 +158,42 @@ pub(crate) async fn ready(State(state): State<AppState>) -> (StatusCode, &'stati
     }
 }
 
-async fn work(state: AppState, runner: RunnerConfig) {
+/// A server whose jobs `slipway worker` processes run: it polls the source, keeps its
+/// working copy at the delivered branch's head for the project it shows, and marks jobs
+/// whose worker went silent as interrupted.
+async fn watch_without_jobs(state: AppState, runner: RunnerConfig) {
+    let every = runner.poll.unwrap_or(IDLE_POLL).min(IDLE_POLL);
+    loop {
+        if runner.poll.is_some() {
+            if let Some(head) = poll(&state, &runner).await {
+                let checkout = runner.checkout.clone();
+                let source = runner.source.clone();
+                let moved = tokio::task::spawn_blocking(move || {
+                    move_checkout(&checkout, source.as_deref(), &head)
+                })
+                .await;
+                if let Ok(Err(error)) = moved {
+                    tracing::warn!(error = %format!("{error:#}"), "the working copy stays where it was");
+                }
+                reload_project(&state, &runner);
+            }
+        }
+        interrupt_abandoned(&state).await;
+        tokio::select! {
+            () = state.stopping.stopped() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Takes queued jobs one at a time and runs them in `runner`'s working copy, until the
+/// server or worker drains.
+pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
     let me = EngineProcess::here(std::process::id());
     let mut polled: Option<std::time::Instant> = None;
+    let mut looked_for_abandoned = std::time::Instant::now();
     loop {
-        if state.stopping.is_stopping() {
+        if state.stopping.is_draining() {
             return;
         }
         if let Some(every) = runner.poll {
@@ -127,6 +201,11 @@ async fn work(state: AppState, runner: RunnerConfig) {
                 polled = Some(std::time::Instant::now());
                 poll(&state, &runner).await;
             }
+        }
+        // A worker on another host that went silent holds its job until someone notices.
+        if looked_for_abandoned.elapsed() >= runner.settings.lock_heartbeat {
+            looked_for_abandoned = std::time::Instant::now();
+            interrupt_abandoned(&state).await;
         }
         let claimed = match state.store.claim_job(&me).await {
             Ok(claimed) => claimed,
@@ -139,13 +218,24 @@ async fn work(state: AppState, runner: RunnerConfig) {
             let idle = runner.poll.map_or(IDLE_POLL, |every| every.min(IDLE_POLL));
             tokio::select! {
                 () = state.queued.notified() => {}
-                () = state.stopping.stopped() => return,
+                () = state.stopping.drained() => return,
                 () = tokio::time::sleep(idle) => {}
             }
             continue;
         };
         tracing::info!(job = job.id, kind = %job.kind, commit = %job.commit, by = %job.requested_by, "job started");
-        let (status, outcome) = match run_job(&state, &runner, &job).await {
+        let (trigger, interrupt) = Interrupt::channel();
+        let watcher = tokio::spawn(watch_job(
+            state.clone(),
+            job.id,
+            me.clone(),
+            runner.settings.lock_heartbeat,
+            trigger,
+        ));
+        let interrupts = InterruptSource::new(move || interrupt.clone());
+        let ran = run_job(&state, &runner, &job, interrupts).await;
+        watcher.abort();
+        let (status, outcome) = match ran {
             Ok(outcome) => (JobStatus::Done, outcome),
             Err(error) => {
                 let message = format!("{error:#}");
@@ -160,6 +250,9 @@ async fn work(state: AppState, runner: RunnerConfig) {
             status
         };
         match state.store.finish_job(job.id, status, &outcome).await {
+            Ok(ended) if ended.status != status => {
+                tracing::warn!(job = ended.id, status = %ended.status, outcome = ?ended.outcome, "the job was no longer this process's: its end is left as recorded");
+            }
             Ok(job) => {
                 tracing::info!(job = job.id, status = %job.status, outcome = %outcome, "job ended")
             }
@@ -172,8 +265,46 @@ async fn work(state: AppState, runner: RunnerConfig) {
     }
 }
 
+/// While job `id` runs: renews its heartbeat every `every`, and fires `trigger` (the job's
+/// engine steps get their interrupt) when the process stops, or when the record says the
+/// job is no longer this process's (its lease ran out while the process was paused or cut
+/// off, and it was marked interrupted): what it would still do is nobody's to record.
+async fn watch_job(
+    state: AppState,
+    id: i64,
+    me: EngineProcess,
+    every: Duration,
+    trigger: InterruptTrigger,
+) {
+    loop {
+        tokio::select! {
+            () = state.stopping.stopped() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        match state.store.heartbeat_job(id, &me).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::error!(
+                    job = id,
+                    "the job is no longer this process's (its lease ran out): interrupting its engine"
+                );
+                break;
+            }
+            Err(error) => {
+                tracing::warn!(job = id, error = %error, "cannot renew the job's heartbeat")
+            }
+        }
+    }
+    trigger.fire();
+}
+
 /// Moves the working copy and drives the runner; returns how the run stands, in words.
-async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<String> {
+async fn run_job(
+    state: &AppState,
+    runner: &RunnerConfig,
+    job: &Job,
+    interrupts: InterruptSource,
+) -> Result<String> {
     if job.kind == JobKind::PullRequest {
         return crate::pull_request::run(state, runner, job).await;
     }
@@ -198,7 +329,7 @@ async fn run_job(state: &AppState, runner: &RunnerConfig, job: &Job) -> Result<S
     let workspace = project::open(Some(&runner.checkout), &runner.checkout, settings)
         .with_context(|| format!("cannot load the project at {}", job.commit))?
         .observed_by(observer)
-        .interrupted_by(state.stopping.interrupts());
+        .interrupted_by(interrupts);
     // The engines' lines become run events, so a stack's log can be followed while it runs.
     let options = ExecutorOptions {
         verbose: true,
@@ -276,8 +407,8 @@ fn describe(outcome: &RunOutcome) -> String {
 
 /// Fetches the source and queues a run of the delivered branch's head, unless that commit
 /// was asked for already (by its webhook, an earlier poll or a person): what catches a
-/// delivery the forge never made.
-async fn poll(state: &AppState, runner: &RunnerConfig) {
+/// delivery the forge never made. Returns the head it found.
+async fn poll(state: &AppState, runner: &RunnerConfig) -> Option<String> {
     let checkout = runner.checkout.clone();
     let source = runner.source.clone();
     let branch = state.config.branch.clone();
@@ -298,15 +429,15 @@ async fn poll(state: &AppState, runner: &RunnerConfig) {
         Ok(Ok(Some(head))) => head,
         Ok(Ok(None)) => {
             tracing::warn!(branch = %state.config.branch, "polling: the branch does not exist in the source");
-            return;
+            return None;
         }
         Ok(Err(error)) => {
             tracing::warn!(error = %format!("{error:#}"), "polling the source failed");
-            return;
+            return None;
         }
         Err(error) => {
             tracing::error!(error = %error, "the polling task stopped");
-            return;
+            return None;
         }
     };
     let job = NewJob {
@@ -326,6 +457,7 @@ async fn poll(state: &AppState, runner: &RunnerConfig) {
         Ok(_) => {}
         Err(error) => tracing::error!(error = %error, "cannot queue a polled commit"),
     }
+    Some(head)
 }
 
 /// Loads the project as the working copy holds it now, for the API to read.

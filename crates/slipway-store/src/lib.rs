@@ -189,6 +189,7 @@ delegate! { impl ServiceRecord {
     job(id: i64) -> Option<Job>;
     jobs(limit: u32) -> Vec<Job>;
     interrupt_abandoned_jobs() -> Vec<Job>;
+    heartbeat_job(id: i64, worker: &EngineProcess) -> bool;
     schedule_marks() -> Vec<(String, UnixMillis)>;
     mark_schedule(name: &str, seen: Option<UnixMillis>, due: UnixMillis, job: Option<&NewJob>) -> bool;
     create_token(new: &NewToken) -> ApiToken;

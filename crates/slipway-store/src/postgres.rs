@@ -69,6 +69,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "pull request base",
         include_str!("../migrations/postgres/0011_pull_request_base.sql"),
     ),
+    (
+        12,
+        "job heartbeats",
+        include_str!("../migrations/postgres/0012_job_heartbeats.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

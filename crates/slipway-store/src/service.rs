@@ -125,6 +125,8 @@ pub struct Job {
     pub worker: Option<EngineProcess>,
     /// How it ended, in words.
     pub outcome: Option<String>,
+    /// When the process working on it last said it still does.
+    pub heartbeat_at: Option<UnixMillis>,
 }
 
 /// An API token about to be kept (only its hash).
@@ -165,7 +167,8 @@ pub trait ServiceRecord: Send + Sync {
     -> impl Future<Output = Result<Option<Job>>> + Send;
     /// Names the run a job started.
     fn job_started_run(&self, id: i64, run_id: i64) -> impl Future<Output = Result<()>> + Send;
-    /// Ends a running job.
+    /// Ends a running job; a job no longer running (marked interrupted meanwhile) is left as
+    /// it is and returned as it stands.
     fn finish_job(
         &self,
         id: i64,
@@ -175,8 +178,16 @@ pub trait ServiceRecord: Send + Sync {
     fn job(&self, id: i64) -> impl Future<Output = Result<Option<Job>>> + Send;
     /// The latest jobs, newest first.
     fn jobs(&self, limit: u32) -> impl Future<Output = Result<Vec<Job>>> + Send;
-    /// Marks `interrupted` the running jobs whose process on this host is gone; returns them.
+    /// Marks `interrupted` the running jobs whose process on this host is gone, or whose
+    /// process on another host sent no heartbeat for the record's lease; returns them.
     fn interrupt_abandoned_jobs(&self) -> impl Future<Output = Result<Vec<Job>>> + Send;
+    /// Renews the heartbeat of running job `id` held by `worker`; `false` when the job is no
+    /// longer that worker's to run (marked interrupted after its lease ran out, or finished).
+    fn heartbeat_job(
+        &self,
+        id: i64,
+        worker: &EngineProcess,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Each schedule's last time acted on.
     fn schedule_marks(&self) -> impl Future<Output = Result<Vec<(String, UnixMillis)>>> + Send;
@@ -263,7 +274,7 @@ macro_rules! job_columns {
     () => {
         "id, kind, repository, git_ref, commit_id, stage, run_id, delivery_id, requested_by, \
          queued_at, status, started_at, finished_at, superseded_by, owner_pid, \
-         owner_process_started, owner_host, outcome"
+         owner_process_started, owner_host, outcome, heartbeat_at"
     };
 }
 macro_rules! token_columns {
@@ -453,6 +464,7 @@ macro_rules! impl_service {
                     superseded_by: row.try_get("superseded_by").map_err(db("read jobs"))?,
                     worker,
                     outcome: row.try_get("outcome").map_err(db("read jobs"))?,
+                    heartbeat_at: millis("heartbeat_at")?,
                 })
             }
 
@@ -509,8 +521,8 @@ macro_rules! impl_service {
                         };
                         let claimed = sqlx::query(
                             "UPDATE jobs SET status = 'running', started_at = $2, \
-                             owner_pid = $3, owner_process_started = $4, owner_host = $5 \
-                             WHERE id = $1 AND status = 'queued'",
+                             heartbeat_at = $2, owner_pid = $3, owner_process_started = $4, \
+                             owner_host = $5 WHERE id = $1 AND status = 'queued'",
                         )
                         .bind(id)
                         .bind(UnixMillis::now().0)
@@ -540,7 +552,7 @@ macro_rules! impl_service {
                 async fn finish_job(&self, id: i64, status: JobStatus, outcome: &str) -> Result<Job> {
                     sqlx::query(
                         "UPDATE jobs SET status = $2, finished_at = $3, outcome = $4 \
-                         WHERE id = $1",
+                         WHERE id = $1 AND status = 'running'",
                     )
                     .bind(id)
                     .bind(status.as_str())
@@ -550,6 +562,21 @@ macro_rules! impl_service {
                     .await
                     .map_err(db("finish a job"))?;
                     self.job_or_gone(id).await
+                }
+
+                async fn heartbeat_job(&self, id: i64, worker: &EngineProcess) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET heartbeat_at = $2 WHERE id = $1 AND status = 'running' \
+                         AND owner_pid = $3 AND owner_host = $4",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .bind(i64::from(worker.pid))
+                    .bind(&worker.host)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("renew a job's heartbeat"))?;
+                    Ok(done.rows_affected() == 1)
                 }
 
                 async fn job(&self, id: i64) -> Result<Option<Job>> {
@@ -585,19 +612,35 @@ macro_rules! impl_service {
                     let here = Surroundings::here(self.lease);
                     let mut abandoned = Vec::new();
                     for job in running {
-                        let gone = job.worker.as_ref().is_none_or(|worker| {
-                            worker.host == here.host && !worker.alive(&here, probe_process)
-                        });
-                        if !gone {
+                        let why = match &job.worker {
+                            None => Some("the process working on it stopped".to_owned()),
+                            Some(worker) if worker.host == here.host => (!worker
+                                .alive(&here, probe_process))
+                            .then(|| "the process working on it stopped".to_owned()),
+                            // Another host's process cannot be looked at: its heartbeat says.
+                            Some(worker) => job.heartbeat_at.and_then(|at| {
+                                let silent = u64::try_from(here.now.0.saturating_sub(at.0))
+                                    .unwrap_or_default();
+                                (u128::from(silent) >= here.lease.as_millis()).then(|| {
+                                    format!(
+                                        "its worker on {} sent no heartbeat for {} s (the lease is {} s)",
+                                        worker.host,
+                                        silent / 1000,
+                                        here.lease.as_secs()
+                                    )
+                                })
+                            }),
+                        };
+                        let Some(why) = why else {
                             continue;
-                        }
+                        };
                         let changed = sqlx::query(
                             "UPDATE jobs SET status = 'interrupted', finished_at = $2, \
                              outcome = $3 WHERE id = $1 AND status = 'running'",
                         )
                         .bind(job.id)
                         .bind(UnixMillis::now().0)
-                        .bind("the process working on it stopped")
+                        .bind(why)
                         .execute(&self.pool)
                         .await
                         .map_err(db("mark a job interrupted"))?;

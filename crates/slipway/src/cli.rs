@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::commands::{
     advise, analyze, bootstrap, changed, deliver, dora, drift, drill, gc, graph, init, new_stack,
-    pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock, user,
+    pipeline, plan, recover, serve, stacks, stage, state, status, token, unlock, user, worker,
 };
 
 /// Continuous Delivery for infrastructure code.
@@ -84,6 +84,9 @@ pub enum Command {
     /// Run the delivery service: webhooks from GitHub and GitLab start runs from a durable
     /// queue; a JSON API with tokens and roles, live run events, metrics (docs/server.md).
     Serve(serve::ServeArgs),
+    /// Run the jobs `slipway serve --workers` queues, from the record the servers share
+    /// (docs/scale-out.md): one at a time per working copy; SIGTERM drains.
+    Worker(worker::WorkerArgs),
     /// Make, list and revoke the API tokens of `slipway serve`.
     Token(token::TokenArgs),
     /// Add, list and remove the people who sign in to the web pages of `slipway serve`.

@@ -86,11 +86,17 @@ async fn run(
     let cwd = std::env::current_dir().context("cannot read the current folder")?;
     // `serve --repo URL` serves a clone of its own, made (or found) in the current folder's
     // data folder, rather than a project that is already here.
+    // `worker --repo URL` likewise, one clone per job slot.
+    let worker_checkouts = match &cli.command {
+        Command::Worker(args) => commands::worker::checkouts(args, &cwd)?,
+        _ => Vec::new(),
+    };
     let project_dir = match &cli.command {
         Command::Serve(args) if args.repo.is_some() => Some(commands::serve::clone_repository(
             args.repo.as_deref().unwrap_or_default(),
             &cwd,
         )?),
+        Command::Worker(_) if !worker_checkouts.is_empty() => Some(worker_checkouts[0].clone()),
         _ => cli.global.project_dir.clone(),
     };
     let workspace = project::open(project_dir.as_deref(), &cwd, settings)?;
@@ -162,6 +168,9 @@ async fn run(
         Command::ResolveInterrupted(args) => commands::pipeline::resolve(&workspace, args).await,
         Command::Events(args) => commands::pipeline::events(&workspace, args).await,
         Command::Serve(args) => commands::serve::run(&workspace, args).await,
+        Command::Worker(args) => {
+            commands::worker::run(&workspace, args, worker_checkouts.clone()).await
+        }
         Command::Token(args) => commands::token::run(&workspace, args).await,
         Command::User(args) => commands::user::run(&workspace, args).await,
     }

@@ -495,6 +495,10 @@ pub struct Job {
     /// How it ended, in words.
     #[schema(required = true)]
     pub outcome: Option<String>,
+    /// When the process working on it (a server or a `slipway worker`) last said it still
+    /// does; a job on another host silent past the record's lease is marked interrupted.
+    #[schema(required = true)]
+    pub heartbeat_at: Option<Timestamp>,
     /// In the queue's answer, for a queued job: what it waits behind (`next`, `queued behind
     /// job 4`, `queued behind run 7 (job 3)`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -520,6 +524,7 @@ impl From<store::Job> for Job {
             finished_at: at(j.finished_at),
             superseded_by: j.superseded_by,
             outcome: j.outcome,
+            heartbeat_at: at(j.heartbeat_at),
             waiting: None,
         }
     }
@@ -859,6 +864,7 @@ mod tests {
                 host: "build-host".to_owned(),
             }),
             outcome: None,
+            heartbeat_at: Some(store::UnixMillis(2)),
         };
         let mut expected = serde_json::to_value(&job).unwrap();
         expected.as_object_mut().unwrap().remove("worker");

@@ -106,6 +106,52 @@ pub async fn job_queue(url: &str) -> Outcome {
         Some(orphan.id),
         "newest first"
     );
+
+    // A worker on another host cannot be looked at: its heartbeat says whether it still
+    // works on its job. Within the lease it does; once the lease ran out (here a record
+    // opened with no lease at all), the job is interrupted, the worker's next heartbeat is
+    // refused, and its late finish changes nothing.
+    let elsewhere = EngineProcess {
+        pid: 4242,
+        process_started: None,
+        host: "worker-7.example".to_owned(),
+    };
+    let remote = store.enqueue_job(&run_job("refs/heads/main", "c4")).await?;
+    let claimed = store.claim_job(&elsewhere).await?.ok_or("the remote job")?;
+    assert_eq!(claimed.id, remote.id);
+    assert!(
+        claimed.heartbeat_at.is_some(),
+        "a claim is a first heartbeat"
+    );
+    assert!(
+        store.interrupt_abandoned_jobs().await?.is_empty(),
+        "within the lease"
+    );
+    assert!(store.heartbeat_job(remote.id, &elsewhere).await?);
+    assert!(
+        !store.heartbeat_job(remote.id, &me).await?,
+        "only the holder renews a job"
+    );
+    let no_lease = slipway_store::open_with_lease(url, std::time::Duration::ZERO).await?;
+    let expired = no_lease.interrupt_abandoned_jobs().await?;
+    let expired: Vec<_> = expired.iter().filter(|j| j.id == remote.id).collect();
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0].status, JobStatus::Interrupted);
+    let why = expired[0].outcome.as_deref().unwrap_or_default();
+    assert!(
+        why.contains("worker-7.example") && why.contains("no heartbeat"),
+        "{why}"
+    );
+    assert!(!store.heartbeat_job(remote.id, &elsewhere).await?);
+    let late = store
+        .finish_job(remote.id, JobStatus::Done, "delivered after all")
+        .await?;
+    assert_eq!(late.status, JobStatus::Interrupted, "{late:?}");
+    assert_eq!(
+        store.job(resume.id).await?.ok_or("kept")?.status,
+        JobStatus::Running,
+        "a live process on this host keeps its job whatever the lease"
+    );
     Ok(())
 }
 

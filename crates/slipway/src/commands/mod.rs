@@ -27,6 +27,7 @@ pub mod status;
 pub mod token;
 pub mod unlock;
 pub mod user;
+pub mod worker;
 
 /// How a command ended, mapped to the process exit code by `main`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

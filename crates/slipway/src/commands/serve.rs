@@ -64,6 +64,11 @@ pub struct ServeArgs {
     /// Keep deliveries and jobs in the record without running them (an intake-only server).
     #[arg(long)]
     pub no_jobs: bool,
+    /// Leave the jobs to `slipway worker` processes on the same record (PostgreSQL for
+    /// workers on other machines): this server keeps its working copy for the project it
+    /// shows, polls the source and queues scheduled work, and runs nothing itself.
+    #[arg(long, conflicts_with = "no_jobs")]
+    pub workers: bool,
     /// How often to fetch the source for pushes whose webhook never arrived (`30s`, `5m`);
     /// `0` turns polling off.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -90,16 +95,7 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         (Some(source), _) | (None, Some(source)) => Some(source.clone()),
         (None, None) => has_origin(&workspace.root).then(|| "origin".to_owned()),
     };
-    // A server holds its own secrets (webhook secrets, the store's URL, tokens): unless told
-    // otherwise, engines get the minimal environment plus what SLIPWAY_ENGINE_PASS names.
-    let mut settings = workspace.settings.clone();
-    for name in SERVER_SECRETS {
-        settings.environment.remove(*name);
-    }
-    settings.engine_environment = EngineEnvironment::from_environment(
-        &settings.environment,
-        EngineEnvironment::Minimal { pass: Vec::new() },
-    )?;
+    let settings = job_settings(workspace)?;
     let runner = (!args.no_jobs).then(|| RunnerConfig {
         checkout: workspace.root.clone(),
         source,
@@ -113,6 +109,7 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         allow_forks: args.allow_forks,
         branch: args.branch.clone(),
         runner,
+        run_jobs: !args.workers,
         github_api: forge_access(workspace, GITHUB_API_TOKEN, GITHUB_API_URL, GITHUB_API),
         gitlab_api: forge_access(workspace, GITLAB_API_TOKEN, GITLAB_API_URL, GITLAB_API),
         public_url: args.public_url.clone(),
@@ -125,18 +122,7 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
     if args.allowed.is_empty() {
         eprintln!("warning: no --allow-repo given: deliveries are kept, but none starts a run");
     }
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-    };
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter());
-    let _ = if args.log_json {
-        logs.json().try_init()
-    } else {
-        logs.try_init()
-    };
+    init_logs(args.log_json);
     let store = record::open(workspace).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -150,6 +136,35 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         .context("the server stopped")?;
     eprintln!("slipway serve: stopped");
     Ok(ExitStatus::Success)
+}
+
+/// The runner's settings for the jobs a server or worker runs. A server holds its own
+/// secrets (webhook secrets, the store's URL, tokens): unless told otherwise, engines get the
+/// minimal environment plus what SLIPWAY_ENGINE_PASS names.
+pub(crate) fn job_settings(workspace: &Workspace) -> Result<slipway_runner::Settings> {
+    let mut settings = workspace.settings.clone();
+    for name in SERVER_SECRETS {
+        settings.environment.remove(*name);
+    }
+    settings.engine_environment = EngineEnvironment::from_environment(
+        &settings.environment,
+        EngineEnvironment::Minimal { pass: Vec::new() },
+    )?;
+    Ok(settings)
+}
+
+/// Log lines on stderr, as text or JSON objects (`RUST_LOG` filters; default `info`).
+pub(crate) fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    let _ = if json {
+        logs.json().try_init()
+    } else {
+        logs.try_init()
+    };
 }
 
 /// A forge's API as the environment names it: its token (none: nothing is posted) and its
@@ -180,7 +195,13 @@ const CHECKOUT: &str = ".slipway/checkout";
 /// The clone `serve --repo URL` serves: made on first use, found afterwards (it must be a
 /// clone of the same URL: a server never serves another repository's clone by mistake).
 pub fn clone_repository(url: &str, cwd: &std::path::Path) -> Result<std::path::PathBuf> {
-    let checkout = cwd.join(CHECKOUT);
+    clone_repository_into(url, &cwd.join(CHECKOUT))
+}
+
+/// The clone of `url` at `checkout`: made on first use, found afterwards (it must be a clone
+/// of the same URL).
+pub fn clone_repository_into(url: &str, checkout: &std::path::Path) -> Result<std::path::PathBuf> {
+    let checkout = checkout.to_path_buf();
     if checkout.join(".git").exists() {
         let output = std::process::Command::new("git")
             .args(["remote", "get-url", "origin"])
@@ -201,7 +222,7 @@ pub fn clone_repository(url: &str, cwd: &std::path::Path) -> Result<std::path::P
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    eprintln!("slipway serve: cloning {url} into {}", checkout.display());
+    eprintln!("slipway: cloning {url} into {}", checkout.display());
     let status = std::process::Command::new("git")
         .args(["clone", "--quiet", "--", url])
         .arg(&checkout)
@@ -216,7 +237,7 @@ pub fn clone_repository(url: &str, cwd: &std::path::Path) -> Result<std::path::P
 }
 
 /// Whether the repository at `root` has a remote named `origin`.
-fn has_origin(root: &std::path::Path) -> bool {
+pub(crate) fn has_origin(root: &std::path::Path) -> bool {
     std::process::Command::new("git")
         .args(["remote", "get-url", "origin"])
         .current_dir(root)
@@ -227,7 +248,7 @@ fn has_origin(root: &std::path::Path) -> bool {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
+pub(crate) async fn shutdown() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {

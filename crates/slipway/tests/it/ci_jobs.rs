@@ -41,7 +41,7 @@ pub fn point_at_sandbox(dir: &Path, moto: &Moto) {
 }
 
 /// A throwaway PostgreSQL server; `None` (the test skips) when it is not installed.
-fn postgres() -> Option<PgServer> {
+pub(crate) fn postgres() -> Option<PgServer> {
     match PgServer::start() {
         Ok(Some(server)) => Some(server),
         Ok(None) if std::env::var_os(REQUIRE_ENV).is_some() => panic!(

@@ -38,3 +38,4 @@ mod state_credentials;
 mod user;
 mod verify_run;
 mod webshop;
+mod workers;

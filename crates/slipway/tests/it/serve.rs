@@ -83,7 +83,7 @@ fn serve_keeps_a_signed_push_and_stops_on_sigterm() {
 }
 
 /// The commit `dir`'s HEAD names.
-fn git_head(dir: &std::path::Path) -> String {
+pub(crate) fn git_head(dir: &std::path::Path) -> String {
     let output = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .current_dir(dir)
@@ -93,7 +93,7 @@ fn git_head(dir: &std::path::Path) -> String {
 }
 
 /// An API token made with `slipway token create` in `dir`.
-fn make_token(
+pub(crate) fn make_token(
     dir: &std::path::Path,
     env: &[(String, String)],
     actor: &str,
@@ -111,14 +111,14 @@ fn make_token(
 }
 
 /// A running `slipway serve`, its log collected as it is written (so the pipe never fills).
-struct Served {
-    child: std::process::Child,
+pub(crate) struct Served {
+    pub(crate) child: std::process::Child,
     address: String,
     log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Served {
-    fn start(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Self {
+    pub(crate) fn start(dir: &std::path::Path, env: &[(String, String)], args: &[&str]) -> Self {
         let mut child = slipway_process(dir, env)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -154,7 +154,7 @@ impl Served {
         format!("http://{}{path}", self.address)
     }
 
-    fn api(
+    pub(crate) fn api(
         &self,
         method: &str,
         path: &str,
@@ -182,7 +182,7 @@ impl Served {
 
     /// Follows a run's server-sent events from after `after` until an event of kind
     /// `until`; returns `(seq, event)` of every one read.
-    fn follow(
+    pub(crate) fn follow(
         &self,
         run: i64,
         token: &str,
@@ -214,7 +214,7 @@ impl Served {
         panic!("the stream ended before `{until}`: {seen:?}");
     }
 
-    fn stop(mut self) -> String {
+    pub(crate) fn stop(mut self) -> String {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
         let log = self.log.lock().unwrap().clone();
@@ -552,7 +552,7 @@ fn a_signed_push_runs_the_webshop_to_approval_and_an_approver_finishes_it_over_t
 
 /// The provider-free `crash` fixture as a committed repository, with `extra` appended to its
 /// slipway.hcl, and the environment that runs it on the sandbox's engine.
-fn provider_free_repository(extra: &str) -> (tempfile::TempDir, Vec<(String, String)>) {
+pub(crate) fn provider_free_repository(extra: &str) -> (tempfile::TempDir, Vec<(String, String)>) {
     use crate::pipeline::git;
     let sandbox = slipway_sandbox::Sandbox::from_env().expect("the sandbox installs");
     let project = fixture("crash");

@@ -1,0 +1,210 @@
+//! `slipway serve --workers` and `slipway worker` processes on one PostgreSQL record, with
+//! state, artifacts and saved plans in S3 (moto) and nothing else in common: each worker
+//! works in a clone of its own. The server runs no job; a worker takes the run to prod's
+//! approval gate; drained by SIGTERM, it finishes and exits; the approval is applied by a
+//! second worker, from the plan the first one saved.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use slipway_store::{JobKind, JobStatus, ServiceRecord as _};
+
+use crate::ci_jobs::postgres;
+use crate::common::{slipway_process, wait_until};
+use crate::serve::{Served, git_head, make_token, provider_free_repository};
+
+/// A running `slipway worker`, its log collected as it is written.
+struct Worker {
+    child: std::process::Child,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    _home: tempfile::TempDir,
+}
+
+impl Worker {
+    fn start(env: &[(String, String)], repo: &str) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let mut child = slipway_process(home.path(), env)
+            .args(["worker", "--repo", repo])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let kept = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self {
+            child,
+            log,
+            _home: home,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM once: the worker finishes what it runs, takes nothing more and exits 0.
+    fn drain(mut self) -> String {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        let log = self.log.lock().unwrap().clone();
+        assert!(status.success(), "{status}: {log}");
+        assert!(log.contains("slipway worker: stopped"), "{log}");
+        log
+    }
+}
+
+/// The jobs on record, newest first.
+fn jobs(url: &str) -> Vec<slipway_store::Job> {
+    let url = url.to_owned();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let store = slipway_store::open(&url).await.unwrap();
+            let jobs = store.jobs(20).await.unwrap();
+            store.close().await;
+            jobs
+        })
+}
+
+#[test]
+fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (_sandbox, moto) = crate::common::sandbox();
+    // State in S3 with DynamoDB locks, artifacts and saved plans in S3: what every worker
+    // reaches. Nothing else is shared.
+    let (upstream, mut env) = provider_free_repository(
+        "\nstate {\n  backend                     = \"s3\"\n  bucket                      = \"workers-state\"\n  region                      = \"us-east-1\"\n  dynamodb_table              = \"workers-locks\"\n  endpoint                    = env(\"SLIPWAY_SANDBOX_ENDPOINT\")\n  force_path_style            = true\n  skip_credentials_validation = true\n}\n",
+    );
+    env.extend(moto.env());
+    env.extend(
+        [
+            ("SLIPWAY_STORE_URL", record.clone()),
+            (
+                "SLIPWAY_ARTIFACTS_URL",
+                "s3://workers-artifacts/slipway".to_owned(),
+            ),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            // The sandbox's credentials and settings reach the engine as they are.
+            ("SLIPWAY_ENGINE_ENVIRONMENT", "inherit".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+    let repo = format!("file://{}", upstream.path().display());
+    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
+    let head = git_head(upstream.path());
+
+    // The server queues the polled head and runs nothing itself.
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        server_home.path(),
+        &env,
+        &["--repo", &repo, "--poll", "1s", "--workers"],
+    );
+    wait_until("the head is queued", Duration::from_secs(120), || {
+        jobs(&record).iter().any(|j| j.commit == head)
+    });
+    let queued = jobs(&record);
+    assert_eq!(queued[0].status, JobStatus::Queued, "{queued:?}");
+
+    let first = Worker::start(&env, &repo);
+    let mut run = 0;
+    wait_until(
+        "the first worker takes the run to prod's gate",
+        Duration::from_secs(300),
+        || {
+            let jobs = jobs(&record);
+            run = jobs[0].run_id.unwrap_or(0);
+            jobs[0].status == JobStatus::Done
+        },
+    );
+    let ran = jobs(&record);
+    assert_eq!(ran.len(), 1, "{ran:?}");
+    assert_eq!(
+        ran[0].worker.as_ref().map(|w| w.pid),
+        Some(first.pid()),
+        "the worker ran it, not the server: {ran:?}"
+    );
+    assert!(
+        ran[0]
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("awaits approval at stage prod")),
+        "{ran:?}"
+    );
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    assert_eq!(detail["run"]["status"], "running", "{detail}");
+    first.drain();
+
+    // Only the second worker is left to resume the run: it applies the plan the first one
+    // saved, fetched from the shared store into its own clone's data folder.
+    let second = Worker::start(&env, &repo);
+    let (status, approved) = server.api(
+        "POST",
+        &format!("/api/v1/runs/{run}/approve"),
+        &approver,
+        Some(serde_json::json!({ "stage": "prod", "reason": "reviewed" })),
+    );
+    assert_eq!(status, 202, "{approved}");
+    let events = server.follow(run, &viewer, 0, "run_finished");
+    assert_eq!(events.last().unwrap().1["delivered"], true, "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|(_, e)| e["event"] == "saved_plan_fetched"),
+        "the second worker fetched the saved plans: {events:?}"
+    );
+    wait_until("the resume job ends", Duration::from_secs(60), || {
+        jobs(&record)
+            .iter()
+            .all(|j| !matches!(j.status, JobStatus::Queued | JobStatus::Running))
+    });
+    let resumed = jobs(&record);
+    let resume = resumed
+        .iter()
+        .find(|j| j.kind == JobKind::Resume)
+        .expect("a resume job");
+    assert_eq!(resume.status, JobStatus::Done, "{resumed:?}");
+    assert_eq!(
+        resume.worker.as_ref().map(|w| w.pid),
+        Some(second.pid()),
+        "{resumed:?}"
+    );
+    second.drain();
+    server.stop();
+}
+
+/// Workers on local state would each apply on a state of their own: refused, with the way
+/// out.
+#[test]
+fn a_worker_refuses_a_project_whose_state_is_on_local_disk() {
+    let (project, env) = provider_free_repository("");
+    let out = crate::common::slipway_run(project.path(), &env, &["worker"]);
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("keeps state on local disk")
+            && out
+                .stderr
+                .contains("help: give the project a `state` block"),
+        "{}",
+        out.stderr
+    );
+}
