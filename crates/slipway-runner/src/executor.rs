@@ -98,6 +98,9 @@ pub struct Executor {
     plan_summaries: Mutex<BTreeMap<String, PlanSummary>>,
     /// Whether applies are measured even where the stage has no policy.
     pub measure_applies: bool,
+    /// Stacks whose applies are not measured for the caller after all (a recovery rebuilding
+    /// a stack from empty state knows what it creates: everything it had).
+    unmeasured: Mutex<BTreeSet<String>>,
     /// Where stack code comes from (the working tree unless a delivery says otherwise).
     pub code: CodeSource,
     /// The run record's part in each apply, when a pipeline command drives the executor.
@@ -150,9 +153,18 @@ impl Executor {
             reports: Mutex::new(BTreeMap::new()),
             plan_summaries: Mutex::new(BTreeMap::new()),
             measure_applies: setup.measure_applies,
+            unmeasured: Mutex::new(BTreeSet::new()),
             code: CodeSource::WorkingTree,
             hooks: None,
             early_inits: early_init::EarlyInits::default(),
+        }
+    }
+
+    /// Leaves `stack`'s applies unmeasured unless the stage's policy needs them measured:
+    /// one engine start (`show -json` of the plan) fewer on its way.
+    pub fn leave_unmeasured(&self, stack: &str) {
+        if let Ok(mut unmeasured) = self.unmeasured.lock() {
+            unmeasured.insert(stack.to_owned());
         }
     }
 
@@ -951,7 +963,11 @@ impl Executor {
     ) -> Result<(), StackError> {
         // Without a policy there is nothing to check before an apply: skipping the measure
         // saves an engine start per stack (`slipway plan` still reports the blast radius).
-        if !self.analysis.has_policy() && !self.measure_applies {
+        let unmeasured = self
+            .unmeasured
+            .lock()
+            .is_ok_and(|unmeasured| unmeasured.contains(name));
+        if !self.analysis.has_policy() && (!self.measure_applies || unmeasured) {
             return Ok(());
         }
         let report = self.measure(ctx, name, plan_file).await?;

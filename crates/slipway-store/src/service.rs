@@ -343,9 +343,36 @@ pub(crate) const SAME_RUN: &str = "SELECT id FROM jobs WHERE kind = 'run' AND re
 
 /// Queues `new` in `tx`, superseding what it replaces; returns the job's id (for a run of a
 /// commit already asked for, the earlier job's).
+/// What a transaction that queues a job runs first, so that two processes queueing at once
+/// (two servers polling the same commit) take turns: SQLite's write transactions already do
+/// (`BEGIN IMMEDIATE`); on PostgreSQL a transaction-scoped advisory lock of the queue does.
+pub(crate) trait QueueLock {
+    const LOCK_QUEUE: &'static str;
+}
+
+impl QueueLock for sqlx::Sqlite {
+    const LOCK_QUEUE: &'static str = "SELECT 1";
+}
+
+impl QueueLock for sqlx::Postgres {
+    /// The key is slipway's own ("slip" in ASCII), held until the transaction ends.
+    const LOCK_QUEUE: &'static str = "SELECT pg_advisory_xact_lock(1936486768)";
+}
+
+/// The statement that takes the queue's lock in transaction `_tx`'s database.
+pub(crate) fn lock_queue_sql<DB: sqlx::Database + QueueLock>(
+    _tx: &sqlx::Transaction<'_, DB>,
+) -> &'static str {
+    DB::LOCK_QUEUE
+}
+
 macro_rules! insert_job {
     ($tx:expr, $new:expr) => {{
         let new: &$crate::service::NewJob = $new;
+        sqlx::query($crate::service::lock_queue_sql(&$tx))
+            .execute(&mut *$tx)
+            .await
+            .map_err($crate::error::db("lock the queue"))?;
         let now = $crate::time::UnixMillis::now();
         let earlier: Option<i64> = if new.kind == $crate::service::JobKind::Run {
             sqlx::query_scalar($crate::service::SAME_RUN)

@@ -152,6 +152,13 @@ pub async fn job_queue(url: &str) -> Outcome {
         JobStatus::Running,
         "a live process on this host keeps its job whatever the lease"
     );
+
+    // Two processes queueing the same commit at once (two servers polling it) get one job.
+    for round in 0..5 {
+        let job = run_job("refs/heads/race", &format!("raced-{round}"));
+        let (a, b) = tokio::join!(store.enqueue_job(&job), store.enqueue_job(&job));
+        assert_eq!(a?.id, b?.id, "round {round}");
+    }
     Ok(())
 }
 

@@ -157,6 +157,19 @@ pub async fn run(workspace: &Workspace, args: &RecoverArgs) -> Result<ExitStatus
         if let Some(probe) = probes.get(&result.stack) {
             part.found = Some(probe.loss);
             part.state_backup = probe.backup.as_ref().map(|p| p.display().to_string());
+            if part.recovered
+                && result.report.is_none()
+                && let Some(backup) = &probe.backup
+            {
+                part.created = std::fs::read(backup)
+                    .map(|state| {
+                        slipway_engine::state::state_instances(&state)
+                            .into_iter()
+                            .map(|i| i.address)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
         }
         if let Some(error) = &part.error {
             recovery.problems.push(format!("{}: {error}", result.stack));
@@ -236,7 +249,12 @@ async fn establish_losses(
             continue;
         }
         match recover::set_aside(executor, stack, &stamp).await {
-            Ok(backup) => probe.backup = Some(backup),
+            Ok(backup) => {
+                // Rebuilt from empty state, it creates everything it had: the report says
+                // so from the state set aside, with no `show -json` before its apply.
+                executor.leave_unmeasured(stack);
+                probe.backup = Some(backup);
+            }
             Err(error) => {
                 probe.loss = Loss::Unknown;
                 notes.push(format!(

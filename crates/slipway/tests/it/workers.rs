@@ -208,3 +208,61 @@ fn a_worker_refuses_a_project_whose_state_is_on_local_disk() {
         out.stderr
     );
 }
+
+/// Two servers on one PostgreSQL record, polling the same repository: each commit is
+/// queued once, whichever server polls first.
+#[test]
+fn two_servers_on_one_record_queue_each_commit_once() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (upstream, mut env) = provider_free_repository("");
+    env.push(("SLIPWAY_STORE_URL".to_owned(), record.clone()));
+    let repo = format!("file://{}", upstream.path().display());
+    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let servers: Vec<Served> = homes
+        .iter()
+        .map(|home| {
+            Served::start(
+                home.path(),
+                &env,
+                &["--repo", &repo, "--poll", "1s", "--workers"],
+            )
+        })
+        .collect();
+    let queued = |commit: String| {
+        let record = record.clone();
+        move || jobs(&record).iter().any(|j| j.commit == commit)
+    };
+    wait_until(
+        "the head is queued",
+        Duration::from_secs(120),
+        queued(git_head(upstream.path())),
+    );
+    let main_tf = upstream.path().join("stacks/app/main.tf");
+    let text = std::fs::read_to_string(&main_tf).unwrap();
+    std::fs::write(&main_tf, text + "\n# pushed while two servers poll\n").unwrap();
+    crate::pipeline::git(upstream.path(), &["commit", "-q", "-am", "a second commit"]);
+    let second = git_head(upstream.path());
+    wait_until(
+        "the new head is queued",
+        Duration::from_secs(120),
+        queued(second.clone()),
+    );
+    for server in servers {
+        server.stop();
+    }
+    let all = jobs(&record);
+    let mut commits: Vec<&str> = all.iter().map(|j| j.commit.as_str()).collect();
+    commits.sort_unstable();
+    let before = commits.len();
+    commits.dedup();
+    assert_eq!(before, commits.len(), "a commit queued twice: {all:?}");
+    assert!(commits.contains(&second.as_str()), "{all:?}");
+    assert!(
+        all.iter()
+            .all(|j| j.status == JobStatus::Queued || j.status == JobStatus::Superseded),
+        "servers with --workers run nothing: {all:?}"
+    );
+}
