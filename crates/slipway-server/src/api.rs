@@ -233,6 +233,16 @@ pub(crate) fn workspace(state: &AppState) -> ApiResult<std::sync::Arc<Workspace>
         })
 }
 
+/// A stage a query names, when it names one, must be the project's (404 otherwise).
+fn known_stage(workspace: &Workspace, stage: Option<&str>) -> ApiResult<()> {
+    match stage {
+        Some(stage) if workspace.project.stage(stage).is_none() => Err(ApiError::not_found(
+            format!("no stage `{stage}` in the project"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The repository jobs queued through the API belong to: the one webhooks name (so that
 /// runs from either supersede each other), else the project's name.
 pub(crate) fn repository(state: &AppState) -> String {
@@ -895,13 +905,7 @@ pub(crate) async fn dora(
     Query(query): Query<DoraQuery>,
 ) -> ApiResult<Json<Dora>> {
     let workspace = workspace(&state)?;
-    if let Some(stage) = &query.stage {
-        if workspace.project.stage(stage).is_none() {
-            return Err(ApiError::not_found(format!(
-                "no stage `{stage}` in the project"
-            )));
-        }
-    }
+    known_stage(&workspace, query.stage.as_deref())?;
     let until = slipway_store::UnixMillis::now();
     let days = i64::from(query.days.unwrap_or(30).clamp(1, 3660));
     let window = slipway_runner::dora::Window {
@@ -957,13 +961,7 @@ pub(crate) async fn advise(
     query: AdviceQuery,
 ) -> ApiResult<(Vec<AdviceNotice>, slipway_advisor::Report)> {
     let workspace = workspace(state)?;
-    if let Some(stage) = &query.stage {
-        if workspace.project.stage(stage).is_none() {
-            return Err(ApiError::not_found(format!(
-                "no stage `{stage}` in the project"
-            )));
-        }
-    }
+    known_stage(&workspace, query.stage.as_deref())?;
     let request = slipway_runner::advise::AdviseRequest {
         window_days: query.days.map(|d| f64::from(d.clamp(1, 3660))),
         stage: query.stage,

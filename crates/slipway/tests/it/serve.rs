@@ -214,6 +214,17 @@ impl Served {
         panic!("the stream ended before `{until}`: {seen:?}");
     }
 
+    /// Approves `stage` of `run` through the API with `token`; the server answers 202.
+    pub(crate) fn approve(&self, run: i64, token: &str, stage: &str, reason: &str) {
+        let (status, approved) = self.api(
+            "POST",
+            &format!("/api/v1/runs/{run}/approve"),
+            token,
+            Some(serde_json::json!({ "stage": stage, "reason": reason })),
+        );
+        assert_eq!(status, 202, "{approved}");
+    }
+
     pub(crate) fn stop(mut self) -> String {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
@@ -685,13 +696,7 @@ fn a_server_killed_while_a_run_awaits_approval_picks_it_up_after_a_restart() {
         .unwrap()
         .clone();
     assert_eq!(prod["status"], "awaiting_approval", "still waits: {detail}");
-    let (status, approved) = server.api(
-        "POST",
-        &format!("/api/v1/runs/{run}/approve"),
-        &approver,
-        Some(serde_json::json!({ "stage": "prod", "reason": "after the restart" })),
-    );
-    assert_eq!(status, 202, "{approved}");
+    server.approve(run, &approver, "prod", "after the restart");
     let rest = server.follow(run, &viewer, seen.last().unwrap().0, "run_finished");
     assert_eq!(rest.last().unwrap().1["delivered"], true, "{rest:?}");
     // The job is marked done just after its run's last event.

@@ -157,13 +157,7 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
     // Only the second worker is left to resume the run: it applies the plan the first one
     // saved, fetched from the shared store into its own clone's data folder.
     let second = Worker::start(&env, &repo);
-    let (status, approved) = server.api(
-        "POST",
-        &format!("/api/v1/runs/{run}/approve"),
-        &approver,
-        Some(serde_json::json!({ "stage": "prod", "reason": "reviewed" })),
-    );
-    assert_eq!(status, 202, "{approved}");
+    server.approve(run, &approver, "prod", "reviewed");
     let events = server.follow(run, &viewer, 0, "run_finished");
     assert_eq!(events.last().unwrap().1["delivered"], true, "{events:?}");
     assert!(
