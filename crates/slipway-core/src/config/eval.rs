@@ -62,7 +62,7 @@ pub fn evaluate(expr: &Expression, scope: &Scope<'_>, env: &Env) -> Result<Value
     match expr {
         Expression::String(s) => return Ok(Value::String(s.clone())),
         Expression::Bool(b) => return Ok(Value::Bool(*b)),
-        Expression::Number(n) => return Ok(Value::Number(n.clone())),
+        Expression::Number(n) => return Ok(Value::Number(*n)),
         Expression::Null => return Ok(Value::Null),
         _ => {}
     }
