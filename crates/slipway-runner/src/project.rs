@@ -2,10 +2,13 @@
 //! finding the stages and stacks a command names.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::FileType;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use rayon::prelude::*;
 use slipway_core::config::{self, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources};
 use slipway_core::{Diagnostics, SourceFile, Stage};
 use walkdir::{DirEntry, WalkDir};
@@ -103,19 +106,21 @@ const DATA_MARKER: &str = ".slipway-data";
 /// Every file and folder below `root`, by name, without `.git`, `.terraform` and slipway's
 /// data folder. The data folder may be renamed in slipway.hcl; both the default and anything
 /// holding slipway's own marker are skipped, so a working copy is never mistaken for code.
+/// [`read_sources`] walks the same way, reading each folder once.
 pub fn walk_sources(root: &Path) -> impl Iterator<Item = walkdir::Result<DirEntry>> {
     WalkDir::new(root)
         .follow_links(false)
         .sort_by_file_name()
         .into_iter()
         .filter_entry(|e| {
-            let name = e.file_name().to_string_lossy();
             !(e.file_type().is_dir()
-                && (name == ".git"
-                    || name == ".terraform"
-                    || name == config::DEFAULT_DATA_DIR
-                    || e.path().join(DATA_MARKER).exists()))
+                && (skipped_by_name(e.file_name()) || e.path().join(DATA_MARKER).exists()))
         })
+}
+
+/// Folders never walked, whatever they hold.
+fn skipped_by_name(name: &std::ffi::OsStr) -> bool {
+    name == ".git" || name == ".terraform" || name == config::DEFAULT_DATA_DIR
 }
 
 /// Configuration errors, rendered with their locations.
@@ -151,48 +156,138 @@ pub fn find_root(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     )
 }
 
-/// Reads slipway.hcl and every stack folder below `root`.
+/// Reads slipway.hcl and every stack folder below `root`: the folders [`walk_sources`]
+/// yields, in its order. Folders are walked and stacks read on every core; the first problem
+/// in path order is the one reported.
 pub fn read_sources(root: &Path) -> Result<ProjectSources> {
     let config_path = root.join(PROJECT_FILE);
     let text = std::fs::read_to_string(&config_path)
         .with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = SourceFile::new(PROJECT_FILE, text);
-    let mut stacks = Vec::new();
-    for entry in walk_sources(root) {
-        let entry = entry.with_context(|| format!("cannot walk {}", root.display()))?;
-        if !entry.file_type().is_file() || entry.file_name() != STACK_FILE {
-            continue;
-        }
-        let dir = entry.path().parent().unwrap_or(root);
-        let relative = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
-        let stack_config = SourceFile::new(
-            relative.join(STACK_FILE),
-            std::fs::read_to_string(entry.path())
-                .with_context(|| format!("cannot read {}", entry.path().display()))?,
-        );
-        let mut terraform = Vec::new();
-        for file in std::fs::read_dir(dir)? {
-            let path = file?.path();
-            let is_code = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(slipway_core::terraform::is_terraform_file);
-            if is_code && path.is_file() {
-                let name = path.file_name().map(PathBuf::from).unwrap_or_default();
-                terraform.push(SourceFile::new(
-                    relative.join(name),
-                    std::fs::read_to_string(&path)?,
-                ));
-            }
-        }
-        terraform.sort_by(|a, b| a.path.cmp(&b.path));
-        stacks.push(StackSources {
-            dir: relative,
-            config: stack_config,
-            terraform,
+    if root.file_name().is_some_and(skipped_by_name) {
+        return Ok(ProjectSources {
+            config,
+            stacks: Vec::new(),
         });
     }
-    Ok(ProjectSources { config, stacks })
+    let walked = walk_folder(root, root);
+    match walked.problem {
+        Some(problem) => Err(problem),
+        None => Ok(ProjectSources {
+            config,
+            stacks: walked.stacks,
+        }),
+    }
+}
+
+/// What the walk below one folder found, in path order: the stacks read before the first
+/// problem, and that problem.
+#[derive(Default)]
+struct Walked {
+    stacks: Vec<StackSources>,
+    problem: Option<anyhow::Error>,
+}
+
+impl Walked {
+    fn failed(problem: anyhow::Error) -> Self {
+        Self {
+            stacks: Vec::new(),
+            problem: Some(problem),
+        }
+    }
+}
+
+/// Walks `dir` as [`walk_sources`] does (depth first, by name, skipping the same folders),
+/// listing each folder once: its listing says whether it holds the data folder's marker, a
+/// stack.hcl, and which `.tf` files, so no file is looked up on its own. Subfolders are
+/// walked and stacks read in parallel, and joined in path order.
+fn walk_folder(root: &Path, dir: &Path) -> Walked {
+    let entries = match list(dir) {
+        Ok(entries) => entries,
+        Err(problem) => {
+            return Walked::failed(problem.context(format!("cannot walk {}", root.display())));
+        }
+    };
+    let holds_marker = entries.iter().any(|(name, file_type)| {
+        // `exists` follows a link, as the marker's check in `walk_sources` does.
+        name == DATA_MARKER && (!file_type.is_symlink() || dir.join(name).exists())
+    });
+    if holds_marker {
+        return Walked::default();
+    }
+    let parts: Vec<Walked> = entries
+        .par_iter()
+        .filter_map(|(name, file_type)| {
+            if file_type.is_dir() {
+                (!skipped_by_name(name)).then(|| walk_folder(root, &dir.join(name)))
+            } else if file_type.is_file() && name == STACK_FILE {
+                Some(match read_stack(root, dir, &entries) {
+                    Ok(stack) => Walked {
+                        stacks: vec![stack],
+                        problem: None,
+                    },
+                    Err(problem) => Walked::failed(problem),
+                })
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut walked = Walked::default();
+    for part in parts {
+        walked.stacks.extend(part.stacks);
+        if part.problem.is_some() {
+            walked.problem = part.problem;
+            break;
+        }
+    }
+    walked
+}
+
+/// A folder's entries, by name.
+fn list(dir: &Path) -> Result<Vec<(OsString, FileType)>> {
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let file_type = entry
+            .file_type()
+            .with_context(|| format!("cannot read {}", entry.path().display()))?;
+        entries.push((entry.file_name(), file_type));
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+/// Reads the stack in `dir`, whose entries are `entries`: its stack.hcl and its `.tf` files
+/// (a link counts when it leads to a file).
+fn read_stack(root: &Path, dir: &Path, entries: &[(OsString, FileType)]) -> Result<StackSources> {
+    let relative = dir.strip_prefix(root).unwrap_or(dir).to_path_buf();
+    let config_path = dir.join(STACK_FILE);
+    let config = SourceFile::new(
+        relative.join(STACK_FILE),
+        std::fs::read_to_string(&config_path)
+            .with_context(|| format!("cannot read {}", config_path.display()))?,
+    );
+    let mut terraform = Vec::new();
+    for (name, file_type) in entries {
+        if !name
+            .to_str()
+            .is_some_and(slipway_core::terraform::is_terraform_file)
+        {
+            continue;
+        }
+        let path = dir.join(name);
+        if file_type.is_file() || (file_type.is_symlink() && path.is_file()) {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            terraform.push(SourceFile::new(relative.join(name), text));
+        }
+    }
+    Ok(StackSources {
+        dir: relative,
+        config,
+        terraform,
+    })
 }
 
 /// Finds (from `explicit`, else upwards from `cwd`), reads and validates the project, with
@@ -256,4 +351,93 @@ pub fn with_dependencies<'a>(
         .into_iter()
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, path: &str, text: impl AsRef<[u8]>) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn stack_dirs(sources: &ProjectSources) -> Vec<String> {
+        sources
+            .stacks
+            .iter()
+            .map(|s| s.dir.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn stacks_are_found_where_walk_sources_finds_them_in_its_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, PROJECT_FILE, "project {}\n");
+        write(root, "a/stack.hcl", "");
+        write(root, "a/main.tf", "variable \"x\" {}\n");
+        write(root, "a/vars.tf.json", "{}");
+        write(root, "a/notes.md", "not code");
+        std::fs::create_dir_all(root.join("a/folder.tf")).unwrap();
+        // A stack inside another stack's folder comes before it: `b` sorts before `stack.hcl`.
+        write(root, "a/b/stack.hcl", "");
+        write(root, ".git/x/stack.hcl", "");
+        write(root, "m/.terraform/modules/x/stack.hcl", "");
+        write(root, ".slipway/work/x/stack.hcl", "");
+        // A renamed data folder is known by its marker.
+        write(root, "state/.slipway-data", "");
+        write(root, "state/work/x/stack.hcl", "");
+        write(root, "z/stack.hcl", "");
+        std::os::unix::fs::symlink("../a/main.tf", root.join("z/linked.tf")).unwrap();
+        std::os::unix::fs::symlink("nowhere.tf", root.join("z/dangling.tf")).unwrap();
+        // Links to folders are not followed, and a linked stack.hcl is not a stack.
+        std::os::unix::fs::symlink("a", root.join("y")).unwrap();
+        std::os::unix::fs::symlink("../a/stack.hcl", root.join("m/stack.hcl")).unwrap();
+
+        let sources = read_sources(root).unwrap();
+        assert_eq!(stack_dirs(&sources), ["a/b", "a", "z"]);
+        let walked: Vec<String> = walk_sources(root)
+            .map(Result::unwrap)
+            .filter(|e| e.file_type().is_file() && e.file_name() == STACK_FILE)
+            .map(|e| {
+                let dir = e.path().parent().unwrap().strip_prefix(root).unwrap();
+                dir.to_string_lossy().into_owned()
+            })
+            .collect();
+        assert_eq!(stack_dirs(&sources), walked);
+        let files = |i: usize| -> Vec<String> {
+            sources.stacks[i]
+                .terraform
+                .iter()
+                .map(|f| f.path.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert!(files(0).is_empty());
+        assert_eq!(files(1), ["a/main.tf", "a/vars.tf.json"]);
+        assert_eq!(files(2), ["z/linked.tf"]);
+        assert_eq!(sources.stacks[2].terraform[0].text, "variable \"x\" {}\n");
+        assert_eq!(sources.stacks[1].config.path, Path::new("a/stack.hcl"));
+    }
+
+    #[test]
+    fn the_first_unreadable_file_in_path_order_is_the_one_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, PROJECT_FILE, "project {}\n");
+        for i in 0..64 {
+            write(root, &format!("s{i:02}/stack.hcl"), "");
+            write(root, &format!("s{i:02}/main.tf"), "");
+        }
+        // Not UTF-8, so unreadable as text.
+        write(root, "s40/stack.hcl", [0xff, 0xfe]);
+        write(root, "s07/main.tf", [0xff, 0xfe]);
+        write(root, "s50/main.tf", [0xff, 0xfe]);
+        let error = format!("{:#}", read_sources(root).unwrap_err());
+        assert!(error.contains("s07/main.tf"), "{error}");
+        write(root, "s07/main.tf", "");
+        let error = format!("{:#}", read_sources(root).unwrap_err());
+        assert!(error.contains("s40/stack.hcl"), "{error}");
+    }
 }

@@ -57,6 +57,15 @@ pub struct Scope<'a> {
 
 /// Evaluates `expr` in `scope` with `env` visible to `env()`.
 pub fn evaluate(expr: &Expression, scope: &Scope<'_>, env: &Env) -> Result<Value, String> {
+    // A literal is its own value: most configuration values are, and they need no context
+    // (one per attribute, with a copy of the environment, was most of loading a large tree).
+    match expr {
+        Expression::String(s) => return Ok(Value::String(s.clone())),
+        Expression::Bool(b) => return Ok(Value::Bool(*b)),
+        Expression::Number(n) => return Ok(Value::Number(*n)),
+        Expression::Null => return Ok(Value::Null),
+        _ => {}
+    }
     let mut ctx = Context::new();
     ctx.declare_func(
         "env",

@@ -1,12 +1,14 @@
 //! Loading and validating a project from source text.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use hcl::edit::Span;
-use hcl::edit::expr::{Expression, TraversalOperator};
+use hcl::edit::expr::{Expression, ObjectKey, TraversalOperator};
 use hcl::edit::structure::{Block, Body};
 use hcl::edit::visit::{self, Visit};
+use rayon::prelude::*;
 
 use super::access::{
     Credentials, StageCredentials, StateConfig, load_credentials, load_state, string_map,
@@ -124,13 +126,25 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         .as_ref()
         .map_or_else(|| "project".to_owned(), |s| s.name.clone());
 
-    let mut stacks: Vec<(Stack, &StackSources, Option<Body>)> = Vec::new();
+    // Stacks load on every core; their diagnostics join in the order of the sources, as if
+    // loaded one after the other.
+    let loaded: Vec<(Option<(Stack, StackFileFacts)>, Diagnostics)> = sources
+        .stacks
+        .par_iter()
+        .map(|stack_sources| {
+            let mut found = Diagnostics::default();
+            let stack = load_stack(stack_sources, &project_name, env, &mut found);
+            (stack, found)
+        })
+        .collect();
+    let mut stacks: Vec<LoadedStack<'_>> = Vec::with_capacity(loaded.len());
     // Folders whose stack.hcl did not parse: already reported, so dependencies pointing at
     // them are not reported a second time.
     let mut unreadable: BTreeSet<String> = BTreeSet::new();
-    for stack_sources in &sources.stacks {
-        match load_stack(stack_sources, &project_name, env, &mut diagnostics) {
-            Some((stack, body)) => stacks.push((stack, stack_sources, Some(body))),
+    for ((stack, found), stack_sources) in loaded.into_iter().zip(&sources.stacks) {
+        diagnostics.extend(found);
+        match stack {
+            Some((stack, facts)) => stacks.push((stack, stack_sources, facts)),
             None => {
                 unreadable.insert(dir_string(&stack_sources.dir));
             }
@@ -215,6 +229,76 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
         config_file: sources.config.clone(),
         env: env.clone(),
     })
+}
+
+/// A loaded stack, its files, and what the checks across stacks need of its stack.hcl.
+type LoadedStack<'a> = (Stack, &'a StackSources, StackFileFacts);
+
+/// What the checks across stacks need of a stack.hcl, kept instead of its parsed body (which
+/// holds every span and piece of whitespace, many times the size of the text).
+struct StackFileFacts {
+    /// Each labelled `dependency` block's label and the span of its `path` value, in order.
+    dependency_paths: Vec<(String, Option<Range<usize>>)>,
+    /// Each entry of the `inputs` object (none when `inputs` is missing or not an object).
+    inputs: Vec<InputEntry>,
+}
+
+/// One entry of a stack.hcl's `inputs` object.
+struct InputEntry {
+    /// The key as written (empty when it is an expression other than a string).
+    name: String,
+    key_span: Option<Range<usize>>,
+    /// The `dependency` references in its value.
+    references: Vec<Reference>,
+}
+
+impl StackFileFacts {
+    fn read(body: &Body) -> Self {
+        let dependency_paths = body
+            .get_blocks("dependency")
+            .filter_map(|block| {
+                let label = block.labels.first()?;
+                let span = block
+                    .body
+                    .get_attribute("path")
+                    .and_then(|a| a.value.span());
+                Some((label.as_str().to_owned(), span))
+            })
+            .collect();
+        let inputs = match body.get_attribute("inputs").map(|a| &a.value) {
+            Some(Expression::Object(object)) => object
+                .iter()
+                .map(|(key, value)| {
+                    let name = match key {
+                        ObjectKey::Ident(ident) => ident.as_str().to_owned(),
+                        ObjectKey::Expression(e) => {
+                            e.as_str().map(str::to_owned).unwrap_or_default()
+                        }
+                    };
+                    let mut references = DependencyReferences::default();
+                    references.visit_expr(value.expr());
+                    InputEntry {
+                        name,
+                        key_span: key.span(),
+                        references: references.found,
+                    }
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Self {
+            dependency_paths,
+            inputs,
+        }
+    }
+
+    /// The span of the `path` of the first `dependency` block labelled `name`.
+    fn dependency_path(&self, name: &str) -> Option<Range<usize>> {
+        self.dependency_paths
+            .iter()
+            .find(|(label, _)| label == name)
+            .and_then(|(_, span)| span.clone())
+    }
 }
 
 struct Settings {
@@ -677,7 +761,7 @@ fn load_stack(
     project: &str,
     env: &Env,
     diagnostics: &mut Diagnostics,
-) -> Option<(Stack, Body)> {
+) -> Option<(Stack, StackFileFacts)> {
     let file = &sources.config;
     let body = parse(file, diagnostics)?;
     let top = Checked::new(file, &body, &STACK_FILE_SCHEMA, diagnostics);
@@ -797,6 +881,7 @@ fn load_stack(
 
     let checks = super::check::load_checks(file, top.blocks("check"), &scope, env, diagnostics);
     let declarations = ModuleDeclarations::read(&sources.terraform);
+    let facts = StackFileFacts::read(&body);
     Some((
         Stack {
             name: name.unwrap_or(default_name),
@@ -810,14 +895,11 @@ fn load_stack(
             declarations,
             location: Location::at(&file.path, 1, 1),
         },
-        body,
+        facts,
     ))
 }
 
-fn check_unique_names(
-    stacks: &[(Stack, &StackSources, Option<Body>)],
-    diagnostics: &mut Diagnostics,
-) {
+fn check_unique_names(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
     let mut seen: BTreeMap<&str, &Stack> = BTreeMap::new();
     for (stack, _, _) in stacks {
         if let Some(first) = seen.get(stack.name.as_str()) {
@@ -841,7 +923,7 @@ fn check_unique_names(
 }
 
 fn resolve_dependencies(
-    stacks: &mut [(Stack, &StackSources, Option<Body>)],
+    stacks: &mut [LoadedStack<'_>],
     unreadable: &BTreeSet<String>,
     diagnostics: &mut Diagnostics,
 ) {
@@ -849,19 +931,10 @@ fn resolve_dependencies(
         .iter()
         .map(|(s, _, _)| (s.dir.clone(), s.name.clone()))
         .collect();
-    for (stack, sources, body) in stacks.iter_mut() {
+    for (stack, sources, facts) in stacks.iter_mut() {
         let file = &sources.config;
         for dependency in &mut stack.dependencies {
-            let span = body.as_ref().and_then(|b| {
-                b.get_blocks("dependency")
-                    .find(|blk| {
-                        blk.labels
-                            .first()
-                            .is_some_and(|l| l.as_str() == dependency.name)
-                    })
-                    .and_then(|blk| blk.body.get_attribute("path"))
-                    .and_then(|a| a.value.span())
-            });
+            let span = facts.dependency_path(&dependency.name);
             let target = if Path::new(&dependency.path).is_absolute() {
                 None
             } else {
@@ -969,36 +1042,27 @@ impl Visit for DependencyReferences {
     }
 }
 
-fn check_inputs(stacks: &[(Stack, &StackSources, Option<Body>)], diagnostics: &mut Diagnostics) {
+fn check_inputs(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
     let by_name: BTreeMap<&str, &Stack> = stacks
         .iter()
         .map(|(s, _, _)| (s.name.as_str(), s))
         .collect();
-    for (stack, sources, body) in stacks {
+    for (stack, sources, facts) in stacks {
         let file = &sources.config;
-        let Some(Expression::Object(object)) = body
-            .as_ref()
-            .and_then(|b| b.get_attribute("inputs"))
-            .map(|a| &a.value)
-        else {
+        if facts.inputs.is_empty() {
             continue;
-        };
+        }
         let declared: BTreeSet<&str> = stack.dependencies.iter().map(|d| d.name.as_str()).collect();
-        for (key, value) in object.iter() {
-            let input_name = match key {
-                hcl::edit::expr::ObjectKey::Ident(ident) => ident.as_str().to_owned(),
-                hcl::edit::expr::ObjectKey::Expression(e) => {
-                    e.as_str().map(str::to_owned).unwrap_or_default()
-                }
-            };
+        for entry in &facts.inputs {
+            let input_name = entry.name.as_str();
             if stack.declarations.is_complete()
                 && !input_name.is_empty()
-                && !stack.declarations.variables.contains(input_name.as_str())
+                && !stack.declarations.variables.contains(input_name)
             {
                 diagnostics.push(
                     Diagnostic::at(
                         file,
-                        key.span(),
+                        entry.key_span.clone(),
                         format!("input `{input_name}` is not a variable of stack `{}`", stack.name),
                     )
                     .help(format!(
@@ -1006,9 +1070,7 @@ fn check_inputs(stacks: &[(Stack, &StackSources, Option<Body>)], diagnostics: &m
                     )),
                 );
             }
-            let mut references = DependencyReferences::default();
-            references.visit_expr(value.expr());
-            for (dep, output, span, outputs_word) in references.found {
+            for (dep, output, span, outputs_word) in entry.references.iter().cloned() {
                 let Some(dep) = dep else {
                     diagnostics.push(
                         Diagnostic::at(

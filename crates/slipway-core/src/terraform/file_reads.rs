@@ -55,6 +55,13 @@ pub enum FileRead {
     Unresolved { expression: String },
 }
 
+/// False when code with this text cannot read a file: every read calls a function whose
+/// name holds `file` ([`PATH_FUNCTIONS`], `fileset`) or names `path.module`, `path.root` or
+/// `path.cwd`. Most modules read none, and [`file_reads`] needs the whole body converted.
+pub fn may_read_files(text: &str) -> bool {
+    text.contains("file") || text.contains("path")
+}
+
 /// Every file read in `body`, in the order found, without duplicates.
 pub fn file_reads(body: &Body) -> Vec<FileRead> {
     let mut reads = Vec::new();
@@ -449,5 +456,28 @@ resource "aws_s3_bucket" "b" {
                 path(PathBase::Module, "p.json")
             ]
         );
+    }
+
+    #[test]
+    fn code_that_reads_files_is_never_passed_over() {
+        let reading = [
+            r#"locals { a = file("a.txt") }"#,
+            r#"locals { a = templatefile("t.tpl", {}) }"#,
+            r#"locals { a = filebase64sha256("${path.module}/x") }"#,
+            r#"locals { a = fileset(path.module, "*.json") }"#,
+            r#"locals { a = "${path.module}/files" }"#,
+            r#"locals { a = path.root }"#,
+            r#"module "m" { dir = path.cwd }"#,
+            r#"locals { a = [for f in ["x"] : file(f)] }"#,
+        ];
+        for code in reading {
+            assert!(!reads(code).is_empty(), "{code}");
+            assert!(may_read_files(code), "{code}");
+        }
+        let quiet = r#"variable "size" { default = 2 }
+output "id" { value = "s1" }
+module "m" { source = "../../modules/m" }"#;
+        assert!(reads(quiet).is_empty());
+        assert!(!may_read_files(quiet));
     }
 }

@@ -51,9 +51,11 @@ impl ModuleDeclarations {
                 hcl::edit::parser::parse_body(&file.text)
                     .map(|body| {
                         declarations.add_body(&body);
-                        declarations
-                            .file_reads
-                            .extend(file_reads::file_reads(&hcl::Body::from(body)));
+                        if file_reads::may_read_files(&file.text) {
+                            declarations
+                                .file_reads
+                                .extend(file_reads::file_reads(&hcl::Body::from(body)));
+                        }
                     })
                     .is_ok()
             };
