@@ -57,6 +57,14 @@ pub struct Scope<'a> {
 
 /// Evaluates `expr` in `scope` with `env` visible to `env()`.
 pub fn evaluate(expr: &Expression, scope: &Scope<'_>, env: &Env) -> Result<Value, String> {
+    // A literal is its own value, as `hcl` evaluates it. Most configuration values are
+    // literals (a stack's `team`, a dependency's `path`), and building the context below,
+    // which hands `env()` a copy of the environment, is most of what evaluating one costs.
+    if let Expression::Null | Expression::Bool(_) | Expression::Number(_) | Expression::String(_) =
+        expr
+    {
+        return Ok(Value::from(expr.clone()));
+    }
     let mut ctx = Context::new();
     ctx.declare_func(
         "env",
@@ -170,6 +178,21 @@ mod tests {
         assert_eq!(value, Ok(Value::from("x")));
         let error = evaluate(&parse(r#"env("MISSING")"#), &scope, &env).unwrap_err();
         assert!(error.contains("`MISSING` is not set"), "{error}");
+    }
+
+    #[test]
+    fn literals_evaluate_to_themselves_and_escaped_templates_stay_text() {
+        let env = Env::new();
+        let scope = Scope::default();
+        for (text, value) in [
+            (r#""team1""#, Value::from("team1")),
+            (r#""$${env(\"X\")}""#, Value::from("${env(\"X\")}")),
+            ("true", Value::Bool(true)),
+            ("42", Value::from(42)),
+            ("null", Value::Null),
+        ] {
+            assert_eq!(evaluate(&parse(text), &scope, &env), Ok(value), "{text}");
+        }
     }
 
     #[test]
