@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench_discovery::thousands;
+use crate::figure::Figure;
 use crate::support::{cached_repository, mix, slipway_binary, target_dir};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -54,7 +56,9 @@ pub struct Args {
     pub regenerate: bool,
 }
 
-pub fn run(args: Args) -> Result<()> {
+/// Runs the benchmark and hands back its three ratios (cold, update, warm) against their
+/// targets.
+pub fn run(args: Args) -> Result<Vec<Figure>> {
     ensure!(
         args.stacks >= 10 && args.commits > args.distance && args.pairs > 0 && args.runs > 0,
         "need at least 10 stacks, more commits than --distance, and at least one pair and run"
@@ -155,21 +159,32 @@ pub fn run(args: Args) -> Result<()> {
         "{:<22} {:>10} {:>10} {:>8} {:>8}  result",
         "", "slipway", "git diff", "ratio", "target"
     );
-    let figures = [
-        ("cold (first pair)", (cold, cold_baseline), 10.0),
-        ("update (median pair)", median_pair(&updates), 3.0),
-        ("warm (median pair)", median_pair(&warms), 1.5),
+    let measured = [
+        ("cold", "cold (first pair)", (cold, cold_baseline), 10.0),
+        ("update", "update (median pair)", median_pair(&updates), 3.0),
+        ("warm", "warm (median pair)", median_pair(&warms), 1.5),
     ];
-    for (name, (time, diff), target) in figures {
+    let mut figures = Vec::new();
+    for (answer, name, (time, diff), target) in measured {
         let ratio = ratio(time, diff);
+        let met = ratio <= target;
         println!(
             "{name:<22} {:>10} {:>10} {ratio:>7.2}x {target:>7}x  {}",
             format!("{time:.1?}"),
             format!("{diff:.1?}"),
-            if ratio <= target { "met" } else { "MISSED" }
+            if met { "met" } else { "MISSED" }
         );
+        figures.push(Figure::new(
+            &format!(
+                "changed: {answer} / git diff, {} stacks",
+                thousands(args.stacks)
+            ),
+            format!("{ratio:.2}x ({time:.1?} / {diff:.1?})"),
+            &format!("at most {target}x"),
+            met,
+        ));
     }
-    Ok(())
+    Ok(figures)
 }
 
 fn ratio(time: Duration, baseline: Duration) -> f64 {

@@ -186,7 +186,7 @@ fn figures(rows: &[Row]) -> Vec<Figure> {
 }
 
 /// 50000 as "50,000".
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -24,6 +24,6 @@ pub use checkout::Author;
 pub use diff::parse_name_status;
 pub use error::GitError;
 pub use log::{LogEntry, parse_log};
-pub use repo::Repo;
+pub use repo::{EarlyDiff, Repo};
 pub use snapshot::{BlobChange, BlobEntry, BlobReader, is_project_file};
 pub use tree::TreeReader;

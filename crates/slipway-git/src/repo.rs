@@ -163,29 +163,19 @@ impl Repo {
 
     /// Files changed from `base` to `head` inside the project, renames detected.
     pub fn diff(&self, base: &str, head: &str) -> Result<Vec<FileChange>, GitError> {
-        let mut args: Vec<&str> = vec![
-            "diff",
-            "--name-status",
-            "-z",
-            "-M",
-            "--no-ext-diff",
-            "--no-textconv",
-            base,
-            head,
-            "--",
-        ];
-        if !self.prefix.is_empty() {
-            args.push(&self.prefix);
-        }
-        let output = self.run(&args)?;
-        if !output.status.success() {
-            return Err(failed("git diff --name-status", &output));
-        }
-        let changes = parse_name_status(&output.stdout).map_err(|detail| GitError::BadOutput {
-            command: "git diff --name-status -z".into(),
-            detail,
-        })?;
+        let pathspec = if self.prefix.is_empty() {
+            None
+        } else {
+            Some(self.prefix.as_str())
+        };
+        let changes = name_status(&self.top, base, head, pathspec)?;
         Ok(relative_to(changes, &self.prefix))
+    }
+
+    /// The answer of [`Repo::diff`] for a diff git was asked before the repository was
+    /// opened ([`EarlyDiff::start`]).
+    pub fn early_diff(&self, early: EarlyDiff) -> Vec<FileChange> {
+        relative_to(early.changes, &self.prefix)
     }
 
     /// Runs git at the top folder with output captured.
@@ -200,6 +190,55 @@ impl Repo {
     pub(crate) fn command(&self) -> Command {
         base_command(&self.top)
     }
+}
+
+/// [`Repo::diff`] asked of git from the project folder, before the repository is opened:
+/// on the fast path of change detection the diff is most of the time, so it need not wait
+/// for the process that finds the repository. [`Repo::early_diff`] gives the same answer
+/// [`Repo::diff`] gives, for the commits `base` and `head` named when the diff started.
+#[derive(Debug)]
+pub struct EarlyDiff {
+    /// Relative to the repository's top folder, only paths below the project folder.
+    changes: Vec<FileChange>,
+}
+
+impl EarlyDiff {
+    /// Lists what changed from `base` to `head` below `project_root`.
+    pub fn start(project_root: &Path, base: &str, head: &str) -> Result<Self, GitError> {
+        // `.` from the project folder is the pathspec `Repo::diff` gives from the top one;
+        // the paths printed are relative to the top folder either way.
+        let changes = name_status(project_root, base, head, Some("."))?;
+        Ok(Self { changes })
+    }
+}
+
+/// `git diff --name-status -M` from `dir`, limited to `pathspec`.
+fn name_status(
+    dir: &Path,
+    base: &str,
+    head: &str,
+    pathspec: Option<&str>,
+) -> Result<Vec<FileChange>, GitError> {
+    let mut args: Vec<&str> = vec![
+        "diff",
+        "--name-status",
+        "-z",
+        "-M",
+        "--no-ext-diff",
+        "--no-textconv",
+        base,
+        head,
+        "--",
+    ];
+    args.extend(pathspec);
+    let output = git_in(dir, &args)?;
+    if !output.status.success() {
+        return Err(failed("git diff --name-status", &output));
+    }
+    parse_name_status(&output.stdout).map_err(|detail| GitError::BadOutput {
+        command: "git diff --name-status -z".into(),
+        detail,
+    })
 }
 
 fn base_command(dir: &Path) -> Command {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use common::{commit, git, write};
 use slipway_core::changes::{FileChange, FileStatus};
-use slipway_git::{GitError, Repo, TreeReader};
+use slipway_git::{EarlyDiff, GitError, Repo, TreeReader};
 
 fn project(dir: &Path) -> String {
     git(dir, &["init", "-q", "-b", "main"]);
@@ -115,6 +115,61 @@ fn diff_reports_renames_with_both_paths_and_resolve_tells_unknown_from_broken() 
         texts,
         vec![Some("stack {\n  name = \"spaced\"\n}\n".into()), None, None]
     );
+}
+
+/// The diff started from the project folder before the repository is opened ends as the
+/// diff of the opened repository: for a project below the top folder too, with renames into,
+/// out of and inside it.
+#[test]
+fn an_early_diff_from_the_project_folder_answers_as_the_repository_diff() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path();
+    git(top, &["init", "-q", "-b", "main"]);
+    write(top, "infra/slipway.hcl", "project {}\n");
+    write(top, "infra/stacks/a/main.tf", "variable \"a\" {}\n");
+    write(top, "infra/stacks/b/main.tf", "variable \"b\" {}\n");
+    write(top, "outside/c.tf", "variable \"c\" {}\n");
+    write(top, "readme.md", "top\n");
+    let first = commit(top);
+    for (from, to) in [
+        ("infra/stacks/a/main.tf", "infra/stacks/a/renamed.tf"),
+        ("infra/stacks/b/main.tf", "outside/b.tf"),
+        ("outside/c.tf", "infra/stacks/c/main.tf"),
+    ] {
+        let text = std::fs::read_to_string(top.join(from)).unwrap();
+        std::fs::remove_file(top.join(from)).unwrap();
+        write(top, to, &text);
+    }
+    write(top, "readme.md", "changed\n");
+    let second = commit(top);
+
+    for root in [top.to_path_buf(), top.join("infra")] {
+        let repo = Repo::open(&root).unwrap();
+        let early = EarlyDiff::start(&root, &first, &second).unwrap();
+        assert_eq!(
+            repo.early_diff(early),
+            repo.diff(&first, &second).unwrap(),
+            "{}",
+            root.display()
+        );
+    }
+    let repo = Repo::open(&top.join("infra")).unwrap();
+    let mut diff = repo.diff(&first, &second).unwrap();
+    diff.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(
+        diff,
+        vec![
+            FileChange::new(
+                "stacks/a/renamed.tf",
+                FileStatus::Renamed {
+                    from: "stacks/a/main.tf".into()
+                }
+            ),
+            FileChange::new("stacks/b/main.tf", FileStatus::Deleted),
+            FileChange::new("stacks/c/main.tf", FileStatus::Added),
+        ]
+    );
+    assert!(EarlyDiff::start(&top.join("infra"), &first, "no-such-commit").is_err());
 }
 
 #[test]

@@ -182,6 +182,21 @@ mod tests {
     }
 
     #[test]
+    fn literals_evaluate_to_themselves_and_escaped_templates_stay_text() {
+        let env = Env::new();
+        let scope = Scope::default();
+        for (text, value) in [
+            (r#""team1""#, Value::from("team1")),
+            (r#""$${env(\"X\")}""#, Value::from("${env(\"X\")}")),
+            ("true", Value::Bool(true)),
+            ("42", Value::from(42)),
+            ("null", Value::Null),
+        ] {
+            assert_eq!(evaluate(&parse(text), &scope, &env), Ok(value), "{text}");
+        }
+    }
+
+    #[test]
     fn instance_and_dependency_outputs_resolve() {
         let outputs = BTreeMap::from([(
             "network".to_owned(),

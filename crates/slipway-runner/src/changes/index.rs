@@ -25,8 +25,8 @@ use slipway_core::config::{
     self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
 };
 use slipway_core::graph::StackGraph;
-use slipway_core::module_files::StackFiles;
 use slipway_core::module_files::join_module_source;
+use slipway_core::module_files::{ModulePart, StackFiles, WholeFolder};
 use slipway_core::terraform::{FileRead, ModuleDeclarations, is_terraform_file};
 use slipway_git::{BlobChange, BlobReader, GitError, Repo};
 
@@ -201,6 +201,30 @@ impl From<HeadFile> for Snapshot {
     }
 }
 
+impl Snapshot {
+    /// What `HeadFile::into` gives for the head file of `index`.
+    fn of(index: &ChangeIndex) -> Self {
+        let graph = StackGraph::from_edges(index.stacks.iter().map(|s| {
+            let deps = s.dependencies.iter().map(|d| d.stack.as_str()).collect();
+            (s.name.as_str(), deps)
+        }));
+        let stacks = index
+            .stacks
+            .iter()
+            .map(|s| HeadStack {
+                name: s.name.clone(),
+                dir: s.dir.clone(),
+                files: s.files.clone(),
+            })
+            .collect();
+        Self {
+            project: index.project.clone(),
+            stacks,
+            graph,
+        }
+    }
+}
+
 impl ChangeIndex {
     fn split(&self) -> (HeadFile, SourcesFile) {
         let head = HeadFile {
@@ -321,13 +345,21 @@ fn read<T: serde::de::DeserializeOwned>(file: &Path) -> Option<T> {
 /// Writes both files, each through a temporary file and a rename so a reader never sees
 /// half of one; a reader that sees one new and one old file finds their commits differ.
 /// Failing to write only costs the next run a full read.
+///
+/// The files are written on a second thread while the snapshot is built from the index.
 fn save(dir: &Path, index: &ChangeIndex) -> Snapshot {
-    let (head, sources) = index.split();
-    if !index.env.contains_key(OPAQUE_ENV) && std::fs::create_dir_all(dir).is_ok() {
-        let _ = write_json(&dir.join(SOURCES_FILE), &sources)
-            .and_then(|()| write_json(&dir.join(HEAD_FILE), &head));
-    }
-    head.into()
+    std::thread::scope(|scope| {
+        if !index.env.contains_key(OPAQUE_ENV) {
+            scope.spawn(|| {
+                let (head, sources) = index.split();
+                if std::fs::create_dir_all(dir).is_ok() {
+                    let _ = write_json(&dir.join(SOURCES_FILE), &sources)
+                        .and_then(|()| write_json(&dir.join(HEAD_FILE), &head));
+                }
+            });
+        }
+        Snapshot::of(index)
+    })
 }
 
 fn write_json<T: Serialize>(file: &Path, value: &T) -> std::io::Result<()> {
@@ -517,6 +549,17 @@ fn build(
             path: d.path.clone(),
             stack: d.stack.clone(),
         };
+        // A kept stack's files stay as they were unless a folder of its code changed.
+        let files = kept(&stack.dir)
+            .map(|stub| &stub.files)
+            .filter(|files| {
+                let dirty = previous.map(|(_, dirty)| dirty);
+                files
+                    .parts
+                    .iter()
+                    .all(|part| dirty.is_some_and(|dirty| !dirty.contains(&part.dir)))
+            })
+            .cloned();
         let (module_code, env, dependencies) = match kept(&stack.dir) {
             // A stub loaded with some of its dependencies: those name the stack they
             // resolve to now, the others what they resolved to before.
@@ -549,7 +592,11 @@ fn build(
             dependencies,
             module_code,
             // Resolved below, once every module folder is known.
-            files: StackFiles::from_declarations(&stack.dir, |_| None),
+            files: files.unwrap_or_else(|| StackFiles {
+                stack_dir: stack.dir.clone(),
+                parts: Vec::new(),
+                escaping_sources: Vec::new(),
+            }),
             env,
         });
     }
@@ -590,9 +637,12 @@ fn build(
     }
     let mut used: BTreeSet<String> = BTreeSet::new();
     for stack in &mut indexed {
-        stack.files = StackFiles::from_declarations(&stack.dir, |dir| {
-            sources_by_dir.get(dir).map(ModuleCode::declarations)
-        });
+        // Every resolved rule has the stack's own folder as its first part.
+        if stack.files.parts.is_empty() {
+            stack.files = StackFiles::from_declarations(&stack.dir, |dir| {
+                sources_by_dir.get(dir).map(ModuleCode::declarations)
+            });
+        }
         used.extend(stack.files.module_dirs().map(str::to_owned));
     }
     let stack_dirs: BTreeSet<&str> = indexed.iter().map(|s| s.dir.as_str()).collect();
@@ -658,7 +708,18 @@ fn default_name(dir: &str, project: &str) -> String {
 /// The files of a stack whose code calls no local module and reads nothing outside its
 /// folder: what the head file leaves out.
 fn own_folder_only(dir: &str) -> StackFiles {
-    StackFiles::from_declarations(dir, |_| None)
+    // What `StackFiles::from_declarations(dir, |_| None)` gives, built directly: the head
+    // file has one per stack to rebuild.
+    StackFiles {
+        stack_dir: dir.to_owned(),
+        parts: vec![ModulePart {
+            dir: dir.to_owned(),
+            called_as: None,
+            whole_folder: Some(WholeFolder::StackFolder),
+            reads: Vec::new(),
+        }],
+        escaping_sources: Vec::new(),
+    }
 }
 
 /// Whether the stacks' dependencies (by stack name) go round in a circle.
@@ -776,6 +837,16 @@ mod tests {
         assert_eq!(env_reads("x = env(var.name)", &mut BTreeSet::new()), None);
     }
 
+    #[test]
+    fn own_folder_only_is_the_rule_of_code_that_calls_and_reads_nothing() {
+        for dir in ["", "stacks/a"] {
+            assert_eq!(
+                own_folder_only(dir),
+                StackFiles::from_declarations(dir, |_| None)
+            );
+        }
+    }
+
     /// A repository whose commits are given as `(path, text)` files, `None` deleting one.
     struct History {
         dir: tempfile::TempDir,
@@ -890,6 +961,73 @@ mod tests {
         let duplicate =
             history.commit(&[("stacks/e/stack.hcl", Some("stack {\n  name = \"a\"\n}\n"))]);
         check(&duplicate, false);
+    }
+
+    /// A kept stack keeps the files of its code from the previous index unless a folder of
+    /// that code changed: each step below changes a module folder some unchanged stack
+    /// uses, and must end as the full read ends.
+    #[test]
+    fn updates_follow_changes_to_the_modules_of_unchanged_stacks() {
+        let history = History::new();
+        let module = |source: &str| format!("module \"m\" {{\n  source = \"{source}\"\n}}\n");
+        let first = history.commit(&[
+            (
+                "slipway.hcl",
+                Some("project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n"),
+            ),
+            ("stacks/a/stack.hcl", Some("stack {}\n")),
+            ("stacks/a/main.tf", Some(&module("../../modules/m"))),
+            ("stacks/b/stack.hcl", Some("stack {}\n")),
+            ("stacks/b/main.tf", Some(&module("../../modules/missing"))),
+            ("stacks/c/stack.hcl", Some("stack {}\n")),
+            ("modules/m/main.tf", Some("variable \"x\" {}\n")),
+        ]);
+        let repo = Repo::open(history.dir.path()).unwrap();
+        let env = Env::new();
+        let mut previous = full_read(&repo, &first, "first", &env).unwrap();
+        let mut step = |files: &[(&str, Option<&str>)]| {
+            let commit = history.commit(files);
+            let updated = update(&repo, previous.clone(), &commit, &env);
+            let full = full_read(&repo, &commit, "head", &env).unwrap();
+            assert_eq!(updated.as_ref(), Some(&full), "{files:?}");
+            previous = full;
+        };
+        // The module now calls another module and reads a file: a's code grows.
+        step(&[
+            (
+                "modules/m/main.tf",
+                Some(&format!(
+                    "{}locals {{\n  t = file(\"${{path.module}}/t.json\")\n}}\n",
+                    module("../n")
+                )),
+            ),
+            ("modules/n/main.tf", Some("variable \"y\" {}\n")),
+        ]);
+        // The folder b calls, missing until now, appears.
+        step(&[("modules/missing/main.tf", Some("variable \"z\" {}\n"))]);
+        // The inner module moves away: the folder m calls is gone.
+        step(&[
+            ("modules/n/main.tf", None),
+            ("modules/n2/main.tf", Some("variable \"y\" {}\n")),
+        ]);
+        // A stack is deleted, another renamed by its folder, and c becomes a module of b.
+        step(&[
+            ("stacks/a/stack.hcl", None),
+            ("stacks/a/main.tf", None),
+            ("stacks/c/stack.hcl", None),
+            ("stacks/see/stack.hcl", Some("stack {}\n")),
+            ("stacks/b/main.tf", Some(&module("../see"))),
+        ]);
+        assert_eq!(
+            previous
+                .stacks
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "see"]
+        );
+        let b = &previous.stacks[0];
+        assert_eq!(b.files.module_dirs().collect::<Vec<_>>(), ["stacks/see"]);
     }
 
     /// `(name, folder, [(dependency, path, stack)])`.

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use slipway_core::changes::{self, BaseStack, ChangeInput, ChangeSet, FileStatus};
 use slipway_core::config::STACK_FILE;
-use slipway_git::{Repo, TreeReader};
+use slipway_git::{EarlyDiff, Repo, TreeReader};
 
 use crate::Settings;
 use crate::help::WithHelp;
@@ -60,6 +60,17 @@ pub fn detect(
         base,
         head: head.to_owned(),
     };
+    // With both ends named by commit id, git diffs the range while another git process
+    // finds the repository and resolves them: on a warm run the diff is most of the time.
+    // Its answer counts only if both ids name themselves as commits.
+    let early_diff = args
+        .base
+        .as_deref()
+        .filter(|base| is_object_id(base) && is_object_id(&args.head))
+        .map(|base| {
+            let (root, base, head) = (root.to_path_buf(), base.to_owned(), args.head.clone());
+            std::thread::spawn(move || EarlyDiff::start(&root, &base, &head))
+        });
     // Head and an explicit base resolve in the process that finds the repository.
     let revs: Vec<&str> = std::iter::once(args.head.as_str())
         .chain(args.base.as_deref())
@@ -76,11 +87,19 @@ pub fn detect(
     // The stacks at head come from the change index, read in full only when it cannot be
     // brought forward (see index.rs). With the base known already, git diffs the range
     // meanwhile: the diff and the index are most of a warm run.
+    let early_diff = early_diff.filter(|_| early_base == args.base && head_commit == args.head);
     let (loaded, early_files) = std::thread::scope(|scope| {
-        let diff = early_base
-            .as_deref()
-            .map(|base| scope.spawn(|| repo.diff(base, &head_commit)));
-        let loaded = index::project_at(&repo, &head_commit, &args.head, env);
+        let (repo, head_commit) = (&repo, &head_commit);
+        let diff = early_base.as_deref().map(|base| {
+            scope.spawn(
+                move || match early_diff.map(std::thread::JoinHandle::join) {
+                    Some(Ok(Ok(early))) => Ok(repo.early_diff(early)),
+                    // Asked again: for git's own error, or for ends that were not commit ids.
+                    _ => repo.diff(base, head_commit),
+                },
+            )
+        });
+        let loaded = index::project_at(repo, head_commit, &args.head, env);
         let files = diff.map(|d| d.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
         (loaded, files)
     });
@@ -161,6 +180,11 @@ pub fn detect(
         set,
         index: source,
     })
+}
+
+/// A full object id, which `rev-parse` resolves to itself when it names a commit.
+fn is_object_id(rev: &str) -> bool {
+    matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 struct DetectArgs {
