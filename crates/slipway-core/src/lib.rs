@@ -13,6 +13,7 @@ pub mod dora;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod graph;
+pub mod labels;
 pub mod module_files;
 pub mod render;
 pub mod schedule;
@@ -22,4 +23,5 @@ pub mod terraform;
 pub use config::{Project, Stack, Stage};
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use graph::StackGraph;
+pub use labels::Labels;
 pub use source::{Location, SourceFile};

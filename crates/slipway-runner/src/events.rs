@@ -94,6 +94,14 @@ pub enum Event {
         stage: String,
         plans: Vec<PlannedStack>,
     },
+    /// A run reached `stage`, whose work needs a worker carrying `labels` (`tier=prod`)
+    /// that this process is not: the stage's stack runs are recorded pending, and the run
+    /// waits for such a worker to resume it there.
+    HandedOn {
+        run: i64,
+        stage: String,
+        labels: String,
+    },
     /// A run ended: delivered to every stage, or failed (at `stage`; `None` when its
     /// verification failed before the first stage).
     RunFinished {

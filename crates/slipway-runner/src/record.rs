@@ -25,7 +25,7 @@ pub fn url(workspace: &Workspace) -> Result<String> {
 /// Opens (and migrates) the project's record.
 pub async fn open(workspace: &Workspace) -> Result<AnyStore> {
     let url = url(workspace)?;
-    slipway_store::open(&url)
+    slipway_store::open_with_lease(&url, workspace.settings.lease)
         .await
         .context("cannot open the run record")
 }

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use slipway_core::config::Env;
 
+use slipway_store::DEFAULT_LEASE;
+
 use crate::locks::HEARTBEAT_EVERY;
 
 /// Settings resolved at the edge, before any work starts.
@@ -26,6 +28,16 @@ pub struct Settings {
     /// How often a run renews the instance locks it holds (and so how soon it notices one
     /// taken from it).
     pub lock_heartbeat: Duration,
+    /// How long a process on another host may stay silent before what it holds (a lock, a
+    /// job, a worker's place) counts as abandoned. Every process sharing a record must use
+    /// the same.
+    pub lease: Duration,
+    /// The name this process gives its host in the record (`None`: the kernel's host name).
+    pub host: Option<String>,
+    /// The labels of the worker this process is (`slipway worker --labels`); a queued run
+    /// reaching a stage whose `worker_labels` these lack is handed on to a worker that
+    /// carries them. `None` (a person's command) runs every stage.
+    pub worker_labels: Option<slipway_core::Labels>,
     /// What engine processes and check commands receive of `environment`.
     pub engine_environment: EngineEnvironment,
 }
@@ -40,6 +52,9 @@ impl Default for Settings {
             search_path: None,
             environment: Env::new(),
             lock_heartbeat: HEARTBEAT_EVERY,
+            lease: DEFAULT_LEASE,
+            host: None,
+            worker_labels: None,
             engine_environment: EngineEnvironment::Inherit,
         }
     }
@@ -49,23 +64,50 @@ impl Settings {
     /// Settings from a snapshot of a process environment. The variables slipway reads are
     /// named here and nowhere else: `SLIPWAY_ACTOR` (else `USER`, else `LOGNAME`),
     /// `SLIPWAY_STORE_URL`, `SLIPWAY_ARTIFACTS_URL`, `SLIPWAY_ENGINE`,
-    /// `SLIPWAY_LOCK_HEARTBEAT`, `SLIPWAY_ENGINE_ENVIRONMENT` and `SLIPWAY_ENGINE_PASS`
+    /// `SLIPWAY_LOCK_HEARTBEAT`, `SLIPWAY_LEASE`, `SLIPWAY_HOST`, `SLIPWAY_ENGINE_ENVIRONMENT` and `SLIPWAY_ENGINE_PASS`
     /// ([`EngineEnvironment::from_environment`]; unset, engine processes inherit everything)
     /// and `PATH`.
     pub fn from_environment(environment: Env) -> anyhow::Result<Self> {
         let get = |name: &str| environment.get(name).filter(|v| !v.is_empty()).cloned();
-        let lock_heartbeat = match get("SLIPWAY_LOCK_HEARTBEAT") {
-            None => HEARTBEAT_EVERY,
-            Some(text) => humantime::parse_duration(&text)
-                .ok()
-                .filter(|every| !every.is_zero())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "SLIPWAY_LOCK_HEARTBEAT is `{text}`, which is not a duration\n  help: write it as `30s` or `2m`; unset, locks are renewed every {}",
-                        humantime::format_duration(HEARTBEAT_EVERY)
-                    )
-                })?,
+        let duration = |name: &str, unset: &str| -> anyhow::Result<Option<Duration>> {
+            get(name)
+                .map(|text| {
+                    humantime::parse_duration(&text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{name} is `{text}`, which is not a duration\n  help: write it as `30s` or `2m`; unset, {unset}"
+                            )
+                        })
+                })
+                .transpose()
         };
+        let lease = duration(
+            "SLIPWAY_LEASE",
+            &format!(
+                "a process on another host silent for {} is taken as gone",
+                humantime::format_duration(DEFAULT_LEASE)
+            ),
+        )?;
+        // A shorter lease asks for heartbeats in step with it: four in each lease.
+        let lock_heartbeat = duration(
+            "SLIPWAY_LOCK_HEARTBEAT",
+            &format!(
+                "locks are renewed every {}",
+                humantime::format_duration(HEARTBEAT_EVERY)
+            ),
+        )?
+        .or(lease.map(|lease| (lease / 4).max(Duration::from_millis(250))))
+        .unwrap_or(HEARTBEAT_EVERY);
+        let lease = lease.unwrap_or(DEFAULT_LEASE);
+        if lock_heartbeat >= lease {
+            anyhow::bail!(
+                "SLIPWAY_LOCK_HEARTBEAT ({}) is not shorter than SLIPWAY_LEASE ({}): every holder would look gone between two heartbeats\n  help: renew at least four times a lease, or unset SLIPWAY_LOCK_HEARTBEAT to have it follow the lease",
+                humantime::format_duration(lock_heartbeat),
+                humantime::format_duration(lease)
+            );
+        }
         let engine_environment =
             EngineEnvironment::from_environment(&environment, EngineEnvironment::Inherit)?;
         Ok(Self {
@@ -78,6 +120,9 @@ impl Settings {
             engine: get("SLIPWAY_ENGINE"),
             search_path: get("PATH"),
             lock_heartbeat,
+            lease,
+            host: get("SLIPWAY_HOST"),
+            worker_labels: None,
             engine_environment,
             environment,
         })
@@ -193,6 +238,36 @@ mod tests {
             settings.artifacts_url.as_deref(),
             Some("s3://bucket/artifacts")
         );
+    }
+
+    #[test]
+    fn a_lease_sets_the_heartbeat_unless_it_is_set_too() {
+        let settings = Settings::from_environment(env(&[("SLIPWAY_LEASE", "8s")])).unwrap();
+        assert_eq!(settings.lease, Duration::from_secs(8));
+        assert_eq!(settings.lock_heartbeat, Duration::from_secs(2));
+        let both = Settings::from_environment(env(&[
+            ("SLIPWAY_LEASE", "8s"),
+            ("SLIPWAY_LOCK_HEARTBEAT", "1s"),
+        ]))
+        .unwrap();
+        assert_eq!(both.lock_heartbeat, Duration::from_secs(1));
+        let error = Settings::from_environment(env(&[
+            ("SLIPWAY_LEASE", "8s"),
+            ("SLIPWAY_LOCK_HEARTBEAT", "10s"),
+        ]))
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("SLIPWAY_LOCK_HEARTBEAT (10s) is not shorter than SLIPWAY_LEASE (8s)"),
+            "{error}"
+        );
+        assert_eq!(
+            Settings::from_environment(Env::new()).unwrap().lease,
+            DEFAULT_LEASE
+        );
+        let named = Settings::from_environment(env(&[("SLIPWAY_HOST", "worker-7")])).unwrap();
+        assert_eq!(named.host.as_deref(), Some("worker-7"));
     }
 
     #[test]

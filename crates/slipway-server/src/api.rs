@@ -39,7 +39,7 @@ use views::{
     Advice, AdviceNotice, AdviceQuery, After, Approved, AuditEntry, AuditQuery, CreatedToken,
     Decision, Dora, DoraQuery, DriftCheck, Drill, ErrorBody, Job, Limit, Project, QueueRun,
     Rejected, Release, Releases, Revoked, Run, RunDetail, RunEvent, RunStatus, Stack,
-    StackReleases, StackRun, Stage, StageRun, Token, TokenRequest,
+    StackReleases, StackRun, Stage, StageRun, Token, TokenRequest, Worker,
 };
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -55,6 +55,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/runs/{run}/stages/{stage}/report", get(report))
         .route("/pull-requests/{id}/report", get(pull_requests::report))
         .route("/queue", get(queue))
+        .route("/workers", get(workers))
         .route("/audit", get(audit))
         .route("/drills", get(drills))
         .route("/drift", get(drift))
@@ -93,6 +94,7 @@ pub(crate) fn routes() -> Router<AppState> {
         report,
         pull_requests::report,
         queue,
+        workers,
         audit,
         drills,
         drift,
@@ -108,7 +110,7 @@ pub(crate) fn routes() -> Router<AppState> {
     tags(
         (name = "project", description = "The project, and what each stage runs"),
         (name = "runs", description = "Runs through the stages, their events, logs and approvals"),
-        (name = "queue", description = "Jobs: runs to start, approved runs to resume, scheduled drift checks and drills"),
+        (name = "queue", description = "Jobs (runs to start, approved or handed-on runs to resume, scheduled drift checks and drills) and the workers that take them"),
         (name = "audit", description = "The append-only log of every action, allowed or refused"),
         (name = "verification", description = "Drills and drift checks"),
         (name = "tokens", description = "API tokens (admins only)"),
@@ -287,6 +289,7 @@ pub(crate) async fn project(
                 name: s.name.clone(),
                 approval: s.approval,
                 four_eyes: s.four_eyes,
+                worker_labels: s.worker_labels.0.clone(),
             })
             .collect(),
         stacks: project
@@ -572,6 +575,7 @@ pub(crate) async fn approve(
             run_id: Some(run_id),
             delivery_id: None,
             requested_by: caller.actor.clone(),
+            labels: stage.worker_labels.clone(),
         })
         .await?;
     state.queued.notify_one();
@@ -735,6 +739,7 @@ async fn queue_run(
             run_id: None,
             delivery_id: None,
             requested_by: caller.actor.clone(),
+            labels: slipway_store::Labels::default(),
         })
         .await?;
     state
@@ -787,8 +792,16 @@ async fn queue(
     // Oldest first, so that each queued job knows the ones ahead of it.
     for job in jobs.into_iter().rev() {
         let queued = job.status == JobStatus::Queued;
+        let labelled = !job.labels.is_empty();
         let mut view = Job::from(job);
-        if queued {
+        if queued && labelled {
+            let labels: Vec<String> = view
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            view.waiting = Some(format!("waits for a worker labelled {}", labels.join(",")));
+        } else if queued {
             view.waiting = Some(match (queued_ahead.last(), running) {
                 (Some(ahead), _) => format!("queued behind job {ahead}"),
                 (None, Some((job, Some(run)))) => format!("queued behind run {run} (job {job})"),
@@ -801,6 +814,29 @@ async fn queue(
     }
     views.reverse();
     Ok(Json(views))
+}
+
+/// Workers
+///
+/// The processes that take jobs (`slipway worker`s, and servers that run jobs themselves):
+/// those running, and those stopped or gone within the last hour, oldest first, each with
+/// its labels and the jobs it runs now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/workers",
+    operation_id = "list_workers",
+    tag = "queue",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The workers, oldest first", body = Vec<Worker>),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+    ),
+)]
+async fn workers(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<Worker>>> {
+    let since = slipway_store::UnixMillis(slipway_store::UnixMillis::now().0 - 3_600_000);
+    let workers = state.store.workers(since).await?;
+    Ok(Json(workers.into_iter().map(Worker::from).collect()))
 }
 
 /// The audit log

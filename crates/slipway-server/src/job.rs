@@ -53,6 +53,9 @@ impl Observer for JobObserver {
             Event::AwaitingApproval { run, stage, .. } => {
                 tracing::info!(run, stage = %stage, "run awaits approval");
             }
+            Event::HandedOn { run, stage, labels } => {
+                tracing::info!(run, stage = %stage, labels = %labels, "run handed on to a worker with the stage's labels");
+            }
             Event::RunFinished {
                 run,
                 delivered,

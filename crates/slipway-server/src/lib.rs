@@ -38,6 +38,7 @@ mod intake;
 mod job;
 mod live;
 mod metrics;
+mod presence;
 pub mod pull_request;
 mod queue;
 mod schedule;
@@ -227,6 +228,13 @@ pub async fn work(
         stopping.stop();
     });
     queue::interrupt_abandoned(&state).await;
+    let presence = presence::Presence::join(
+        &state,
+        &runner.settings.worker_labels.clone().unwrap_or_default(),
+        u32::try_from(checkouts.len()).unwrap_or(u32::MAX),
+        runner.settings.lock_heartbeat,
+    )
+    .await;
     let runtime = tokio::runtime::Handle::current();
     let slots: Vec<_> = checkouts
         .into_iter()
@@ -244,6 +252,9 @@ pub async fn work(
         .collect();
     for slot in slots {
         slot.await.map_err(std::io::Error::other)?;
+    }
+    if let Some(presence) = presence {
+        presence.leave().await;
     }
     Ok(())
 }

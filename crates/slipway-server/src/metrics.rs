@@ -9,6 +9,8 @@
 //! | `slipway_step_seconds{outcome}` | how long each stack's walk took, by how it ended (histogram) |
 //! | `slipway_queue_depth` | jobs waiting, read from the record at scrape time |
 //! | `slipway_runs{status}` | runs on record by status, read at scrape time |
+//! | `slipway_jobs_running` | jobs being worked on, read at scrape time |
+//! | `slipway_workers{state}` | workers by state (`working`, `idle`, `draining`, `gone`), read at scrape time |
 
 use std::collections::BTreeMap;
 
@@ -60,7 +62,14 @@ pub(crate) struct Metrics {
     refusals: Counter,
     steps: Family<StepLabels, Histogram, fn() -> Histogram>,
     queue_depth: Gauge,
+    jobs_running: Gauge,
     runs: Family<StatusLabels, Gauge>,
+    workers: Family<WorkerLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    state: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -103,6 +112,10 @@ impl Default for Metrics {
         registry.register("queue_depth", "Jobs waiting", queue_depth.clone());
         let runs = Family::<StatusLabels, Gauge>::default();
         registry.register("runs", "Runs on record by status", runs.clone());
+        let jobs_running = Gauge::default();
+        registry.register("jobs_running", "Jobs being worked on", jobs_running.clone());
+        let workers = Family::<WorkerLabels, Gauge>::default();
+        registry.register("workers", "Workers by state", workers.clone());
         Self {
             registry,
             webhooks,
@@ -110,7 +123,9 @@ impl Default for Metrics {
             refusals,
             steps,
             queue_depth,
+            jobs_running,
             runs,
+            workers,
         }
     }
 }
@@ -168,6 +183,37 @@ pub(crate) async fn render(State(state): State<AppState>, _caller: Caller) -> Ap
         .metrics
         .queue_depth
         .set(i64::try_from(queued).unwrap_or(i64::MAX));
+    let running = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::Running)
+        .count();
+    state
+        .metrics
+        .jobs_running
+        .set(i64::try_from(running).unwrap_or(i64::MAX));
+    // Every state is set, to 0 when none is in it, so a worker leaving a state shows.
+    let mut by_state: BTreeMap<&str, i64> = ["working", "idle", "draining", "gone"]
+        .into_iter()
+        .map(|s| (s, 0))
+        .collect();
+    for worker in state
+        .store
+        .workers(slipway_store::UnixMillis::now())
+        .await?
+    {
+        if let Some(count) = by_state.get_mut(worker.state()) {
+            *count += 1;
+        }
+    }
+    for (name, count) in by_state {
+        state
+            .metrics
+            .workers
+            .get_or_create(&WorkerLabels {
+                state: name.to_owned(),
+            })
+            .set(count);
+    }
     let mut by_status: BTreeMap<String, i64> = BTreeMap::new();
     for run in state.store.recent_runs(SCRAPE_WINDOW).await? {
         *by_status.entry(run.status.as_str().to_owned()).or_default() += 1;

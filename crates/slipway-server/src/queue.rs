@@ -35,7 +35,7 @@ use slipway_runner::pipeline::stages::{self, RunOutcome};
 use slipway_runner::project::{self, Workspace};
 use slipway_runner::stage_executor::ExecutorOptions;
 use slipway_runner::verify::{drift, drill};
-use slipway_store::{EngineProcess, Job, JobKind, JobStatus, NewJob, ServiceRecord as _};
+use slipway_store::{EngineProcess, Job, JobKind, JobStatus, Labels, NewJob, ServiceRecord as _};
 
 use crate::job::{JobObserver, move_checkout};
 use crate::{AppState, RunnerConfig};
@@ -139,7 +139,19 @@ pub(crate) async fn start(state: &AppState) -> Option<tokio::task::JoinHandle<()
     // them on a thread of its own rather than as a task the runtime may move.
     let runtime = tokio::runtime::Handle::current();
     Some(tokio::task::spawn_blocking(move || {
-        runtime.block_on(work(state, runner));
+        runtime.block_on(async move {
+            let presence = crate::presence::Presence::join(
+                &state,
+                &runner.settings.worker_labels.clone().unwrap_or_default(),
+                1,
+                runner.settings.lock_heartbeat,
+            )
+            .await;
+            work(state, runner).await;
+            if let Some(presence) = presence {
+                presence.leave().await;
+            }
+        });
     }))
 }
 
@@ -190,6 +202,7 @@ async fn watch_without_jobs(state: AppState, runner: RunnerConfig) {
 /// server or worker drains.
 pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
     let me = EngineProcess::here(std::process::id());
+    let carried = runner.settings.worker_labels.clone().unwrap_or_default();
     let mut polled: Option<std::time::Instant> = None;
     let mut looked_for_abandoned = std::time::Instant::now();
     loop {
@@ -207,7 +220,7 @@ pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
             looked_for_abandoned = std::time::Instant::now();
             interrupt_abandoned(&state).await;
         }
-        let claimed = match state.store.claim_job(&me).await {
+        let claimed = match state.store.claim_job(&me, &carried).await {
             Ok(claimed) => claimed,
             Err(error) => {
                 tracing::error!(error = %error, "cannot read the queue");
@@ -378,7 +391,46 @@ async fn run_job(
             ));
         }
     };
+    if let RunOutcome::HandedOn { run, labels, .. } = &outcome {
+        queue_handed_on(state, job, *run, labels).await?;
+    }
     Ok(describe(&outcome))
+}
+
+/// The labels a worker needs for stage `stage`'s work, as the loaded project says (none
+/// when no project is loaded or it has no such stage: the job then fails on any worker
+/// with the reason).
+pub(crate) fn worker_labels_of(state: &AppState, stage: &str) -> Labels {
+    state
+        .project
+        .read()
+        .ok()
+        .and_then(|p| p.clone())
+        .and_then(|w| w.project.stage(stage).map(|s| s.worker_labels.clone()))
+        .unwrap_or_default()
+}
+
+/// Queues the resume of a run handed on to a worker carrying `labels`, at the commit the
+/// job ran.
+async fn queue_handed_on(state: &AppState, job: &Job, run: i64, labels: &Labels) -> Result<()> {
+    let queued = state
+        .store
+        .enqueue_job(&NewJob {
+            kind: JobKind::Resume,
+            repository: job.repository.clone(),
+            git_ref: job.git_ref.clone(),
+            commit: job.commit.clone(),
+            stage: None,
+            run_id: Some(run),
+            delivery_id: None,
+            requested_by: job.requested_by.clone(),
+            labels: labels.clone(),
+        })
+        .await
+        .context("cannot queue the run's resume for a labelled worker")?;
+    tracing::info!(job = queued.id, run, labels = %labels, "run handed on: its resume waits for a worker with these labels");
+    state.queued.notify_one();
+    Ok(())
 }
 
 /// The stage a drift check or drill job is of.
@@ -396,6 +448,9 @@ fn describe(outcome: &RunOutcome) -> String {
         RunOutcome::Delivered { run } => format!("run {run} delivered to every stage"),
         RunOutcome::AwaitingApproval { run, stage } => {
             format!("run {run} awaits approval at stage {stage}")
+        }
+        RunOutcome::HandedOn { run, stage, labels } => {
+            format!("run {run} waits at stage {stage} for a worker labelled {labels}")
         }
         RunOutcome::Failed { run, stage: None } => format!("run {run} failed verification"),
         RunOutcome::Failed {
@@ -449,6 +504,7 @@ async fn poll(state: &AppState, runner: &RunnerConfig) -> Option<String> {
         run_id: None,
         delivery_id: None,
         requested_by: "poll".to_owned(),
+        labels: Labels::default(),
     };
     match state.store.enqueue_job(&job).await {
         Ok(queued) if queued.status == JobStatus::Queued && queued.requested_by == "poll" => {

@@ -192,6 +192,7 @@ async fn expire_previews(state: &AppState) {
             run_id: None,
             delivery_id: None,
             requested_by: "preview ttl".to_owned(),
+            labels: crate::queue::worker_labels_of(state, &instance.stage),
         };
         match state.store.enqueue_job(&job).await {
             Ok(queued) => {
@@ -218,6 +219,7 @@ fn job_of(state: &AppState, schedule: &Schedule, due: DateTime<Utc>) -> NewJob {
         run_id: None,
         delivery_id: None,
         requested_by: format!("schedule {}", schedule.name),
+        labels: crate::queue::worker_labels_of(state, &schedule.stage),
     }
 }
 

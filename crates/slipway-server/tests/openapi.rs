@@ -27,6 +27,7 @@ const ROUTES: &[&str] = &[
     "GET /api/v1/project",
     "GET /api/v1/pull-requests/{id}/report",
     "GET /api/v1/queue",
+    "GET /api/v1/workers",
     "GET /api/v1/releases",
     "GET /api/v1/runs",
     "POST /api/v1/runs",
@@ -503,7 +504,7 @@ fn the_fit_check_refuses_what_does_not_fit() {
         "commit": "6113728", "stage": null, "run_id": null, "delivery_id": null,
         "requested_by": "dee", "queued_at": "2024-05-01T12:00:00.000Z", "status": "queued",
         "started_at": null, "finished_at": null, "superseded_by": null, "outcome": null,
-        "heartbeat_at": null,
+        "heartbeat_at": null, "labels": {},
     });
     check(&document, &job, &fitting, "$").unwrap();
     let mut waiting = fitting.clone();

@@ -92,6 +92,8 @@ pub enum CorruptValue {
     Json(#[from] serde_json::Error),
     #[error("{0} is out of range")]
     OutOfRange(i64),
+    #[error("{0}")]
+    Labels(String),
 }
 
 /// The record's result type.

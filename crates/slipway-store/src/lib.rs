@@ -35,7 +35,7 @@ use std::time::Duration;
 pub use error::{CorruptValue, Result, StoreError};
 pub use liveness::{
     DEFAULT_LEASE, EngineProcess, Fence, HeldLock, InstanceLock, LockOwner, ProcessState,
-    StaleReason, Surroundings, assess, probe_process, this_host,
+    StaleReason, Surroundings, assess, name_this_host, probe_process, this_host,
 };
 pub use model::{
     Approval, Artifact, AuditAction, AuditEntry, Delivery, DeliveryHistory, DeliveryStatus, Intake,
@@ -45,8 +45,8 @@ pub use model::{
 };
 pub use postgres::PostgresStore;
 pub use service::{
-    ApiToken, Job, JobKind, JobStatus, NewJob, NewToken, PullRequestKey, PullRequestRecord, Role,
-    ServiceRecord,
+    ApiToken, Job, JobKind, JobStatus, Labels, NewJob, NewToken, NewWorker, PullRequestKey,
+    PullRequestRecord, Role, ServiceRecord, Worker,
 };
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::Store;
@@ -183,13 +183,17 @@ delegate! { impl Store {
 
 delegate! { impl ServiceRecord {
     enqueue_job(new: &NewJob) -> Job;
-    claim_job(worker: &EngineProcess) -> Option<Job>;
+    claim_job(worker: &EngineProcess, labels: &Labels) -> Option<Job>;
     job_started_run(id: i64, run_id: i64) -> ();
     finish_job(id: i64, status: JobStatus, outcome: &str) -> Job;
     job(id: i64) -> Option<Job>;
     jobs(limit: u32) -> Vec<Job>;
     interrupt_abandoned_jobs() -> Vec<Job>;
     heartbeat_job(id: i64, worker: &EngineProcess) -> bool;
+    register_worker(new: &NewWorker) -> Worker;
+    worker_heartbeat(id: i64, draining: bool) -> bool;
+    worker_stopped(id: i64) -> ();
+    workers(since: UnixMillis) -> Vec<Worker>;
     schedule_marks() -> Vec<(String, UnixMillis)>;
     mark_schedule(name: &str, seen: Option<UnixMillis>, due: UnixMillis, job: Option<&NewJob>) -> bool;
     create_token(new: &NewToken) -> ApiToken;

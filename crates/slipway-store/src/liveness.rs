@@ -264,13 +264,27 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
     Some((state, started))
 }
 
-/// This host's name, as owners record it.
+/// The name this process gives its host, when the front end chose one.
+static HOST_NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Names this process's host in the record, instead of the kernel's host name; first name
+/// wins. Processes recording the same host name judge each other by this host's process
+/// table, so each process table (each container with a PID namespace of its own) needs a
+/// name of its own.
+pub fn name_this_host(name: &str) {
+    let _ = HOST_NAME.set(name.to_owned());
+}
+
+/// This host's name, as owners record it: the one given to [`name_this_host`], else the
+/// kernel's.
 pub fn this_host() -> String {
+    if let Some(name) = HOST_NAME.get() {
+        return name.clone();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".to_owned())
 }
 

@@ -74,6 +74,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "job heartbeats",
         include_str!("../migrations/postgres/0012_job_heartbeats.sql"),
     ),
+    (
+        13,
+        "workers and labels",
+        include_str!("../migrations/postgres/0013_workers.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -14,6 +14,7 @@
 use std::future::Future;
 
 use serde::Serialize;
+pub use slipway_core::Labels;
 
 use crate::error::Result;
 use crate::liveness::EngineProcess;
@@ -100,6 +101,8 @@ pub struct NewJob {
     pub run_id: Option<i64>,
     pub delivery_id: Option<String>,
     pub requested_by: String,
+    /// The labels a worker must carry to take it (empty: any worker).
+    pub labels: Labels,
 }
 
 /// A job on record.
@@ -127,6 +130,57 @@ pub struct Job {
     pub outcome: Option<String>,
     /// When the process working on it last said it still does.
     pub heartbeat_at: Option<UnixMillis>,
+    /// The labels a worker must carry to take it (empty: any worker).
+    pub labels: Labels,
+}
+
+/// A worker (a `slipway worker`, or a server that runs jobs itself) about to register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWorker {
+    pub process: EngineProcess,
+    pub labels: Labels,
+    /// Jobs it runs at once.
+    pub max_jobs: u32,
+    /// The slipway version it runs.
+    pub version: String,
+}
+
+/// A worker on record, with what the record makes of it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Worker {
+    pub id: i64,
+    pub process: EngineProcess,
+    pub labels: Labels,
+    pub max_jobs: u32,
+    pub version: String,
+    pub started_at: UnixMillis,
+    pub heartbeat_at: UnixMillis,
+    /// Finishing its running jobs and taking no more.
+    pub draining: bool,
+    /// When it said it stopped.
+    pub stopped_at: Option<UnixMillis>,
+    /// Why it counts as gone without saying so (its process ended, or it was silent past the
+    /// record's lease); `None` while it lives or after a clean stop.
+    pub gone: Option<String>,
+    /// The jobs it runs now.
+    pub running_jobs: Vec<i64>,
+}
+
+impl Worker {
+    /// `working`, `idle`, `draining`, `stopped` or `gone`.
+    pub fn state(&self) -> &'static str {
+        if self.stopped_at.is_some() {
+            "stopped"
+        } else if self.gone.is_some() {
+            "gone"
+        } else if self.draining {
+            "draining"
+        } else if self.running_jobs.is_empty() {
+            "idle"
+        } else {
+            "working"
+        }
+    }
 }
 
 /// An API token about to be kept (only its hash).
@@ -161,10 +215,15 @@ pub trait ServiceRecord: Send + Sync {
     /// A run of a commit already queued, running or done is not queued again: the earlier
     /// job is returned.
     fn enqueue_job(&self, new: &NewJob) -> impl Future<Output = Result<Job>> + Send;
-    /// Takes the oldest queued job for `worker`, if any. Of two processes racing for it,
-    /// one gets it.
-    fn claim_job(&self, worker: &EngineProcess)
-    -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Takes the oldest queued job `worker`, carrying `labels`, may run, if any: a job
+    /// asking for labels it lacks waits for another worker. Of two processes racing for a
+    /// job, one gets it (on PostgreSQL, `FOR UPDATE SKIP LOCKED`: racers take different
+    /// jobs instead of waiting on each other).
+    fn claim_job(
+        &self,
+        worker: &EngineProcess,
+        labels: &Labels,
+    ) -> impl Future<Output = Result<Option<Job>>> + Send;
     /// Names the run a job started.
     fn job_started_run(&self, id: i64, run_id: i64) -> impl Future<Output = Result<()>> + Send;
     /// Ends a running job; a job no longer running (marked interrupted meanwhile) is left as
@@ -188,6 +247,21 @@ pub trait ServiceRecord: Send + Sync {
         id: i64,
         worker: &EngineProcess,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Registers a worker that starts taking jobs.
+    fn register_worker(&self, new: &NewWorker) -> impl Future<Output = Result<Worker>> + Send;
+    /// Renews worker `id`'s heartbeat and says whether it drains; `false` when it is marked
+    /// stopped.
+    fn worker_heartbeat(
+        &self,
+        id: i64,
+        draining: bool,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Marks worker `id` stopped.
+    fn worker_stopped(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+    /// The workers not stopped, and those stopped since `since`, oldest first, each with its
+    /// running jobs and whether it is gone.
+    fn workers(&self, since: UnixMillis) -> impl Future<Output = Result<Vec<Worker>>> + Send;
 
     /// Each schedule's last time acted on.
     fn schedule_marks(&self) -> impl Future<Output = Result<Vec<(String, UnixMillis)>>> + Send;
@@ -274,7 +348,7 @@ macro_rules! job_columns {
     () => {
         "id, kind, repository, git_ref, commit_id, stage, run_id, delivery_id, requested_by, \
          queued_at, status, started_at, finished_at, superseded_by, owner_pid, \
-         owner_process_started, owner_host, outcome, heartbeat_at"
+         owner_process_started, owner_host, outcome, heartbeat_at, labels"
     };
 }
 macro_rules! token_columns {
@@ -308,8 +382,8 @@ pub(crate) const ALL_TOKENS: &str =
 
 /// Queues a job (in the caller's transaction).
 pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (kind, repository, git_ref, commit_id, \
-     stage, run_id, delivery_id, requested_by, queued_at, status) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued') RETURNING id";
+     stage, run_id, delivery_id, requested_by, queued_at, status, labels) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10) RETURNING id";
 /// Marks the queued pull request jobs of a branch as replaced by job `$3`.
 pub(crate) const SUPERSEDE_PULL_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
      superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'pull_request' \
@@ -332,6 +406,14 @@ pub(crate) fn job_status(text: &str) -> Result<JobStatus> {
     crate::sql::parse_text("jobs", "status", text)
 }
 
+pub(crate) fn labels(table: &'static str, text: &str) -> Result<Labels> {
+    Labels::parse(text).map_err(|problem| crate::error::StoreError::Corrupt {
+        table,
+        column: "labels",
+        source: crate::error::CorruptValue::Labels(problem),
+    })
+}
+
 pub(crate) fn role(text: &str) -> Result<Role> {
     crate::sql::parse_text("api_tokens", "role", text)
 }
@@ -348,15 +430,35 @@ pub(crate) const SAME_RUN: &str = "SELECT id FROM jobs WHERE kind = 'run' AND re
 /// (`BEGIN IMMEDIATE`); on PostgreSQL a transaction-scoped advisory lock of the queue does.
 pub(crate) trait QueueLock {
     const LOCK_QUEUE: &'static str;
+    /// What a claim's `SELECT` of queued jobs ends with, so that two claimants take
+    /// different jobs instead of one waiting for the other's.
+    const SKIP_LOCKED: &'static str;
 }
 
 impl QueueLock for sqlx::Sqlite {
     const LOCK_QUEUE: &'static str = "SELECT 1";
+    /// A write transaction already holds the whole database.
+    const SKIP_LOCKED: &'static str = "";
 }
 
 impl QueueLock for sqlx::Postgres {
     /// The key is slipway's own ("slip" in ASCII), held until the transaction ends.
     const LOCK_QUEUE: &'static str = "SELECT pg_advisory_xact_lock(1936486768)";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+}
+
+/// The oldest queued job whose labels are one of `$1..$n` (`n` of them), locked for the
+/// claim in `_tx`'s database.
+pub(crate) fn next_job_sql<DB: sqlx::Database + QueueLock>(
+    _tx: &sqlx::Transaction<'_, DB>,
+    n: usize,
+) -> String {
+    let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT id FROM jobs WHERE status = 'queued' AND labels IN ({}) ORDER BY id LIMIT 1{}",
+        placeholders.join(", "),
+        DB::SKIP_LOCKED
+    )
 }
 
 /// The statement that takes the queue's lock in transaction `_tx`'s database.
@@ -402,6 +504,7 @@ macro_rules! insert_job {
             .bind(&new.delivery_id)
             .bind(&new.requested_by)
             .bind(now.0)
+            .bind(new.labels.to_string())
             .fetch_one(&mut *$tx)
             .await
             .map_err($crate::error::db("queue a job"))?;
@@ -441,8 +544,9 @@ macro_rules! impl_service {
             use $crate::liveness::{EngineProcess, Surroundings, probe_process};
             use $crate::service::{
                 ALL_TOKENS, ApiToken, INSERT_TOKEN, JOB_BY_ID, Job, JobStatus, NewJob, NewToken,
-                PULL_REQUEST_BY_ID, PULL_REQUEST_BY_KEY, PullRequestKey, PullRequestRecord, RECENT_JOBS,
-                RUNNING_JOBS, TOKEN_BY_HASH, insert_job, job_kind, job_status, role,
+                Labels, NewWorker, PULL_REQUEST_BY_ID, PULL_REQUEST_BY_KEY, PullRequestKey,
+                PullRequestRecord, RECENT_JOBS, RUNNING_JOBS, TOKEN_BY_HASH, Worker, insert_job,
+                job_kind, job_status, labels, next_job_sql, role,
             };
             use $crate::sql::{to_signed, to_unsigned};
             use $crate::time::UnixMillis;
@@ -492,6 +596,58 @@ macro_rules! impl_service {
                     worker,
                     outcome: row.try_get("outcome").map_err(db("read jobs"))?,
                     heartbeat_at: millis("heartbeat_at")?,
+                    labels: labels(
+                        "jobs",
+                        &row.try_get::<String, _>("labels").map_err(db("read jobs"))?,
+                    )?,
+                })
+            }
+
+            fn worker_from_row(row: &$row, here: &Surroundings) -> Result<Worker> {
+                let read = || db("read workers");
+                let pid: i64 = row.try_get("pid").map_err(read())?;
+                let started: Option<i64> = row.try_get("process_started").map_err(read())?;
+                let process = EngineProcess {
+                    pid: to_unsigned("workers", "pid", pid)?,
+                    process_started: started
+                        .map(|s| to_unsigned("workers", "process_started", s))
+                        .transpose()?,
+                    host: row.try_get("host").map_err(read())?,
+                };
+                let heartbeat_at = UnixMillis(row.try_get("heartbeat_at").map_err(read())?);
+                let stopped_at: Option<i64> = row.try_get("stopped_at").map_err(read())?;
+                let gone = if stopped_at.is_some() {
+                    None
+                } else if process.host == here.host {
+                    (!process.alive(here, probe_process))
+                        .then(|| "its process ended without saying so".to_owned())
+                } else {
+                    let silent = u64::try_from(here.now.0.saturating_sub(heartbeat_at.0))
+                        .unwrap_or_default();
+                    (u128::from(silent) >= here.lease.as_millis()).then(|| {
+                        format!(
+                            "no heartbeat for {} s (the lease is {} s)",
+                            silent / 1000,
+                            here.lease.as_secs()
+                        )
+                    })
+                };
+                let max_jobs: i64 = row.try_get("max_jobs").map_err(read())?;
+                Ok(Worker {
+                    id: row.try_get("id").map_err(read())?,
+                    process,
+                    labels: labels(
+                        "workers",
+                        &row.try_get::<String, _>("labels").map_err(read())?,
+                    )?,
+                    max_jobs: u32::try_from(max_jobs).unwrap_or(u32::MAX),
+                    version: row.try_get("version").map_err(read())?,
+                    started_at: UnixMillis(row.try_get("started_at").map_err(read())?),
+                    heartbeat_at,
+                    draining: row.try_get::<i64, _>("draining").map_err(read())? != 0,
+                    stopped_at: stopped_at.map(UnixMillis),
+                    gone,
+                    running_jobs: Vec::new(),
                 })
             }
 
@@ -533,37 +689,147 @@ macro_rules! impl_service {
                     self.job_or_gone(id).await
                 }
 
-                async fn claim_job(&self, worker: &EngineProcess) -> Result<Option<Job>> {
-                    // A conditional UPDATE is atomic on both backends: of two claimants of
-                    // one job, one changes the row. The loop moves on past a lost race.
-                    for _ in 0..8 {
-                        let next: Option<i64> = sqlx::query_scalar(
-                            "SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1",
-                        )
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db("read the queue"))?;
-                        let Some(id) = next else {
-                            return Ok(None);
-                        };
-                        let claimed = sqlx::query(
-                            "UPDATE jobs SET status = 'running', started_at = $2, \
-                             heartbeat_at = $2, owner_pid = $3, owner_process_started = $4, \
-                             owner_host = $5 WHERE id = $1 AND status = 'queued'",
-                        )
-                        .bind(id)
-                        .bind(UnixMillis::now().0)
-                        .bind(i64::from(worker.pid))
-                        .bind(worker.process_started.map(to_signed))
-                        .bind(&worker.host)
-                        .execute(&self.pool)
-                        .await
-                        .map_err(db("claim a job"))?;
-                        if claimed.rows_affected() == 1 {
-                            return Ok(Some(self.job_or_gone(id).await?));
+                async fn claim_job(
+                    &self,
+                    worker: &EngineProcess,
+                    carried: &Labels,
+                ) -> Result<Option<Job>> {
+                    let mut tx = self.write_tx().await?;
+                    // Few distinct label sets wait at once: the worker picks those it
+                    // satisfies, and the database the oldest job among them.
+                    let waiting: Vec<String> = sqlx::query_scalar(
+                        "SELECT DISTINCT labels FROM jobs WHERE status = 'queued'",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db("read the queue"))?;
+                    let mut takes = Vec::new();
+                    for text in waiting {
+                        if carried.satisfy(&labels("jobs", &text)?) {
+                            takes.push(text);
                         }
                     }
-                    Ok(None)
+                    if takes.is_empty() {
+                        return Ok(None);
+                    }
+                    let sql = next_job_sql(&tx, takes.len());
+                    let mut next = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql));
+                    for text in &takes {
+                        next = next.bind(text);
+                    }
+                    let Some(id) = next
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("read the queue"))?
+                    else {
+                        return Ok(None);
+                    };
+                    let claimed = sqlx::query(
+                        "UPDATE jobs SET status = 'running', started_at = $2, \
+                         heartbeat_at = $2, owner_pid = $3, owner_process_started = $4, \
+                         owner_host = $5 WHERE id = $1 AND status = 'queued'",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .bind(i64::from(worker.pid))
+                    .bind(worker.process_started.map(to_signed))
+                    .bind(&worker.host)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("claim a job"))?;
+                    tx.commit().await.map_err(db("claim a job"))?;
+                    if claimed.rows_affected() == 1 {
+                        Ok(Some(self.job_or_gone(id).await?))
+                    } else {
+                        Ok(None)
+                    }
+                }
+
+                async fn register_worker(&self, new: &NewWorker) -> Result<Worker> {
+                    let now = UnixMillis::now().0;
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO workers (host, pid, process_started, labels, max_jobs, \
+                         version, started_at, heartbeat_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+                    )
+                    .bind(&new.process.host)
+                    .bind(i64::from(new.process.pid))
+                    .bind(new.process.process_started.map(to_signed))
+                    .bind(new.labels.to_string())
+                    .bind(i64::from(new.max_jobs))
+                    .bind(&new.version)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db("register a worker"))?;
+                    $crate::service::ServiceRecord::workers(self, UnixMillis(now))
+                        .await?
+                        .into_iter()
+                        .find(|w| w.id == id)
+                        .ok_or(StoreError::NotFound {
+                            what: "worker",
+                            id: id.to_string(),
+                        })
+                }
+
+                async fn worker_heartbeat(&self, id: i64, draining: bool) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE workers SET heartbeat_at = $2, draining = $3 \
+                         WHERE id = $1 AND stopped_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .bind(i64::from(draining))
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("renew a worker's heartbeat"))?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn worker_stopped(&self, id: i64) -> Result<()> {
+                    sqlx::query(
+                        "UPDATE workers SET stopped_at = $2 WHERE id = $1 AND stopped_at IS NULL",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("mark a worker stopped"))?;
+                    Ok(())
+                }
+
+                async fn workers(&self, since: UnixMillis) -> Result<Vec<Worker>> {
+                    let here = Surroundings::here(self.lease);
+                    let mut workers: Vec<Worker> = sqlx::query(
+                        "SELECT id, host, pid, process_started, labels, max_jobs, version, \
+                         started_at, heartbeat_at, draining, stopped_at FROM workers \
+                         WHERE stopped_at IS NULL OR stopped_at >= $1 ORDER BY id",
+                    )
+                    .bind(since.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db("list workers"))?
+                    .iter()
+                    .map(|row| worker_from_row(row, &here))
+                    .collect::<Result<_>>()?;
+                    let running: Vec<Job> = sqlx::query(RUNNING_JOBS)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(db("list running jobs"))?
+                        .iter()
+                        .map(job_from_row)
+                        .collect::<Result<_>>()?;
+                    for job in running {
+                        let Some(owner) = &job.worker else { continue };
+                        if let Some(worker) = workers.iter_mut().rev().find(|w| {
+                            w.stopped_at.is_none()
+                                && w.process.pid == owner.pid
+                                && w.process.host == owner.host
+                        }) {
+                            worker.running_jobs.push(job.id);
+                        }
+                    }
+                    Ok(workers)
                 }
 
                 async fn job_started_run(&self, id: i64, run_id: i64) -> Result<()> {

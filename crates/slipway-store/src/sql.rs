@@ -1277,6 +1277,7 @@ macro_rules! impl_store {
                             run_id: None,
                             delivery_id: Some(new.id.clone()),
                             requested_by: new.actor.clone(),
+                            labels: $crate::service::Labels::default(),
                         };
                         $crate::service::insert_job!(tx, &job);
                     }

@@ -83,6 +83,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "job heartbeats",
         include_str!("../migrations/sqlite/0012_job_heartbeats.sql"),
     ),
+    (
+        13,
+        "workers and labels",
+        include_str!("../migrations/sqlite/0013_workers.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

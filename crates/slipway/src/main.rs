@@ -42,6 +42,9 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Failure.code());
         }
     };
+    if let Some(host) = &settings.host {
+        slipway_store::name_this_host(host);
+    }
     let json = cli.command.streams_json();
     let observer = events::observer(json);
     let (code, error) = match runtime.block_on(run(cli, settings, Arc::clone(&observer))) {

@@ -94,6 +94,7 @@ const STAGE_BLOCK: Schema = Schema {
         "four_eyes",
         "credentials",
         "plan_credentials",
+        "worker_labels",
     ],
     blocks: &[("generate", 1), ("policy", 0)],
 };
@@ -568,6 +569,29 @@ fn load_project_file(
             }
             *target = map;
         }
+        let worker_labels = body
+            .attribute("worker_labels")
+            .and_then(|attribute| {
+                let labels = string_map(file, attribute, &stage_scope, env, diagnostics)?;
+                let bad = labels
+                    .iter()
+                    .find_map(|(k, v)| crate::labels::label_problem(k, v).map(|p| (k, p)));
+                match bad {
+                    Some((key, problem)) => {
+                        diagnostics.push(
+                            Diagnostic::at(
+                                file,
+                                attribute.value.span(),
+                                format!("`worker_labels.{key}` {problem}"),
+                            )
+                            .help("write `worker_labels = { tier = \"prod\" }`: names of letters, digits, `-`, `_`, `.` and `/`, values without `,` or `=`, as `slipway worker --labels tier=prod` gives them"),
+                        );
+                        None
+                    }
+                    None => Some(crate::labels::Labels(labels)),
+                }
+            })
+            .unwrap_or_default();
         let policy = super::policy::load_stage_policy(
             file,
             body.blocks("policy"),
@@ -581,6 +605,7 @@ fn load_project_file(
             credentials: stage_credentials,
             approval,
             four_eyes,
+            worker_labels,
             generate,
             location: file.location(block.span()),
             variables,

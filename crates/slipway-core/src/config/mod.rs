@@ -128,6 +128,10 @@ pub struct Stage {
     /// the person who started the run (enforced where approvals are made by known people:
     /// the server's API).
     pub four_eyes: bool,
+    /// The labels a worker must carry to run this stage's work (`worker_labels = { tier =
+    /// "prod" }`): a queued run reaching the stage is handed on to such a worker. Empty: any
+    /// worker, and the server itself.
+    pub worker_labels: crate::labels::Labels,
     /// Blast radius limits (`policy { ... }`); none: every change passes.
     pub policy: Option<StagePolicy>,
     pub credentials: StageCredentials,

@@ -31,6 +31,13 @@ pub enum RunOutcome {
     Delivered { run: i64 },
     /// Planned at `stage`, which waits for an approval of its saved plans.
     AwaitingApproval { run: i64, stage: String },
+    /// Reached `stage`, whose work needs a worker carrying `labels` that this process is not
+    /// (see [`crate::Settings::worker_labels`]); `resume` continues it there.
+    HandedOn {
+        run: i64,
+        stage: String,
+        labels: slipway_core::Labels,
+    },
     /// Stopped: verification failed (`stage` is `None`) or a stage did not succeed.
     Failed { run: i64, stage: Option<String> },
 }
@@ -184,23 +191,29 @@ struct Pipeline<'a> {
     options: &'a ExecutorOptions,
 }
 
-/// An approved stage to apply first: its stage run, stack runs and saved plans.
-struct Approved {
+/// A stage already in the record to deliver first: one approved (its saved plans are
+/// applied as they are), or one handed on to this worker (planned as any stage).
+struct Resumed {
     stage_run_id: i64,
     stack_runs: BTreeMap<String, i64>,
+    /// Empty for a handed-on stage.
     saved_plans: BTreeMap<String, SavedPlan>,
+    approved: bool,
 }
 
 impl Pipeline<'_> {
-    async fn stages_from(
-        &self,
-        start: usize,
-        mut approved: Option<Approved>,
-    ) -> Result<RunOutcome> {
+    async fn stages_from(&self, start: usize, mut resuming: Option<Resumed>) -> Result<RunOutcome> {
         let run_id = self.run.id;
         for stage in self.workspace.project.stages.iter().skip(start) {
-            let resumed = approved.take();
-            let plan_only = stage.approval && resumed.is_none();
+            let resumed = resuming.take();
+            if resumed.is_none() {
+                if let Some(carried) = &self.workspace.settings.worker_labels {
+                    if !carried.satisfy(&stage.worker_labels) {
+                        return self.hand_on(stage).await;
+                    }
+                }
+            }
+            let plan_only = stage.approval && !resumed.as_ref().is_some_and(|r| r.approved);
             let (stage_run_id, stack_runs, saved_plans) = match resumed {
                 Some(a) => (Some(a.stage_run_id), a.stack_runs, a.saved_plans),
                 None => (None, BTreeMap::new(), BTreeMap::new()),
@@ -271,6 +284,37 @@ impl Pipeline<'_> {
             stage: None,
         });
         Ok(RunOutcome::Delivered { run: run_id })
+    }
+
+    /// Leaves `stage` to a worker carrying its labels: the stage run and its stack runs are
+    /// recorded pending, with the artifacts they will deliver, for `resume` to pick up.
+    async fn hand_on(&self, stage: &slipway_core::Stage) -> Result<RunOutcome> {
+        let run_id = self.run.id;
+        let stage_run = self.store.start_stage_run(run_id, &stage.name).await?;
+        self.store
+            .set_stage_run_status(stage_run.id, StageRunStatus::Pending)
+            .await?;
+        for (stack, deliverable) in self.deliverables {
+            self.store
+                .add_stack_run(&slipway_store::NewStackRun {
+                    run_id,
+                    stage: stage.name.clone(),
+                    instance: stage.name.clone(),
+                    stack: stack.clone(),
+                    artifact_id: Some(deliverable.artifact_id.clone()),
+                })
+                .await?;
+        }
+        self.workspace.observer.observe(&Event::HandedOn {
+            run: run_id,
+            stage: stage.name.clone(),
+            labels: stage.worker_labels.to_string(),
+        });
+        Ok(RunOutcome::HandedOn {
+            run: run_id,
+            stage: stage.name.clone(),
+            labels: stage.worker_labels.clone(),
+        })
     }
 }
 
@@ -474,6 +518,10 @@ async fn resume_recorded(
     options: &ExecutorOptions,
 ) -> Result<RunOutcome> {
     interrupted::report(workspace, &store).await?;
+    if let Some((run, stage_run)) = handed_on(&store, run_id).await? {
+        recorder.bind(run.id);
+        return continue_handed_on(workspace, store, run, stage_run, options).await;
+    }
     let (run, stage_run) = awaiting(&store, run_id, None).await?;
     recorder.bind(run.id);
     let Some(approved) = approval(&store, run.id, &stage_run.stage).await? else {
@@ -574,10 +622,89 @@ async fn resume_recorded(
     pipeline
         .stages_from(
             index,
-            Some(Approved {
+            Some(Resumed {
                 stage_run_id: stage_run.id,
                 stack_runs: stack_runs.iter().map(|r| (r.stack.clone(), r.id)).collect(),
                 saved_plans,
+                approved: true,
+            }),
+        )
+        .await
+}
+
+/// The run and its stage handed on to a worker with the stage's labels, if `run_id` waits
+/// for one.
+async fn handed_on(store: &AnyStore, run_id: i64) -> Result<Option<(Run, StageRun)>> {
+    let run = store
+        .run(run_id)
+        .await?
+        .with_context(|| format!("there is no run {run_id}"))?;
+    if run.status != RunStatus::Running {
+        return Ok(None);
+    }
+    let pending = store
+        .stage_runs(run.id)
+        .await?
+        .into_iter()
+        .find(|s| s.status == StageRunStatus::Pending);
+    Ok(pending.map(|stage_run| (run, stage_run)))
+}
+
+/// Continues a handed-on run at its pending stage, with the artifacts recorded there.
+async fn continue_handed_on(
+    workspace: &Workspace,
+    store: AnyStore,
+    run: Run,
+    stage_run: StageRun,
+    options: &ExecutorOptions,
+) -> Result<RunOutcome> {
+    let stack_runs: Vec<StackRun> = store
+        .stack_runs(run.id)
+        .await?
+        .into_iter()
+        .filter(|r| r.stage == stage_run.stage)
+        .collect();
+    let deliverables: BTreeMap<String, Deliverable> = stack_runs
+        .iter()
+        .filter_map(|sr| {
+            sr.artifact_id.as_ref().map(|id| {
+                (
+                    sr.stack.clone(),
+                    Deliverable {
+                        artifact_id: id.clone(),
+                        commit: run.commit.clone(),
+                    },
+                )
+            })
+        })
+        .collect();
+    let index = workspace
+        .project
+        .stages
+        .iter()
+        .position(|s| s.name == stage_run.stage)
+        .with_context(|| format!("stage `{}` is no longer in slipway.hcl", stage_run.stage))?;
+    workspace.observer.observe(&Event::RunResumed {
+        run: run.id,
+        stage: stage_run.stage.clone(),
+    });
+    let artifact_store = artifacts::open(workspace)?;
+    let pipeline = Pipeline {
+        workspace,
+        store: &store,
+        artifacts: &artifact_store,
+        run: &run,
+        deliverables: &deliverables,
+        options,
+    };
+    pipeline
+        .stages_from(
+            index,
+            Some(Resumed {
+                stage_run_id: stage_run.id,
+                stack_runs: stack_runs.iter().map(|r| (r.stack.clone(), r.id)).collect(),
+                saved_plans: BTreeMap::new(),
+                approved: false,
             }),
         )
         .await

@@ -156,6 +156,9 @@ pub struct Stage {
     /// Whether that person must be someone other than the author of the commit and whoever
     /// started the run.
     pub four_eyes: bool,
+    /// The labels a worker must carry to run its work (`{"tier": "prod"}`; empty: any
+    /// worker).
+    pub worker_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A stack: a root module delivered through the stages.
@@ -499,6 +502,8 @@ pub struct Job {
     /// does; a job on another host silent past the record's lease is marked interrupted.
     #[schema(required = true)]
     pub heartbeat_at: Option<Timestamp>,
+    /// The labels a worker must carry to take it (`{"tier": "prod"}`; empty: any worker).
+    pub labels: std::collections::BTreeMap<String, String>,
     /// In the queue's answer, for a queued job: what it waits behind (`next`, `queued behind
     /// job 4`, `queued behind run 7 (job 3)`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -525,7 +530,53 @@ impl From<store::Job> for Job {
             superseded_by: j.superseded_by,
             outcome: j.outcome,
             heartbeat_at: at(j.heartbeat_at),
+            labels: j.labels.0,
             waiting: None,
+        }
+    }
+}
+
+/// A process that takes jobs: a `slipway worker`, or a server that runs them itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Worker {
+    pub id: i64,
+    /// The host it runs on, as it names itself in the record.
+    pub host: String,
+    /// The labels it carries (`{"tier": "prod"}`; empty: none).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Jobs it runs at once.
+    pub max_jobs: u32,
+    /// The slipway version it runs.
+    pub version: String,
+    pub started_at: Timestamp,
+    /// When it last said it still runs.
+    pub heartbeat_at: Timestamp,
+    /// `working`, `idle`, `draining` (finishing its jobs, taking no more), `stopped` (said so
+    /// on the way out) or `gone` (vanished without saying so: see `gone`).
+    pub state: String,
+    /// Why it counts as gone: its process ended, or it was silent past the record's lease.
+    #[schema(required = true)]
+    pub gone: Option<String>,
+    #[schema(required = true)]
+    pub stopped_at: Option<Timestamp>,
+    /// The jobs it runs now.
+    pub jobs: Vec<i64>,
+}
+
+impl From<store::Worker> for Worker {
+    fn from(w: store::Worker) -> Self {
+        Self {
+            id: w.id,
+            state: w.state().to_owned(),
+            host: w.process.host,
+            labels: w.labels.0,
+            max_jobs: w.max_jobs,
+            version: w.version,
+            started_at: w.started_at.into(),
+            heartbeat_at: w.heartbeat_at.into(),
+            gone: w.gone,
+            stopped_at: at(w.stopped_at),
+            jobs: w.running_jobs,
         }
     }
 }
@@ -865,6 +916,7 @@ mod tests {
             }),
             outcome: None,
             heartbeat_at: Some(store::UnixMillis(2)),
+            labels: store::Labels::parse("tier=prod").unwrap(),
         };
         let mut expected = serde_json::to_value(&job).unwrap();
         expected.as_object_mut().unwrap().remove("worker");

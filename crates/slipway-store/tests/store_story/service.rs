@@ -1,8 +1,8 @@
 //! The story of the server's queue and API tokens, told against every backend.
 
 use slipway_store::{
-    EngineProcess, JobKind, JobStatus, NewJob, NewRun, NewToken, Role, ServiceRecord as _,
-    Store as _, UnixMillis, open,
+    EngineProcess, JobKind, JobStatus, Labels, NewJob, NewRun, NewToken, NewWorker, Role,
+    ServiceRecord as _, Store as _, UnixMillis, open,
 };
 
 use crate::story::Outcome;
@@ -17,7 +17,12 @@ fn run_job(git_ref: &str, commit: &str) -> NewJob {
         run_id: None,
         delivery_id: None,
         requested_by: "ada".to_owned(),
+        labels: Labels::default(),
     }
+}
+
+fn labels(text: &str) -> Labels {
+    Labels::parse(text).expect("labels")
 }
 
 /// Jobs are taken oldest first, once each; a newer run job of a branch supersedes the
@@ -26,7 +31,11 @@ fn run_job(git_ref: &str, commit: &str) -> NewJob {
 pub async fn job_queue(url: &str) -> Outcome {
     let store = open(url).await?;
     let me = EngineProcess::here(std::process::id());
-    assert_eq!(store.claim_job(&me).await?, None, "an empty queue");
+    assert_eq!(
+        store.claim_job(&me, &Labels::default()).await?,
+        None,
+        "an empty queue"
+    );
 
     let run = store
         .create_run(&NewRun {
@@ -58,13 +67,19 @@ pub async fn job_queue(url: &str) -> Outcome {
     }
 
     // Oldest first, each once.
-    let claimed = store.claim_job(&me).await?.ok_or("a queued job")?;
+    let claimed = store
+        .claim_job(&me, &Labels::default())
+        .await?
+        .ok_or("a queued job")?;
     assert_eq!(
         (claimed.id, claimed.status),
         (resume.id, JobStatus::Running)
     );
     assert_eq!(claimed.worker.as_ref(), Some(&me));
-    let next = store.claim_job(&me).await?.ok_or("a queued job")?;
+    let next = store
+        .claim_job(&me, &Labels::default())
+        .await?
+        .ok_or("a queued job")?;
     assert_eq!(next.id, other_branch.id);
     store.job_started_run(next.id, run.id).await?;
     let done = store
@@ -76,7 +91,8 @@ pub async fn job_queue(url: &str) -> Outcome {
     );
 
     // Two claimants racing for the last job: one gets it.
-    let (a, b) = tokio::join!(store.claim_job(&me), store.claim_job(&me));
+    let none = Labels::default();
+    let (a, b) = tokio::join!(store.claim_job(&me, &none), store.claim_job(&me, &none));
     let winners: Vec<_> = [a?, b?].into_iter().flatten().collect();
     assert_eq!(winners.len(), 1, "{winners:?}");
     assert_eq!(winners[0].id, second.id);
@@ -89,7 +105,10 @@ pub async fn job_queue(url: &str) -> Outcome {
         host: me.host.clone(),
     };
     let orphan = store.enqueue_job(&run_job("refs/heads/main", "c3")).await?;
-    let claimed = store.claim_job(&gone).await?.ok_or("the orphan's job")?;
+    let claimed = store
+        .claim_job(&gone, &Labels::default())
+        .await?
+        .ok_or("the orphan's job")?;
     assert_eq!(claimed.id, orphan.id);
     let abandoned = store.interrupt_abandoned_jobs().await?;
     assert_eq!(
@@ -117,7 +136,10 @@ pub async fn job_queue(url: &str) -> Outcome {
         host: "worker-7.example".to_owned(),
     };
     let remote = store.enqueue_job(&run_job("refs/heads/main", "c4")).await?;
-    let claimed = store.claim_job(&elsewhere).await?.ok_or("the remote job")?;
+    let claimed = store
+        .claim_job(&elsewhere, &Labels::default())
+        .await?
+        .ok_or("the remote job")?;
     assert_eq!(claimed.id, remote.id);
     assert!(
         claimed.heartbeat_at.is_some(),
@@ -158,6 +180,151 @@ pub async fn job_queue(url: &str) -> Outcome {
         let job = run_job("refs/heads/race", &format!("raced-{round}"));
         let (a, b) = tokio::join!(store.enqueue_job(&job), store.enqueue_job(&job));
         assert_eq!(a?.id, b?.id, "round {round}");
+    }
+    Ok(())
+}
+
+/// A job asking for labels is taken only by a worker carrying each of them, oldest first
+/// among those it may take; a worker without labels takes the rest. Workers register, say
+/// they drain, stop; one whose process vanished (or, on another host, whose heartbeat is
+/// older than the lease) shows as gone; each lists the jobs it runs.
+pub async fn labelled_jobs_and_workers(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let prod = labels("tier=prod,region=eu");
+    let me = EngineProcess::here(std::process::id());
+    let for_prod = store
+        .enqueue_job(&NewJob {
+            kind: JobKind::Drift,
+            stage: Some("prod".to_owned()),
+            labels: labels("tier=prod"),
+            ..run_job("schedule/nightly", "")
+        })
+        .await?;
+    assert_eq!(for_prod.labels, labels("tier=prod"));
+    let for_anyone = store
+        .enqueue_job(&run_job("refs/heads/labelled", "l1"))
+        .await?;
+    let for_gpu = store
+        .enqueue_job(&NewJob {
+            kind: JobKind::Drill,
+            stage: Some("prod".to_owned()),
+            labels: labels("tier=prod,gpu=yes"),
+            ..run_job("schedule/drill", "")
+        })
+        .await?;
+
+    let plain = store.claim_job(&me, &Labels::default()).await?;
+    assert_eq!(
+        plain.map(|j| j.id),
+        Some(for_anyone.id),
+        "an unlabelled worker passes over the labelled job"
+    );
+    assert_eq!(
+        store.claim_job(&me, &Labels::default()).await?,
+        None,
+        "nothing left for an unlabelled worker"
+    );
+    assert_eq!(store.claim_job(&me, &labels("tier=dev")).await?, None);
+    let labelled = store.claim_job(&me, &prod).await?.ok_or("the prod job")?;
+    assert_eq!(labelled.id, for_prod.id);
+    assert_eq!(
+        store.claim_job(&me, &prod).await?,
+        None,
+        "a job asking for a label the worker lacks waits"
+    );
+    assert_eq!(
+        store.job(for_gpu.id).await?.ok_or("kept")?.status,
+        JobStatus::Queued
+    );
+
+    let before = UnixMillis::now();
+    let worker = store
+        .register_worker(&NewWorker {
+            process: me.clone(),
+            labels: prod.clone(),
+            max_jobs: 2,
+            version: "1.2.3".to_owned(),
+        })
+        .await?;
+    assert_eq!(
+        (worker.state(), worker.max_jobs, &worker.labels),
+        ("working", 2, &prod),
+        "{worker:?}"
+    );
+    let listed = store.workers(before).await?;
+    let mine = listed
+        .iter()
+        .find(|w| w.id == worker.id)
+        .ok_or("the worker is listed")?;
+    for job in [for_anyone.id, for_prod.id] {
+        assert!(mine.running_jobs.contains(&job), "{mine:?}");
+    }
+    assert!(store.worker_heartbeat(worker.id, true).await?);
+    let draining = store.workers(before).await?;
+    let draining = draining
+        .iter()
+        .find(|w| w.id == worker.id)
+        .ok_or("listed")?;
+    assert_eq!(draining.state(), "draining");
+
+    let vanished = store
+        .register_worker(&NewWorker {
+            process: EngineProcess {
+                pid: crate::story::exited_pid()?,
+                process_started: None,
+                host: me.host.clone(),
+            },
+            labels: Labels::default(),
+            max_jobs: 1,
+            version: "1.2.3".to_owned(),
+        })
+        .await?;
+    assert_eq!(vanished.state(), "gone");
+    let remote = store
+        .register_worker(&NewWorker {
+            process: EngineProcess {
+                pid: 4242,
+                process_started: None,
+                host: "worker-9.example".to_owned(),
+            },
+            labels: Labels::default(),
+            max_jobs: 1,
+            version: "1.2.3".to_owned(),
+        })
+        .await?;
+    assert_eq!(remote.state(), "idle", "within the lease");
+    let no_lease = slipway_store::open_with_lease(url, std::time::Duration::ZERO).await?;
+    let judged = no_lease.workers(before).await?;
+    let judged = judged.iter().find(|w| w.id == remote.id).ok_or("listed")?;
+    assert_eq!(judged.state(), "gone");
+    assert!(
+        judged
+            .gone
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no heartbeat"),
+        "{judged:?}"
+    );
+
+    store.worker_stopped(worker.id).await?;
+    assert!(
+        !store.worker_heartbeat(worker.id, false).await?,
+        "a stopped worker's heartbeat is refused"
+    );
+    let stopped = store.workers(before).await?;
+    let stopped = stopped.iter().find(|w| w.id == worker.id).ok_or("listed")?;
+    assert_eq!(stopped.state(), "stopped");
+    assert!(stopped.running_jobs.is_empty());
+    assert!(
+        store
+            .workers(UnixMillis(UnixMillis::now().0 + 1000))
+            .await?
+            .iter()
+            .all(|w| w.id != worker.id),
+        "a worker stopped before `since` is left out"
+    );
+    for job in [for_anyone.id, for_prod.id] {
+        store.finish_job(job, JobStatus::Done, "done").await?;
     }
     Ok(())
 }

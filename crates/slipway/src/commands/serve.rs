@@ -69,6 +69,11 @@ pub struct ServeArgs {
     /// shows, polls the source and queues scheduled work, and runs nothing itself.
     #[arg(long, conflicts_with = "no_jobs")]
     pub workers: bool,
+    /// The labels this server carries when it runs jobs itself (`tier=dev,region=eu`): a run
+    /// reaching a stage whose `worker_labels` it lacks waits there for a worker that carries
+    /// them (docs/scale-out.md).
+    #[arg(long, value_name = "NAME=VALUE,...", default_value = "", value_parser = slipway_core::Labels::parse, conflicts_with = "workers")]
+    pub labels: slipway_core::Labels,
     /// How often to fetch the source for pushes whose webhook never arrived (`30s`, `5m`);
     /// `0` turns polling off.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
@@ -95,7 +100,8 @@ pub async fn run(workspace: &Workspace, args: &ServeArgs) -> Result<ExitStatus> 
         (Some(source), _) | (None, Some(source)) => Some(source.clone()),
         (None, None) => has_origin(&workspace.root).then(|| "origin".to_owned()),
     };
-    let settings = job_settings(workspace)?;
+    let mut settings = job_settings(workspace)?;
+    settings.worker_labels = Some(args.labels.clone());
     let runner = (!args.no_jobs).then(|| RunnerConfig {
         checkout: workspace.root.clone(),
         source,

@@ -37,6 +37,11 @@ pub struct WorkerArgs {
     /// Jobs run at once, each in a working copy of its own (more than one needs `--repo`).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_jobs: u16,
+    /// The labels this worker carries (`tier=prod,region=eu`). A stage with `worker_labels`
+    /// runs only on workers carrying each of them: a run reaching it elsewhere waits there
+    /// for one, and its approvals, drift checks and drills are taken only by one.
+    #[arg(long, value_name = "NAME=VALUE,...", default_value = "", value_parser = slipway_core::Labels::parse)]
+    pub labels: slipway_core::Labels,
     /// Log as JSON objects, one a line (for log collectors), instead of text.
     #[arg(long)]
     pub log_json: bool,
@@ -88,9 +93,10 @@ pub async fn run(
     if let Some(url) = &args.store_url {
         settings.store_url = Some(url.clone());
     }
+    settings.worker_labels = Some(args.labels.clone());
     let url = settings.store_url.clone();
     let store = match &url {
-        Some(url) => slipway_store::open(url)
+        Some(url) => slipway_store::open_with_lease(url, settings.lease)
             .await
             .with_context(|| format!("cannot open the record at {}", redact(url)))?,
         None => crate::record::open(workspace).await?,
@@ -121,8 +127,13 @@ pub async fn run(
     };
     init_logs(args.log_json);
     eprintln!(
-        "slipway worker: taking jobs ({} at a time) in {}\n  stop: SIGTERM or Ctrl-C once to finish running jobs and take no more, twice to interrupt them",
+        "slipway worker: taking jobs ({} at a time{}) in {}\n  stop: SIGTERM or Ctrl-C once to finish running jobs and take no more, twice to interrupt them",
         checkouts.len(),
+        if args.labels.is_empty() {
+            String::new()
+        } else {
+            format!(", labelled {}", args.labels)
+        },
         checkouts
             .iter()
             .map(|c| c.display().to_string())

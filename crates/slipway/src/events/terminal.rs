@@ -209,6 +209,11 @@ impl Observer for Terminal {
                     "  approve: slipway approve {run} --stage {stage} --reason \"...\"\n  then:    slipway resume {run}\n  or:      slipway reject {run} --stage {stage} --reason \"...\""
                 ));
             }
+            Event::HandedOn { run, stage, labels } => {
+                self.line(&format!(
+                    "\nrun {run} waits at stage {stage} for a worker labelled {labels} (stage {stage}'s worker_labels)"
+                ));
+            }
             Event::RunFinished {
                 run,
                 delivered,

@@ -2,7 +2,8 @@
 //! state, artifacts and saved plans in S3 (moto) and nothing else in common: each worker
 //! works in a clone of its own. The server runs no job; a worker takes the run to prod's
 //! approval gate; drained by SIGTERM, it finishes and exits; the approval is applied by a
-//! second worker, from the plan the first one saved.
+//! second worker, from the plan the first one saved. A stage asking for worker labels is
+//! left by an unlabelled worker to one carrying them.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Stdio;
@@ -25,9 +26,14 @@ struct Worker {
 
 impl Worker {
     fn start(env: &[(String, String)], repo: &str) -> Self {
+        Self::start_with(env, repo, &[])
+    }
+
+    fn start_with(env: &[(String, String)], repo: &str, args: &[&str]) -> Self {
         let home = tempfile::tempdir().unwrap();
         let mut child = slipway_process(home.path(), env)
             .args(["worker", "--repo", repo])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -64,6 +70,35 @@ impl Worker {
     }
 }
 
+/// The crash fixture's repository, with state in S3 and DynamoDB locks, artifacts and saved
+/// plans in S3, and the record at `record`: what every worker reaches, and nothing else.
+/// Buckets and the lock table are named after `name`.
+fn shared_everything(
+    record: &str,
+    moto: &slipway_sandbox::Moto,
+    name: &str,
+) -> (tempfile::TempDir, Vec<(String, String)>) {
+    let (upstream, mut env) = provider_free_repository(&format!(
+        "\nstate {{\n  backend                     = \"s3\"\n  bucket                      = \"{name}-state\"\n  region                      = \"us-east-1\"\n  dynamodb_table              = \"{name}-locks\"\n  endpoint                    = env(\"SLIPWAY_SANDBOX_ENDPOINT\")\n  force_path_style            = true\n  skip_credentials_validation = true\n}}\n",
+    ));
+    env.extend(moto.env());
+    env.extend(
+        [
+            ("SLIPWAY_STORE_URL", record.to_owned()),
+            (
+                "SLIPWAY_ARTIFACTS_URL",
+                format!("s3://{name}-artifacts/slipway"),
+            ),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            // The sandbox's credentials and settings reach the engine as they are.
+            ("SLIPWAY_ENGINE_ENVIRONMENT", "inherit".to_owned()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    (upstream, env)
+}
+
 /// The jobs on record, newest first.
 fn jobs(url: &str) -> Vec<slipway_store::Job> {
     let url = url.to_owned();
@@ -86,26 +121,7 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
     };
     let record = postgres.url("postgres");
     let (_sandbox, moto) = crate::common::sandbox();
-    // State in S3 with DynamoDB locks, artifacts and saved plans in S3: what every worker
-    // reaches. Nothing else is shared.
-    let (upstream, mut env) = provider_free_repository(
-        "\nstate {\n  backend                     = \"s3\"\n  bucket                      = \"workers-state\"\n  region                      = \"us-east-1\"\n  dynamodb_table              = \"workers-locks\"\n  endpoint                    = env(\"SLIPWAY_SANDBOX_ENDPOINT\")\n  force_path_style            = true\n  skip_credentials_validation = true\n}\n",
-    );
-    env.extend(moto.env());
-    env.extend(
-        [
-            ("SLIPWAY_STORE_URL", record.clone()),
-            (
-                "SLIPWAY_ARTIFACTS_URL",
-                "s3://workers-artifacts/slipway".to_owned(),
-            ),
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_ALLOW_HTTP", "true".to_owned()),
-            // The sandbox's credentials and settings reach the engine as they are.
-            ("SLIPWAY_ENGINE_ENVIRONMENT", "inherit".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
+    let (upstream, env) = shared_everything(&record, &moto, "workers");
     crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
     let repo = format!("file://{}", upstream.path().display());
     let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
@@ -183,6 +199,172 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
         "{resumed:?}"
     );
     second.drain();
+    server.stop();
+}
+
+/// Prod asks for workers labelled `tier=prod`. An unlabelled worker takes the run through
+/// dev and test and leaves it at prod; the run's resume waits in the queue, saying for whom,
+/// until a labelled worker starts: it plans prod, and applies it once approved. The list of
+/// workers shows both, with their labels, and then both stopped.
+#[test]
+fn a_stage_asking_for_labels_waits_for_a_worker_carrying_them() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (_sandbox, moto) = crate::common::sandbox();
+    let (upstream, env) = shared_everything(&record, &moto, "labels");
+    let config = upstream.path().join("slipway.hcl");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let labelled = text.replace(
+        "  approval  = true\n}",
+        "  approval  = true\n  worker_labels = { tier = \"prod\" }\n}",
+    );
+    assert_ne!(text, labelled, "the fixture's prod stage changed shape");
+    std::fs::write(&config, labelled).unwrap();
+    crate::pipeline::git(
+        upstream.path(),
+        &["commit", "-q", "-am", "prod runs on prod workers"],
+    );
+    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+    let repo = format!("file://{}", upstream.path().display());
+    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
+    let head = git_head(upstream.path());
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        server_home.path(),
+        &env,
+        &["--repo", &repo, "--poll", "1s", "--workers"],
+    );
+    wait_until("the head is queued", Duration::from_secs(120), || {
+        jobs(&record).iter().any(|j| j.commit == head)
+    });
+
+    let plain = Worker::start(&env, &repo);
+    wait_until(
+        "the unlabelled worker leaves the run at prod",
+        Duration::from_secs(300),
+        || jobs(&record).iter().any(|j| j.kind == JobKind::Resume),
+    );
+    let queued = jobs(&record);
+    let run_job = queued.iter().find(|j| j.kind == JobKind::Run).unwrap();
+    let resume = queued.iter().find(|j| j.kind == JobKind::Resume).unwrap();
+    assert_eq!(run_job.worker.as_ref().map(|w| w.pid), Some(plain.pid()));
+    assert!(
+        run_job
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("waits at stage prod for a worker labelled tier=prod")),
+        "{queued:?}"
+    );
+    assert_eq!(
+        (resume.status, resume.labels.to_string(), resume.run_id),
+        (JobStatus::Queued, "tier=prod".to_owned(), run_job.run_id),
+        "{queued:?}"
+    );
+    let run = run_job.run_id.unwrap();
+    let (_, listed) = server.api("GET", "/api/v1/queue", &viewer, None);
+    let waiting = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == resume.id)
+        .unwrap();
+    assert_eq!(
+        waiting["waiting"], "waits for a worker labelled tier=prod",
+        "{listed}"
+    );
+    let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
+    let stages: Vec<(String, String)> = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_owned(),
+                s["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        stages.contains(&("test".to_owned(), "succeeded".to_owned()))
+            && stages.contains(&("prod".to_owned(), "pending".to_owned())),
+        "{detail}"
+    );
+
+    // The unlabelled worker stays idle beside the waiting job; a prod worker takes it.
+    let prod = Worker::start_with(&env, &repo, &["--labels", "tier=prod"]);
+    wait_until(
+        "the prod worker plans prod",
+        Duration::from_secs(300),
+        || {
+            jobs(&record)
+                .iter()
+                .any(|j| j.id == resume.id && j.status == JobStatus::Done)
+        },
+    );
+    let planned = jobs(&record);
+    let planned = planned.iter().find(|j| j.id == resume.id).unwrap();
+    assert_eq!(planned.worker.as_ref().map(|w| w.pid), Some(prod.pid()));
+    assert!(
+        planned
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("awaits approval at stage prod")),
+        "{planned:?}"
+    );
+    // The API names workers by their labels and jobs, never by process.
+    let (_, workers) = server.api("GET", "/api/v1/workers", &viewer, None);
+    let labelled = |labels: serde_json::Value| {
+        let found: Vec<serde_json::Value> = workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["labels"] == labels)
+            .cloned()
+            .collect();
+        assert_eq!(found.len(), 1, "one worker labelled {labels}: {workers}");
+        found[0].clone()
+    };
+    assert_eq!(
+        labelled(serde_json::json!({}))["state"],
+        "idle",
+        "{workers}"
+    );
+    assert_eq!(
+        labelled(serde_json::json!({ "tier": "prod" }))["max_jobs"],
+        1,
+        "{workers}"
+    );
+
+    server.approve(run, &approver, "prod", "reviewed");
+    let events = server.follow(run, &viewer, 0, "run_finished");
+    assert_eq!(events.last().unwrap().1["delivered"], true, "{events:?}");
+    wait_until("the approved resume ends", Duration::from_secs(60), || {
+        jobs(&record)
+            .iter()
+            .all(|j| !matches!(j.status, JobStatus::Queued | JobStatus::Running))
+    });
+    let all = jobs(&record);
+    for job in all.iter().filter(|j| j.kind == JobKind::Resume) {
+        assert_eq!(job.labels.to_string(), "tier=prod", "{all:?}");
+        assert_eq!(
+            job.worker.as_ref().map(|w| w.pid),
+            Some(prod.pid()),
+            "prod's work ran on the prod worker only: {all:?}"
+        );
+    }
+    plain.drain();
+    prod.drain();
+    let (_, workers) = server.api("GET", "/api/v1/workers", &viewer, None);
+    let states: Vec<&serde_json::Value> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| &w["state"])
+        .collect();
+    assert_eq!(states, ["stopped", "stopped"], "{workers}");
     server.stop();
 }
 
