@@ -25,6 +25,19 @@ pub struct Workspace {
     pub settings: Settings,
     pub observer: Arc<dyn Observer>,
     pub interrupts: InterruptSource,
+    /// The front end's claim on this work (a worker's job), confirmed before each apply and
+    /// each release; `None`: the work is nobody else's to take (a person's command).
+    pub claim: Option<Arc<dyn WorkClaim>>,
+}
+
+/// A claim on the work a runner does that can be taken away: a worker's job, held under a
+/// lease. A process paused past its lease (a frozen VM, SIGSTOP) finds its job marked
+/// interrupted when it resumes; confirming the claim before each apply and each release
+/// keeps it from changing anything after that.
+pub trait WorkClaim: Send + Sync {
+    /// Whether the claim is still this process's (renewing it if so). An error counts as
+    /// lost: nothing is applied on a claim that cannot be confirmed.
+    fn confirm(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
 }
 
 impl std::fmt::Debug for Workspace {
@@ -56,7 +69,14 @@ impl Workspace {
             settings,
             observer: Arc::new(Unobserved),
             interrupts: InterruptSource::never(),
+            claim: None,
         }
+    }
+
+    /// The same workspace, its work done under `claim` (see [`WorkClaim`]).
+    pub fn claimed_by(mut self, claim: Arc<dyn WorkClaim>) -> Self {
+        self.claim = Some(claim);
+        self
     }
 
     pub fn observed_by(mut self, observer: Arc<dyn Observer>) -> Self {

@@ -311,6 +311,37 @@ async fn watch_job(
     trigger.fire();
 }
 
+/// A job held by this process, confirmed (its heartbeat renewed) before each apply and
+/// release: one marked interrupted while this process was paused past its lease changes
+/// nothing when it resumes.
+struct JobClaim {
+    store: slipway_store::AnyStore,
+    job: i64,
+    worker: EngineProcess,
+}
+
+impl slipway_runner::project::WorkClaim for JobClaim {
+    fn confirm(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async move {
+            match self.store.heartbeat_job(self.job, &self.worker).await {
+                Ok(held) => {
+                    if !held {
+                        tracing::error!(
+                            job = self.job,
+                            "the job is no longer this process's (its lease ran out): nothing more is applied or released"
+                        );
+                    }
+                    held
+                }
+                Err(error) => {
+                    tracing::error!(job = self.job, error = %error, "cannot confirm the job is still this process's: nothing is applied");
+                    false
+                }
+            }
+        })
+    }
+}
+
 /// Moves the working copy and drives the runner; returns how the run stands, in words.
 async fn run_job(
     state: &AppState,
@@ -339,10 +370,19 @@ async fn run_job(
         state: state.clone(),
         job: job.id,
     });
+    let claim = Arc::new(JobClaim {
+        store: state.store.clone(),
+        job: job.id,
+        worker: job
+            .worker
+            .clone()
+            .unwrap_or_else(|| EngineProcess::here(std::process::id())),
+    });
     let workspace = project::open(Some(&runner.checkout), &runner.checkout, settings)
         .with_context(|| format!("cannot load the project at {}", job.commit))?
         .observed_by(observer)
-        .interrupted_by(interrupts);
+        .interrupted_by(interrupts)
+        .claimed_by(claim);
     // The engines' lines become run events, so a stack's log can be followed while it runs.
     let options = ExecutorOptions {
         verbose: true,

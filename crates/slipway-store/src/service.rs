@@ -212,7 +212,7 @@ pub struct ApiToken {
 /// The server's queue and its API tokens.
 pub trait ServiceRecord: Send + Sync {
     /// Queues a job; a run job supersedes the queued run jobs of its repository and branch.
-    /// A run of a commit already queued, running or done is not queued again: the earlier
+    /// A run of a commit already queued, running, done or interrupted is not queued again: the earlier
     /// job is returned.
     fn enqueue_job(&self, new: &NewJob) -> impl Future<Output = Result<Job>> + Send;
     /// Takes the oldest queued job `worker`, carrying `labels`, may run, if any: a job
@@ -418,10 +418,12 @@ pub(crate) fn role(text: &str) -> Result<Role> {
     crate::sql::parse_text("api_tokens", "role", text)
 }
 
-/// A run job of the same commit already queued, running or done: a commit is delivered
-/// once, whether a webhook, the poller or a person asked first.
+/// A run job of the same commit already queued, running, done or interrupted: a commit is
+/// delivered once, whether a webhook, the poller or a person asked first, and a run whose
+/// process died is never started again by itself (what it left is a person's to resolve).
 pub(crate) const SAME_RUN: &str = "SELECT id FROM jobs WHERE kind = 'run' AND repository = $1 \
-     AND commit_id = $2 AND status IN ('queued', 'running', 'done') ORDER BY id LIMIT 1";
+     AND commit_id = $2 AND status IN ('queued', 'running', 'done', 'interrupted') \
+     ORDER BY id LIMIT 1";
 
 /// Queues `new` in `tx`, superseding what it replaces; returns the job's id (for a run of a
 /// commit already asked for, the earlier job's).

@@ -52,6 +52,12 @@ pub enum HookError {
         "the lock on `{stack}` in `{instance}` was taken from this run while it worked; nothing more is applied there\n    help: `slipway status` shows who holds it now; start a new run once that is settled"
     )]
     LockLost { stack: String, instance: String },
+    /// The front end's claim on the work (a worker's job) was taken from it while it worked:
+    /// nothing more is applied.
+    #[error(
+        "this worker's job was taken from it while it worked (its lease ran out: the process was paused or cut off); `{stack}` is not applied\n    help: the job is marked interrupted; `slipway status` shows what it left"
+    )]
+    ClaimLost { stack: String },
     /// The plan file about to be applied is not the one that was approved.
     #[error(
         "approval void: the saved plan {} changed since it was approved (sha256 {approved} was approved, the file now hashes to {actual}); nothing was applied\n    help: start a new run to plan again and ask for a new approval",
@@ -113,6 +119,9 @@ mod tests {
             HookError::Record {
                 what: "cannot record that `queue` is applying".to_owned(),
                 source: anyhow::anyhow!("database is locked"),
+            },
+            HookError::ClaimLost {
+                stack: "queue".to_owned(),
             },
         ];
         let text: Vec<String> = errors.iter().map(ToString::to_string).collect();

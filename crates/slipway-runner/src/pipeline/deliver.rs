@@ -176,6 +176,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         grants: Mutex::new(BTreeMap::new()),
         heartbeat,
         actor: workspace.settings.actor.clone(),
+        claim: workspace.claim.clone(),
     });
     if !plan_only {
         executor.hooks = Some(hooks.clone() as Arc<dyn ApplyHooks>);
@@ -284,6 +285,17 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                 .await?;
             if status == StackRunStatus::Succeeded {
                 let deliverable = &selected[&result.stack];
+                // A worker whose job was taken meanwhile releases nothing: whoever holds
+                // the job now decides what the stage runs.
+                if let Some(claim) = &workspace.claim {
+                    if !claim.confirm().await {
+                        anyhow::bail!(
+                            "this worker's job was taken from it while it worked (its lease ran out); the release of `{}` to {} is not recorded",
+                            result.stack,
+                            stage.name
+                        );
+                    }
+                }
                 store
                     .record_release(&NewRelease {
                         stage: stage.name.clone(),
@@ -457,6 +469,14 @@ struct RecordHooks {
     heartbeat: Option<Heartbeat>,
     /// Who acts, for the audit entry of a stale lock taken over.
     actor: String,
+    /// The front end's claim on this work, confirmed before each apply.
+    claim: Option<Arc<dyn crate::project::WorkClaim>>,
+}
+
+impl std::fmt::Debug for dyn crate::project::WorkClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkClaim")
+    }
 }
 
 impl RecordHooks {
@@ -528,6 +548,13 @@ impl ApplyHooks for RecordHooks {
         plan_file: &'a Path,
     ) -> HookFuture<'a, Result<(), HookError>> {
         Box::pin(async move {
+            if let Some(claim) = &self.claim {
+                if !claim.confirm().await {
+                    return Err(HookError::ClaimLost {
+                        stack: stack.to_owned(),
+                    });
+                }
+            }
             if self.heartbeat.as_ref().is_some_and(|h| h.lost(stack)) {
                 return Err(HookError::LockLost {
                     stack: stack.to_owned(),

@@ -21,7 +21,7 @@ use crate::serve::{Served, git_head, make_token, provider_free_repository};
 struct Worker {
     child: std::process::Child,
     log: std::sync::Arc<std::sync::Mutex<String>>,
-    _home: tempfile::TempDir,
+    home: tempfile::TempDir,
 }
 
 impl Worker {
@@ -48,15 +48,43 @@ impl Worker {
                 log.push('\n');
             }
         });
-        Self {
-            child,
-            log,
-            _home: home,
-        }
+        Self { child, log, home }
     }
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// SIGKILL to the worker and every engine it started (each in a process group of its
+    /// own, working in the worker's clone): what a machine that dies leaves. Processes in
+    /// this test's own group (the worker's git calls) are killed one by one.
+    fn kill_with_engines(mut self) {
+        let work = self.home.path().canonicalize().unwrap().join(".slipway");
+        self.signal(Signal::SIGKILL);
+        self.child.wait().unwrap();
+        let own = nix::unistd::getpgrp().as_raw();
+        for group in crate::pipeline_killed::process_groups_working_in(&work) {
+            if group != own {
+                let _ = nix::sys::signal::killpg(Pid::from_raw(group), Signal::SIGKILL);
+            }
+        }
+        wait_until(
+            "the worker's engines are gone",
+            Duration::from_secs(30),
+            || {
+                crate::pipeline_killed::process_groups_working_in(&work)
+                    .iter()
+                    .all(|g| *g == own)
+            },
+        );
     }
 
     /// SIGTERM once: the worker finishes what it runs, takes nothing more and exits 0.
@@ -441,4 +469,342 @@ fn two_servers_on_one_record_queue_each_commit_once() {
             .all(|j| j.status == JobStatus::Queued || j.status == JobStatus::Superseded),
         "servers with --workers run nothing: {all:?}"
     );
+}
+
+/// The record's run `id` as `GET /api/v1/runs/{id}` shows it.
+fn run_detail(server: &Served, token: &str, run: i64) -> serde_json::Value {
+    server
+        .api("GET", &format!("/api/v1/runs/{run}"), token, None)
+        .1
+}
+
+/// Commits a change to the app stack of `upstream`; returns the new head.
+fn push_app_change(upstream: &std::path::Path, note: &str) -> String {
+    let main_tf = upstream.join("stacks/app/main.tf");
+    let text = std::fs::read_to_string(&main_tf).unwrap();
+    std::fs::write(&main_tf, format!("{text}\n# {note}\n")).unwrap();
+    crate::pipeline::git(upstream, &["commit", "-q", "-am", note]);
+    git_head(upstream)
+}
+
+/// A worker killed (with its engine) while dev's app is mid-apply: the server marks its job
+/// interrupted and never runs that commit again; the next run, on another worker, is
+/// refused at that instance, naming the interrupted apply and `resolve-interrupted`; once a
+/// person resolved it, the Terraform state lock the engine left in DynamoDB is reported with
+/// `slipway unlock`; once unlocked, the next commit goes through.
+#[test]
+fn a_worker_killed_mid_apply_leaves_the_instance_to_a_person() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (_sandbox, moto) = crate::common::sandbox();
+    let (upstream, env) = shared_everything(&record, &moto, "killed");
+    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+    let repo = format!("file://{}", upstream.path().display());
+    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+    let head = git_head(upstream.path());
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        server_home.path(),
+        &env,
+        &["--repo", &repo, "--poll", "1s", "--workers"],
+    );
+    wait_until("the head is queued", Duration::from_secs(120), || {
+        jobs(&record).iter().any(|j| j.commit == head)
+    });
+
+    // Dev's app state is written once its resources exist: held there, the apply is
+    // mid-way for sure when the machine dies.
+    let proxy = crate::interrupt::HoldingProxy::start(
+        moto.port(),
+        "PUT /killed-state/crash/dev/app.tfstate",
+    );
+    let doomed = Worker::start(&proxy.env(&env), &repo);
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("dev's app apply writes its state");
+    let doomed_pid = doomed.pid();
+    doomed.kill_with_engines();
+    wait_until(
+        "the server marks the job interrupted",
+        Duration::from_secs(60),
+        || jobs(&record)[0].status == JobStatus::Interrupted,
+    );
+    let killed = jobs(&record);
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    assert_eq!(
+        killed[0].worker.as_ref().map(|w| w.pid),
+        Some(doomed_pid),
+        "{killed:?}"
+    );
+    assert!(
+        killed[0]
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("stopped")),
+        "{killed:?}"
+    );
+    let killed_run = killed[0].run_id.expect("the run was started");
+
+    // Another worker: the interrupted commit is never run again by itself; the next
+    // commit's run stops at the instance the dead worker left.
+    let survivor = Worker::start(&env, &repo);
+    let second = push_app_change(upstream.path(), "after the crash");
+    wait_until(
+        "the next commit's run ends",
+        Duration::from_secs(300),
+        || {
+            jobs(&record)
+                .iter()
+                .any(|j| j.commit == second && j.status == JobStatus::Done)
+        },
+    );
+    let all = jobs(&record);
+    assert_eq!(
+        all.iter().filter(|j| j.commit == head).count(),
+        1,
+        "the interrupted commit was queued again: {all:?}"
+    );
+    let refused = all.iter().find(|j| j.commit == second).unwrap();
+    assert!(
+        refused
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("failed at stage dev")),
+        "{all:?}"
+    );
+    let refused_run = refused.run_id.unwrap();
+    let (_, events) = server.api(
+        "GET",
+        &format!("/api/v1/runs/{refused_run}/events"),
+        &viewer,
+        None,
+    );
+    let text = events.to_string();
+    assert!(
+        text.contains("interrupted_run_found") && text.contains("is locked by run"),
+        "the dead worker's apply and lock are named: {text}"
+    );
+    // Its stack runs stay open, shown interrupted, each with the command that resolves it.
+    let detail = run_detail(&server, &viewer, killed_run);
+    let open: Vec<serde_json::Value> = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["stacks"].as_array().unwrap().iter())
+        .filter(|r| r["status"] == "interrupted")
+        .cloned()
+        .collect();
+    assert!(
+        open.iter().any(|r| r["stack"] == "app"),
+        "the killed apply is interrupted: {detail}"
+    );
+
+    // A person resolves them; the engine's own state lock then shows, with the way out.
+    for stack_run in &open {
+        let resolve = stack_run["resolve"].as_str().unwrap();
+        assert!(
+            resolve.starts_with("slipway resolve-interrupted "),
+            "{resolve}"
+        );
+        let resolved = crate::common::slipway_ok_with(
+            upstream.path(),
+            &env,
+            &[
+                "resolve-interrupted",
+                &stack_run["id"].to_string(),
+                "--note",
+                "worker machine died; state checked",
+            ],
+        );
+        assert!(
+            resolved.stderr.contains("freed the stale lock on dev/"),
+            "{}",
+            resolved.stderr
+        );
+    }
+    let third = push_app_change(upstream.path(), "after resolving");
+    wait_until(
+        "the third commit's run ends",
+        Duration::from_secs(300),
+        || {
+            jobs(&record)
+                .iter()
+                .any(|j| j.commit == third && j.status == JobStatus::Done)
+        },
+    );
+    let locked_run = jobs(&record)
+        .iter()
+        .find(|j| j.commit == third)
+        .and_then(|j| j.run_id)
+        .unwrap();
+    let (_, events) = server.api(
+        "GET",
+        &format!("/api/v1/runs/{locked_run}/events"),
+        &viewer,
+        None,
+    );
+    let text = events.to_string();
+    let hint = "slipway unlock --stage dev --stack app ";
+    let at = text
+        .find(hint)
+        .unwrap_or_else(|| panic!("the state lock is reported with the command: {text}"));
+    let lock_id: String = text[at + hint.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    assert!(!lock_id.is_empty(), "{text}");
+    crate::common::slipway_ok_with(
+        upstream.path(),
+        &env,
+        &["unlock", "--stage", "dev", "--stack", "app", &lock_id],
+    );
+    let fourth = push_app_change(upstream.path(), "after unlocking");
+    wait_until(
+        "the fourth commit's run ends",
+        Duration::from_secs(300),
+        || {
+            jobs(&record)
+                .iter()
+                .any(|j| j.commit == fourth && j.status == JobStatus::Done)
+        },
+    );
+    let converged = jobs(&record);
+    let converged = converged.iter().find(|j| j.commit == fourth).unwrap();
+    assert!(
+        converged
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("awaits approval at stage prod")),
+        "{converged:?}"
+    );
+    survivor.drain();
+    server.stop();
+    drop(proxy);
+}
+
+/// A worker paused (SIGSTOP) past its lease while it takes up an approved run, then
+/// resumed (SIGCONT): the server marked its job interrupted meanwhile, and the worker,
+/// finding the job no longer its own, applies nothing and releases nothing.
+#[test]
+fn a_worker_paused_past_its_lease_changes_nothing_when_it_resumes() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (_sandbox, moto) = crate::common::sandbox();
+    let (upstream, mut env) = shared_everything(&record, &moto, "paused");
+    // Every process on the record judges silence by the same short lease.
+    env.push(("SLIPWAY_LEASE".to_owned(), "3s".to_owned()));
+    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+    let repo = format!("file://{}", upstream.path().display());
+    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
+    let head = git_head(upstream.path());
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        server_home.path(),
+        &env,
+        &["--repo", &repo, "--poll", "1s", "--workers"],
+    );
+    wait_until("the head is queued", Duration::from_secs(120), || {
+        jobs(&record).iter().any(|j| j.commit == head)
+    });
+    let planner = Worker::start(&env, &repo);
+    wait_until(
+        "the run reaches prod's gate",
+        Duration::from_secs(300),
+        || jobs(&record)[0].status == JobStatus::Done,
+    );
+    let run = jobs(&record)[0].run_id.unwrap();
+    planner.drain();
+
+    // The second worker names its host apart (as a machine of its own would be), so it is
+    // judged by its lease; its fetch of the saved plans is held, and it is paused there.
+    let proxy =
+        crate::interrupt::HoldingProxy::start(moto.port(), "/paused-artifacts/slipway/plans/");
+    let mut paused_env = env.clone();
+    paused_env.push(("SLIPWAY_HOST".to_owned(), "paused-host".to_owned()));
+    // Its own heartbeat is slow, so that what stops it once resumed is the check of its
+    // claim on the job right before the apply, not a heartbeat that happens to come first.
+    paused_env.retain(|(key, _)| key != "SLIPWAY_LEASE");
+    paused_env.push(("SLIPWAY_LEASE".to_owned(), "1h".to_owned()));
+    paused_env.push(("SLIPWAY_LOCK_HEARTBEAT".to_owned(), "20m".to_owned()));
+    for (key, value) in &mut paused_env {
+        if key == "AWS_ENDPOINT_URL" {
+            *value = format!("http://127.0.0.1:{}", proxy.port);
+        }
+    }
+    let paused = Worker::start(&paused_env, &repo);
+    server.approve(run, &approver, "prod", "reviewed");
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the worker fetches the saved plans");
+    paused.signal(Signal::SIGSTOP);
+    wait_until(
+        "the server marks the silent worker's job interrupted",
+        Duration::from_secs(60),
+        || jobs(&record)[0].status == JobStatus::Interrupted,
+    );
+    let taken = jobs(&record)[0].clone();
+    assert_eq!(taken.kind, JobKind::Resume, "{taken:?}");
+    let why = taken.outcome.clone().unwrap_or_default();
+    assert!(
+        why.contains("paused-host") && why.contains("no heartbeat"),
+        "{why}"
+    );
+
+    paused.signal(Signal::SIGCONT);
+    proxy.release.send(()).unwrap();
+    wait_until(
+        "the resumed worker gives the job up",
+        Duration::from_secs(120),
+        || {
+            paused
+                .log()
+                .contains("no longer this process's: its end is left as recorded")
+        },
+    );
+    let log = paused.log();
+    assert!(
+        log.contains(
+            "no longer this process's (its lease ran out): nothing more is applied or released"
+        ),
+        "{log}"
+    );
+    // Nothing changed on record: the job keeps the server's verdict, prod has no release,
+    // and no prod stack ran an apply.
+    let after = jobs(&record);
+    let job = after.iter().find(|j| j.id == taken.id).unwrap();
+    assert_eq!(
+        (job.status, &job.outcome),
+        (JobStatus::Interrupted, &taken.outcome),
+        "{after:?}"
+    );
+    let (_, releases) = server.api("GET", "/api/v1/releases", &viewer, None);
+    for stack in releases["stacks"].as_array().unwrap() {
+        assert!(
+            stack["releases"].get("prod").is_none(),
+            "nothing was released to prod: {releases}"
+        );
+    }
+    let detail = run_detail(&server, &viewer, run);
+    let prod = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "prod")
+        .unwrap();
+    for stack in prod["stacks"].as_array().unwrap() {
+        assert!(
+            !matches!(stack["status"].as_str(), Some("applying" | "succeeded")),
+            "{detail}"
+        );
+    }
+    assert_ne!(detail["run"]["status"], "succeeded", "{detail}");
+    paused.drain();
+    server.stop();
 }
