@@ -98,6 +98,23 @@ impl Observer for Recorded {
     }
 }
 
+/// How long a batch of events is retried while the record does not answer (a database
+/// restarting), before it is given up.
+const EVENT_WRITE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Writes one batch of events, again and again (1 s apart, then 2 s, up to 10 s) while the
+/// record refuses, so that a record restarting mid-run loses none of them.
+async fn write_batch(store: &AnyStore, run_id: i64, batch: &[serde_json::Value]) {
+    let deadline = tokio::time::Instant::now() + EVENT_WRITE_PATIENCE;
+    let mut pause = std::time::Duration::from_secs(1);
+    while store.append_run_events(run_id, batch).await.is_err()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
 impl RunRecorder {
     pub fn new(store: AnyStore) -> Self {
         Self {
@@ -129,7 +146,7 @@ impl RunRecorder {
         let task = tokio::spawn(async move {
             let mut batch = Vec::new();
             while receiver.recv_many(&mut batch, 256).await > 0 {
-                let _ = store.append_run_events(run_id, &batch).await;
+                write_batch(&store, run_id, &batch).await;
                 batch.clear();
             }
         });

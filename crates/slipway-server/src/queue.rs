@@ -323,19 +323,28 @@ struct JobClaim {
 impl slipway_runner::project::WorkClaim for JobClaim {
     fn confirm(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
-            match self.store.heartbeat_job(self.job, &self.worker).await {
-                Ok(held) => {
-                    if !held {
+            // A record restarting is waited for a little (each try already waits for a
+            // connection); one that stays away fails the apply rather than risk it.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match self.store.heartbeat_job(self.job, &self.worker).await {
+                    Ok(true) => return true,
+                    Ok(false) => {
                         tracing::error!(
                             job = self.job,
                             "the job is no longer this process's (its lease ran out): nothing more is applied or released"
                         );
+                        return false;
                     }
-                    held
-                }
-                Err(error) => {
-                    tracing::error!(job = self.job, error = %error, "cannot confirm the job is still this process's: nothing is applied");
-                    false
+                    Err(error) if tries < 3 => {
+                        tracing::warn!(job = self.job, error = %error, "cannot confirm the job is still this process's yet: trying again");
+                        tokio::time::sleep(Duration::from_secs(2)).await;
+                    }
+                    Err(error) => {
+                        tracing::error!(job = self.job, error = %error, "cannot confirm the job is still this process's: nothing is applied");
+                        return false;
+                    }
                 }
             }
         })

@@ -62,12 +62,43 @@ impl PgServer {
                 "--locale=C",
             ],
         )?;
+        server.start_server()?;
+        Ok(Some(server))
+    }
+
+    /// Restarts the server (a fast shutdown: every connection is cut), waiting until it
+    /// accepts connections again. Only some of the test binaries that share this file
+    /// restart their server.
+    #[allow(dead_code)]
+    pub fn restart(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        )?;
+        self.start_server()
+    }
+
+    /// `pg_ctl start`, its output going to the log (`pg_ctl restart` would hand the new
+    /// server this process's pipe, which `run` then waits on forever).
+    fn start_server(&self) -> Result<(), String> {
+        let data = self.data_dir();
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            path_str(server.dir.path())?
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            path_str(self.dir.path())?
         );
-        let log = server.dir.path().join("server.log");
-        server.run(
+        let log = self.dir.path().join("server.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -81,8 +112,8 @@ impl PgServer {
                 "60",
                 "start",
             ],
-        )?;
-        Ok(Some(server))
+        )
+        .map(|_| ())
     }
 
     /// The URL of database `name` on this server.

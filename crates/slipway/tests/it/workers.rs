@@ -808,3 +808,105 @@ fn a_worker_paused_past_its_lease_changes_nothing_when_it_resumes() {
     paused.drain();
     server.stop();
 }
+
+/// PostgreSQL restarted (a fast shutdown: every connection cut) while a worker's apply is
+/// in flight: the worker and the server reconnect, the run reaches prod's gate, and every
+/// event of it is on record.
+#[test]
+fn postgres_restarting_mid_run_loses_nothing() {
+    let Some(postgres) = postgres() else {
+        return;
+    };
+    let record = postgres.url("postgres");
+    let (_sandbox, moto) = crate::common::sandbox();
+    let (upstream, mut env) = shared_everything(&record, &moto, "restart");
+    // Heartbeats every two seconds: some of them meet the restart.
+    env.push(("SLIPWAY_LEASE".to_owned(), "8s".to_owned()));
+    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+    let repo = format!("file://{}", upstream.path().display());
+    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+    let head = git_head(upstream.path());
+    let server_home = tempfile::tempdir().unwrap();
+    let server = Served::start(
+        server_home.path(),
+        &env,
+        &["--repo", &repo, "--poll", "1s", "--workers"],
+    );
+    wait_until("the head is queued", Duration::from_secs(120), || {
+        jobs(&record).iter().any(|j| j.commit == head)
+    });
+    let proxy = crate::interrupt::HoldingProxy::start(
+        moto.port(),
+        "PUT /restart-state/crash/dev/app.tfstate",
+    );
+    let worker = Worker::start(&proxy.env(&env), &repo);
+    proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("dev's app apply writes its state");
+    let restarted = slipway_store::UnixMillis::now();
+    postgres.restart().unwrap();
+    proxy.release.send(()).unwrap();
+
+    wait_until(
+        "the run reaches prod's gate",
+        Duration::from_secs(300),
+        || {
+            matches!(
+                jobs(&record)[0].status,
+                JobStatus::Done | JobStatus::Failed | JobStatus::Interrupted
+            )
+        },
+    );
+    let job = jobs(&record)[0].clone();
+    assert_eq!(job.status, JobStatus::Done, "{job:?}\n{}", worker.log());
+    assert!(
+        job.outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("awaits approval at stage prod")),
+        "{job:?}"
+    );
+    let run = job.run_id.unwrap();
+    let (status, events) = server.api("GET", &format!("/api/v1/runs/{run}/events"), &viewer, None);
+    assert_eq!(status, 200, "the server reconnected: {events}");
+    let finished: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["event"] == "stack_finished")
+        .map(|e| {
+            (
+                e["stage"].as_str().unwrap_or_default().to_owned(),
+                e["stack"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for stage in ["dev", "test", "prod"] {
+        for stack in ["base", "app"] {
+            assert!(
+                finished.contains(&(stage.to_owned(), stack.to_owned())),
+                "{stage}/{stack} finished on record: {finished:?}\n{events}"
+            );
+        }
+    }
+    assert!(events.to_string().contains("awaiting_approval"), "{events}");
+    // The worker's place in the list is renewed after the restart too.
+    wait_until(
+        "the worker's heartbeat after the restart",
+        Duration::from_secs(60),
+        || {
+            let (_, workers) = server.api("GET", "/api/v1/workers", &viewer, None);
+            workers.as_array().is_some_and(|all| {
+                all.iter().any(|w| {
+                    w["state"] == "idle"
+                        && w["heartbeat_at"]
+                            .as_str()
+                            .is_some_and(|at| at > restarted.to_rfc3339().as_str())
+                })
+            })
+        },
+    );
+    worker.drain();
+    server.stop();
+}
