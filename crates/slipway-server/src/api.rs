@@ -1177,12 +1177,16 @@ pub(crate) async fn log(
             "stack run {stack_run_id} has no log yet; follow it live with `Accept: text/event-stream`"
         ))
     })?;
-    let text = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|error| ApiError {
-            internal: Some(format!("cannot read {path}: {error}")),
-            ..ApiError::not_found(format!("the log of stack run {stack_run_id} is gone"))
-        })?;
+    let text = match tokio::fs::read_to_string(&path).await {
+        Ok(text) => text,
+        // Written on a worker's machine: its copy is in the artifact store.
+        Err(error) => kept_log(&state, run_id, &stack_run.stage, stack_run_id)
+            .await
+            .ok_or_else(|| ApiError {
+                internal: Some(format!("cannot read {path}: {error}")),
+                ..ApiError::not_found(format!("the log of stack run {stack_run_id} is gone"))
+            })?,
+    };
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,
@@ -1191,6 +1195,20 @@ pub(crate) async fn log(
         text,
     )
         .into_response())
+}
+
+/// A stack run's log as the process that ran it copied it into the (S3) artifact store.
+async fn kept_log(state: &AppState, run_id: i64, stage: &str, stack_run_id: i64) -> Option<String> {
+    let workspace = workspace(state).ok()?;
+    let artifacts = slipway_runner::pipeline::artifacts::open(&workspace).ok()?;
+    let key = slipway_runner::pipeline::deliver::log_key(run_id, stage, stack_run_id);
+    match artifacts.get_file(&key).await {
+        Ok(bytes) => bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(error) => {
+            tracing::warn!(key = %key, error = %error, "cannot read a stack run's log from the artifact store");
+            None
+        }
+    }
 }
 
 /// The tokens

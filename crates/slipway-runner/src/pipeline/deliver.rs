@@ -267,6 +267,17 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             if status != StackRunStatus::Succeeded {
                 ok = false;
             }
+            if let Some(log) = &result.log {
+                keep_log(
+                    artifacts,
+                    &executor.events,
+                    run_id,
+                    &stage.name,
+                    stack_run_id,
+                    log,
+                )
+                .await;
+            }
             store
                 .finish_stack_run(
                     stack_run_id,
@@ -370,6 +381,45 @@ fn plan_summary(result: &StackResult) -> Option<String> {
         })
     })?;
     Some(serde_json::json!({ "counts": counts }).to_string())
+}
+
+/// The key of a stack run's log in the artifact store.
+pub fn log_key(run_id: i64, stage: &str, stack_run_id: i64) -> String {
+    format!("logs/run-{run_id}/{stage}/stack-run-{stack_run_id}.log")
+}
+
+/// Copies a stack run's log into a remote (S3) artifact store, where the servers read it
+/// when the run ran on a worker's machine. A copy that fails is reported and costs the run
+/// nothing: the log's lines are in the run's events anyway.
+async fn keep_log(
+    artifacts: &slipway_artifact::Store,
+    events: &crate::events::Reporter,
+    run_id: i64,
+    stage: &str,
+    stack_run_id: i64,
+    log: &Path,
+) {
+    if !matches!(artifacts, slipway_artifact::Store::S3(_)) {
+        return;
+    }
+    let key = log_key(run_id, stage, stack_run_id);
+    let kept = match tokio::fs::read(log).await {
+        Ok(bytes) => artifacts
+            .put_file(&key, &bytes)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    if let Err(error) = kept {
+        events.warning(
+            None,
+            format!(
+                "the log {} was not copied to {}: {error}",
+                log.display(),
+                artifacts.location()
+            ),
+        );
+    }
 }
 
 /// The key of a plan saved for approval in the artifact store.

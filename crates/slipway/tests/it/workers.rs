@@ -227,6 +227,29 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
         "{resumed:?}"
     );
     second.drain();
+
+    // Both workers' folders are gone: the servers serve a stack's log from the copy in the
+    // artifact store.
+    let detail = run_detail(&server, &viewer, run);
+    let dev_app = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stage"] == "dev")
+        .flat_map(|s| s["stacks"].as_array().unwrap().iter())
+        .find(|r| r["stack"] == "app")
+        .unwrap_or_else(|| panic!("dev's app ran: {detail}"))
+        .clone();
+    let log = ureq::get(&server.url(&format!(
+        "/api/v1/runs/{run}/stack-runs/{}/log",
+        dev_app["id"]
+    )))
+    .set("Authorization", &format!("Bearer {viewer}"))
+    .call()
+    .unwrap_or_else(|e| panic!("the log of a worker's stack run is served: {e}"))
+    .into_string()
+    .unwrap();
+    assert!(log.contains("Apply complete"), "{log}");
     server.stop();
 }
 
