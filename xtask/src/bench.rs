@@ -16,8 +16,8 @@ use crate::figure::{Figure, Report};
 
 use crate::support::{slipway_binary, target_dir};
 use crate::{
-    bench_advise, bench_apply, bench_changed, bench_discovery, bench_overhead, bench_recover,
-    bench_serve, section,
+    bench_advise, bench_apply, bench_changed, bench_discovery, bench_jobs, bench_overhead,
+    bench_recover, bench_serve, section,
 };
 
 #[derive(Debug, clap::Args)]
@@ -48,6 +48,10 @@ enum Which {
     /// `slipway apply` of 1,000 stacks on an engine that answers at once: slipway's own time
     /// per stack instance (target: at most 20 ms).
     Overhead(bench_overhead::Args),
+    /// 1,000 queued drift checks of an outputs-only stack on 1, 2 and 4 `slipway worker`s
+    /// (engine: the stand-in): jobs per second, the gap between a worker's jobs and queue
+    /// latency (target: under 20 ms of scheduling per job).
+    Jobs(bench_jobs::Args),
     /// `slipway stacks` on generated trees of 5,000 and 50,000 stacks against
     /// `find -name stack.hcl | xargs cat` (targets: at most 1.5x, linear, under 300 MB).
     Discovery(bench_discovery::Args),
@@ -68,6 +72,7 @@ struct One {
 /// quick ones first, so a failing sandbox (needed by `apply`) comes late.
 const ALL: &[&str] = &[
     "overhead",
+    "jobs",
     "discovery",
     "changed",
     "advise",
@@ -95,6 +100,7 @@ fn run_one(which: Which) -> Result<Report> {
         Which::Advise(args) => bench_advise::run(args)?.into(),
         Which::Serve(args) => bench_serve::run(args)?,
         Which::Overhead(args) => bench_overhead::run(args)?.into(),
+        Which::Jobs(args) => bench_jobs::run(args)?.into(),
         Which::Discovery(args) => bench_discovery::run(args)?.into(),
         Which::Recover(args) => bench_recover::run(args)?.into(),
     })

@@ -13,6 +13,7 @@ mod bench_advise;
 mod bench_apply;
 mod bench_changed;
 mod bench_discovery;
+mod bench_jobs;
 mod bench_overhead;
 mod bench_recover;
 mod bench_serve;
