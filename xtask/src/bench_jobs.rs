@@ -284,7 +284,7 @@ async fn round_of(
     let gaps = gaps_between_jobs(&ended);
     let mut latencies: Vec<u64> = ended
         .iter()
-        .filter_map(|j| Some(u64::try_from(j.started_at?.0 - j.queued_at.0).ok()?))
+        .filter_map(|j| u64::try_from(j.started_at?.0 - j.queued_at.0).ok())
         .collect();
     latencies.sort_unstable();
     Ok(Measured {
