@@ -14,7 +14,7 @@ use slipway_runner::{
 use std::process::ExitCode;
 
 /// Loading tens of thousands of stack.hcl files is allocation-bound: mimalloc's per-thread
-/// free lists cut its time by a fifth over the system allocator (docs/benchmarks.md).
+/// free lists cut its time by about 14% against the system allocator (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
