@@ -60,6 +60,9 @@ impl S3State {
 pub struct Credentials {
     pub name: String,
     pub sources: Vec<CredentialSource>,
+    /// The labels a worker must carry to use them (`worker_labels = { tier = "prod" }`):
+    /// every stage that uses the set asks for them too.
+    pub worker_labels: crate::labels::Labels,
     pub location: Location,
 }
 
@@ -148,7 +151,7 @@ pub(crate) const STATE_BLOCK: Schema = Schema {
 
 pub(crate) const CREDENTIALS_BLOCK: Schema = Schema {
     what: "block `credentials`",
-    attributes: &["from_env", "from_file", "from_command"],
+    attributes: &["from_env", "from_file", "from_command", "worker_labels"],
     blocks: &[],
 };
 
@@ -219,6 +222,36 @@ pub(crate) fn load_state(
     }
 }
 
+/// A block's `worker_labels = { name = "value" }`, checked; none when unset or wrong.
+pub(crate) fn worker_labels(
+    body: &Checked<'_>,
+    scope: &Scope<'_>,
+    env: &Env,
+    diagnostics: &mut Diagnostics,
+) -> crate::labels::Labels {
+    let Some(attribute) = body.attribute("worker_labels") else {
+        return crate::labels::Labels::default();
+    };
+    let Some(labels) = string_map(body.file, attribute, scope, env, diagnostics) else {
+        return crate::labels::Labels::default();
+    };
+    let bad = labels
+        .iter()
+        .find_map(|(k, v)| crate::labels::label_problem(k, v).map(|p| (k, p)));
+    if let Some((key, problem)) = bad {
+        diagnostics.push(
+            Diagnostic::at(
+                body.file,
+                attribute.value.span(),
+                format!("`worker_labels.{key}` {problem}"),
+            )
+            .help("write `worker_labels = { tier = \"prod\" }`: names of letters, digits, `-`, `_`, `.` and `/`, values without `,` or `=`, as `slipway worker --labels tier=prod` gives them"),
+        );
+        return crate::labels::Labels::default();
+    }
+    crate::labels::Labels(labels)
+}
+
 pub(crate) fn load_credentials(
     file: &SourceFile,
     block: &Block,
@@ -266,9 +299,11 @@ pub(crate) fn load_credentials(
                 .help("add `from_env = { AWS_ACCESS_KEY_ID = \"APP_AWS_ACCESS_KEY_ID\" }`, `from_file = \"...\"` or `from_command = [...]`"),
         );
     }
+    let worker_labels = worker_labels(&body, scope, env, diagnostics);
     Some(Credentials {
         name,
         sources,
+        worker_labels,
         location: file.location(block.span()),
     })
 }

@@ -569,29 +569,37 @@ fn load_project_file(
             }
             *target = map;
         }
-        let worker_labels = body
-            .attribute("worker_labels")
-            .and_then(|attribute| {
-                let labels = string_map(file, attribute, &stage_scope, env, diagnostics)?;
-                let bad = labels
-                    .iter()
-                    .find_map(|(k, v)| crate::labels::label_problem(k, v).map(|p| (k, p)));
-                match bad {
-                    Some((key, problem)) => {
-                        diagnostics.push(
-                            Diagnostic::at(
-                                file,
-                                attribute.value.span(),
-                                format!("`worker_labels.{key}` {problem}"),
-                            )
-                            .help("write `worker_labels = { tier = \"prod\" }`: names of letters, digits, `-`, `_`, `.` and `/`, values without `,` or `=`, as `slipway worker --labels tier=prod` gives them"),
-                        );
-                        None
+        let mut worker_labels =
+            super::access::worker_labels(&body, &stage_scope, env, diagnostics);
+        // Credentials that ask for labels ask them of every stage that uses them.
+        let used: BTreeSet<&String> = stage_credentials
+            .apply
+            .values()
+            .chain(stage_credentials.plan.values())
+            .collect();
+        for set in credentials.iter().filter(|c| used.contains(&c.name)) {
+            for (name, value) in &set.worker_labels.0 {
+                match worker_labels.0.get(name) {
+                    Some(own) if own != value => diagnostics.push(
+                        Diagnostic::at(
+                            file,
+                            block.span(),
+                            format!(
+                                "stage `{stage_name}` asks for worker label `{name}={own}`, but the credentials `{}` it uses ask for `{name}={value}`",
+                                set.name
+                            ),
+                        )
+                        .help(format!(
+                            "no worker carries both: make them agree (the credentials are defined at {})",
+                            set.location
+                        )),
+                    ),
+                    _ => {
+                        worker_labels.0.insert(name.clone(), value.clone());
                     }
-                    None => Some(crate::labels::Labels(labels)),
                 }
-            })
-            .unwrap_or_default();
+            }
+        }
         let policy = super::policy::load_stage_policy(
             file,
             body.blocks("policy"),
