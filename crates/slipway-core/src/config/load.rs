@@ -569,8 +569,7 @@ fn load_project_file(
             }
             *target = map;
         }
-        let mut worker_labels =
-            super::access::worker_labels(&body, &stage_scope, env, diagnostics);
+        let mut worker_labels = super::access::worker_labels(&body, &stage_scope, env, diagnostics);
         // Credentials that ask for labels ask them of every stage that uses them.
         let used: BTreeSet<&String> = stage_credentials
             .apply

@@ -587,6 +587,33 @@ async fn resume_recorded(
             void.join("\n")
         );
     }
+    continue_at(
+        workspace,
+        &store,
+        &artifact_store,
+        &run,
+        &stage_run,
+        &stack_runs,
+        Some(saved_plans),
+        options,
+    )
+    .await
+}
+
+/// Delivers a run from `stage_run`'s stage on, with the artifacts and stack runs already
+/// recorded there: applying `approved` plans as they are, or (`None`, a stage handed on)
+/// planning as any stage.
+#[allow(clippy::too_many_arguments)]
+async fn continue_at(
+    workspace: &Workspace,
+    store: &AnyStore,
+    artifact_store: &slipway_artifact::Store,
+    run: &Run,
+    stage_run: &StageRun,
+    stack_runs: &[StackRun],
+    approved: Option<BTreeMap<String, SavedPlan>>,
+    options: &ExecutorOptions,
+) -> Result<RunOutcome> {
     let deliverables: BTreeMap<String, Deliverable> = stack_runs
         .iter()
         .filter_map(|sr| {
@@ -613,9 +640,9 @@ async fn resume_recorded(
     });
     let pipeline = Pipeline {
         workspace,
-        store: &store,
-        artifacts: &artifact_store,
-        run: &run,
+        store,
+        artifacts: artifact_store,
+        run,
         deliverables: &deliverables,
         options,
     };
@@ -625,8 +652,8 @@ async fn resume_recorded(
             Some(Resumed {
                 stage_run_id: stage_run.id,
                 stack_runs: stack_runs.iter().map(|r| (r.stack.clone(), r.id)).collect(),
-                saved_plans,
-                approved: true,
+                approved: approved.is_some(),
+                saved_plans: approved.unwrap_or_default(),
             }),
         )
         .await
@@ -664,50 +691,18 @@ async fn continue_handed_on(
         .into_iter()
         .filter(|r| r.stage == stage_run.stage)
         .collect();
-    let deliverables: BTreeMap<String, Deliverable> = stack_runs
-        .iter()
-        .filter_map(|sr| {
-            sr.artifact_id.as_ref().map(|id| {
-                (
-                    sr.stack.clone(),
-                    Deliverable {
-                        artifact_id: id.clone(),
-                        commit: run.commit.clone(),
-                    },
-                )
-            })
-        })
-        .collect();
-    let index = workspace
-        .project
-        .stages
-        .iter()
-        .position(|s| s.name == stage_run.stage)
-        .with_context(|| format!("stage `{}` is no longer in slipway.hcl", stage_run.stage))?;
-    workspace.observer.observe(&Event::RunResumed {
-        run: run.id,
-        stage: stage_run.stage.clone(),
-    });
     let artifact_store = artifacts::open(workspace)?;
-    let pipeline = Pipeline {
+    continue_at(
         workspace,
-        store: &store,
-        artifacts: &artifact_store,
-        run: &run,
-        deliverables: &deliverables,
+        &store,
+        &artifact_store,
+        &run,
+        &stage_run,
+        &stack_runs,
+        None,
         options,
-    };
-    pipeline
-        .stages_from(
-            index,
-            Some(Resumed {
-                stage_run_id: stage_run.id,
-                stack_runs: stack_runs.iter().map(|r| (r.stack.clone(), r.id)).collect(),
-                saved_plans: BTreeMap::new(),
-                approved: false,
-            }),
-        )
-        .await
+    )
+    .await
 }
 
 /// Where the saved plan of a stack run is on this machine. The process that planned kept it

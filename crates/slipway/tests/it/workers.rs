@@ -142,30 +142,88 @@ fn jobs(url: &str) -> Vec<slipway_store::Job> {
         })
 }
 
+/// A `serve --workers` on a throwaway PostgreSQL record, with state, artifacts and saved
+/// plans in S3 (moto), its repository's head queued; what each test starts from.
+struct Cluster {
+    postgres: crate::postgres_server::PgServer,
+    record: String,
+    _sandbox: slipway_sandbox::Sandbox,
+    moto: slipway_sandbox::Moto,
+    upstream: tempfile::TempDir,
+    env: Vec<(String, String)>,
+    repo: String,
+    viewer: String,
+    approver: String,
+    head: String,
+    server: Served,
+    _server_home: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Buckets and the lock table are named after `name`; `extra_env` reaches every
+    /// process; `change` edits the repository before its head is committed and delivered.
+    /// `None` (the test skips) without PostgreSQL.
+    fn start(
+        name: &str,
+        extra_env: &[(&str, &str)],
+        change: impl FnOnce(&std::path::Path),
+    ) -> Option<Self> {
+        let postgres = postgres()?;
+        let record = postgres.url("postgres");
+        let (sandbox, moto) = crate::common::sandbox();
+        let (upstream, mut env) = shared_everything(&record, &moto, name);
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        change(upstream.path());
+        crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
+        let repo = format!("file://{}", upstream.path().display());
+        let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
+        let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
+        let head = git_head(upstream.path());
+        // The server queues the polled head and runs nothing itself.
+        let server_home = tempfile::tempdir().unwrap();
+        let server = Served::start(
+            server_home.path(),
+            &env,
+            &["--repo", &repo, "--poll", "1s", "--workers"],
+        );
+        wait_until("the head is queued", Duration::from_secs(120), || {
+            jobs(&record).iter().any(|j| j.commit == head)
+        });
+        Some(Self {
+            postgres,
+            record,
+            _sandbox: sandbox,
+            moto,
+            upstream,
+            env,
+            repo,
+            viewer,
+            approver,
+            head,
+            server,
+            _server_home: server_home,
+        })
+    }
+}
+
 #[test]
 fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
-    let Some(postgres) = postgres() else {
+    let Some(cluster) = Cluster::start("workers", &[], |_| {}) else {
         return;
     };
-    let record = postgres.url("postgres");
-    let (_sandbox, moto) = crate::common::sandbox();
-    let (upstream, env) = shared_everything(&record, &moto, "workers");
-    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
-    let repo = format!("file://{}", upstream.path().display());
-    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
-    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
-    let head = git_head(upstream.path());
-
-    // The server queues the polled head and runs nothing itself.
-    let server_home = tempfile::tempdir().unwrap();
-    let server = Served::start(
-        server_home.path(),
-        &env,
-        &["--repo", &repo, "--poll", "1s", "--workers"],
-    );
-    wait_until("the head is queued", Duration::from_secs(120), || {
-        jobs(&record).iter().any(|j| j.commit == head)
-    });
+    let Cluster {
+        record,
+        env,
+        repo,
+        viewer,
+        approver,
+        server,
+        ..
+    } = cluster;
     let queued = jobs(&record);
     assert_eq!(queued[0].status, JobStatus::Queued, "{queued:?}");
 
@@ -259,38 +317,32 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
 /// workers shows both, with their labels, and then both stopped.
 #[test]
 fn a_stage_asking_for_labels_waits_for_a_worker_carrying_them() {
-    let Some(postgres) = postgres() else {
+    let labelled = |upstream: &std::path::Path| {
+        let config = upstream.join("slipway.hcl");
+        let text = std::fs::read_to_string(&config).unwrap();
+        let labelled = text.replace(
+            "  approval  = true\n}",
+            "  approval  = true\n  worker_labels = { tier = \"prod\" }\n}",
+        );
+        assert_ne!(text, labelled, "the fixture's prod stage changed shape");
+        std::fs::write(&config, labelled).unwrap();
+        crate::pipeline::git(
+            upstream,
+            &["commit", "-q", "-am", "prod runs on prod workers"],
+        );
+    };
+    let Some(cluster) = Cluster::start("labels", &[], labelled) else {
         return;
     };
-    let record = postgres.url("postgres");
-    let (_sandbox, moto) = crate::common::sandbox();
-    let (upstream, env) = shared_everything(&record, &moto, "labels");
-    let config = upstream.path().join("slipway.hcl");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let labelled = text.replace(
-        "  approval  = true\n}",
-        "  approval  = true\n  worker_labels = { tier = \"prod\" }\n}",
-    );
-    assert_ne!(text, labelled, "the fixture's prod stage changed shape");
-    std::fs::write(&config, labelled).unwrap();
-    crate::pipeline::git(
-        upstream.path(),
-        &["commit", "-q", "-am", "prod runs on prod workers"],
-    );
-    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
-    let repo = format!("file://{}", upstream.path().display());
-    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
-    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
-    let head = git_head(upstream.path());
-    let server_home = tempfile::tempdir().unwrap();
-    let server = Served::start(
-        server_home.path(),
-        &env,
-        &["--repo", &repo, "--poll", "1s", "--workers"],
-    );
-    wait_until("the head is queued", Duration::from_secs(120), || {
-        jobs(&record).iter().any(|j| j.commit == head)
-    });
+    let Cluster {
+        record,
+        env,
+        repo,
+        viewer,
+        approver,
+        server,
+        ..
+    } = cluster;
 
     let plain = Worker::start(&env, &repo);
     wait_until(
@@ -517,25 +569,20 @@ fn push_app_change(upstream: &std::path::Path, note: &str) -> String {
 /// `slipway unlock`; once unlocked, the next commit goes through.
 #[test]
 fn a_worker_killed_mid_apply_leaves_the_instance_to_a_person() {
-    let Some(postgres) = postgres() else {
+    let Some(cluster) = Cluster::start("killed", &[], |_| {}) else {
         return;
     };
-    let record = postgres.url("postgres");
-    let (_sandbox, moto) = crate::common::sandbox();
-    let (upstream, env) = shared_everything(&record, &moto, "killed");
-    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
-    let repo = format!("file://{}", upstream.path().display());
-    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
-    let head = git_head(upstream.path());
-    let server_home = tempfile::tempdir().unwrap();
-    let server = Served::start(
-        server_home.path(),
-        &env,
-        &["--repo", &repo, "--poll", "1s", "--workers"],
-    );
-    wait_until("the head is queued", Duration::from_secs(120), || {
-        jobs(&record).iter().any(|j| j.commit == head)
-    });
+    let Cluster {
+        record,
+        moto,
+        upstream,
+        env,
+        repo,
+        viewer,
+        head,
+        server,
+        ..
+    } = cluster;
 
     // Dev's app state is written once its resources exist: held there, the apply is
     // mid-way for sure when the machine dies.
@@ -713,28 +760,20 @@ fn a_worker_killed_mid_apply_leaves_the_instance_to_a_person() {
 /// finding the job no longer its own, applies nothing and releases nothing.
 #[test]
 fn a_worker_paused_past_its_lease_changes_nothing_when_it_resumes() {
-    let Some(postgres) = postgres() else {
+    // Every process on the record judges silence by the same short lease.
+    let Some(cluster) = Cluster::start("paused", &[("SLIPWAY_LEASE", "3s")], |_| {}) else {
         return;
     };
-    let record = postgres.url("postgres");
-    let (_sandbox, moto) = crate::common::sandbox();
-    let (upstream, mut env) = shared_everything(&record, &moto, "paused");
-    // Every process on the record judges silence by the same short lease.
-    env.push(("SLIPWAY_LEASE".to_owned(), "3s".to_owned()));
-    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
-    let repo = format!("file://{}", upstream.path().display());
-    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
-    let approver = make_token(upstream.path(), &env, "erin", "approver", Some("prod"));
-    let head = git_head(upstream.path());
-    let server_home = tempfile::tempdir().unwrap();
-    let server = Served::start(
-        server_home.path(),
-        &env,
-        &["--repo", &repo, "--poll", "1s", "--workers"],
-    );
-    wait_until("the head is queued", Duration::from_secs(120), || {
-        jobs(&record).iter().any(|j| j.commit == head)
-    });
+    let Cluster {
+        record,
+        moto,
+        env,
+        repo,
+        viewer,
+        approver,
+        server,
+        ..
+    } = cluster;
     let planner = Worker::start(&env, &repo);
     wait_until(
         "the run reaches prod's gate",
@@ -837,27 +876,20 @@ fn a_worker_paused_past_its_lease_changes_nothing_when_it_resumes() {
 /// event of it is on record.
 #[test]
 fn postgres_restarting_mid_run_loses_nothing() {
-    let Some(postgres) = postgres() else {
+    // Heartbeats every two seconds: some of them meet the restart.
+    let Some(cluster) = Cluster::start("restart", &[("SLIPWAY_LEASE", "8s")], |_| {}) else {
         return;
     };
-    let record = postgres.url("postgres");
-    let (_sandbox, moto) = crate::common::sandbox();
-    let (upstream, mut env) = shared_everything(&record, &moto, "restart");
-    // Heartbeats every two seconds: some of them meet the restart.
-    env.push(("SLIPWAY_LEASE".to_owned(), "8s".to_owned()));
-    crate::common::slipway_ok_with(upstream.path(), &env, &["bootstrap", "--stage", "dev"]);
-    let repo = format!("file://{}", upstream.path().display());
-    let viewer = make_token(upstream.path(), &env, "vic", "viewer", None);
-    let head = git_head(upstream.path());
-    let server_home = tempfile::tempdir().unwrap();
-    let server = Served::start(
-        server_home.path(),
-        &env,
-        &["--repo", &repo, "--poll", "1s", "--workers"],
-    );
-    wait_until("the head is queued", Duration::from_secs(120), || {
-        jobs(&record).iter().any(|j| j.commit == head)
-    });
+    let Cluster {
+        postgres,
+        record,
+        moto,
+        env,
+        repo,
+        viewer,
+        server,
+        ..
+    } = cluster;
     let proxy = crate::interrupt::HoldingProxy::start(
         moto.port(),
         "PUT /restart-state/crash/dev/app.tfstate",
