@@ -69,7 +69,19 @@ fn deploy_and_promote_keep_artifacts_in_s3_and_refuse_changed_bytes() {
             "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='{BUCKET}').get('Contents', [])))"
         ),
     );
-    assert_eq!(keys, key, "the bucket holds exactly the queue's artifact");
+    // Beside it, a copy of each applied stack run's log, for servers on other machines.
+    let (logs, artifacts): (Vec<&str>, Vec<&str>) =
+        keys.lines().partition(|k| k.starts_with("slipway/logs/"));
+    assert_eq!(
+        artifacts,
+        [key.as_str()],
+        "the bucket holds exactly the queue's artifact"
+    );
+    assert_eq!(logs.len(), 2, "dev's and prod's apply logs: {keys}");
+    assert!(
+        logs.iter().any(|k| k.contains("/dev/")) && logs.iter().any(|k| k.contains("/prod/")),
+        "{keys}"
+    );
     assert!(
         !dir.join(".slipway/artifacts").exists(),
         "nothing went to the local store"
