@@ -28,6 +28,9 @@ pub struct Workspace {
     /// The front end's claim on this work (a worker's job), confirmed before each apply and
     /// each release; `None`: the work is nobody else's to take (a person's command).
     pub claim: Option<Arc<dyn WorkClaim>>,
+    /// Where a stage's stack applies go as jobs of their own, to be spread over workers;
+    /// `None`: this process applies them itself.
+    pub steps: Option<Arc<dyn StepQueue>>,
 }
 
 /// A claim on the work a runner does that can be taken away: a worker's job, held under a
@@ -38,6 +41,44 @@ pub trait WorkClaim: Send + Sync {
     /// Whether the claim is still this process's (renewing it if so). An error counts as
     /// lost: nothing is applied on a claim that cannot be confirmed.
     fn confirm(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>;
+}
+
+/// The queue a worker spreads a stage's stack applies over (see
+/// [`crate::pipeline::spread`]): each ready stack instance becomes a job any worker carrying
+/// the stage's labels may take, and the delivering worker follows their ends in the record.
+pub trait StepQueue: Send + Sync {
+    /// Queues the apply of `step`; returns its job's id.
+    fn queue<'a>(&'a self, step: &'a StepRequest) -> crate::executor::HookFuture<'a, Result<i64>>;
+    /// Runs one queued step of run `run` in this process, if one waits; returns its job's id
+    /// when it ran one. The delivering worker does so while it waits, so that a run
+    /// progresses with one worker as with many.
+    fn run_one_of(&self, run: i64) -> LocalFuture<'_, Result<Option<i64>>>;
+    /// How step job `job` ended: `None` while it is queued or running.
+    fn ended(&self, job: i64) -> crate::executor::HookFuture<'_, Result<Option<StepEnd>>>;
+}
+
+/// A boxed future that stays on the thread that polls it: a step run in this process drives
+/// the runner, whose futures are not all `Send`.
+pub type LocalFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
+/// One stack instance's apply, to be queued as a job.
+#[derive(Debug, Clone)]
+pub struct StepRequest {
+    pub run: i64,
+    pub stage: String,
+    pub stack: String,
+    /// The labels a worker must carry to take it: the stage's.
+    pub labels: slipway_core::Labels,
+}
+
+/// How a step job ended, as the queue recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEnd {
+    /// Whether the job ran to its end (its stack run says how the apply went); `false` when
+    /// it failed before the apply could be recorded, or its worker was lost.
+    pub completed: bool,
+    /// The queue's words for how it ended.
+    pub outcome: String,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -70,12 +111,19 @@ impl Workspace {
             observer: Arc::new(Unobserved),
             interrupts: InterruptSource::never(),
             claim: None,
+            steps: None,
         }
     }
 
     /// The same workspace, its work done under `claim` (see [`WorkClaim`]).
     pub fn claimed_by(mut self, claim: Arc<dyn WorkClaim>) -> Self {
         self.claim = Some(claim);
+        self
+    }
+
+    /// The same workspace, spreading stage applies over workers through `steps`.
+    pub fn spreading_through(mut self, steps: Arc<dyn StepQueue>) -> Self {
+        self.steps = Some(steps);
         self
     }
 

@@ -247,7 +247,7 @@ pub async fn work(
             };
             let state = state.clone();
             let runtime = runtime.clone();
-            tokio::task::spawn_blocking(move || runtime.block_on(queue::work(state, runner)))
+            tokio::task::spawn_blocking(move || runtime.block_on(queue::work(state, runner, true)))
         })
         .collect();
     for slot in slots {

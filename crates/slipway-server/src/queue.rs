@@ -31,11 +31,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_engine::{Interrupt, InterruptTrigger};
 use slipway_runner::events::InterruptSource;
+use slipway_runner::pipeline::spread;
 use slipway_runner::pipeline::stages::{self, RunOutcome};
 use slipway_runner::project::{self, Workspace};
 use slipway_runner::stage_executor::ExecutorOptions;
 use slipway_runner::verify::{drift, drill};
-use slipway_store::{EngineProcess, Job, JobKind, JobStatus, Labels, NewJob, ServiceRecord as _};
+use slipway_store::{
+    EngineProcess, Job, JobKind, JobStatus, Labels, NewJob, ServiceRecord as _, UnixMillis,
+};
 
 use crate::job::{JobObserver, move_checkout};
 use crate::{AppState, RunnerConfig};
@@ -43,6 +46,9 @@ use crate::{AppState, RunnerConfig};
 /// How long the worker sleeps when nothing wakes it: jobs queued by another process (a
 /// second server, `slipway` on the command line) are found this late at most.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// How long a worker that takes step jobs sleeps when nothing wakes it.
+const STEP_IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Whether the server is shutting down, and the interrupt its running engine steps obey.
 /// Draining (a worker's first SIGTERM) only stops new jobs; stopping also interrupts the
@@ -147,7 +153,8 @@ pub(crate) async fn start(state: &AppState) -> Option<tokio::task::JoinHandle<()
                 runner.settings.lock_heartbeat,
             )
             .await;
-            work(state, runner).await;
+            // One server running its own jobs applies each stage itself.
+            work(state, runner, false).await;
             if let Some(presence) = presence {
                 presence.leave().await;
             }
@@ -200,7 +207,9 @@ async fn watch_without_jobs(state: AppState, runner: RunnerConfig) {
 
 /// Takes queued jobs one at a time and runs them in `runner`'s working copy, until the
 /// server or worker drains.
-pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
+/// With `spread` (a `slipway worker`), a run's stage applies become step jobs that any
+/// worker may take (see [`slipway_runner::pipeline::spread`]).
+pub(crate) async fn work(state: AppState, runner: RunnerConfig, spread: bool) {
     let me = EngineProcess::here(std::process::id());
     let carried = runner.settings.worker_labels.clone().unwrap_or_default();
     let mut polled: Option<std::time::Instant> = None;
@@ -228,7 +237,9 @@ pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
             }
         };
         let Some(job) = claimed else {
-            let idle = runner.poll.map_or(IDLE_POLL, |every| every.min(IDLE_POLL));
+            // A worker spreading steps looks more often: a stage's next stack waits on it.
+            let most = if spread { STEP_IDLE_POLL } else { IDLE_POLL };
+            let idle = runner.poll.map_or(most, |every| every.min(most));
             tokio::select! {
                 () = state.queued.notified() => {}
                 () = state.stopping.drained() => return,
@@ -236,46 +247,68 @@ pub(crate) async fn work(state: AppState, runner: RunnerConfig) {
             }
             continue;
         };
-        tracing::info!(job = job.id, kind = %job.kind, commit = %job.commit, by = %job.requested_by, "job started");
-        let (trigger, interrupt) = Interrupt::channel();
-        let watcher = tokio::spawn(watch_job(
-            state.clone(),
-            job.id,
-            me.clone(),
-            runner.settings.lock_heartbeat,
-            trigger,
-        ));
-        let interrupts = InterruptSource::new(move || interrupt.clone());
-        let ran = run_job(&state, &runner, &job, interrupts).await;
-        watcher.abort();
-        let (status, outcome) = match ran {
-            Ok(outcome) => (JobStatus::Done, outcome),
-            Err(error) => {
-                let message = format!("{error:#}");
-                tracing::error!(job = job.id, error = %message, "job failed");
-                (JobStatus::Failed, message)
-            }
-        };
-        let status = if status == JobStatus::Done && state.stopping.is_stopping() {
-            // The run saw the shutdown's interrupt; what it left is reported by the runner.
-            JobStatus::Interrupted
-        } else {
-            status
-        };
-        match state.store.finish_job(job.id, status, &outcome).await {
-            Ok(ended) if ended.status != status => {
-                tracing::warn!(job = ended.id, status = %ended.status, outcome = ?ended.outcome, "the job was no longer this process's: its end is left as recorded");
-            }
-            Ok(job) => {
-                tracing::info!(job = job.id, status = %job.status, outcome = %outcome, "job ended")
-            }
-            Err(error) => {
-                tracing::error!(job = job.id, error = %error, "cannot record the job's end")
-            }
-        }
-        state.metrics.job_ended(status);
+        run_claimed(&state, &runner, &job, &me, Checkout::Move, spread).await;
         reload_project(&state, &runner);
     }
+}
+
+/// Where a job's work happens: in the working copy moved to the job's commit, or (a step
+/// the delivering worker runs itself) in the working copy as its run left it, at that commit
+/// already and in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkout {
+    Move,
+    AsItIs,
+}
+
+/// Runs claimed job `job` to its end: renews its heartbeat meanwhile and records how it
+/// ended (unless the record says it is no longer this process's).
+async fn run_claimed(
+    state: &AppState,
+    runner: &RunnerConfig,
+    job: &Job,
+    me: &EngineProcess,
+    checkout: Checkout,
+    spread: bool,
+) {
+    tracing::info!(job = job.id, kind = %job.kind, commit = %job.commit, by = %job.requested_by, "job started");
+    let (trigger, interrupt) = Interrupt::channel();
+    let watcher = tokio::spawn(watch_job(
+        state.clone(),
+        job.id,
+        me.clone(),
+        runner.settings.lock_heartbeat,
+        trigger,
+    ));
+    let interrupts = InterruptSource::new(move || interrupt.clone());
+    let ran = run_job(state, runner, job, interrupts, checkout, spread).await;
+    watcher.abort();
+    let (status, outcome) = match ran {
+        Ok(outcome) => (JobStatus::Done, outcome),
+        Err(error) => {
+            let message = format!("{error:#}");
+            tracing::error!(job = job.id, error = %message, "job failed");
+            (JobStatus::Failed, message)
+        }
+    };
+    let status = if status == JobStatus::Done && state.stopping.is_stopping() {
+        // The run saw the shutdown's interrupt; what it left is reported by the runner.
+        JobStatus::Interrupted
+    } else {
+        status
+    };
+    match state.store.finish_job(job.id, status, &outcome).await {
+        Ok(ended) if ended.status != status => {
+            tracing::warn!(job = ended.id, status = %ended.status, outcome = ?ended.outcome, "the job was no longer this process's: its end is left as recorded");
+        }
+        Ok(job) => {
+            tracing::info!(job = job.id, status = %job.status, outcome = %outcome, "job ended")
+        }
+        Err(error) => {
+            tracing::error!(job = job.id, error = %error, "cannot record the job's end")
+        }
+    }
+    state.metrics.job_ended(status);
 }
 
 /// While job `id` runs: renews its heartbeat every `every`, and fires `trigger` (the job's
@@ -357,13 +390,17 @@ async fn run_job(
     runner: &RunnerConfig,
     job: &Job,
     interrupts: InterruptSource,
+    checkout: Checkout,
+    spread: bool,
 ) -> Result<String> {
     if job.kind == JobKind::PullRequest {
         return crate::pull_request::run(state, runner, job).await;
     }
     // Drift checks and drills work from released artifacts: the working copy stays where
     // the last delivery left it.
-    if matches!(job.kind, JobKind::Run | JobKind::Resume) {
+    if matches!(job.kind, JobKind::Run | JobKind::Resume | JobKind::Step)
+        && checkout == Checkout::Move
+    {
         let checkout = runner.checkout.clone();
         let source = runner.source.clone();
         let commit = job.commit.clone();
@@ -392,6 +429,15 @@ async fn run_job(
         .observed_by(observer)
         .interrupted_by(interrupts)
         .claimed_by(claim);
+    let workspace = if spread && matches!(job.kind, JobKind::Run | JobKind::Resume) {
+        workspace.spreading_through(Arc::new(JobSteps {
+            state: state.clone(),
+            runner: runner.clone(),
+            job: job.clone(),
+        }))
+    } else {
+        workspace
+    };
     // The engines' lines become run events, so a stack's log can be followed while it runs.
     let options = ExecutorOptions {
         verbose: true,
@@ -424,6 +470,17 @@ async fn run_job(
             ));
         }
         JobKind::PullRequest => unreachable!("pull request jobs return above"),
+        JobKind::Step => {
+            let run = job.run_id.context("a step job names no run")?;
+            let stage = job.stage.as_deref().context("a step job names no stage")?;
+            let stack = job.stack.as_deref().context("a step job names no stack")?;
+            let done = spread::apply_step(&workspace, run, stage, stack, &options).await?;
+            if !done.applied {
+                // The stack run says why; the job did its part.
+                tracing::warn!(job = job.id, run, stage, stack, "step not applied");
+            }
+            return Ok(done.summary);
+        }
         JobKind::Drill => {
             let stage = stage_of(&workspace, job)?;
             let drill = drill::drill_stage(&workspace, stage, &options, false).await?;
@@ -444,6 +501,142 @@ async fn run_job(
         queue_handed_on(state, job, *run, labels).await?;
     }
     Ok(describe(&outcome))
+}
+
+/// The queue a delivering job spreads its stages' applies over: step jobs in the record, at
+/// the job's commit, taken by any worker carrying the stage's labels (this one included).
+struct JobSteps {
+    state: AppState,
+    runner: RunnerConfig,
+    /// The job delivering the run.
+    job: Job,
+}
+
+impl slipway_runner::project::StepQueue for JobSteps {
+    fn queue<'a>(
+        &'a self,
+        step: &'a slipway_runner::project::StepRequest,
+    ) -> slipway_runner::executor::HookFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            let queued = self
+                .state
+                .store
+                .enqueue_job(&NewJob {
+                    kind: JobKind::Step,
+                    repository: self.job.repository.clone(),
+                    git_ref: self.job.git_ref.clone(),
+                    commit: self.job.commit.clone(),
+                    stage: Some(step.stage.clone()),
+                    run_id: Some(step.run),
+                    stack: Some(step.stack.clone()),
+                    delivery_id: None,
+                    requested_by: self.job.requested_by.clone(),
+                    labels: step.labels.clone(),
+                })
+                .await?;
+            tracing::info!(job = queued.id, run = step.run, stage = %step.stage, stack = %step.stack, "step queued");
+            self.state.queued.notify_waiters();
+            Ok(queued.id)
+        })
+    }
+
+    fn run_one_of(
+        &self,
+        run: i64,
+    ) -> slipway_runner::project::LocalFuture<'_, Result<Option<i64>>> {
+        Box::pin(async move {
+            let me = EngineProcess::here(std::process::id());
+            let queued: Vec<Job> = self
+                .state
+                .store
+                .jobs(200)
+                .await?
+                .into_iter()
+                .filter(|j| {
+                    j.kind == JobKind::Step
+                        && j.run_id == Some(run)
+                        && j.status == JobStatus::Queued
+                })
+                .collect();
+            if queued.is_empty() {
+                return Ok(None);
+            }
+            let workers = self.state.store.workers(UnixMillis::now()).await?;
+            if !takes_own_step(&me, &queued, &workers, UnixMillis::now()) {
+                return Ok(None);
+            }
+            let Some(step) = self.state.store.claim_step_of(&me, run).await? else {
+                return Ok(None);
+            };
+            run_claimed(
+                &self.state,
+                &self.runner,
+                &step,
+                &me,
+                Checkout::AsItIs,
+                false,
+            )
+            .await;
+            Ok(Some(step.id))
+        })
+    }
+
+    fn ended(
+        &self,
+        job: i64,
+    ) -> slipway_runner::executor::HookFuture<'_, Result<Option<slipway_runner::project::StepEnd>>>
+    {
+        Box::pin(async move {
+            let job = self
+                .state
+                .store
+                .job(job)
+                .await?
+                .with_context(|| format!("step job {job} is gone from the record"))?;
+            let completed = match job.status {
+                JobStatus::Queued | JobStatus::Running => return Ok(None),
+                JobStatus::Done => true,
+                JobStatus::Failed | JobStatus::Superseded | JobStatus::Interrupted => false,
+            };
+            Ok(Some(slipway_runner::project::StepEnd {
+                completed,
+                outcome: job.outcome.unwrap_or_else(|| job.status.to_string()),
+            }))
+        })
+    }
+}
+
+/// How long a step waits for another worker before the worker delivering its run runs it.
+const STEP_GRACE: Duration = Duration::from_secs(15);
+
+/// Whether the worker delivering a run (`me`) runs one of the run's `queued` steps itself:
+/// when they outnumber the free slots of the other live workers carrying their labels, or
+/// the oldest waited past [`STEP_GRACE`] (a worker that looks free but does not take it).
+/// Otherwise the steps are left to the others, so a stage's stacks spread over workers.
+fn takes_own_step(
+    me: &EngineProcess,
+    queued: &[Job],
+    workers: &[slipway_store::Worker],
+    now: UnixMillis,
+) -> bool {
+    let Some(oldest) = queued.iter().min_by_key(|j| j.queued_at) else {
+        return false;
+    };
+    if now.0.saturating_sub(oldest.queued_at.0) >= STEP_GRACE.as_millis() as i64 {
+        return true;
+    }
+    let free: usize = workers
+        .iter()
+        .filter(|w| {
+            !(w.process.pid == me.pid && w.process.host == me.host)
+                && w.stopped_at.is_none()
+                && w.gone.is_none()
+                && !w.draining
+                && w.labels.satisfy(&oldest.labels)
+        })
+        .map(|w| (w.max_jobs as usize).saturating_sub(w.running_jobs.len()))
+        .sum();
+    queued.len() > free
 }
 
 /// The labels a worker needs for stage `stage`'s work, as the loaded project says (none
@@ -471,6 +664,7 @@ async fn queue_handed_on(state: &AppState, job: &Job, run: i64, labels: &Labels)
             commit: job.commit.clone(),
             stage: None,
             run_id: Some(run),
+            stack: None,
             delivery_id: None,
             requested_by: job.requested_by.clone(),
             labels: labels.clone(),
@@ -551,6 +745,7 @@ async fn poll(state: &AppState, runner: &RunnerConfig) -> Option<String> {
         commit: head.clone(),
         stage: None,
         run_id: None,
+        stack: None,
         delivery_id: None,
         requested_by: "poll".to_owned(),
         labels: Labels::default(),
@@ -578,5 +773,136 @@ fn reload_project(state: &AppState, runner: &RunnerConfig) {
             }
         }
         Err(error) => tracing::error!(error = %format!("{error:#}"), "cannot load the project"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, host: &str) -> EngineProcess {
+        EngineProcess {
+            pid,
+            process_started: None,
+            host: host.to_owned(),
+        }
+    }
+
+    fn step(id: i64, queued_at: i64, labels: &str) -> Job {
+        Job {
+            id,
+            kind: JobKind::Step,
+            repository: "acme/platform".to_owned(),
+            git_ref: "refs/heads/main".to_owned(),
+            commit: "c1".to_owned(),
+            stage: Some("dev".to_owned()),
+            run_id: Some(7),
+            stack: Some(format!("stack-{id}")),
+            delivery_id: None,
+            requested_by: "ada".to_owned(),
+            queued_at: UnixMillis(queued_at),
+            status: JobStatus::Queued,
+            started_at: None,
+            finished_at: None,
+            superseded_by: None,
+            worker: None,
+            outcome: None,
+            heartbeat_at: None,
+            labels: Labels::parse(labels).unwrap(),
+        }
+    }
+
+    fn worker(
+        pid: u32,
+        host: &str,
+        labels: &str,
+        max_jobs: u32,
+        running: usize,
+    ) -> slipway_store::Worker {
+        slipway_store::Worker {
+            id: i64::from(pid),
+            process: process(pid, host),
+            labels: Labels::parse(labels).unwrap(),
+            max_jobs,
+            version: "0".to_owned(),
+            started_at: UnixMillis(0),
+            heartbeat_at: UnixMillis(0),
+            draining: false,
+            stopped_at: None,
+            gone: None,
+            running_jobs: (0..running as i64).collect(),
+        }
+    }
+
+    #[test]
+    fn the_delivering_worker_leaves_steps_to_free_workers_until_the_grace_runs_out() {
+        let me = process(10, "a");
+        let now = UnixMillis(100_000);
+        let fresh = |n: i64| -> Vec<Job> { (0..n).map(|i| step(i, now.0 - 1_000, "")).collect() };
+        let me_busy = worker(10, "a", "", 1, 1);
+        // Nobody else: the delivering worker runs its steps.
+        assert!(takes_own_step(&me, &fresh(1), std::slice::from_ref(&me_busy), now));
+        // One free slot elsewhere: one step is left to it, a second is run here.
+        let other = worker(11, "b", "", 1, 0);
+        assert!(!takes_own_step(
+            &me,
+            &fresh(1),
+            &[me_busy.clone(), other.clone()],
+            now
+        ));
+        assert!(takes_own_step(
+            &me,
+            &fresh(2),
+            &[me_busy.clone(), other.clone()],
+            now
+        ));
+        // The same pid on another host is another worker.
+        let twin = worker(10, "b", "", 1, 0);
+        assert!(!takes_own_step(
+            &me,
+            &fresh(1),
+            &[me_busy.clone(), twin],
+            now
+        ));
+        // Busy, draining, gone, stopped or lacking the labels: no free slot.
+        let busy = worker(11, "b", "", 1, 1);
+        let draining = slipway_store::Worker {
+            draining: true,
+            ..other.clone()
+        };
+        let gone = slipway_store::Worker {
+            gone: Some("silent".to_owned()),
+            ..other.clone()
+        };
+        let stopped = slipway_store::Worker {
+            stopped_at: Some(now),
+            ..other.clone()
+        };
+        for unavailable in [busy, draining, gone, stopped] {
+            assert!(takes_own_step(
+                &me,
+                &fresh(1),
+                &[me_busy.clone(), unavailable],
+                now
+            ));
+        }
+        let prod = vec![step(1, now.0 - 1_000, "tier=prod")];
+        assert!(takes_own_step(
+            &me,
+            &prod,
+            &[me_busy.clone(), other.clone()],
+            now
+        ));
+        let prod_worker = worker(12, "c", "tier=prod,region=eu", 2, 1);
+        assert!(!takes_own_step(
+            &me,
+            &prod,
+            &[me_busy.clone(), prod_worker],
+            now
+        ));
+        // A step nobody took within the grace is run here.
+        let stale = vec![step(1, now.0 - STEP_GRACE.as_millis() as i64, "")];
+        assert!(takes_own_step(&me, &stale, &[me_busy, other], now));
+        assert!(!takes_own_step(&me, &[], &[], now));
     }
 }

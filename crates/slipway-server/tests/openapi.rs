@@ -501,7 +501,7 @@ fn the_fit_check_refuses_what_does_not_fit() {
     let job = json!({ "$ref": "#/components/schemas/Job" });
     let fitting = json!({
         "id": 1, "kind": "run", "repository": "acme/platform", "git_ref": "refs/heads/main",
-        "commit": "6113728", "stage": null, "run_id": null, "delivery_id": null,
+        "commit": "6113728", "stage": null, "run_id": null, "stack": null, "delivery_id": null,
         "requested_by": "dee", "queued_at": "2024-05-01T12:00:00.000Z", "status": "queued",
         "started_at": null, "finished_at": null, "superseded_by": null, "outcome": null,
         "heartbeat_at": null, "labels": {},

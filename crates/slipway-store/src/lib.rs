@@ -184,6 +184,7 @@ delegate! { impl Store {
 delegate! { impl ServiceRecord {
     enqueue_job(new: &NewJob) -> Job;
     claim_job(worker: &EngineProcess, labels: &Labels) -> Option<Job>;
+    claim_step_of(worker: &EngineProcess, run_id: i64) -> Option<Job>;
     job_started_run(id: i64, run_id: i64) -> ();
     finish_job(id: i64, status: JobStatus, outcome: &str) -> Job;
     job(id: i64) -> Option<Job>;

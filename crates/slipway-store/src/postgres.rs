@@ -79,6 +79,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "workers and labels",
         include_str!("../migrations/postgres/0013_workers.sql"),
     ),
+    (
+        14,
+        "step jobs",
+        include_str!("../migrations/postgres/0014_step_jobs.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

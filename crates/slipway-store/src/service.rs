@@ -34,6 +34,8 @@ text_enum! {
         Drill => "drill",
         /// Plans a pull request's (merge request's) head against a stage and comments on it.
         PullRequest => "pull_request",
+        /// Applies one stack instance of a run's stage, for the worker delivering that stage.
+        Step => "step",
     }
 }
 
@@ -97,8 +99,10 @@ pub struct NewJob {
     pub commit: String,
     /// The stage a drift check or drill is of.
     pub stage: Option<String>,
-    /// The run to resume (resume jobs).
+    /// The run to resume (resume jobs), or whose stack a step job applies.
     pub run_id: Option<i64>,
+    /// The stack a step job applies.
+    pub stack: Option<String>,
     pub delivery_id: Option<String>,
     pub requested_by: String,
     /// The labels a worker must carry to take it (empty: any worker).
@@ -117,6 +121,8 @@ pub struct Job {
     pub stage: Option<String>,
     /// The run it resumes, or the run it started once it did.
     pub run_id: Option<i64>,
+    /// The stack a step job applies.
+    pub stack: Option<String>,
     pub delivery_id: Option<String>,
     pub requested_by: String,
     pub queued_at: UnixMillis,
@@ -223,6 +229,14 @@ pub trait ServiceRecord: Send + Sync {
         &self,
         worker: &EngineProcess,
         labels: &Labels,
+    ) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Takes the oldest queued step job of run `run_id`, whatever labels it asks for: the
+    /// worker delivering the run's stage (which carries them) runs a step itself when no
+    /// other worker took it.
+    fn claim_step_of(
+        &self,
+        worker: &EngineProcess,
+        run_id: i64,
     ) -> impl Future<Output = Result<Option<Job>>> + Send;
     /// Names the run a job started.
     fn job_started_run(&self, id: i64, run_id: i64) -> impl Future<Output = Result<()>> + Send;
@@ -348,7 +362,7 @@ macro_rules! job_columns {
     () => {
         "id, kind, repository, git_ref, commit_id, stage, run_id, delivery_id, requested_by, \
          queued_at, status, started_at, finished_at, superseded_by, owner_pid, \
-         owner_process_started, owner_host, outcome, heartbeat_at, labels"
+         owner_process_started, owner_host, outcome, heartbeat_at, labels, stack"
     };
 }
 macro_rules! token_columns {
@@ -382,8 +396,8 @@ pub(crate) const ALL_TOKENS: &str =
 
 /// Queues a job (in the caller's transaction).
 pub(crate) const INSERT_JOB: &str = "INSERT INTO jobs (kind, repository, git_ref, commit_id, \
-     stage, run_id, delivery_id, requested_by, queued_at, status, labels) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10) RETURNING id";
+     stage, run_id, delivery_id, requested_by, queued_at, status, labels, stack) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11) RETURNING id";
 /// Marks the queued pull request jobs of a branch as replaced by job `$3`.
 pub(crate) const SUPERSEDE_PULL_JOBS: &str = "UPDATE jobs SET status = 'superseded', \
      superseded_by = $3, finished_at = $4 WHERE status = 'queued' AND kind = 'pull_request' \
@@ -435,18 +449,25 @@ pub(crate) trait QueueLock {
     /// What a claim's `SELECT` of queued jobs ends with, so that two claimants take
     /// different jobs instead of one waiting for the other's.
     const SKIP_LOCKED: &'static str;
+    /// What a transaction that numbers run `$1`'s new events runs first, so that two
+    /// processes writing one run's events (a step on another worker) take turns.
+    const LOCK_RUN_EVENTS: &'static str;
 }
 
 impl QueueLock for sqlx::Sqlite {
     const LOCK_QUEUE: &'static str = "SELECT 1";
     /// A write transaction already holds the whole database.
     const SKIP_LOCKED: &'static str = "";
+    const LOCK_RUN_EVENTS: &'static str = "SELECT $1";
 }
 
 impl QueueLock for sqlx::Postgres {
     /// The key is slipway's own ("slip" in ASCII), held until the transaction ends.
     const LOCK_QUEUE: &'static str = "SELECT pg_advisory_xact_lock(1936486768)";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    /// Keyed by slipway's own class ("sliq") and the run.
+    const LOCK_RUN_EVENTS: &'static str =
+        "SELECT pg_advisory_xact_lock(1936486769, ($1 % 2147483647)::integer)";
 }
 
 /// The oldest queued job whose labels are one of `$1..$n` (`n` of them), locked for the
@@ -461,6 +482,24 @@ pub(crate) fn next_job_sql<DB: sqlx::Database + QueueLock>(
         placeholders.join(", "),
         DB::SKIP_LOCKED
     )
+}
+
+/// The oldest queued step job of run `$1`, locked for the claim in `_tx`'s database.
+pub(crate) fn next_step_sql<DB: sqlx::Database + QueueLock>(
+    _tx: &sqlx::Transaction<'_, DB>,
+) -> String {
+    format!(
+        "SELECT id FROM jobs WHERE status = 'queued' AND kind = 'step' AND run_id = $1 \
+         ORDER BY id LIMIT 1{}",
+        DB::SKIP_LOCKED
+    )
+}
+
+/// The statement that takes run `$1`'s events lock in transaction `_tx`'s database.
+pub(crate) fn lock_run_events_sql<DB: sqlx::Database + QueueLock>(
+    _tx: &sqlx::Transaction<'_, DB>,
+) -> &'static str {
+    DB::LOCK_RUN_EVENTS
 }
 
 /// The statement that takes the queue's lock in transaction `_tx`'s database.
@@ -507,6 +546,7 @@ macro_rules! insert_job {
             .bind(&new.requested_by)
             .bind(now.0)
             .bind(new.labels.to_string())
+            .bind(&new.stack)
             .fetch_one(&mut *$tx)
             .await
             .map_err($crate::error::db("queue a job"))?;
@@ -548,7 +588,7 @@ macro_rules! impl_service {
                 ALL_TOKENS, ApiToken, INSERT_TOKEN, JOB_BY_ID, Job, JobStatus, NewJob, NewToken,
                 Labels, NewWorker, PULL_REQUEST_BY_ID, PULL_REQUEST_BY_KEY, PullRequestKey,
                 PullRequestRecord, RECENT_JOBS, RUNNING_JOBS, TOKEN_BY_HASH, Worker, insert_job,
-                job_kind, job_status, labels, next_job_sql, role,
+                job_kind, job_status, labels, next_job_sql, next_step_sql, role,
             };
             use $crate::sql::{to_signed, to_unsigned};
             use $crate::time::UnixMillis;
@@ -588,6 +628,7 @@ macro_rules! impl_service {
                     commit: row.try_get("commit_id").map_err(db("read jobs"))?,
                     stage: row.try_get("stage").map_err(db("read jobs"))?,
                     run_id: row.try_get("run_id").map_err(db("read jobs"))?,
+                    stack: row.try_get("stack").map_err(db("read jobs"))?,
                     delivery_id: row.try_get("delivery_id").map_err(db("read jobs"))?,
                     requested_by: row.try_get("requested_by").map_err(db("read jobs"))?,
                     queued_at: UnixMillis(row.try_get("queued_at").map_err(db("read jobs"))?),
@@ -672,6 +713,28 @@ macro_rules! impl_service {
                 })
             }
 
+            /// Marks queued job `id` running for `worker`; `false` if it was no longer queued.
+            async fn take_job(
+                tx: &mut sqlx::Transaction<'static, <$row as sqlx::Row>::Database>,
+                id: i64,
+                worker: &EngineProcess,
+            ) -> Result<bool> {
+                let claimed = sqlx::query(
+                    "UPDATE jobs SET status = 'running', started_at = $2, \
+                     heartbeat_at = $2, owner_pid = $3, owner_process_started = $4, \
+                     owner_host = $5 WHERE id = $1 AND status = 'queued'",
+                )
+                .bind(id)
+                .bind(UnixMillis::now().0)
+                .bind(i64::from(worker.pid))
+                .bind(worker.process_started.map(to_signed))
+                .bind(&worker.host)
+                .execute(&mut **tx)
+                .await
+                .map_err(db("claim a job"))?;
+                Ok(claimed.rows_affected() == 1)
+            }
+
             impl Store {
                 async fn job_or_gone(&self, id: i64) -> Result<Job> {
                     $crate::service::ServiceRecord::job(self, id)
@@ -726,21 +789,33 @@ macro_rules! impl_service {
                     else {
                         return Ok(None);
                     };
-                    let claimed = sqlx::query(
-                        "UPDATE jobs SET status = 'running', started_at = $2, \
-                         heartbeat_at = $2, owner_pid = $3, owner_process_started = $4, \
-                         owner_host = $5 WHERE id = $1 AND status = 'queued'",
-                    )
-                    .bind(id)
-                    .bind(UnixMillis::now().0)
-                    .bind(i64::from(worker.pid))
-                    .bind(worker.process_started.map(to_signed))
-                    .bind(&worker.host)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db("claim a job"))?;
+                    let claimed = take_job(&mut tx, id, worker).await?;
                     tx.commit().await.map_err(db("claim a job"))?;
-                    if claimed.rows_affected() == 1 {
+                    if claimed {
+                        Ok(Some(self.job_or_gone(id).await?))
+                    } else {
+                        Ok(None)
+                    }
+                }
+
+                async fn claim_step_of(
+                    &self,
+                    worker: &EngineProcess,
+                    run_id: i64,
+                ) -> Result<Option<Job>> {
+                    let mut tx = self.write_tx().await?;
+                    let sql = next_step_sql(&tx);
+                    let Some(id) = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
+                        .bind(run_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db("read the queue"))?
+                    else {
+                        return Ok(None);
+                    };
+                    let claimed = take_job(&mut tx, id, worker).await?;
+                    tx.commit().await.map_err(db("claim a job"))?;
+                    if claimed {
                         Ok(Some(self.job_or_gone(id).await?))
                     } else {
                         Ok(None)

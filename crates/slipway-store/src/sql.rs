@@ -1194,6 +1194,11 @@ macro_rules! impl_store {
                     return Ok(());
                 }
                 let mut tx = self.write_tx().await?;
+                sqlx::query($crate::service::lock_run_events_sql(&tx))
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("lock run events"))?;
                 let last: i64 = sqlx::query_scalar(sql::LAST_RUN_EVENT)
                     .bind(run_id)
                     .fetch_one(&mut *tx)
@@ -1275,6 +1280,7 @@ macro_rules! impl_store {
                             commit: new.commit.clone(),
                             stage: None,
                             run_id: None,
+                            stack: None,
                             delivery_id: Some(new.id.clone()),
                             requested_by: new.actor.clone(),
                             labels: $crate::service::Labels::default(),

@@ -88,6 +88,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "workers and labels",
         include_str!("../migrations/sqlite/0013_workers.sql"),
     ),
+    (
+        14,
+        "step jobs",
+        include_str!("../migrations/sqlite/0014_step_jobs.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.

@@ -64,6 +64,9 @@ pub struct Delivery<'a> {
     /// What the audit log calls a successful apply here: apply, promote or rollback.
     pub action: AuditAction,
     pub plan_only: bool,
+    /// Applies one stack as a step job of a stage another process delivers (see
+    /// [`super::spread`]): the stage run's status and end are that process's.
+    pub one_step: bool,
     pub options: ExecutorOptions,
 }
 
@@ -97,10 +100,12 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         saved_plans,
         action,
         plan_only,
+        one_step,
         options,
     } = delivery;
     let project = &workspace.project;
     let stage_run_id = match stage_run_id {
+        Some(id) if one_step => id,
         Some(id) => {
             store
                 .set_stage_run_status(id, slipway_store::StageRunStatus::Running)
@@ -129,6 +134,19 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             stack_runs.insert(name.clone(), added.id);
         }
     }
+    if let (Some(steps), false, false) = (&workspace.steps, plan_only, one_step) {
+        return super::spread::deliver_spread(super::spread::Spread {
+            workspace,
+            store,
+            steps: steps.as_ref(),
+            run_id,
+            stage,
+            stage_run_id,
+            order: &order,
+            stack_runs: &stack_runs,
+        })
+        .await;
+    }
 
     // Every artifact is verified and extracted before any engine command runs.
     let data_dir = workspace.ensure_data_dir()?;
@@ -139,7 +157,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
                 roots.insert(name.clone(), root);
             }
             Err(error) => {
-                fail_all(store, &stack_runs, stage_run_id).await;
+                fail_all(store, &stack_runs, (!one_step).then_some(stage_run_id)).await;
                 return Err(error);
             }
         }
@@ -339,6 +357,9 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
     .await;
     hooks.release_locks().await;
     let ok = kept?;
+    if one_step {
+        return Ok(StageDelivered { succeeded: ok });
+    }
     let stage_status = match (ok, plan_only) {
         (true, true) => StageRunStatus::AwaitingApproval,
         (true, false) => StageRunStatus::Succeeded,
@@ -486,7 +507,7 @@ async fn keep_plan(
     }))
 }
 
-async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_run_id: i64) {
+async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_run_id: Option<i64>) {
     for id in stack_runs.values() {
         let _ = store
             .finish_stack_run(
@@ -500,9 +521,11 @@ async fn fail_all(store: &AnyStore, stack_runs: &BTreeMap<String, i64>, stage_ru
             )
             .await;
     }
-    let _ = store
-        .set_stage_run_status(stage_run_id, StageRunStatus::Failed)
-        .await;
+    if let Some(stage_run_id) = stage_run_id {
+        let _ = store
+            .set_stage_run_status(stage_run_id, StageRunStatus::Failed)
+            .await;
+    }
 }
 
 /// The record's part in each stack's apply.

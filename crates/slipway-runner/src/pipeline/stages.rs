@@ -64,7 +64,7 @@ pub async fn start(
 
 /// Runs `work` with the run's events going to the record as well (the run's id is bound by
 /// `work` once it is known), and waits until they are all written.
-async fn recording<T>(
+pub(crate) async fn recording<T>(
     workspace: &Workspace,
     work: impl AsyncFnOnce(&Workspace, AnyStore, &RunRecorder) -> Result<T>,
 ) -> Result<T> {
@@ -230,6 +230,7 @@ impl Pipeline<'_> {
                 saved_plans,
                 action: AuditAction::Apply,
                 plan_only,
+                one_step: false,
                 options: self.options.clone(),
             })
             .await;
@@ -318,7 +319,7 @@ impl Pipeline<'_> {
     }
 }
 
-fn plan_summary(stack_run: &StackRun) -> serde_json::Value {
+pub(crate) fn plan_summary(stack_run: &StackRun) -> serde_json::Value {
     stack_run
         .plan_summary
         .as_deref()
@@ -345,7 +346,7 @@ async fn awaiting(store: &AnyStore, run_id: i64, stage: Option<&str>) -> Result<
 }
 
 /// The latest approval of a stage of a run: the plan hashes it names.
-async fn approval(
+pub(crate) async fn approval(
     store: &AnyStore,
     run_id: i64,
     stage: &str,
@@ -709,7 +710,7 @@ async fn continue_handed_on(
 /// in its data folder and in the artifact store; another clone (the next CI job) fetches it
 /// from the store into its own data folder. A plan found nowhere yields the recorded path,
 /// which then reads as "(missing)" and voids the approval.
-async fn find_saved_plan(
+pub(crate) async fn find_saved_plan(
     workspace: &Workspace,
     artifact_store: &slipway_artifact::Store,
     stack_run: &StackRun,

@@ -80,8 +80,9 @@ mirror_enum! {
 mirror_enum! {
     /// What a job does: `run` starts a run for a commit; `resume` resumes an approved run;
     /// `drift` checks a stage for drift and `drill` drills a stage, on a schedule;
-    /// `pull_request` plans a pull request's changed stacks and comments on it.
-    JobKind { Run, Resume, Drift, Drill, PullRequest }
+    /// `pull_request` plans a pull request's changed stacks and comments on it; `step` applies
+    /// one stack of a run's stage, for the worker delivering that stage (`stack` names it).
+    JobKind { Run, Resume, Drift, Drill, PullRequest, Step }
 }
 
 mirror_enum! {
@@ -465,8 +466,9 @@ pub struct QueueRun {
     pub commit: String,
 }
 
-/// A job: a run to start, an approved run to resume, or a scheduled drift check or drill of
-/// a stage; jobs are worked on one at a time, oldest first.
+/// A job: a run to start, an approved run to resume, a scheduled drift check or drill of a
+/// stage, a pull request to plan, or one stack of a run's stage to apply; jobs are taken
+/// oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Job {
     pub id: i64,
@@ -476,12 +478,15 @@ pub struct Job {
     /// The branch (`refs/heads/main`); run jobs of one branch supersede each other.
     pub git_ref: String,
     pub commit: String,
-    /// The stage a drift check or drill is of.
+    /// The stage a drift check, drill or step is of.
     #[schema(required = true)]
     pub stage: Option<String>,
-    /// The run it resumes, or the run it started once it did.
+    /// The run it resumes, the run it started once it did, or the run a step is part of.
     #[schema(required = true)]
     pub run_id: Option<i64>,
+    /// The stack a step applies.
+    #[schema(required = true)]
+    pub stack: Option<String>,
     /// The webhook delivery it came from.
     #[schema(required = true)]
     pub delivery_id: Option<String>,
@@ -521,6 +526,7 @@ impl From<store::Job> for Job {
             commit: j.commit,
             stage: j.stage,
             run_id: j.run_id,
+            stack: j.stack,
             delivery_id: j.delivery_id,
             requested_by: j.requested_by,
             queued_at: j.queued_at.into(),
@@ -902,6 +908,7 @@ mod tests {
             commit: "c1".to_owned(),
             stage: None,
             run_id: None,
+            stack: None,
             delivery_id: None,
             requested_by: "dee".to_owned(),
             queued_at: store::UnixMillis(0),

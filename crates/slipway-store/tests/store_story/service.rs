@@ -15,6 +15,7 @@ fn run_job(git_ref: &str, commit: &str) -> NewJob {
         commit: commit.to_owned(),
         stage: None,
         run_id: None,
+        stack: None,
         delivery_id: None,
         requested_by: "ada".to_owned(),
         labels: Labels::default(),
@@ -181,6 +182,53 @@ pub async fn job_queue(url: &str) -> Outcome {
         let (a, b) = tokio::join!(store.enqueue_job(&job), store.enqueue_job(&job));
         assert_eq!(a?.id, b?.id, "round {round}");
     }
+    Ok(())
+}
+
+/// Step jobs name their run, stage and stack. The worker delivering a run takes that run's
+/// queued steps (oldest first, whatever labels they ask for: it carries the stage's), never
+/// another run's steps or other jobs; any worker carrying a step's labels takes it from the
+/// queue as any job.
+pub async fn step_jobs(url: &str) -> Outcome {
+    let store = open(url).await?;
+    let me = EngineProcess::here(std::process::id());
+    let mine = store.create_run(&crate::story::new_run("s1")).await?;
+    let other = store.create_run(&crate::story::new_run("s2")).await?;
+    let step = |run: i64, stack: &str, tier: &str| NewJob {
+        kind: JobKind::Step,
+        stage: Some("prod".to_owned()),
+        run_id: Some(run),
+        stack: Some(stack.to_owned()),
+        labels: labels(tier),
+        ..run_job("refs/heads/main", "s1")
+    };
+    let network = store
+        .enqueue_job(&step(mine.id, "network", "tier=prod"))
+        .await?;
+    let elsewhere = store.enqueue_job(&step(other.id, "queue", "")).await?;
+    let data = store
+        .enqueue_job(&step(mine.id, "data", "tier=prod"))
+        .await?;
+    assert_eq!(
+        (network.kind, network.stack.as_deref(), network.run_id),
+        (JobKind::Step, Some("network"), Some(mine.id))
+    );
+    let first = store.claim_step_of(&me, mine.id).await?.ok_or("a step")?;
+    assert_eq!(first.id, network.id, "oldest first, labels or not");
+    assert_eq!(first.status, JobStatus::Running);
+    let second = store.claim_step_of(&me, mine.id).await?.ok_or("a step")?;
+    assert_eq!(second.id, data.id);
+    assert_eq!(
+        store.claim_step_of(&me, mine.id).await?,
+        None,
+        "another run's step is not the delivering worker's"
+    );
+    let taken = store.claim_job(&me, &Labels::default()).await?;
+    assert_eq!(
+        taken.map(|j| (j.id, j.stack)),
+        Some((elsewhere.id, Some("queue".to_owned()))),
+        "any worker takes a step it carries the labels of"
+    );
     Ok(())
 }
 

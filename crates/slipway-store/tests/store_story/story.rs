@@ -31,6 +31,7 @@ pub const SCENARIOS: &[&str] = &[
     "webhook_deliveries",
     "job_queue",
     "labelled_jobs_and_workers",
+    "step_jobs",
     "api_tokens",
     "schedule_marks",
     "pull_requests",
@@ -55,6 +56,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
         "webhook_deliveries" => webhook_deliveries(url).await,
         "job_queue" => crate::service::job_queue(url).await,
         "labelled_jobs_and_workers" => crate::service::labelled_jobs_and_workers(url).await,
+        "step_jobs" => crate::service::step_jobs(url).await,
         "api_tokens" => crate::service::api_tokens(url).await,
         "schedule_marks" => crate::service::schedule_marks(url).await,
         "pull_requests" => crate::service::pull_requests(url).await,
@@ -64,7 +66,7 @@ pub async fn scenario(name: &str, url: &str) -> Outcome {
     }
 }
 
-fn new_run(commit: &str) -> NewRun {
+pub(crate) fn new_run(commit: &str) -> NewRun {
     NewRun {
         commit: commit.to_owned(),
         trigger: "push".to_owned(),

@@ -329,6 +329,7 @@ async fn deliver_once(
         saved_plans: BTreeMap::new(),
         action,
         plan_only: false,
+        one_step: false,
         options: options.executor(),
     })
     .await;

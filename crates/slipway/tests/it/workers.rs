@@ -1,8 +1,9 @@
 //! `slipway serve --workers` and `slipway worker` processes on one PostgreSQL record, with
 //! state, artifacts and saved plans in S3 (moto) and nothing else in common: each worker
-//! works in a clone of its own. The server runs no job; a worker takes the run to prod's
-//! approval gate; drained by SIGTERM, it finishes and exits; the approval is applied by a
-//! second worker, from the plan the first one saved. A stage asking for worker labels is
+//! works in a clone of its own. The server runs no job; two workers take the run to prod's
+//! approval gate, each stage's stack applies spread over both as step jobs; drained by
+//! SIGTERM, the one that planned prod finishes and exits; the approval is applied by the
+//! other, from the plan the first one saved. A stage asking for worker labels is
 //! left by an unlabelled worker to one carrying them.
 
 use std::io::{BufRead as _, BufReader};
@@ -127,8 +128,8 @@ fn shared_everything(
     (upstream, env)
 }
 
-/// The jobs on record, newest first.
-fn jobs(url: &str) -> Vec<slipway_store::Job> {
+/// The jobs on record, step jobs included, newest first.
+fn all_jobs(url: &str) -> Vec<slipway_store::Job> {
     let url = url.to_owned();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -136,10 +137,26 @@ fn jobs(url: &str) -> Vec<slipway_store::Job> {
         .unwrap()
         .block_on(async move {
             let store = slipway_store::open(&url).await.unwrap();
-            let jobs = store.jobs(20).await.unwrap();
+            let jobs = store.jobs(200).await.unwrap();
             store.close().await;
             jobs
         })
+}
+
+/// The jobs on record other than step jobs (runs, resumes...), newest first.
+fn jobs(url: &str) -> Vec<slipway_store::Job> {
+    all_jobs(url)
+        .into_iter()
+        .filter(|j| j.kind != JobKind::Step)
+        .collect()
+}
+
+/// The step jobs of `stage` on record, newest first.
+fn step_jobs(url: &str, stage: &str) -> Vec<slipway_store::Job> {
+    all_jobs(url)
+        .into_iter()
+        .filter(|j| j.kind == JobKind::Step && j.stage.as_deref() == Some(stage))
+        .collect()
 }
 
 /// A `serve --workers` on a throwaway PostgreSQL record, with state, artifacts and saved
@@ -210,9 +227,27 @@ impl Cluster {
     }
 }
 
+/// A second root stack beside `base`, so that a stage has two stacks to apply at once.
+fn add_second_root(upstream: &std::path::Path) {
+    let stacks = upstream.join("stacks");
+    std::fs::create_dir_all(stacks.join("edge")).unwrap();
+    for file in ["main.tf", "stack.hcl"] {
+        std::fs::copy(
+            stacks.join("base").join(file),
+            stacks.join("edge").join(file),
+        )
+        .unwrap();
+    }
+    crate::pipeline::git(upstream, &["add", "-A"]);
+    crate::pipeline::git(upstream, &["commit", "-q", "-m", "a second root stack"]);
+}
+
+/// Two workers: one takes the run, and each stage's applies are spread over both as step
+/// jobs; the plan for prod's approval is saved by the worker that took the run. Drained, it
+/// leaves; the other resumes the run and applies the plan the first one saved.
 #[test]
 fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
-    let Some(cluster) = Cluster::start("workers", &[], |_| {}) else {
+    let Some(cluster) = Cluster::start("workers", &[], add_second_root) else {
         return;
     };
     let Cluster {
@@ -227,10 +262,11 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
     let queued = jobs(&record);
     assert_eq!(queued[0].status, JobStatus::Queued, "{queued:?}");
 
-    let first = Worker::start(&env, &repo);
+    let one = Worker::start(&env, &repo);
+    let two = Worker::start(&env, &repo);
     let mut run = 0;
     wait_until(
-        "the first worker takes the run to prod's gate",
+        "the workers take the run to prod's gate",
         Duration::from_secs(300),
         || {
             let jobs = jobs(&record);
@@ -240,10 +276,10 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
     );
     let ran = jobs(&record);
     assert_eq!(ran.len(), 1, "{ran:?}");
-    assert_eq!(
-        ran[0].worker.as_ref().map(|w| w.pid),
-        Some(first.pid()),
-        "the worker ran it, not the server: {ran:?}"
+    let delivering = ran[0].worker.as_ref().map(|w| w.pid);
+    assert!(
+        delivering == Some(one.pid()) || delivering == Some(two.pid()),
+        "a worker ran it, not the server: {ran:?}"
     );
     assert!(
         ran[0]
@@ -252,13 +288,48 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
             .is_some_and(|o| o.contains("awaits approval at stage prod")),
         "{ran:?}"
     );
+    // Every stack of dev and test was applied by a step job of its own, and the steps were
+    // spread over both workers.
+    let mut by = std::collections::BTreeSet::new();
+    for stage in ["dev", "test"] {
+        let steps = step_jobs(&record, stage);
+        let mut stacks: Vec<&str> = steps.iter().filter_map(|j| j.stack.as_deref()).collect();
+        stacks.sort_unstable();
+        assert_eq!(stacks, ["app", "base", "edge"], "{steps:?}");
+        for step in &steps {
+            assert_eq!(
+                (step.status, step.run_id),
+                (JobStatus::Done, Some(run)),
+                "{steps:?}"
+            );
+            by.extend(step.worker.as_ref().map(|w| w.pid));
+        }
+    }
+    assert_eq!(
+        by,
+        [one.pid(), two.pid()].into_iter().collect(),
+        "the steps ran on both workers"
+    );
     let (_, detail) = server.api("GET", &format!("/api/v1/runs/{run}"), &viewer, None);
     assert_eq!(detail["run"]["status"], "running", "{detail}");
+    for stage in detail["stages"].as_array().unwrap() {
+        if stage["stage"] != "prod" {
+            assert_eq!(stage["status"], "succeeded", "{detail}");
+        }
+    }
+    assert!(
+        step_jobs(&record, "prod").is_empty(),
+        "prod is only planned"
+    );
+    let (first, second) = if delivering == Some(one.pid()) {
+        (one, two)
+    } else {
+        (two, one)
+    };
     first.drain();
 
-    // Only the second worker is left to resume the run: it applies the plan the first one
+    // Only the second worker is left to resume the run: it applies the plans the first one
     // saved, fetched from the shared store into its own clone's data folder.
-    let second = Worker::start(&env, &repo);
     server.approve(run, &approver, "prod", "reviewed");
     let events = server.follow(run, &viewer, 0, "run_finished");
     assert_eq!(events.last().unwrap().1["delivered"], true, "{events:?}");
@@ -269,7 +340,7 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
         "the second worker fetched the saved plans: {events:?}"
     );
     wait_until("the resume job ends", Duration::from_secs(60), || {
-        jobs(&record)
+        all_jobs(&record)
             .iter()
             .all(|j| !matches!(j.status, JobStatus::Queued | JobStatus::Running))
     });
@@ -279,11 +350,15 @@ fn workers_run_the_servers_jobs_and_another_worker_applies_the_approved_plan() {
         .find(|j| j.kind == JobKind::Resume)
         .expect("a resume job");
     assert_eq!(resume.status, JobStatus::Done, "{resumed:?}");
-    assert_eq!(
-        resume.worker.as_ref().map(|w| w.pid),
-        Some(second.pid()),
-        "{resumed:?}"
-    );
+    let prod_steps = step_jobs(&record, "prod");
+    assert_eq!(prod_steps.len(), 3, "{prod_steps:?}");
+    for job in std::iter::once(resume).chain(&prod_steps) {
+        assert_eq!(
+            job.worker.as_ref().map(|w| w.pid),
+            Some(second.pid()),
+            "{resumed:?} {prod_steps:?}"
+        );
+    }
     second.drain();
 
     // Both workers' folders are gone: the servers serve a stack's log from the copy in the
@@ -450,7 +525,17 @@ fn a_stage_asking_for_labels_waits_for_a_worker_carrying_them() {
             .all(|j| !matches!(j.status, JobStatus::Queued | JobStatus::Running))
     });
     let all = jobs(&record);
-    for job in all.iter().filter(|j| j.kind == JobKind::Resume) {
+    let prod_steps = step_jobs(&record, "prod");
+    assert_eq!(
+        prod_steps.len(),
+        2,
+        "base and app applied as steps: {prod_steps:?}"
+    );
+    for job in all
+        .iter()
+        .filter(|j| j.kind == JobKind::Resume)
+        .chain(&prod_steps)
+    {
         assert_eq!(job.labels.to_string(), "tier=prod", "{all:?}");
         assert_eq!(
             job.worker.as_ref().map(|w| w.pid),

@@ -1,0 +1,462 @@
+//! A stage's stack applies spread over workers: each ready stack instance becomes a job of
+//! its own (`step`), which any worker carrying the stage's labels may take.
+//!
+//! The worker delivering the run (the *delivering* worker) records the stage run and its
+//! stack runs as any delivery does, then walks the stack graph through the queue instead of
+//! applying itself: a stack whose dependencies have succeeded is queued as a step job, and
+//! the step's end in the record decides what becomes ready next. While it waits, the
+//! delivering worker takes its own run's queued steps one at a time, so a run progresses on
+//! one worker as on many; other workers take the rest.
+//!
+//! A step job ([`apply_step`]) is one stack's delivery: it fetches and verifies the stack's
+//! artifact, reads its dependencies' outputs from their state, takes the instance lock,
+//! confirms its own claim, applies (an approved stage's saved plan, fetched from the
+//! artifact store and checked against the approved hash), and records the stack run, the
+//! release and the audit entry, exactly as a whole-stage delivery records each stack.
+//!
+//! Plans (a stage that asks for approval, pull requests) stay with the delivering worker:
+//! a dependent's plan must know which of its inputs its dependencies' plans change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use slipway_core::Stage;
+use slipway_core::schedule::{DependencyQueue, Status, Walk};
+use slipway_store::{
+    AnyStore, AuditAction, StackRunOutcome, StackRunStatus, StageRunStatus, Store,
+};
+
+use super::deliver::{Deliverable, Delivery, SavedPlan, StageDelivered, deliver, file_sha256};
+use crate::events::{Event, FailedStack};
+use crate::executor::Outcome;
+use crate::project::{StepQueue, StepRequest, Workspace};
+use crate::stage_executor::ExecutorOptions;
+
+/// How often the delivering worker looks for its steps' ends in the record.
+const STEP_POLL: Duration = Duration::from_millis(250);
+
+/// A stage whose stack runs are recorded, to be delivered through step jobs.
+pub(crate) struct Spread<'a> {
+    pub workspace: &'a Workspace,
+    pub store: &'a AnyStore,
+    pub steps: &'a dyn StepQueue,
+    pub run_id: i64,
+    pub stage: &'a Stage,
+    pub stage_run_id: i64,
+    /// The stacks to apply, in graph order.
+    pub order: &'a [String],
+    pub stack_runs: &'a BTreeMap<String, i64>,
+}
+
+/// What a stack's step came to, read from the record once its job ended.
+struct StepResult {
+    succeeded: bool,
+    outcome: Outcome,
+}
+
+/// Delivers the stage through step jobs; see the module's documentation.
+pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<StageDelivered> {
+    let Spread {
+        workspace,
+        store,
+        steps,
+        run_id,
+        stage,
+        stage_run_id,
+        order,
+        stack_runs,
+    } = spread;
+    let events = workspace.reporter(&stage.name);
+    let names: BTreeSet<&str> = order.iter().map(String::as_str).collect();
+    let mut queue = DependencyQueue::new(&workspace.project.graph, &names, Walk::Forward);
+    let mut waiting: BTreeMap<i64, String> = BTreeMap::new();
+    let mut results: BTreeMap<String, StepResult> = BTreeMap::new();
+    let mut stopped: Option<String> = None;
+    let interrupt = workspace.interrupts.interrupt();
+    // The step this worker runs itself, if any; `false` until the queue had none to give.
+    let mut own: Option<crate::project::LocalFuture<'_, Result<Option<i64>>>> = None;
+    let mut own_found_none = false;
+    loop {
+        if stopped.is_none() && interrupt.is_set() {
+            stopped = Some("interrupted: no further stack is queued".to_owned());
+        }
+        if stopped.is_none() {
+            for name in queue.take_ready(usize::MAX) {
+                // A worker whose job was taken from it queues nothing more: whoever holds
+                // the job now decides what the stage runs.
+                let still_ours = match &workspace.claim {
+                    Some(claim) => claim.confirm().await,
+                    None => true,
+                };
+                if !still_ours {
+                    stopped = Some(
+                        "this worker's job was taken from it while it worked (its lease ran out); no further stack is queued"
+                            .to_owned(),
+                    );
+                }
+                if stopped.is_some() {
+                    queue.finish(&name, false);
+                    results.insert(
+                        name,
+                        StepResult {
+                            succeeded: false,
+                            outcome: Outcome::NotStarted,
+                        },
+                    );
+                    continue;
+                }
+                let job = steps
+                    .queue(&StepRequest {
+                        run: run_id,
+                        stage: stage.name.clone(),
+                        stack: name.clone(),
+                        labels: stage.worker_labels.clone(),
+                    })
+                    .await
+                    .with_context(|| format!("cannot queue the apply of `{name}`"))?;
+                events.note(
+                    Some(&name),
+                    format!("{}/{name}: apply queued as job {job}", stage.name),
+                );
+                waiting.insert(job, name);
+            }
+        }
+        if waiting.is_empty() && own.is_none() {
+            break;
+        }
+        if own.is_none() && !own_found_none && stopped.is_none() {
+            own = Some(steps.run_one_of(run_id));
+        }
+        let ran_own = tokio::select! {
+            ran = async {
+                match own.as_mut() {
+                    Some(running) => running.await,
+                    None => std::future::pending().await,
+                }
+            } => Some(ran),
+            () = tokio::time::sleep(STEP_POLL) => None,
+        };
+        match ran_own {
+            Some(ran) => {
+                own = None;
+                own_found_none = matches!(ran, Ok(None));
+                if let Err(error) = ran {
+                    events.warning(
+                        None,
+                        format!("warning: a step could not be run here: {error:#}"),
+                    );
+                    own_found_none = true;
+                }
+            }
+            None => own_found_none = false,
+        }
+        for (job, name) in waiting.clone() {
+            let Some(end) = steps.ended(job).await? else {
+                continue;
+            };
+            waiting.remove(&job);
+            let result = step_result(store, run_id, &name, stack_runs, &end).await?;
+            queue.finish(&name, result.succeeded);
+            results.insert(name, result);
+        }
+    }
+
+    // Stacks never queued: skipped after a failure upstream, or left when the work stopped.
+    for (name, status) in queue.status() {
+        if results.contains_key(name) {
+            continue;
+        }
+        let outcome = match status {
+            Status::Skipped { because } => Outcome::Skipped {
+                because: because.clone(),
+            },
+            _ => Outcome::NotStarted,
+        };
+        results.insert(
+            name.clone(),
+            StepResult {
+                succeeded: false,
+                outcome,
+            },
+        );
+    }
+    for (name, result) in &results {
+        if !matches!(
+            result.outcome,
+            Outcome::Skipped { .. } | Outcome::NotStarted
+        ) {
+            continue;
+        }
+        if let Some(&id) = stack_runs.get(name) {
+            store
+                .finish_stack_run(
+                    id,
+                    &StackRunOutcome {
+                        status: StackRunStatus::Skipped,
+                        plan_summary: None,
+                        log_path: None,
+                        failure_reason: stopped.clone(),
+                    },
+                )
+                .await?;
+        }
+        events.emit(Event::StackFinished {
+            stage: stage.name.clone(),
+            instance: stage.name.clone(),
+            stack: name.clone(),
+            outcome: result.outcome.clone(),
+            elapsed_ms: 0,
+            log: None,
+            plan: None,
+        });
+    }
+    let ok = stopped.is_none() && results.values().all(|r| r.succeeded);
+    store
+        .set_stage_run_status(
+            stage_run_id,
+            if ok {
+                StageRunStatus::Succeeded
+            } else {
+                StageRunStatus::Failed
+            },
+        )
+        .await?;
+    events.emit(Event::StageFinished {
+        stage: stage.name.clone(),
+        planned_only: false,
+        succeeded: results.values().filter(|r| r.succeeded).count(),
+        total: results.len(),
+        run_dir: workspace.data_dir().join("runs"),
+        failed: order
+            .iter()
+            .filter_map(|name| {
+                let result = results.get(name)?;
+                (!result.succeeded).then(|| FailedStack {
+                    stack: name.clone(),
+                    outcome: result.outcome.clone(),
+                    elapsed_ms: 0,
+                    log: None,
+                })
+            })
+            .collect(),
+    });
+    Ok(StageDelivered { succeeded: ok })
+}
+
+/// What stack `name`'s step came to: its stack run as the step recorded it. A step that
+/// ended without recording its stack run (it failed before the apply, or its worker was
+/// lost) leaves it failed here, with the queue's words, unless it was mid-apply: that stays
+/// `applying` for a person to resolve, as after any crash.
+async fn step_result(
+    store: &AnyStore,
+    run_id: i64,
+    name: &str,
+    stack_runs: &BTreeMap<String, i64>,
+    end: &crate::project::StepEnd,
+) -> Result<StepResult> {
+    let id = stack_runs
+        .get(name)
+        .copied()
+        .with_context(|| format!("no stack run for `{name}`"))?;
+    let recorded = store
+        .stack_runs(run_id)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .with_context(|| format!("stack run {id} of `{name}` is gone from the record"))?;
+    let result = match recorded.status {
+        StackRunStatus::Succeeded => StepResult {
+            succeeded: true,
+            outcome: Outcome::Applied { changed: true },
+        },
+        StackRunStatus::Applying | StackRunStatus::Interrupted => StepResult {
+            succeeded: false,
+            outcome: Outcome::Interrupted { mid_apply: true },
+        },
+        StackRunStatus::Pending => {
+            let reason = format!("its step job ended without applying: {}", end.outcome);
+            store
+                .finish_stack_run(
+                    id,
+                    &StackRunOutcome {
+                        status: StackRunStatus::Failed,
+                        plan_summary: None,
+                        log_path: None,
+                        failure_reason: Some(reason.clone()),
+                    },
+                )
+                .await?;
+            StepResult {
+                succeeded: false,
+                outcome: Outcome::Failed { error: reason },
+            }
+        }
+        StackRunStatus::Failed | StackRunStatus::Skipped => StepResult {
+            succeeded: false,
+            outcome: Outcome::Failed {
+                error: recorded
+                    .failure_reason
+                    .clone()
+                    .unwrap_or_else(|| end.outcome.clone()),
+            },
+        },
+    };
+    Ok(result)
+}
+
+/// How a step job ended, in words for the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepDone {
+    pub applied: bool,
+    pub summary: String,
+}
+
+/// A step job: applies stack `stack` of run `run_id`'s stage `stage_name`, whose stack run
+/// the delivering worker recorded, and records what happened (see the module's
+/// documentation). Its events are the run's.
+pub async fn apply_step(
+    workspace: &Workspace,
+    run_id: i64,
+    stage_name: &str,
+    stack: &str,
+    options: &ExecutorOptions,
+) -> Result<StepDone> {
+    super::stages::recording(workspace, async |recorded, store, recorder| {
+        recorder.bind(run_id);
+        apply_step_recorded(recorded, &store, run_id, stage_name, stack, options).await
+    })
+    .await
+}
+
+async fn apply_step_recorded(
+    workspace: &Workspace,
+    store: &AnyStore,
+    run_id: i64,
+    stage_name: &str,
+    stack: &str,
+    options: &ExecutorOptions,
+) -> Result<StepDone> {
+    let run = store
+        .run(run_id)
+        .await?
+        .with_context(|| format!("there is no run {run_id}"))?;
+    let stage = workspace.project.stage(stage_name).with_context(|| {
+        format!(
+            "stage `{stage_name}` is not in slipway.hcl at {}",
+            run.commit
+        )
+    })?;
+    let stage_run = store
+        .stage_runs(run_id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|s| s.stage == stage_name)
+        .with_context(|| format!("run {run_id} has no stage run of {stage_name}"))?;
+    if stage_run.status != StageRunStatus::Running {
+        bail!(
+            "run {run_id} is not delivering {stage_name} (its stage run is {}): `{stack}` is not applied",
+            stage_run.status
+        );
+    }
+    let stack_run = store
+        .stack_runs(run_id)
+        .await?
+        .into_iter()
+        .rev()
+        .find(|r| r.stage == stage_name && r.stack == stack)
+        .with_context(|| format!("run {run_id} has no stack run of `{stack}` in {stage_name}"))?;
+    if stack_run.status != StackRunStatus::Pending {
+        bail!(
+            "the stack run of `{stack}` in {stage_name} is {} already: it is not applied again",
+            stack_run.status
+        );
+    }
+    let artifact_id = stack_run
+        .artifact_id
+        .clone()
+        .with_context(|| format!("the stack run of `{stack}` names no artifact"))?;
+    let artifact_store = super::artifacts::open(workspace)?;
+    let saved_plans = approved_plan(workspace, store, &artifact_store, &stack_run, stage).await?;
+    let delivered = deliver(Delivery {
+        workspace,
+        store,
+        artifacts: &artifact_store,
+        run_id,
+        stage,
+        stage_run_id: Some(stage_run.id),
+        stack_runs: BTreeMap::from([(stack.to_owned(), stack_run.id)]),
+        selected: BTreeMap::from([(
+            stack.to_owned(),
+            Deliverable {
+                artifact_id,
+                commit: run.commit.clone(),
+            },
+        )]),
+        saved_plans,
+        action: AuditAction::Apply,
+        plan_only: false,
+        one_step: true,
+        options: options.clone(),
+    })
+    .await?;
+    Ok(StepDone {
+        applied: delivered.succeeded,
+        summary: format!(
+            "{stage_name}/{stack} of run {run_id}: {}",
+            if delivered.succeeded {
+                "applied"
+            } else {
+                "not applied"
+            }
+        ),
+    })
+}
+
+/// The approved plan of `stack_run`, when its stage was planned for approval and approved:
+/// fetched into this worker's data folder and checked against the approved hash.
+async fn approved_plan(
+    workspace: &Workspace,
+    store: &AnyStore,
+    artifact_store: &slipway_artifact::Store,
+    stack_run: &slipway_store::StackRun,
+    stage: &Stage,
+) -> Result<BTreeMap<String, SavedPlan>> {
+    if !stage.approval {
+        return Ok(BTreeMap::new());
+    }
+    let Some(approved) = super::stages::approval(store, stack_run.run_id, &stage.name).await?
+    else {
+        bail!(
+            "{} asks for approval and run {} has none: `{}` is not applied",
+            stage.name,
+            stack_run.run_id,
+            stack_run.stack
+        );
+    };
+    let summary = super::stages::plan_summary(stack_run);
+    let Some(recorded) = summary.get("plan_file").and_then(|p| p.as_str()) else {
+        // Planned on resume: its inputs were unknown until its dependencies applied.
+        return Ok(BTreeMap::new());
+    };
+    let path =
+        super::stages::find_saved_plan(workspace, artifact_store, stack_run, recorded, &summary)
+            .await?;
+    let approved_hash = approved.get(&stack_run.stack).cloned().unwrap_or_default();
+    let actual = file_sha256(&path).unwrap_or_else(|_| "(missing)".to_owned());
+    if actual != approved_hash {
+        bail!(
+            "approval void: the saved plan {} of `{}` hashes to {actual}, but {approved_hash} was approved; nothing was applied\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
+            path.display(),
+            stack_run.stack
+        );
+    }
+    Ok(BTreeMap::from([(
+        stack_run.stack.clone(),
+        SavedPlan {
+            path,
+            sha256: approved_hash,
+        },
+    )]))
+}
