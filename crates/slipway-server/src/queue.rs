@@ -31,8 +31,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use slipway_engine::{Interrupt, InterruptTrigger};
 use slipway_runner::events::InterruptSource;
-use slipway_runner::pipeline::spread;
 use slipway_runner::pipeline::stages::{self, RunOutcome};
+use slipway_runner::pipeline::step;
 use slipway_runner::project::{self, Workspace};
 use slipway_runner::stage_executor::ExecutorOptions;
 use slipway_runner::verify::{drift, drill};
@@ -434,6 +434,7 @@ async fn run_job(
             state: state.clone(),
             runner: runner.clone(),
             job: job.clone(),
+            swept: std::sync::Mutex::new(None),
         }))
     } else {
         workspace
@@ -474,7 +475,7 @@ async fn run_job(
             let run = job.run_id.context("a step job names no run")?;
             let stage = job.stage.as_deref().context("a step job names no stage")?;
             let stack = job.stack.as_deref().context("a step job names no stack")?;
-            let done = spread::apply_step(&workspace, run, stage, stack, &options).await?;
+            let done = step::apply_step(&workspace, run, stage, stack, &options).await?;
             if !done.applied {
                 // The stack run says why; the job did its part.
                 tracing::warn!(job = job.id, run, stage, stack, "step not applied");
@@ -510,6 +511,9 @@ struct JobSteps {
     runner: RunnerConfig,
     /// The job delivering the run.
     job: Job,
+    /// When this worker last looked for abandoned jobs while it waited for a step: its own
+    /// loop does not while it delivers, and a step's worker may have died.
+    swept: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl slipway_runner::project::StepQueue for JobSteps {
@@ -593,6 +597,18 @@ impl slipway_runner::project::StepQueue for JobSteps {
                 .job(job)
                 .await?
                 .with_context(|| format!("step job {job} is gone from the record"))?;
+            if job.status == JobStatus::Running {
+                let due = self.swept.lock().is_ok_and(|mut swept| {
+                    let due = swept.is_none_or(|at| at.elapsed() >= IDLE_POLL);
+                    if due {
+                        *swept = Some(std::time::Instant::now());
+                    }
+                    due
+                });
+                if due {
+                    interrupt_abandoned(&self.state).await;
+                }
+            }
             let completed = match job.status {
                 JobStatus::Queued | JobStatus::Running => return Ok(None),
                 JobStatus::Done => true,
@@ -841,7 +857,12 @@ mod tests {
         let fresh = |n: i64| -> Vec<Job> { (0..n).map(|i| step(i, now.0 - 1_000, "")).collect() };
         let me_busy = worker(10, "a", "", 1, 1);
         // Nobody else: the delivering worker runs its steps.
-        assert!(takes_own_step(&me, &fresh(1), std::slice::from_ref(&me_busy), now));
+        assert!(takes_own_step(
+            &me,
+            &fresh(1),
+            std::slice::from_ref(&me_busy),
+            now
+        ));
         // One free slot elsewhere: one step is left to it, a second is run here.
         let other = worker(11, "b", "", 1, 0);
         assert!(!takes_own_step(

@@ -135,7 +135,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
         }
     }
     if let (Some(steps), false, false) = (&workspace.steps, plan_only, one_step) {
-        return super::spread::deliver_spread(super::spread::Spread {
+        let succeeded = super::spread::deliver_spread(super::spread::Spread {
             workspace,
             store,
             steps: steps.as_ref(),
@@ -145,7 +145,8 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             order: &order,
             stack_runs: &stack_runs,
         })
-        .await;
+        .await?;
+        return Ok(StageDelivered { succeeded });
     }
 
     // Every artifact is verified and extracted before any engine command runs.

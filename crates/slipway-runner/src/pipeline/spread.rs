@@ -8,7 +8,7 @@
 //! delivering worker takes its own run's queued steps one at a time, so a run progresses on
 //! one worker as on many; other workers take the rest.
 //!
-//! A step job ([`apply_step`]) is one stack's delivery: it fetches and verifies the stack's
+//! A step job ([`super::step::apply_step`]) is one stack's delivery: it fetches and verifies the stack's
 //! artifact, reads its dependencies' outputs from their state, takes the instance lock,
 //! confirms its own claim, applies (an approved stage's saved plan, fetched from the
 //! artifact store and checked against the approved hash), and records the stack run, the
@@ -20,18 +20,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use slipway_core::Stage;
 use slipway_core::schedule::{DependencyQueue, Status, Walk};
-use slipway_store::{
-    AnyStore, AuditAction, StackRunOutcome, StackRunStatus, StageRunStatus, Store,
-};
+use slipway_store::{AnyStore, StackRunOutcome, StackRunStatus, StageRunStatus, Store};
 
-use super::deliver::{Deliverable, Delivery, SavedPlan, StageDelivered, deliver, file_sha256};
 use crate::events::{Event, FailedStack};
 use crate::executor::Outcome;
 use crate::project::{StepQueue, StepRequest, Workspace};
-use crate::stage_executor::ExecutorOptions;
 
 /// How often the delivering worker looks for its steps' ends in the record.
 const STEP_POLL: Duration = Duration::from_millis(250);
@@ -56,7 +52,8 @@ struct StepResult {
 }
 
 /// Delivers the stage through step jobs; see the module's documentation.
-pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<StageDelivered> {
+/// Returns whether every stack succeeded.
+pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
     let Spread {
         workspace,
         store,
@@ -241,7 +238,7 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<StageDelivered>
             })
             .collect(),
     });
-    Ok(StageDelivered { succeeded: ok })
+    Ok(ok)
 }
 
 /// What stack `name`'s step came to: its stack run as the step recorded it. A step that
@@ -303,160 +300,4 @@ async fn step_result(
         },
     };
     Ok(result)
-}
-
-/// How a step job ended, in words for the queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepDone {
-    pub applied: bool,
-    pub summary: String,
-}
-
-/// A step job: applies stack `stack` of run `run_id`'s stage `stage_name`, whose stack run
-/// the delivering worker recorded, and records what happened (see the module's
-/// documentation). Its events are the run's.
-pub async fn apply_step(
-    workspace: &Workspace,
-    run_id: i64,
-    stage_name: &str,
-    stack: &str,
-    options: &ExecutorOptions,
-) -> Result<StepDone> {
-    super::stages::recording(workspace, async |recorded, store, recorder| {
-        recorder.bind(run_id);
-        apply_step_recorded(recorded, &store, run_id, stage_name, stack, options).await
-    })
-    .await
-}
-
-async fn apply_step_recorded(
-    workspace: &Workspace,
-    store: &AnyStore,
-    run_id: i64,
-    stage_name: &str,
-    stack: &str,
-    options: &ExecutorOptions,
-) -> Result<StepDone> {
-    let run = store
-        .run(run_id)
-        .await?
-        .with_context(|| format!("there is no run {run_id}"))?;
-    let stage = workspace.project.stage(stage_name).with_context(|| {
-        format!(
-            "stage `{stage_name}` is not in slipway.hcl at {}",
-            run.commit
-        )
-    })?;
-    let stage_run = store
-        .stage_runs(run_id)
-        .await?
-        .into_iter()
-        .rev()
-        .find(|s| s.stage == stage_name)
-        .with_context(|| format!("run {run_id} has no stage run of {stage_name}"))?;
-    if stage_run.status != StageRunStatus::Running {
-        bail!(
-            "run {run_id} is not delivering {stage_name} (its stage run is {}): `{stack}` is not applied",
-            stage_run.status
-        );
-    }
-    let stack_run = store
-        .stack_runs(run_id)
-        .await?
-        .into_iter()
-        .rev()
-        .find(|r| r.stage == stage_name && r.stack == stack)
-        .with_context(|| format!("run {run_id} has no stack run of `{stack}` in {stage_name}"))?;
-    if stack_run.status != StackRunStatus::Pending {
-        bail!(
-            "the stack run of `{stack}` in {stage_name} is {} already: it is not applied again",
-            stack_run.status
-        );
-    }
-    let artifact_id = stack_run
-        .artifact_id
-        .clone()
-        .with_context(|| format!("the stack run of `{stack}` names no artifact"))?;
-    let artifact_store = super::artifacts::open(workspace)?;
-    let saved_plans = approved_plan(workspace, store, &artifact_store, &stack_run, stage).await?;
-    let delivered = deliver(Delivery {
-        workspace,
-        store,
-        artifacts: &artifact_store,
-        run_id,
-        stage,
-        stage_run_id: Some(stage_run.id),
-        stack_runs: BTreeMap::from([(stack.to_owned(), stack_run.id)]),
-        selected: BTreeMap::from([(
-            stack.to_owned(),
-            Deliverable {
-                artifact_id,
-                commit: run.commit.clone(),
-            },
-        )]),
-        saved_plans,
-        action: AuditAction::Apply,
-        plan_only: false,
-        one_step: true,
-        options: options.clone(),
-    })
-    .await?;
-    Ok(StepDone {
-        applied: delivered.succeeded,
-        summary: format!(
-            "{stage_name}/{stack} of run {run_id}: {}",
-            if delivered.succeeded {
-                "applied"
-            } else {
-                "not applied"
-            }
-        ),
-    })
-}
-
-/// The approved plan of `stack_run`, when its stage was planned for approval and approved:
-/// fetched into this worker's data folder and checked against the approved hash.
-async fn approved_plan(
-    workspace: &Workspace,
-    store: &AnyStore,
-    artifact_store: &slipway_artifact::Store,
-    stack_run: &slipway_store::StackRun,
-    stage: &Stage,
-) -> Result<BTreeMap<String, SavedPlan>> {
-    if !stage.approval {
-        return Ok(BTreeMap::new());
-    }
-    let Some(approved) = super::stages::approval(store, stack_run.run_id, &stage.name).await?
-    else {
-        bail!(
-            "{} asks for approval and run {} has none: `{}` is not applied",
-            stage.name,
-            stack_run.run_id,
-            stack_run.stack
-        );
-    };
-    let summary = super::stages::plan_summary(stack_run);
-    let Some(recorded) = summary.get("plan_file").and_then(|p| p.as_str()) else {
-        // Planned on resume: its inputs were unknown until its dependencies applied.
-        return Ok(BTreeMap::new());
-    };
-    let path =
-        super::stages::find_saved_plan(workspace, artifact_store, stack_run, recorded, &summary)
-            .await?;
-    let approved_hash = approved.get(&stack_run.stack).cloned().unwrap_or_default();
-    let actual = file_sha256(&path).unwrap_or_else(|_| "(missing)".to_owned());
-    if actual != approved_hash {
-        bail!(
-            "approval void: the saved plan {} of `{}` hashes to {actual}, but {approved_hash} was approved; nothing was applied\n  help: start a new run (`slipway run`) to plan again and ask for a new approval",
-            path.display(),
-            stack_run.stack
-        );
-    }
-    Ok(BTreeMap::from([(
-        stack_run.stack.clone(),
-        SavedPlan {
-            path,
-            sha256: approved_hash,
-        },
-    )]))
 }
