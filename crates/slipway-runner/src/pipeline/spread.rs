@@ -32,6 +32,38 @@ use crate::project::{StepQueue, StepRequest, Workspace};
 /// How often the delivering worker looks for its steps' ends in the record.
 const STEP_POLL: Duration = Duration::from_millis(250);
 
+/// How long the record may refuse the delivering worker (a database restarting) before the
+/// stage is given up; its steps go on meanwhile.
+const RECORD_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs `attempt` again (1 s apart, then 2 s, up to 10 s) while the record refuses it, for up
+/// to [`RECORD_PATIENCE`]; says so once.
+async fn patiently<'a, T>(
+    events: &crate::events::Reporter,
+    mut attempt: impl FnMut() -> crate::executor::HookFuture<'a, Result<T>>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + RECORD_PATIENCE;
+    let mut pause = Duration::from_secs(1);
+    let mut warned = false;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                if !warned {
+                    warned = true;
+                    events.warning(
+                        None,
+                        format!("warning: the record does not answer ({error:#}); trying again"),
+                    );
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// A stage whose stack runs are recorded, to be delivered through step jobs.
 pub(crate) struct Spread<'a> {
     pub workspace: &'a Workspace,
@@ -103,13 +135,13 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                     );
                     continue;
                 }
-                let job = steps
-                    .queue(&StepRequest {
-                        run: run_id,
-                        stage: stage.name.clone(),
-                        stack: name.clone(),
-                        labels: stage.worker_labels.clone(),
-                    })
+                let request = StepRequest {
+                    run: run_id,
+                    stage: stage.name.clone(),
+                    stack: name.clone(),
+                    labels: stage.worker_labels.clone(),
+                };
+                let job = patiently(&events, || steps.queue(&request))
                     .await
                     .with_context(|| format!("cannot queue the apply of `{name}`"))?;
                 events.note(
@@ -149,11 +181,14 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
             None => own_found_none = false,
         }
         for (job, name) in waiting.clone() {
-            let Some(end) = steps.ended(job).await? else {
+            let Some(end) = patiently(&events, || steps.ended(job)).await? else {
                 continue;
             };
             waiting.remove(&job);
-            let result = step_result(store, run_id, &name, stack_runs, &end).await?;
+            let result = patiently(&events, || {
+                Box::pin(step_result(store, run_id, &name, stack_runs, &end))
+            })
+            .await?;
             queue.finish(&name, result.succeeded);
             results.insert(name, result);
         }
@@ -186,17 +221,19 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
             continue;
         }
         if let Some(&id) = stack_runs.get(name) {
-            store
-                .finish_stack_run(
-                    id,
-                    &StackRunOutcome {
-                        status: StackRunStatus::Skipped,
-                        plan_summary: None,
-                        log_path: None,
-                        failure_reason: stopped.clone(),
-                    },
-                )
-                .await?;
+            let skipped = StackRunOutcome {
+                status: StackRunStatus::Skipped,
+                plan_summary: None,
+                log_path: None,
+                failure_reason: stopped.clone(),
+            };
+            patiently(&events, || {
+                Box::pin(async {
+                    store.finish_stack_run(id, &skipped).await?;
+                    Ok(())
+                })
+            })
+            .await?;
         }
         events.emit(Event::StackFinished {
             stage: stage.name.clone(),
@@ -209,16 +246,18 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
         });
     }
     let ok = stopped.is_none() && results.values().all(|r| r.succeeded);
-    store
-        .set_stage_run_status(
-            stage_run_id,
-            if ok {
-                StageRunStatus::Succeeded
-            } else {
-                StageRunStatus::Failed
-            },
-        )
-        .await?;
+    let status = if ok {
+        StageRunStatus::Succeeded
+    } else {
+        StageRunStatus::Failed
+    };
+    patiently(&events, || {
+        Box::pin(async {
+            store.set_stage_run_status(stage_run_id, status).await?;
+            Ok(())
+        })
+    })
+    .await?;
     events.emit(Event::StageFinished {
         stage: stage.name.clone(),
         planned_only: false,

@@ -227,7 +227,8 @@ impl Cluster {
     }
 }
 
-/// A second root stack beside `base`, so that a stage has two stacks to apply at once.
+/// A second root stack beside `base`, which `app` also waits for: a stage has two stacks to
+/// apply at once, then one.
 fn add_second_root(upstream: &std::path::Path) {
     let stacks = upstream.join("stacks");
     std::fs::create_dir_all(stacks.join("edge")).unwrap();
@@ -238,6 +239,13 @@ fn add_second_root(upstream: &std::path::Path) {
         )
         .unwrap();
     }
+    let app = stacks.join("app").join("stack.hcl");
+    let text = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(
+        &app,
+        text + "\ndependency \"edge\" {\n  path = \"../edge\"\n}\n",
+    )
+    .unwrap();
     crate::pipeline::git(upstream, &["add", "-A"]);
     crate::pipeline::git(upstream, &["commit", "-q", "-m", "a second root stack"]);
 }
@@ -843,6 +851,112 @@ fn a_worker_killed_mid_apply_leaves_the_instance_to_a_person() {
 /// A worker paused (SIGSTOP) past its lease while it takes up an approved run, then
 /// resumed (SIGCONT): the server marked its job interrupted meanwhile, and the worker,
 /// finding the job no longer its own, applies nothing and releases nothing.
+/// The worker delivering a run outlives a worker it spread a step to: killed mid-apply,
+/// that step's job ends interrupted, never retried; the delivering worker finishes its own
+/// step, fails the stage there, skips what depends on the lost stack (no step is queued for
+/// it), and leaves the lost stack run to a person.
+#[test]
+fn a_step_worker_killed_mid_apply_fails_the_stage_and_is_not_retried() {
+    let Some(cluster) = Cluster::start("stepkill", &[], add_second_root) else {
+        return;
+    };
+    let Cluster {
+        record,
+        moto,
+        env,
+        repo,
+        viewer,
+        server,
+        ..
+    } = cluster;
+    // Each worker's first write of a dev state is held: the delivering worker's own step
+    // stays mid-apply, so the other root's step waits for the second worker, which is
+    // killed while its apply is held.
+    let needle = "PUT /stepkill-state/crash/dev/";
+    let delivering_proxy = crate::interrupt::HoldingProxy::start(moto.port(), needle);
+    let delivering = Worker::start(&delivering_proxy.env(&env), &repo);
+    delivering_proxy
+        .held
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the delivering worker's own step writes its state");
+    let doomed_proxy = crate::interrupt::HoldingProxy::start(moto.port(), needle);
+    let doomed = Worker::start(&doomed_proxy.env(&env), &repo);
+    doomed_proxy
+        .held
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the second worker takes the other step and writes its state");
+    let steps = step_jobs(&record, "dev");
+    let on = |pid: u32| -> Vec<String> {
+        steps
+            .iter()
+            .filter(|j| j.worker.as_ref().map(|w| w.pid) == Some(pid))
+            .filter_map(|j| j.stack.clone())
+            .collect()
+    };
+    let (own, lost) = (on(delivering.pid()), on(doomed.pid()));
+    assert_eq!((own.len(), lost.len()), (1, 1), "{steps:?}");
+    let lost = lost[0].clone();
+    let doomed_pid = doomed.pid();
+    doomed.kill_with_engines();
+    delivering_proxy.release.send(()).unwrap();
+
+    wait_until(
+        "the delivering worker ends the run",
+        Duration::from_secs(180),
+        || jobs(&record)[0].status == JobStatus::Done,
+    );
+    let run_job = jobs(&record)[0].clone();
+    assert!(
+        run_job
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o.contains("failed at stage dev")),
+        "{run_job:?}"
+    );
+    let steps = step_jobs(&record, "dev");
+    let lost_steps: Vec<&slipway_store::Job> = steps
+        .iter()
+        .filter(|j| j.stack.as_deref() == Some(lost.as_str()))
+        .collect();
+    assert_eq!(
+        lost_steps.len(),
+        1,
+        "the lost step was queued again: {steps:?}"
+    );
+    assert_eq!(
+        (
+            lost_steps[0].status,
+            lost_steps[0].worker.as_ref().map(|w| w.pid)
+        ),
+        (JobStatus::Interrupted, Some(doomed_pid)),
+        "{steps:?}"
+    );
+    assert!(
+        steps.iter().all(|j| j.stack.as_deref() != Some("app")),
+        "app depends on the lost stack: not queued: {steps:?}"
+    );
+    let detail = run_detail(&server, &viewer, run_job.run_id.unwrap());
+    let dev: std::collections::BTreeMap<String, String> = detail["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["stage"] == "dev")
+        .flat_map(|s| s["stacks"].as_array().unwrap().iter())
+        .map(|r| {
+            (
+                r["stack"].as_str().unwrap().to_owned(),
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(dev[&own[0]], "succeeded", "{detail}");
+    assert_eq!(dev[&lost], "interrupted", "left to a person: {detail}");
+    assert_eq!(dev["app"], "skipped", "{detail}");
+    delivering.drain();
+    server.stop();
+    drop(doomed_proxy);
+}
+
 #[test]
 fn a_worker_paused_past_its_lease_changes_nothing_when_it_resumes() {
     // Every process on the record judges silence by the same short lease.
