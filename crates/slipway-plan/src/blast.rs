@@ -178,7 +178,10 @@ pub fn blast_radius(
     links: &StackLinks,
 ) -> BlastRadius {
     let mut counts = ActionCounts::default();
-    let mut actions: BTreeMap<String, u64> = BTreeMap::new();
+    // Counted by action, then named: no string per change.
+    let mut per_action: BTreeMap<Action, u64> = BTreeMap::new();
+    // Whether each resource type seen destroyed is stateful, matched once per type.
+    let mut stateful_types: BTreeMap<&str, bool> = BTreeMap::new();
     let mut addresses: BTreeMap<ActionKind, Vec<String>> = BTreeMap::new();
     let mut imports = Vec::new();
     let mut moves = Vec::new();
@@ -186,9 +189,7 @@ pub fn blast_radius(
     for change in &plan.resource_changes {
         let kind = change.action.kind();
         *counts.slot(kind) += 1;
-        *actions
-            .entry(change.action.as_actions_str().to_string())
-            .or_default() += 1;
+        *per_action.entry(change.action).or_default() += 1;
         if kind != ActionKind::NoOp {
             addresses
                 .entry(kind)
@@ -206,7 +207,12 @@ pub fn blast_radius(
                 to: change.address.clone(),
             });
         }
-        if change.action.destroys() && stateful.is_stateful(&change.resource_type) {
+        let is_stateful = |resource_type: &str| stateful.is_stateful(resource_type);
+        if change.action.destroys()
+            && *stateful_types
+                .entry(&change.resource_type)
+                .or_insert_with_key(|resource_type| is_stateful(resource_type))
+        {
             data_loss.push(DataLossRisk {
                 address: change.address.clone(),
                 resource_type: change.resource_type.clone(),
@@ -214,6 +220,10 @@ pub fn blast_radius(
             });
         }
     }
+    let actions: BTreeMap<String, u64> = per_action
+        .into_iter()
+        .map(|(action, count)| (action.as_actions_str().to_string(), count))
+        .collect();
     let changed_outputs: Vec<ChangedOutput> = plan
         .output_changes
         .iter()

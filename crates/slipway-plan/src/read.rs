@@ -1,25 +1,31 @@
 //! Streaming reader for `terraform show -json` / `tofu show -json` plans.
 //!
-//! The plan's top-level object is walked by the structural [`Scanner`]: each element of
-//! `resource_changes` and `resource_drift` is copied out on its own and parsed with serde
-//! visitors as a slice (fast, and memory bounded by one resource change), the small
-//! `format_version`, `terraform_version` and `output_changes` likewise, and everything
-//! else (`prior_state`, `planned_values`, `configuration`, ...) is skipped unparsed.
-//! Attribute values are reduced to one hash per top-level attribute, taken over their raw
-//! text, so no value is ever built or kept and sensitive values cannot leak. Deep values
-//! (Kubernetes manifests) cost no stack: raw values are skipped iteratively by serde_json,
-//! the recursion limit is lifted, and `serde_stacker` grows the stack for the visitors
-//! that do recurse (the sensitivity and unknown-value masks).
+//! The plan's top-level object is walked by the structural [`Scanner`]: the elements of
+//! `resource_changes` and `resource_drift` are copied out in batches of about 512 KB and
+//! each parsed with serde visitors as a slice (fast, and memory bounded by a few batches);
+//! the small `format_version`, `terraform_version` and `output_changes` likewise, and
+//! everything else (`prior_state`, `planned_values`, `configuration`, ...) is skipped
+//! unparsed. A large array's batches are parsed by worker threads, one per core, while
+//! this thread reads and scans the next ones; they are appended in the plan's order and
+//! the error reported is the first one met reading in that order. Attribute values are
+//! reduced to one hash per top-level attribute, taken over their raw text, so no value is
+//! ever built or kept and sensitive values cannot leak. Deep values (Kubernetes
+//! manifests) cost no stack: raw values are skipped iteratively by serde_json, the
+//! recursion limit is lifted, and `serde_stacker` grows the stack for the visitors that
+//! do recurse (the sensitivity and unknown-value masks, past their first levels).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::hash::{DefaultHasher, Hasher};
 use std::io::{self, BufRead, BufReader};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::de::{SliceRead, StrRead};
 use serde_json::value::RawValue;
 
 use crate::model::{Action, OutputChange, Plan, ResourceChange, ResourceMode};
@@ -173,7 +179,94 @@ fn expected<R: BufRead>(scanner: &Scanner<R>, wanted: &str) -> PlanError {
     }
 }
 
-/// Reads a `resource_changes`-shaped array (or `null`), one element at a time.
+/// Element bytes gathered before a batch is handed to a parser: large enough that handing
+/// it over costs nothing next to parsing it, small enough that the batches in flight stay
+/// a few MB whatever the plan's size.
+const BATCH_BYTES: usize = 512 << 10;
+
+/// Resource changes copied out of the plan, back to back, to be parsed together.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    /// Each change's end in `bytes` (it starts where the previous one ends) and its offset
+    /// in the plan, for error messages.
+    changes: Vec<(usize, u64)>,
+    /// The changes parsed by a worker, until they are appended to the plan's.
+    parsed: Vec<ResourceChange>,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.changes.clear();
+    }
+
+    /// Parses every change into the batch's own `parsed`.
+    fn parse_own(&mut self, scratch: &mut Scratch) -> Result<(), PlanError> {
+        let mut parsed = std::mem::take(&mut self.parsed);
+        let result = self.parse(scratch, &mut parsed);
+        self.parsed = parsed;
+        result
+    }
+
+    /// Parses every change in order, appending them to `out`; stops at the first error.
+    fn parse(&self, scratch: &mut Scratch, out: &mut Vec<ResourceChange>) -> Result<(), PlanError> {
+        out.reserve(self.changes.len());
+        // Validated as UTF-8 once, the changes are parsed as `str`s, sparing serde_json a
+        // check of every string; bytes that are not UTF-8 take the slice path and its errors.
+        let text = std::str::from_utf8(&self.bytes).ok();
+        let mut start = 0;
+        for &(end, offset) in &self.changes {
+            let bytes = &self.bytes[start..end];
+            let change = match text.and_then(|text| text.get(start..end)) {
+                Some(text) => parse_change(StrRead::new(text), bytes, offset, scratch),
+                None => parse_change(SliceRead::new(bytes), bytes, offset, scratch),
+            }?;
+            out.push(change);
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+/// How `read_changes` stopped scanning a batch.
+enum Scanned {
+    /// The batch is full; more changes follow.
+    Full,
+    /// The array's closing `]` was read.
+    End,
+}
+
+/// Scans changes into `batch` until it is full or the array ends.
+fn scan_batch<R: BufRead>(
+    scanner: &mut Scanner<R>,
+    batch: &mut Batch,
+    first: &mut bool,
+) -> Result<Scanned, PlanError> {
+    loop {
+        match scanner.peek().map_err(scan_error)? {
+            Some(b']') => {
+                scanner.bump();
+                return Ok(Scanned::End);
+            }
+            Some(b',') if !*first => scanner.bump(),
+            _ if *first => {}
+            _ => return Err(expected(scanner, "`,` or `]` between resource changes")),
+        }
+        *first = false;
+        let offset = scanner.offset();
+        scanner.value(Some(&mut batch.bytes)).map_err(scan_error)?;
+        batch.changes.push((batch.bytes.len(), offset));
+        if batch.bytes.len() >= BATCH_BYTES {
+            return Ok(Scanned::Full);
+        }
+    }
+}
+
+/// Reads a `resource_changes`-shaped array (or `null`). Changes are copied out in batches;
+/// a large array's batches are parsed by worker threads while the next ones are read, and
+/// appended in the plan's order. Errors are those of reading it in order: the first
+/// change that does not parse, or else where the array's text breaks.
 fn read_changes<R: BufRead>(
     scanner: &mut Scanner<R>,
     buffer: &mut Vec<u8>,
@@ -189,30 +282,173 @@ fn read_changes<R: BufRead>(
         }
         _ => return Err(expected(scanner, "an array of resource changes")),
     }
-    let mut scratch = Scratch::default();
     let mut first = true;
+    let mut batch = Batch::default();
+    let mut scratch = Scratch::default();
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     loop {
-        match scanner.peek().map_err(scan_error)? {
-            Some(b']') => {
-                scanner.bump();
-                return Ok(());
+        let scanned = scan_batch(scanner, &mut batch, &mut first);
+        match scanned {
+            // A small array (or one machine core): parsed here, batch by batch.
+            Ok(Scanned::End) => return batch.parse(&mut scratch, changes),
+            Ok(Scanned::Full) if workers < 2 => {
+                batch.parse(&mut scratch, changes)?;
+                batch.clear();
             }
-            Some(b',') if !first => scanner.bump(),
-            _ if first => {}
-            _ => return Err(expected(scanner, "`,` or `]` between resource changes")),
+            Ok(Scanned::Full) => break,
+            Err(error) => {
+                // A change before the break that does not parse was met first.
+                batch.parse(&mut scratch, changes)?;
+                return Err(error);
+            }
         }
-        first = false;
-        buffer.clear();
-        let offset = scanner.offset();
-        scanner.value(Some(buffer)).map_err(scan_error)?;
-        let bytes: &[u8] = buffer;
-        changes.push(parse_slice(bytes, offset, |d| {
-            ResourceChangeSeed {
-                scratch: &mut scratch,
-                bytes,
+    }
+    read_in_parallel(scanner, batch, &mut first, workers, changes)
+}
+
+/// What a worker hands back: the batch's index, whether it parsed (or its first error) and
+/// the batch itself, its text cleared and its changes parsed.
+type Parsed = (usize, Result<(), PlanError>, Batch);
+
+/// The rest of a large array: this thread scans batches while `workers` threads parse them.
+fn read_in_parallel<R: BufRead>(
+    scanner: &mut Scanner<R>,
+    full: Batch,
+    first: &mut bool,
+    workers: usize,
+    changes: &mut Vec<ResourceChange>,
+) -> Result<(), PlanError> {
+    // Bounded, so batches in flight are few: reading waits for parsing.
+    let (jobs, queue) = mpsc::sync_channel::<(usize, Batch)>(workers);
+    let queue = Mutex::new(queue);
+    let (done, parsed) = mpsc::channel::<Parsed>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (queue, done) = (&queue, done.clone());
+            scope.spawn(move || {
+                let mut scratch = Scratch::default();
+                loop {
+                    let job = queue
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|q| q.recv().map_err(|_| ()));
+                    let Ok((index, mut batch)) = job else {
+                        return;
+                    };
+                    let result = batch.parse_own(&mut scratch);
+                    batch.clear();
+                    if done.send((index, result, batch)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done);
+
+        let mut order = Reorder::default();
+        let mut next = full;
+        let mut sent = 0;
+        let mut scan_failure = None;
+        loop {
+            if jobs.send((sent, next)).is_err() {
+                break;
             }
-            .deserialize(d)
-        })?);
+            sent += 1;
+            while let Ok(parsed) = parsed.try_recv() {
+                order.accept(parsed, changes);
+            }
+            if order.failed() {
+                break;
+            }
+            next = order.spare.pop().unwrap_or_default();
+            match scan_batch(scanner, &mut next, first) {
+                Ok(Scanned::Full) => continue,
+                Ok(Scanned::End) => {}
+                Err(error) => scan_failure = Some(error),
+            }
+            // The last batch (its changes precede any break in the text).
+            if !next.changes.is_empty() && jobs.send((sent, next)).is_ok() {
+                sent += 1;
+            }
+            break;
+        }
+        drop(jobs);
+        for parsed in parsed.iter() {
+            order.accept(parsed, changes);
+        }
+        order.finish(sent)?;
+        scan_failure.map_or(Ok(()), Err)
+    })
+}
+
+/// Appends parsed batches to the plan's changes in their order, whatever order they come
+/// back in, and keeps the first error (in the plan's order).
+#[derive(Default)]
+struct Reorder {
+    next: usize,
+    waiting: BTreeMap<usize, Batch>,
+    error: Option<(usize, PlanError)>,
+    /// Batches appended, to be filled again: their buffers are allocated once.
+    spare: Vec<Batch>,
+}
+
+impl Reorder {
+    fn failed(&self) -> bool {
+        self.error.is_some()
+    }
+
+    fn accept(&mut self, (index, result, batch): Parsed, changes: &mut Vec<ResourceChange>) {
+        match result {
+            Ok(()) => {
+                self.waiting.insert(index, batch);
+            }
+            Err(error) => {
+                if self.error.as_ref().is_none_or(|(first, _)| index < *first) {
+                    self.error = Some((index, error));
+                }
+            }
+        }
+        while let Some(mut batch) = self.waiting.remove(&self.next) {
+            changes.append(&mut batch.parsed);
+            self.spare.push(batch);
+            self.next += 1;
+        }
+    }
+
+    /// The first error, or a failure if a batch never came back (a worker died).
+    fn finish(self, sent: usize) -> Result<(), PlanError> {
+        if let Some((_, error)) = self.error {
+            return Err(error);
+        }
+        if self.next != sent {
+            return Err(PlanError::Read(io::Error::other(
+                "a resource change parser stopped before the end",
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Parses one resource change copied out of the plan (`bytes` its text, `read` over it),
+/// at `offset` in the plan.
+fn parse_change<'de, R: serde_json::de::Read<'de>>(
+    read: R,
+    bytes: &'de [u8],
+    offset: u64,
+    scratch: &mut Scratch,
+) -> Result<ResourceChange, PlanError> {
+    let mut de = serde_json::Deserializer::new(read);
+    de.disable_recursion_limit();
+    ResourceChangeSeed { scratch, bytes }
+        .deserialize(&mut de)
+        .and_then(|change| de.end().map(|()| change))
+        .map_err(|error| malformed(bytes, offset, &error))
+}
+
+fn malformed(bytes: &[u8], offset: u64, error: &serde_json::Error) -> PlanError {
+    PlanError::Malformed {
+        offset: offset + position_in(bytes, error.line(), error.column()),
+        message: strip_position(error),
     }
 }
 
@@ -230,10 +466,7 @@ fn parse_slice<'de, T>(
     de.disable_recursion_limit();
     let value = parse(serde_stacker::Deserializer::new(&mut de))
         .and_then(|value| de.end().map(|()| value))
-        .map_err(|error| PlanError::Malformed {
-            offset: offset + position_in(bytes, error.line(), error.column()),
-            message: strip_position(&error),
-        })?;
+        .map_err(|error| malformed(bytes, offset, &error))?;
     Ok(value)
 }
 
@@ -360,7 +593,7 @@ impl<'de> Visitor<'de> for ResourceChangeSeed<'_, 'de> {
                 "resource change {address}: missing field `change`"
             ))
         })?;
-        let action = change.action().map_err(|actions| {
+        let action = change.action.clone().map_err(|actions| {
             de::Error::custom(format_args!(
                 "resource change {address}: unsupported actions {actions}"
             ))
@@ -446,23 +679,20 @@ fn render_path(steps: &[serde_json::Value]) -> String {
 
 /// The `change` object, reduced to what reports need; its attribute values and masks are
 /// read into the [`Scratch`] the seed was handed.
-#[derive(Default)]
 struct RawChange {
-    /// The `actions` array joined with commas, without allocating per element.
-    actions: Option<String>,
+    /// The action, or the offending `actions` array rendered for an error message.
+    action: Result<Action, String>,
     replace_paths: Vec<Vec<serde_json::Value>>,
     importing: bool,
 }
 
-impl RawChange {
-    /// The action, or the offending `actions` array rendered for an error message.
-    fn action(&self) -> Result<Action, String> {
-        let joined = self.actions.as_deref().unwrap_or_default();
-        Action::from_joined(joined).ok_or_else(|| {
-            let names: Vec<&str> = joined.split(',').filter(|n| !n.is_empty()).collect();
-            format!("{names:?}")
-        })
-    }
+/// The action of an `actions` array joined with commas, or the array rendered for an
+/// error message.
+fn joined_action(joined: &str) -> Result<Action, String> {
+    Action::from_joined(joined).ok_or_else(|| {
+        let names: Vec<&str> = joined.split(',').filter(|n| !n.is_empty()).collect();
+        format!("{names:?}")
+    })
 }
 
 /// The parts of one change read without keeping them: `before`/`after` reduced to their
@@ -471,6 +701,8 @@ impl RawChange {
 /// allocated once per plan, not once per change.
 #[derive(Default)]
 struct Scratch {
+    /// The `actions` array joined with commas.
+    actions: String,
     before: Attributes,
     after: Attributes,
     after_unknown: Marks,
@@ -480,6 +712,7 @@ struct Scratch {
 
 impl Scratch {
     fn clear(&mut self) {
+        self.actions.clear();
         self.before.clear();
         self.after.clear();
         self.after_unknown.clear();
@@ -598,12 +831,16 @@ impl<'de> Visitor<'de> for ChangeSeed<'_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawChange, A::Error> {
-        let mut change = RawChange::default();
         let (scratch, bytes) = (self.scratch, self.bytes);
         scratch.clear();
+        let mut replace_paths = Vec::new();
+        let mut importing = false;
         while let Some(field) = map.next_key::<ChangeField>()? {
             match field {
-                ChangeField::Actions => change.actions = Some(map.next_value_seed(JoinedActions)?),
+                ChangeField::Actions => {
+                    scratch.actions.clear();
+                    map.next_value_seed(JoinedActions(&mut scratch.actions))?
+                }
                 ChangeField::Before => map.next_value_seed(AttributesSeed {
                     table: &mut scratch.before,
                     bytes,
@@ -622,50 +859,55 @@ impl<'de> Visitor<'de> for ChangeSeed<'_, 'de> {
                     map.next_value_seed(MarksSeed(&mut scratch.after_sensitive))?
                 }
                 ChangeField::ReplacePaths => {
-                    let paths: Option<Vec<Vec<serde_json::Value>>> = map.next_value()?;
-                    change.replace_paths = paths.unwrap_or_default();
+                    let paths: Option<Vec<Vec<serde_json::Value>>> =
+                        map.next_value_seed(Deep(PhantomData))?;
+                    replace_paths = paths.unwrap_or_default();
                 }
                 ChangeField::Importing => {
-                    change.importing = map.next_value::<Option<IgnoredAny>>()?.is_some()
+                    importing = map.next_value::<Option<IgnoredAny>>()?.is_some()
                 }
                 ChangeField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(change)
+        Ok(RawChange {
+            action: joined_action(&scratch.actions),
+            replace_paths,
+            importing,
+        })
     }
 }
 
-/// An `actions` array read as one comma-joined string.
-struct JoinedActions;
+/// An `actions` array appended to a buffer as one comma-joined string.
+struct JoinedActions<'b>(&'b mut String);
 
-impl<'de> DeserializeSeed<'de> for JoinedActions {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+impl<'de> DeserializeSeed<'de> for JoinedActions<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
-impl<'de> Visitor<'de> for JoinedActions {
-    type Value = String;
+impl<'de> Visitor<'de> for JoinedActions<'_> {
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of action names")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<String, A::Error> {
-        let mut joined = String::new();
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let joined = self.0;
         let mut first = true;
         loop {
             if !first {
                 joined.push(',');
             }
-            if seq.next_element_seed(KeyInto(&mut joined))?.is_none() {
+            if seq.next_element_seed(KeyInto(&mut *joined))?.is_none() {
                 if !first {
                     joined.pop();
                 }
-                return Ok(joined);
+                return Ok(());
             }
             first = false;
         }
@@ -703,7 +945,7 @@ impl<'de> Visitor<'de> for OutputChangesSeed<'_, 'de> {
                 scratch: &mut scratch,
                 bytes: self.bytes,
             })?;
-            let action = change.action().map_err(|actions| {
+            let action = change.action.clone().map_err(|actions| {
                 de::Error::custom(format_args!(
                     "output change {name}: unsupported actions {actions}"
                 ))
@@ -924,6 +1166,18 @@ impl<'de> DeserializeSeed<'de> for MarksSeed<'_> {
     }
 }
 
+/// A `T` read by recursive visitors (masks, `serde_json::Value`s), on a stack grown on
+/// demand: serde_json's own recursion limit is lifted, and values are only ever skipped
+/// (iteratively) or read this way.
+struct Deep<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for Deep<T> {
+    type Value = T;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<T, D::Error> {
+        T::deserialize(serde_stacker::Deserializer::new(deserializer))
+    }
+}
+
 impl<'de> Visitor<'de> for MarksSeed<'_> {
     type Value = ();
 
@@ -951,13 +1205,13 @@ impl<'de> Visitor<'de> for MarksSeed<'_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
-        self.0.whole = AnyTrueSeed.visit_seq(seq)?;
+        self.0.whole = AnyTrueSeed::<false>(1).visit_seq(seq)?;
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let marks = self.0;
         while map.next_key_seed(KeyInto(&mut marks.names))?.is_some() {
-            if map.next_value_seed(AnyTrueSeed)? {
+            if map.next_value_seed(AnyTrueSeed::<false>(1))? {
                 marks.ends.push(marks.names.len());
             } else {
                 let start = marks.ends.last().copied().unwrap_or(0);
@@ -969,16 +1223,38 @@ impl<'de> Visitor<'de> for MarksSeed<'_> {
 }
 
 /// Whether a mask value holds a `true` anywhere.
-struct AnyTrueSeed;
+///
+/// Read by recursion, its nesting depth counted: masks are shallow, and past
+/// [`SHALLOW`] levels the rest of a value is read on a stack grown on demand, however deep.
+/// `DEEP` once on the growing stack, whose deserializer reads all that is nested below.
+struct AnyTrueSeed<const DEEP: bool = false>(u32);
 
-impl<'de> DeserializeSeed<'de> for AnyTrueSeed {
+/// How deep a mask is read on the thread's own stack.
+const SHALLOW: u32 = 64;
+
+impl<'de> DeserializeSeed<'de> for AnyTrueSeed<false> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        if self.0 >= SHALLOW {
+            serde_stacker::Deserializer::new(deserializer)
+                .deserialize_any(AnyTrueSeed::<true>(self.0))
+        } else {
+            deserializer.deserialize_any(self)
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for AnyTrueSeed<true> {
     type Value = bool;
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for AnyTrueSeed {
+impl<'de, const DEEP: bool> Visitor<'de> for AnyTrueSeed<DEEP>
+where
+    AnyTrueSeed<DEEP>: DeserializeSeed<'de, Value = bool>,
+{
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -1005,7 +1281,9 @@ impl<'de> Visitor<'de> for AnyTrueSeed {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         let mut any = false;
-        while let Some(marked) = seq.next_element_seed(AnyTrueSeed)? {
+        while let Some(marked) =
+            seq.next_element_seed(AnyTrueSeed::<DEEP>(self.0.saturating_add(1)))?
+        {
             any |= marked;
         }
         Ok(any)
@@ -1013,7 +1291,7 @@ impl<'de> Visitor<'de> for AnyTrueSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let mut any = false;
         while map.next_key::<IgnoredAny>()?.is_some() {
-            any |= map.next_value_seed(AnyTrueSeed)?;
+            any |= map.next_value_seed(AnyTrueSeed::<DEEP>(self.0.saturating_add(1)))?;
         }
         Ok(any)
     }

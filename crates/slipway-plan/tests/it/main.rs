@@ -1,6 +1,7 @@
 //! Integration tests of slipway-plan, compiled into one binary: plan reading over real
 //! recorded plans, malformed input, policy, and report snapshots.
 
+mod large;
 mod malformed;
 mod policy;
 mod read;
