@@ -1,7 +1,7 @@
 //! `slipway serve --workers` and `slipway worker` processes on one PostgreSQL record, with
 //! state, artifacts and saved plans in S3 (moto) and nothing else in common: each worker
-//! works in a clone of its own. The server runs no job; two workers take the run to prod's
-//! approval gate, each stage's stack applies spread over both as step jobs; drained by
+//! works in a clone of its own. The server runs no job; two workers take the webshop's run to
+//! prod's approval gate, each stage's stack applies spread over both as step jobs; drained by
 //! SIGTERM, the one that planned prod finishes and exits; the approval is applied by the
 //! other, from the plan the first one saved. A stage asking for worker labels is
 //! left by an unlabelled worker to one carrying them.
