@@ -48,14 +48,17 @@ pub trait WorkClaim: Send + Sync {
 /// the stage's labels may take, and the delivering worker follows their ends in the record.
 pub trait StepQueue: Send + Sync {
     /// Queues the apply of `step`; returns its job's id.
-    fn queue<'a>(&'a self, step: &'a StepRequest) -> crate::executor::HookFuture<'a, Result<i64>>;
+    fn queue<'a>(&'a self, step: &'a StepRequest) -> StepFuture<'a, Result<i64>>;
     /// Runs one queued step of run `run` in this process, if one waits; returns its job's id
     /// when it ran one. The delivering worker does so while it waits, so that a run
     /// progresses with one worker as with many.
     fn run_one_of(&self, run: i64) -> LocalFuture<'_, Result<Option<i64>>>;
     /// How step job `job` ended: `None` while it is queued or running.
-    fn ended(&self, job: i64) -> crate::executor::HookFuture<'_, Result<Option<StepEnd>>>;
+    fn ended(&self, job: i64) -> StepFuture<'_, Result<Option<StepEnd>>>;
 }
+
+/// A boxed future the step queue answers with.
+pub type StepFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A boxed future that stays on the thread that polls it: a step run in this process drives
 /// the runner, whose futures are not all `Send`.

@@ -520,7 +520,7 @@ impl slipway_runner::project::StepQueue for JobSteps {
     fn queue<'a>(
         &'a self,
         step: &'a slipway_runner::project::StepRequest,
-    ) -> slipway_runner::executor::HookFuture<'a, Result<i64>> {
+    ) -> slipway_runner::project::StepFuture<'a, Result<i64>> {
         Box::pin(async move {
             let queued = self
                 .state
@@ -588,7 +588,7 @@ impl slipway_runner::project::StepQueue for JobSteps {
     fn ended(
         &self,
         job: i64,
-    ) -> slipway_runner::executor::HookFuture<'_, Result<Option<slipway_runner::project::StepEnd>>>
+    ) -> slipway_runner::project::StepFuture<'_, Result<Option<slipway_runner::project::StepEnd>>>
     {
         Box::pin(async move {
             let job = self

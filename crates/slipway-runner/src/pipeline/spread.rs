@@ -40,7 +40,7 @@ const RECORD_PATIENCE: Duration = Duration::from_secs(120);
 /// to [`RECORD_PATIENCE`]; says so once.
 async fn patiently<'a, T>(
     events: &crate::events::Reporter,
-    mut attempt: impl FnMut() -> crate::executor::HookFuture<'a, Result<T>>,
+    mut attempt: impl FnMut() -> crate::project::StepFuture<'a, Result<T>>,
 ) -> Result<T> {
     let deadline = tokio::time::Instant::now() + RECORD_PATIENCE;
     let mut pause = Duration::from_secs(1);
