@@ -901,6 +901,34 @@ fn same_lineage(a: &[u8], b: &[u8]) -> bool {
     lineage(a).is_some() && lineage(a) == lineage(b)
 }
 
+/// The stacks whose inputs read outputs that `name`'s plan (its `report`) changes, each with
+/// why its own plan must wait until `name` is applied to `instance`.
+pub(crate) fn inputs_changed_by(
+    name: &str,
+    instance: &str,
+    report: &InstanceReport,
+) -> Vec<(String, String)> {
+    report
+        .blast_radius
+        .downstream
+        .iter()
+        .filter(|d| d.depth == 1 && !d.inputs.is_empty())
+        .map(|reader| {
+            let outputs: BTreeSet<&str> = reader.inputs.iter().map(|i| i.output.as_str()).collect();
+            let reason = format!(
+                "inputs unknown until {name} is applied to `{instance}`: its plan changes {} {}",
+                if outputs.len() == 1 {
+                    "output"
+                } else {
+                    "outputs"
+                },
+                outputs.into_iter().collect::<Vec<_>>().join(", ")
+            );
+            (reader.stack.clone(), reason)
+        })
+        .collect()
+}
+
 /// Measuring plans inside a walk: `show -json` runs once per plan, its bytes stay in memory.
 impl Executor {
     /// Measures the saved plan of stack `name` and keeps its report for the stack's result.
@@ -910,25 +938,8 @@ impl Executor {
         let Ok(mut changing) = self.inputs_changing.lock() else {
             return;
         };
-        for reader in report
-            .blast_radius
-            .downstream
-            .iter()
-            .filter(|d| d.depth == 1 && !d.inputs.is_empty())
-        {
-            let outputs: BTreeSet<&str> = reader.inputs.iter().map(|i| i.output.as_str()).collect();
-            changing.entry(reader.stack.clone()).or_insert_with(|| {
-                format!(
-                    "inputs unknown until {name} is applied to `{}`: its plan changes {} {}",
-                    self.instance,
-                    if outputs.len() == 1 {
-                        "output"
-                    } else {
-                        "outputs"
-                    },
-                    outputs.into_iter().collect::<Vec<_>>().join(", ")
-                )
-            });
+        for (reader, reason) in inputs_changed_by(name, &self.instance, report) {
+            changing.entry(reader).or_insert(reason);
         }
     }
 

@@ -475,10 +475,10 @@ async fn run_job(
             let run = job.run_id.context("a step job names no run")?;
             let stage = job.stage.as_deref().context("a step job names no stage")?;
             let stack = job.stack.as_deref().context("a step job names no stack")?;
-            let done = step::apply_step(&workspace, run, stage, stack, &options).await?;
-            if !done.applied {
+            let done = step::run_step(&workspace, run, stage, stack, &options).await?;
+            if !done.done {
                 // The stack run says why; the job did its part.
-                tracing::warn!(job = job.id, run, stage, stack, "step not applied");
+                tracing::warn!(job = job.id, run, stage, stack, outcome = %done.summary, "step did not succeed");
             }
             return Ok(done.summary);
         }

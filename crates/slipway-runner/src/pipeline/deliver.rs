@@ -134,7 +134,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             stack_runs.insert(name.clone(), added.id);
         }
     }
-    if let (Some(steps), false, false) = (&workspace.steps, plan_only, one_step) {
+    if let (Some(steps), false) = (&workspace.steps, one_step) {
         let succeeded = super::spread::deliver_spread(super::spread::Spread {
             workspace,
             store,
@@ -142,6 +142,7 @@ pub async fn deliver(delivery: Delivery<'_>) -> Result<StageDelivered> {
             run_id,
             stage,
             stage_run_id,
+            plan_only,
             order: &order,
             stack_runs: &stack_runs,
         })

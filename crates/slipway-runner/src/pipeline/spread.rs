@@ -1,5 +1,5 @@
-//! A stage's stack applies spread over workers: each ready stack instance becomes a job of
-//! its own (`step`), which any worker carrying the stage's labels may take.
+//! A stage's stack applies (and plans) spread over workers: each ready stack instance
+//! becomes a job of its own (`step`), which any worker carrying the stage's labels may take.
 //!
 //! The worker delivering the run (the *delivering* worker) records the stage run and its
 //! stack runs as any delivery does, then walks the stack graph through the queue instead of
@@ -14,8 +14,11 @@
 //! artifact store and checked against the approved hash), and records the stack run, the
 //! release and the audit entry, exactly as a whole-stage delivery records each stack.
 //!
-//! Plans (a stage that asks for approval, pull requests) stay with the delivering worker:
-//! a dependent's plan must know which of its inputs its dependencies' plans change.
+//! A stage that asks for approval is planned the same way: each step plans one stack and
+//! keeps its plan (in the artifact store, under its hash) and its blast radius report with
+//! the stack run. A dependent whose inputs read outputs a dependency's plan changes is not
+//! planned but recorded blocked, as a walk on one machine records it: the delivering worker
+//! reads that from the dependency's recorded report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -72,7 +75,9 @@ pub(crate) struct Spread<'a> {
     pub run_id: i64,
     pub stage: &'a Stage,
     pub stage_run_id: i64,
-    /// The stacks to apply, in graph order.
+    /// Plans for an approval instead of applying.
+    pub plan_only: bool,
+    /// The stacks to apply (or plan), in graph order.
     pub order: &'a [String],
     pub stack_runs: &'a BTreeMap<String, i64>,
 }
@@ -81,6 +86,8 @@ pub(crate) struct Spread<'a> {
 struct StepResult {
     succeeded: bool,
     outcome: Outcome,
+    /// A plan's blast radius report, as recorded with the plan.
+    report: Option<slipway_plan::InstanceReport>,
 }
 
 /// Delivers the stage through step jobs; see the module's documentation.
@@ -93,9 +100,14 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
         run_id,
         stage,
         stage_run_id,
+        plan_only,
         order,
         stack_runs,
     } = spread;
+    let step_name = if plan_only { "plan" } else { "apply" };
+    // Planning: stacks whose inputs read outputs a dependency's plan changes, with why; they
+    // are recorded blocked instead of planned, as a walk on one machine records them.
+    let mut blocked: BTreeMap<String, String> = BTreeMap::new();
     let events = workspace.reporter(&stage.name);
     let names: BTreeSet<&str> = order.iter().map(String::as_str).collect();
     let mut queue = DependencyQueue::new(&workspace.project.graph, &names, Walk::Forward);
@@ -110,8 +122,12 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
         if stopped.is_none() && interrupt.is_set() {
             stopped = Some("interrupted: no further stack is queued".to_owned());
         }
-        if stopped.is_none() {
-            for name in queue.take_ready(usize::MAX) {
+        while stopped.is_none() {
+            let ready = queue.take_ready(usize::MAX);
+            if ready.is_empty() {
+                break;
+            }
+            for name in ready {
                 // A worker whose job was taken from it queues nothing more: whoever holds
                 // the job now decides what the stage runs.
                 let still_ours = match &workspace.claim {
@@ -131,6 +147,38 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                         StepResult {
                             succeeded: false,
                             outcome: Outcome::NotStarted,
+                            report: None,
+                        },
+                    );
+                    continue;
+                }
+                if let Some(reason) = blocked.get(&name).cloned() {
+                    let id = stack_run_of(stack_runs, &name)?;
+                    let summary = serde_json::json!({ "blocked": reason }).to_string();
+                    patiently(&events, || {
+                        Box::pin(async {
+                            store.record_plan(id, &summary).await?;
+                            Ok(())
+                        })
+                    })
+                    .await?;
+                    let outcome = Outcome::InputsUnknown { reason };
+                    events.emit(Event::StackFinished {
+                        stage: stage.name.clone(),
+                        instance: stage.name.clone(),
+                        stack: name.clone(),
+                        outcome: outcome.clone(),
+                        elapsed_ms: 0,
+                        log: None,
+                        plan: None,
+                    });
+                    queue.finish(&name, true);
+                    results.insert(
+                        name,
+                        StepResult {
+                            succeeded: true,
+                            outcome,
+                            report: None,
                         },
                     );
                     continue;
@@ -143,10 +191,10 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                 };
                 let job = patiently(&events, || steps.queue(&request))
                     .await
-                    .with_context(|| format!("cannot queue the apply of `{name}`"))?;
+                    .with_context(|| format!("cannot queue the {step_name} of `{name}`"))?;
                 events.note(
                     Some(&name),
-                    format!("{}/{name}: apply queued as job {job}", stage.name),
+                    format!("{}/{name}: {step_name} queued as job {job}", stage.name),
                 );
                 waiting.insert(job, name);
             }
@@ -186,9 +234,18 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
             };
             waiting.remove(&job);
             let result = patiently(&events, || {
-                Box::pin(step_result(store, run_id, &name, stack_runs, &end))
+                Box::pin(step_result(
+                    store, run_id, &name, stack_runs, &end, plan_only,
+                ))
             })
             .await?;
+            if let Some(report) = &result.report {
+                for (reader, reason) in
+                    crate::executor::inputs_changed_by(&name, &stage.name, report)
+                {
+                    blocked.entry(reader).or_insert(reason);
+                }
+            }
             queue.finish(&name, result.succeeded);
             results.insert(name, result);
         }
@@ -210,6 +267,7 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
             StepResult {
                 succeeded: false,
                 outcome,
+                report: None,
             },
         );
     }
@@ -246,10 +304,10 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
         });
     }
     let ok = stopped.is_none() && results.values().all(|r| r.succeeded);
-    let status = if ok {
-        StageRunStatus::Succeeded
-    } else {
-        StageRunStatus::Failed
+    let status = match (ok, plan_only) {
+        (true, true) => StageRunStatus::AwaitingApproval,
+        (true, false) => StageRunStatus::Succeeded,
+        (false, _) => StageRunStatus::Failed,
     };
     patiently(&events, || {
         Box::pin(async {
@@ -260,7 +318,7 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
     .await?;
     events.emit(Event::StageFinished {
         stage: stage.name.clone(),
-        planned_only: false,
+        planned_only: plan_only,
         succeeded: results.values().filter(|r| r.succeeded).count(),
         total: results.len(),
         run_dir: workspace.data_dir().join("runs"),
@@ -280,38 +338,76 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
     Ok(ok)
 }
 
-/// What stack `name`'s step came to: its stack run as the step recorded it. A step that
-/// ended without recording its stack run (it failed before the apply, or its worker was
-/// lost) leaves it failed here, with the queue's words, unless it was mid-apply: that stays
-/// `applying` for a person to resolve, as after any crash.
+/// The stack run recorded for stack `name`.
+fn stack_run_of(stack_runs: &BTreeMap<String, i64>, name: &str) -> Result<i64> {
+    stack_runs
+        .get(name)
+        .copied()
+        .with_context(|| format!("no stack run for `{name}`"))
+}
+
+/// What stack `name`'s step came to: its stack run as the step recorded it (a plan: still
+/// pending, with its plan kept). A step that ended without recording its stack run (it
+/// failed before the apply or plan, or its worker was lost) leaves it failed here, with the
+/// queue's words, unless it was mid-apply: that stays `applying` for a person to resolve, as
+/// after any crash.
 async fn step_result(
     store: &AnyStore,
     run_id: i64,
     name: &str,
     stack_runs: &BTreeMap<String, i64>,
     end: &crate::project::StepEnd,
+    plan_only: bool,
 ) -> Result<StepResult> {
-    let id = stack_runs
-        .get(name)
-        .copied()
-        .with_context(|| format!("no stack run for `{name}`"))?;
+    let id = stack_run_of(stack_runs, name)?;
     let recorded = store
         .stack_runs(run_id)
         .await?
         .into_iter()
         .find(|r| r.id == id)
         .with_context(|| format!("stack run {id} of `{name}` is gone from the record"))?;
+    let planned = recorded
+        .plan_summary
+        .as_deref()
+        .filter(|_| plan_only && recorded.status == StackRunStatus::Pending)
+        .and_then(|summary| serde_json::from_str::<serde_json::Value>(summary).ok());
+    if let Some(summary) = planned {
+        let outcome = match summary.get("blocked").and_then(|b| b.as_str()) {
+            Some(reason) => Outcome::InputsUnknown {
+                reason: reason.to_owned(),
+            },
+            None => Outcome::Planned {
+                changes: summary
+                    .get("changes")
+                    .and_then(serde_json::Value::as_bool)
+                    .unwrap_or(true),
+            },
+        };
+        return Ok(StepResult {
+            succeeded: true,
+            outcome,
+            report: summary
+                .get("report")
+                .and_then(|r| serde_json::from_value(r.clone()).ok()),
+        });
+    }
     let result = match recorded.status {
         StackRunStatus::Succeeded => StepResult {
             succeeded: true,
             outcome: Outcome::Applied { changed: true },
+            report: None,
         },
         StackRunStatus::Applying | StackRunStatus::Interrupted => StepResult {
             succeeded: false,
             outcome: Outcome::Interrupted { mid_apply: true },
+            report: None,
         },
         StackRunStatus::Pending => {
-            let reason = format!("its step job ended without applying: {}", end.outcome);
+            let reason = format!(
+                "its step job ended without {}: {}",
+                if plan_only { "planning" } else { "applying" },
+                end.outcome
+            );
             store
                 .finish_stack_run(
                     id,
@@ -326,6 +422,7 @@ async fn step_result(
             StepResult {
                 succeeded: false,
                 outcome: Outcome::Failed { error: reason },
+                report: None,
             }
         }
         StackRunStatus::Failed | StackRunStatus::Skipped => StepResult {
@@ -336,6 +433,7 @@ async fn step_result(
                     .clone()
                     .unwrap_or_else(|| end.outcome.clone()),
             },
+            report: None,
         },
     };
     Ok(result)

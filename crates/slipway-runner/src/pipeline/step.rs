@@ -15,14 +15,22 @@ use crate::stage_executor::ExecutorOptions;
 /// How a step job ended, in words for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepDone {
-    pub applied: bool,
+    /// Whether the stack was applied (or planned, at a stage awaiting approval).
+    pub done: bool,
     pub summary: String,
 }
 
-/// A step job: applies stack `stack` of run `run_id`'s stage `stage_name`, whose stack run
-/// the delivering worker recorded, and records what happened (see the module's
-/// documentation). Its events are the run's.
-pub async fn apply_step(
+/// What a step does: plan for an approval, or apply (an approved stage's saved plan).
+enum StepWork {
+    Plan,
+    Apply(BTreeMap<String, SavedPlan>),
+}
+
+/// A step job: applies stack `stack` of run `run_id`'s stage `stage_name` (plans it, at a
+/// stage that asks for approval and has none yet), whose stack run the delivering worker
+/// recorded, and records what happened (see the module's documentation). Its events are
+/// the run's.
+pub async fn run_step(
     workspace: &Workspace,
     run_id: i64,
     stage_name: &str,
@@ -31,12 +39,12 @@ pub async fn apply_step(
 ) -> Result<StepDone> {
     super::stages::recording(workspace, async |recorded, store, recorder| {
         recorder.bind(run_id);
-        apply_step_recorded(recorded, &store, run_id, stage_name, stack, options).await
+        run_step_recorded(recorded, &store, run_id, stage_name, stack, options).await
     })
     .await
 }
 
-async fn apply_step_recorded(
+async fn run_step_recorded(
     workspace: &Workspace,
     store: &AnyStore,
     run_id: i64,
@@ -85,7 +93,11 @@ async fn apply_step_recorded(
         .clone()
         .with_context(|| format!("the stack run of `{stack}` names no artifact"))?;
     let artifact_store = super::artifacts::open(workspace)?;
-    let saved_plans = approved_plan(workspace, store, &artifact_store, &stack_run, stage).await?;
+    let (plan_only, saved_plans) =
+        match step_work(workspace, store, &artifact_store, &stack_run, stage).await? {
+            StepWork::Plan => (true, BTreeMap::new()),
+            StepWork::Apply(saved) => (false, saved),
+        };
     let delivered = deliver(Delivery {
         workspace,
         store,
@@ -103,49 +115,44 @@ async fn apply_step_recorded(
         )]),
         saved_plans,
         action: AuditAction::Apply,
-        plan_only: false,
+        plan_only,
         one_step: true,
         options: options.clone(),
     })
     .await?;
+    let what = match (plan_only, delivered.succeeded) {
+        (true, true) => "planned",
+        (true, false) => "not planned",
+        (false, true) => "applied",
+        (false, false) => "not applied",
+    };
     Ok(StepDone {
-        applied: delivered.succeeded,
-        summary: format!(
-            "{stage_name}/{stack} of run {run_id}: {}",
-            if delivered.succeeded {
-                "applied"
-            } else {
-                "not applied"
-            }
-        ),
+        done: delivered.succeeded,
+        summary: format!("{stage_name}/{stack} of run {run_id}: {what}"),
     })
 }
 
-/// The approved plan of `stack_run`, when its stage was planned for approval and approved:
-/// fetched into this worker's data folder and checked against the approved hash.
-async fn approved_plan(
+/// What `stack_run`'s step does: at a stage that asks for approval and has none, plan;
+/// else apply, an approved plan as it was saved: fetched into this worker's data folder and
+/// checked against the approved hash.
+async fn step_work(
     workspace: &Workspace,
     store: &AnyStore,
     artifact_store: &slipway_artifact::Store,
     stack_run: &slipway_store::StackRun,
     stage: &Stage,
-) -> Result<BTreeMap<String, SavedPlan>> {
+) -> Result<StepWork> {
     if !stage.approval {
-        return Ok(BTreeMap::new());
+        return Ok(StepWork::Apply(BTreeMap::new()));
     }
     let Some(approved) = super::stages::approval(store, stack_run.run_id, &stage.name).await?
     else {
-        bail!(
-            "{} asks for approval and run {} has none: `{}` is not applied",
-            stage.name,
-            stack_run.run_id,
-            stack_run.stack
-        );
+        return Ok(StepWork::Plan);
     };
     let summary = super::stages::plan_summary(stack_run);
     let Some(recorded) = summary.get("plan_file").and_then(|p| p.as_str()) else {
         // Planned on resume: its inputs were unknown until its dependencies applied.
-        return Ok(BTreeMap::new());
+        return Ok(StepWork::Apply(BTreeMap::new()));
     };
     let path =
         super::stages::find_saved_plan(workspace, artifact_store, stack_run, recorded, &summary)
@@ -159,11 +166,11 @@ async fn approved_plan(
             stack_run.stack
         );
     }
-    Ok(BTreeMap::from([(
+    Ok(StepWork::Apply(BTreeMap::from([(
         stack_run.stack.clone(),
         SavedPlan {
             path,
             sha256: approved_hash,
         },
-    )]))
+    )])))
 }
