@@ -53,6 +53,9 @@ pub trait StepQueue: Send + Sync {
     /// when it ran one. The delivering worker does so while it waits, so that a run
     /// progresses with one worker as with many.
     fn run_one_of(&self, run: i64) -> LocalFuture<'_, Result<Option<i64>>>;
+    /// Withdraws step job `job` if nobody took it yet (the delivering worker stopped);
+    /// `false` when it was taken.
+    fn withdraw(&self, job: i64) -> StepFuture<'_, Result<bool>>;
     /// How step job `job` ended: `None` while it is queued or running.
     fn ended(&self, job: i64) -> StepFuture<'_, Result<Option<StepEnd>>>;
 }

@@ -585,6 +585,19 @@ impl slipway_runner::project::StepQueue for JobSteps {
         })
     }
 
+    fn withdraw(&self, job: i64) -> slipway_runner::project::StepFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            Ok(self
+                .state
+                .store
+                .withdraw_job(
+                    job,
+                    "withdrawn: the worker delivering its run stopped before anyone took it",
+                )
+                .await?)
+        })
+    }
+
     fn ended(
         &self,
         job: i64,

@@ -185,6 +185,7 @@ delegate! { impl ServiceRecord {
     enqueue_job(new: &NewJob) -> Job;
     claim_job(worker: &EngineProcess, labels: &Labels) -> Option<Job>;
     claim_step_of(worker: &EngineProcess, run_id: i64) -> Option<Job>;
+    withdraw_job(id: i64, outcome: &str) -> bool;
     job_started_run(id: i64, run_id: i64) -> ();
     finish_job(id: i64, status: JobStatus, outcome: &str) -> Job;
     job(id: i64) -> Option<Job>;

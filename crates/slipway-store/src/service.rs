@@ -238,6 +238,9 @@ pub trait ServiceRecord: Send + Sync {
         worker: &EngineProcess,
         run_id: i64,
     ) -> impl Future<Output = Result<Option<Job>>> + Send;
+    /// Ends queued job `id` before anyone took it (`failed`, with `outcome`); `false` when it
+    /// was no longer queued.
+    fn withdraw_job(&self, id: i64, outcome: &str) -> impl Future<Output = Result<bool>> + Send;
     /// Names the run a job started.
     fn job_started_run(&self, id: i64, run_id: i64) -> impl Future<Output = Result<()>> + Send;
     /// Ends a running job; a job no longer running (marked interrupted meanwhile) is left as
@@ -907,6 +910,20 @@ macro_rules! impl_service {
                         }
                     }
                     Ok(workers)
+                }
+
+                async fn withdraw_job(&self, id: i64, outcome: &str) -> Result<bool> {
+                    let done = sqlx::query(
+                        "UPDATE jobs SET status = 'failed', finished_at = $2, outcome = $3 \
+                         WHERE id = $1 AND status = 'queued'",
+                    )
+                    .bind(id)
+                    .bind(UnixMillis::now().0)
+                    .bind(outcome)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db("withdraw a job"))?;
+                    Ok(done.rows_affected() == 1)
                 }
 
                 async fn job_started_run(&self, id: i64, run_id: i64) -> Result<()> {

@@ -199,6 +199,24 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                 waiting.insert(job, name);
             }
         }
+        if stopped.is_some() {
+            // Steps nobody took yet are not left for anyone: only those running are waited
+            // for (a worker that stops must not wait on a queue it no longer serves).
+            for (job, name) in waiting.clone() {
+                if patiently(&events, || steps.withdraw(job)).await? {
+                    waiting.remove(&job);
+                    queue.finish(&name, false);
+                    results.insert(
+                        name,
+                        StepResult {
+                            succeeded: false,
+                            outcome: Outcome::NotStarted,
+                            report: None,
+                        },
+                    );
+                }
+            }
+        }
         if waiting.is_empty() && own.is_none() {
             break;
         }

@@ -229,6 +229,16 @@ pub async fn step_jobs(url: &str) -> Outcome {
         Some((elsewhere.id, Some("queue".to_owned()))),
         "any worker takes a step it carries the labels of"
     );
+    // A step nobody took can be withdrawn; one taken cannot.
+    let late = store.enqueue_job(&step(mine.id, "app", "")).await?;
+    assert!(store.withdraw_job(late.id, "withdrawn").await?);
+    let withdrawn = store.job(late.id).await?.ok_or("kept")?;
+    assert_eq!(
+        (withdrawn.status, withdrawn.outcome.as_deref()),
+        (JobStatus::Failed, Some("withdrawn"))
+    );
+    assert!(!store.withdraw_job(first.id, "withdrawn").await?);
+    assert_eq!(store.claim_step_of(&me, mine.id).await?, None);
     Ok(())
 }
 
