@@ -42,10 +42,12 @@ pub fn run(workspace: &Workspace, args: &StacksArgs) -> Result<ExitStatus> {
             dependents: project.graph.dependents(&stack.name),
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    // Written in blocks: stdout flushes at each line otherwise, a system call per stack.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     if args.json {
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
+        out.flush()?;
         return Ok(ExitStatus::Success);
     }
     if rows.is_empty() {
@@ -93,5 +95,6 @@ pub fn run(workspace: &Workspace, args: &StacksArgs) -> Result<ExitStatus> {
             .collect();
         writeln!(out, "{}", line.join("  ").trim_end())?;
     }
+    out.flush()?;
     Ok(ExitStatus::Success)
 }
