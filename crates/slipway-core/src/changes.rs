@@ -15,7 +15,7 @@
 //! command. When the base commit is unknown, [`ChangeSet::all_changed`] marks every stack as
 //! changed with the reason: missing history never reads as "nothing changed".
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -336,6 +336,7 @@ pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
     let renamed_to: HashMap<&str, &RenamedStack> =
         renamed_stacks.iter().map(|r| (r.dir.as_str(), r)).collect();
     let base_dirs: BTreeSet<&str> = input.base.iter().map(|s| s.dir.as_str()).collect();
+    let new_stacks = new_stack_dirs(input.files);
     for stack in input.head {
         if let Some(renamed) = renamed_to.get(stack.dir.as_str()) {
             add(
@@ -345,8 +346,7 @@ pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
                     from_name: renamed.from_name.clone(),
                 },
             );
-        } else if !base_dirs.contains(stack.dir.as_str())
-            && is_new_stack_file(input.files, &stack.dir)
+        } else if !base_dirs.contains(stack.dir.as_str()) && new_stacks.contains(stack.dir.as_str())
         {
             add(stack, Reason::NewStack);
         }
@@ -413,13 +413,20 @@ fn stack_file(dir: &str) -> String {
     }
 }
 
-/// A head stack is new when the diff added its `stack.hcl` (or moved one in from a folder
-/// that was not a stack's).
-fn is_new_stack_file(files: &[FileChange], dir: &str) -> bool {
-    let wanted = stack_file(dir);
-    files.iter().any(|f| {
-        f.path == wanted && matches!(f.status, FileStatus::Added | FileStatus::Renamed { .. })
-    })
+/// The folders whose `stack.hcl` the diff added (or moved in from a folder that was not a
+/// stack's): a head stack in one of them is new. Gathered once, since every head stack asks.
+fn new_stack_dirs(files: &[FileChange]) -> HashSet<&str> {
+    files
+        .iter()
+        .filter(|f| matches!(f.status, FileStatus::Added | FileStatus::Renamed { .. }))
+        .filter_map(|f| {
+            if f.path == STACK_FILE {
+                Some("")
+            } else {
+                f.path.strip_suffix(STACK_FILE)?.strip_suffix('/')
+            }
+        })
+        .collect()
 }
 
 /// Base stacks whose folder holds no stack at head: renamed when their `stack.hcl` moved to a
@@ -430,6 +437,7 @@ fn moved_and_deleted(
     head_by_dir: &HashMap<&str, &HeadStack>,
 ) -> (Vec<RenamedStack>, Vec<DeletedStack>) {
     let base_dirs: BTreeSet<&str> = input.base.iter().map(|s| s.dir.as_str()).collect();
+    let new_stacks = new_stack_dirs(input.files);
     let stack_file_moves: HashMap<String, &str> = input
         .files
         .iter()
@@ -458,7 +466,7 @@ fn moved_and_deleted(
             input.head.iter().find(|h| {
                 h.name == base.name
                     && !base_dirs.contains(h.dir.as_str())
-                    && is_new_stack_file(input.files, &h.dir)
+                    && new_stacks.contains(h.dir.as_str())
             })
         };
         match by_move
@@ -505,6 +513,7 @@ fn dependents_of(input: ChangeInput<'_>, affected: &[AffectedStack]) -> Vec<Depe
     let dirs: HashMap<&str, &str> = input
         .head
         .iter()
+        .filter(|s| reached.contains(s.name.as_str()))
         .map(|s| (s.name.as_str(), s.dir.as_str()))
         .collect();
     let mut dependents: BTreeMap<&str, Dependent> = reached

@@ -2,7 +2,7 @@
 //!
 //! Edges run from a dependency to its dependent (A -> B means A is applied before B).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use petgraph::Direction;
 use petgraph::algo::tarjan_scc;
@@ -19,14 +19,16 @@ pub struct StackGraph {
 impl StackGraph {
     /// Builds a graph from `(stack, dependencies)` pairs, dependencies named by stack name.
     pub fn from_edges<'a>(stacks: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>) -> Self {
-        let mut graph = DiGraph::new();
-        let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
         let stacks: Vec<(&str, Vec<&str>)> = stacks.into_iter().collect();
+        let edges = stacks.iter().map(|(_, deps)| deps.len()).sum();
+        let mut graph = DiGraph::with_capacity(stacks.len(), edges);
+        let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
         for (name, deps) in &stacks {
             for n in std::iter::once(name).chain(deps) {
-                by_name
-                    .entry((*n).to_owned())
-                    .or_insert_with(|| graph.add_node((*n).to_owned()));
+                // Looked up before a key is made: most names are met more than once.
+                if !by_name.contains_key(*n) {
+                    by_name.insert((*n).to_owned(), graph.add_node((*n).to_owned()));
+                }
             }
         }
         for (name, deps) in &stacks {
@@ -150,32 +152,37 @@ impl StackGraph {
 
     /// The given stacks in dependency order (edges among them only).
     pub fn order_of<'a>(&'a self, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-        let selected: BTreeSet<&str> = names.into_iter().filter(|n| self.contains(n)).collect();
-        let mut remaining: BTreeMap<&str, usize> = selected
+        // Counted by node, not by name: change detection orders every affected stack and
+        // dependent on each run, and sorted name lists per stack cost more than the walk.
+        let selected: HashSet<NodeIndex> = names
+            .into_iter()
+            .filter_map(|n| self.by_name.get(n).copied())
+            .collect();
+        let mut remaining: HashMap<NodeIndex, usize> = selected
             .iter()
-            .map(|n| {
+            .map(|&node| {
                 let count = self
-                    .dependencies(n)
-                    .into_iter()
+                    .graph
+                    .neighbors_directed(node, Direction::Incoming)
                     .filter(|d| selected.contains(d))
                     .count();
-                (*n, count)
+                (node, count)
             })
             .collect();
-        let mut ready: BTreeSet<&str> = remaining
+        let mut ready: BTreeSet<(&str, NodeIndex)> = remaining
             .iter()
             .filter(|(_, c)| **c == 0)
-            .map(|(n, _)| *n)
+            .map(|(n, _)| (self.graph[*n].as_str(), *n))
             .collect();
         let mut order = Vec::with_capacity(selected.len());
-        while let Some(name) = ready.pop_first() {
-            remaining.remove(name);
+        while let Some((name, node)) = ready.pop_first() {
+            remaining.remove(&node);
             order.push(name);
-            for dependent in self.dependents(name) {
-                if let Some(count) = remaining.get_mut(dependent) {
+            for dependent in self.graph.neighbors_directed(node, Direction::Outgoing) {
+                if let Some(count) = remaining.get_mut(&dependent) {
                     *count -= 1;
                     if *count == 0 {
-                        ready.insert(dependent);
+                        ready.insert((self.graph[dependent].as_str(), dependent));
                     }
                 }
             }

@@ -24,6 +24,9 @@ use executor::Operation;
 
 /// Loading tens of thousands of stack.hcl files is allocation-bound: mimalloc's per-thread
 /// free lists cut its time by about 14% against the system allocator (docs/benchmarks.md).
+/// It is built without transparent huge pages (the `no_thp` feature): on a machine whose
+/// memory is fragmented, faulting in huge pages made reading a 92 MB plan twice as slow
+/// (315 ms instead of 171 ms) and held a third more memory.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -32,9 +35,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Memory freed goes back to the system after 1 ms rather than mimalloc's default delay
 /// (100 ms for large blocks). Reading a plan of hundreds of megabytes frees its growing list
-/// of changes several times within the default delay, which held the peak at 1.3x the plan's
-/// size instead of 0.9x (`cargo bench -p slipway-runner --bench plan_stream`); purging at
-/// once (0 ms) made loading 50,000 stacks 15% slower, faulting the same pages in again.
+/// of changes several times within the default delay, which held the peak at 1.1x to 1.3x
+/// the plan's size instead of 0.75x (`cargo bench -p slipway-plan`); purging at once (0 ms)
+/// made loading 50,000 stacks 15% slower, faulting the same pages in again.
 fn return_freed_memory_soon() {
     // SAFETY: sets one integer option, which mimalloc reads atomically.
     #[allow(unsafe_code)]
