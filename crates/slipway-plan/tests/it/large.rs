@@ -2,7 +2,7 @@
 //! are read: the result is the one of reading each change on its own, in the plan's order,
 //! and the error is the first one met reading the plan in order.
 
-use slipway_plan::{Plan, PlanError, parse_plan, read_plan};
+use slipway_plan::{Plan, PlanError, parse_plan, read_plan, read_plan_file};
 
 /// A generated plan of `resources` changes (about 900 bytes each): several batches.
 fn generated(resources: usize) -> Vec<u8> {
@@ -49,6 +49,17 @@ fn batches_read_in_parallel_match_each_change_read_alone() {
         let streamed = read_plan(Chunked(&bytes, chunk)).expect("streams");
         assert_eq!(streamed, in_memory, "reads of {chunk} bytes");
     }
+}
+
+#[test]
+fn a_file_whose_size_is_known_reads_as_a_stream_does() {
+    let bytes = generated(3_000);
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("plan.json");
+    std::fs::write(&path, &bytes).expect("plan written");
+    let from_file = read_plan_file(&path).expect("reads");
+    let streamed = read_plan(Chunked(&bytes, 65_537)).expect("streams");
+    assert_eq!(from_file, streamed);
 }
 
 /// The plan with the `nth` change's actions replaced.
