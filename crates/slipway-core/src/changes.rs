@@ -332,11 +332,11 @@ pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
         }
     }
 
-    let (renamed_stacks, deleted_stacks) = moved_and_deleted(input, &head_by_dir);
+    let new_stacks = new_stack_dirs(input.files);
+    let (renamed_stacks, deleted_stacks) = moved_and_deleted(input, &head_by_dir, &new_stacks);
     let renamed_to: HashMap<&str, &RenamedStack> =
         renamed_stacks.iter().map(|r| (r.dir.as_str(), r)).collect();
     let base_dirs: BTreeSet<&str> = input.base.iter().map(|s| s.dir.as_str()).collect();
-    let new_stacks = new_stack_dirs(input.files);
     for stack in input.head {
         if let Some(renamed) = renamed_to.get(stack.dir.as_str()) {
             add(
@@ -435,9 +435,9 @@ fn new_stack_dirs(files: &[FileChange]) -> HashSet<&str> {
 fn moved_and_deleted(
     input: ChangeInput<'_>,
     head_by_dir: &HashMap<&str, &HeadStack>,
+    new_stacks: &HashSet<&str>,
 ) -> (Vec<RenamedStack>, Vec<DeletedStack>) {
     let base_dirs: BTreeSet<&str> = input.base.iter().map(|s| s.dir.as_str()).collect();
-    let new_stacks = new_stack_dirs(input.files);
     let stack_file_moves: HashMap<String, &str> = input
         .files
         .iter()

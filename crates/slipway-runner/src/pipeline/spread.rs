@@ -90,6 +90,18 @@ struct StepResult {
     report: Option<slipway_plan::InstanceReport>,
 }
 
+impl StepResult {
+    /// A stack whose step never ran: the delivering worker stopped before queueing it, or
+    /// withdrew it before anyone took it.
+    fn not_started() -> Self {
+        Self {
+            succeeded: false,
+            outcome: Outcome::NotStarted,
+            report: None,
+        }
+    }
+}
+
 /// Delivers the stage through step jobs; see the module's documentation.
 /// Returns whether every stack succeeded.
 pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
@@ -142,14 +154,7 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                 }
                 if stopped.is_some() {
                     queue.finish(&name, false);
-                    results.insert(
-                        name,
-                        StepResult {
-                            succeeded: false,
-                            outcome: Outcome::NotStarted,
-                            report: None,
-                        },
-                    );
+                    results.insert(name, StepResult::not_started());
                     continue;
                 }
                 if let Some(reason) = blocked.get(&name).cloned() {
@@ -206,14 +211,7 @@ pub(crate) async fn deliver_spread(spread: Spread<'_>) -> Result<bool> {
                 if patiently(&events, || steps.withdraw(job)).await? {
                     waiting.remove(&job);
                     queue.finish(&name, false);
-                    results.insert(
-                        name,
-                        StepResult {
-                            succeeded: false,
-                            outcome: Outcome::NotStarted,
-                            report: None,
-                        },
-                    );
+                    results.insert(name, StepResult::not_started());
                 }
             }
         }
