@@ -13,7 +13,9 @@ use petgraph::visit::EdgeRef;
 #[derive(Debug, Clone, Default)]
 pub struct StackGraph {
     graph: DiGraph<String, ()>,
-    by_name: BTreeMap<String, NodeIndex>,
+    /// Hashed, not ordered: building it is part of every change detection, and the order
+    /// of names is never read from it.
+    by_name: HashMap<String, NodeIndex>,
 }
 
 impl StackGraph {
@@ -22,7 +24,7 @@ impl StackGraph {
         let stacks: Vec<(&str, Vec<&str>)> = stacks.into_iter().collect();
         let edges = stacks.iter().map(|(_, deps)| deps.len()).sum();
         let mut graph = DiGraph::with_capacity(stacks.len(), edges);
-        let mut by_name: BTreeMap<String, NodeIndex> = BTreeMap::new();
+        let mut by_name: HashMap<String, NodeIndex> = HashMap::with_capacity(stacks.len());
         for (name, deps) in &stacks {
             for n in std::iter::once(name).chain(deps) {
                 // Looked up before a key is made: most names are met more than once.

@@ -8,6 +8,7 @@ use slipway_core::changes::FileChange;
 
 use crate::diff::{parse_name_status, relative_to};
 use crate::error::GitError;
+use crate::in_process::Objects;
 
 /// The git repository holding a project, and where the project sits inside it.
 #[derive(Debug, Clone)]
@@ -17,6 +18,8 @@ pub struct Repo {
     prefix: String,
     /// The folder holding the repository's objects and refs, shared by all its worktrees.
     common_dir: PathBuf,
+    /// The repository opened in-process, when it was ([`Repo::open_in_process`]).
+    objects: Option<Objects>,
 }
 
 impl Repo {
@@ -53,6 +56,7 @@ impl Repo {
             top: PathBuf::from(top),
             prefix,
             common_dir,
+            objects: None,
         })
     }
 
@@ -99,8 +103,27 @@ impl Repo {
             top: PathBuf::from(lines[0]),
             prefix: lines[1].to_owned(),
             common_dir: project_root.join(lines[2]),
+            objects: None,
         };
         Ok((repo, Some(ids.iter().map(|id| (*id).to_owned()).collect())))
+    }
+
+    /// [`Repo::open_resolving`] answered without starting git, reading the repository's files
+    /// in-process; None when git has to answer: a revision other than a full object id or
+    /// `HEAD`, a bare repository, one git would not trust, an object this clone lacks. A
+    /// repository opened this way also answers [`Repo::diff`] in-process where it can.
+    ///
+    /// The caller decides whether git's environment allows it: variables such as `GIT_DIR`
+    /// ([`redirects_git`](crate::redirects_git)) change what git would read.
+    pub fn open_in_process(project_root: &Path, revs: &[&str]) -> Option<(Self, Vec<String>)> {
+        let (objects, location, commits) = Objects::open(project_root, revs)?;
+        let repo = Self {
+            top: location.top,
+            prefix: location.prefix,
+            common_dir: location.common_dir,
+            objects: Some(objects),
+        };
+        Some((repo, commits))
     }
 
     /// The repository's git folder (shared by all its worktrees): where caches about its
@@ -163,6 +186,9 @@ impl Repo {
 
     /// Files changed from `base` to `head` inside the project, renames detected.
     pub fn diff(&self, base: &str, head: &str) -> Result<Vec<FileChange>, GitError> {
+        if let Some(changes) = self.diff_in_process(base, head) {
+            return Ok(changes);
+        }
         let pathspec = if self.prefix.is_empty() {
             None
         } else {
@@ -170,6 +196,13 @@ impl Repo {
         };
         let changes = name_status(&self.top, base, head, pathspec)?;
         Ok(relative_to(changes, &self.prefix))
+    }
+
+    /// [`Repo::diff`] answered in-process, for a repository opened with
+    /// [`Repo::open_in_process`] and two commit ids; None when git has to answer, which is
+    /// also whenever its rename detection could pair a deleted file with an added one.
+    pub fn diff_in_process(&self, base: &str, head: &str) -> Option<Vec<FileChange>> {
+        self.objects.as_ref()?.diff(base, head, &self.prefix)
     }
 
     /// The answer of [`Repo::diff`] for a diff git was asked before the repository was

@@ -33,12 +33,13 @@ use slipway_git::{BlobChange, BlobReader, GitError, Repo};
 use crate::project::ConfigErrors;
 
 /// Bumped whenever the stored shape or its meaning changes; another format is ignored.
-const FORMAT: u32 = 3;
-/// What every run reads: the stacks and the graph at the indexed commit.
-const HEAD_FILE: &str = "changes-v3.json";
+const FORMAT: u32 = 4;
+/// What every run reads: the stacks and the graph at the indexed commit, in a compact
+/// binary encoding (postcard), since reading it is most of a warm run's own work.
+const HEAD_FILE: &str = "changes-v4.head";
 /// What only bringing the index forward reads: what each stack and module folder was
 /// loaded from.
-const SOURCES_FILE: &str = "changes-v3.sources.json";
+const SOURCES_FILE: &str = "changes-v4.sources.json";
 
 /// The project at one commit, as change detection sees it and as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +107,30 @@ struct HeadFile {
     /// `(name, folder, dependencies by stack name, the files of its code)`; the files are
     /// left out (None) for a stack whose code is its own folder alone, most stacks, which
     /// keeps the file about a third as big.
-    stacks: Vec<(String, String, Vec<String>, Option<StackFiles>)>,
+    stacks: Vec<(String, String, Vec<String>, Option<StoredFiles>)>,
+}
+
+/// The files of a stack's code inside the binary head file. They are stored as JSON text:
+/// their enums are tagged by a field, which a binary encoding without field names cannot
+/// read back, and only stacks that call modules or read files outside their folder have
+/// them.
+#[derive(Debug)]
+struct StoredFiles(StackFiles);
+
+impl Serialize for StoredFiles {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let json = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&json)
+    }
+}
+
+impl<'de> Deserialize<'de> for StoredFiles {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = String::deserialize(deserializer)?;
+        serde_json::from_str(&json)
+            .map(StoredFiles)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// [`SOURCES_FILE`]: its stacks run parallel to the head file's.
@@ -189,7 +213,7 @@ impl From<HeadFile> for Snapshot {
             .stacks
             .into_iter()
             .map(|(name, dir, _, files)| {
-                let files = files.unwrap_or_else(|| own_folder_only(&dir));
+                let files = files.map_or_else(|| own_folder_only(&dir), |f| f.0);
                 HeadStack { name, dir, files }
             })
             .collect();
@@ -238,7 +262,8 @@ impl ChangeIndex {
                 .iter()
                 .map(|s| {
                     let deps = s.dependencies.iter().map(|d| d.stack.clone()).collect();
-                    let files = (s.files != own_folder_only(&s.dir)).then(|| s.files.clone());
+                    let files =
+                        (s.files != own_folder_only(&s.dir)).then(|| StoredFiles(s.files.clone()));
                     (s.name.clone(), s.dir.clone(), deps, files)
                 })
                 .collect(),
@@ -285,7 +310,7 @@ impl ChangeIndex {
                 .zip(deps)
                 .map(|((name, path), stack)| IndexedDependency { name, path, stack })
                 .collect();
-            let files = files.unwrap_or_else(|| own_folder_only(&dir));
+            let files = files.map_or_else(|| own_folder_only(&dir), |f| f.0);
             stacks.push(IndexedStack {
                 name,
                 dir,
@@ -318,15 +343,20 @@ pub fn dir(repo: &Repo) -> PathBuf {
 /// and the index brought up to date.
 pub fn project_at(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<(Snapshot, Source)> {
     let dir = dir(repo);
-    let stored = read::<HeadFile>(&dir.join(HEAD_FILE)).filter(|head| {
+    let stored = read(&dir.join(HEAD_FILE), |b| {
+        postcard::from_bytes::<HeadFile>(b)
+    })
+    .filter(|head| {
         head.format == FORMAT && head.prefix == repo.prefix() && env_matches(&head.env, env)
     });
     if let Some(head) = stored {
         if head.commit == commit {
             return Ok((head.into(), Source::Warm));
         }
-        let previous = read::<SourcesFile>(&dir.join(SOURCES_FILE))
-            .and_then(|sources| ChangeIndex::join(head, sources));
+        let previous = read(&dir.join(SOURCES_FILE), |b| {
+            serde_json::from_slice::<SourcesFile>(b)
+        })
+        .and_then(|sources| ChangeIndex::join(head, sources));
         if let Some(index) = previous.and_then(|p| update(repo, p, commit, env)) {
             return Ok((save(&dir, &index), Source::Updated));
         }
@@ -337,9 +367,9 @@ pub fn project_at(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<(Sn
 
 /// A stored file, or None when there is none or it cannot be read: a damaged index is
 /// rebuilt, never an error.
-fn read<T: serde::de::DeserializeOwned>(file: &Path) -> Option<T> {
+fn read<T, E>(file: &Path, decode: impl for<'a> FnOnce(&'a [u8]) -> Result<T, E>) -> Option<T> {
     let bytes = std::fs::read(file).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    decode(&bytes).ok()
 }
 
 /// Writes both files, each through a temporary file and a rename so a reader never sees
@@ -353,8 +383,11 @@ fn save(dir: &Path, index: &ChangeIndex) -> Snapshot {
             scope.spawn(|| {
                 let (head, sources) = index.split();
                 if std::fs::create_dir_all(dir).is_ok() {
-                    let _ = write_json(&dir.join(SOURCES_FILE), &sources)
-                        .and_then(|()| write_json(&dir.join(HEAD_FILE), &head));
+                    let _ = serde_json::to_vec(&sources)
+                        .map_err(std::io::Error::from)
+                        .and_then(|bytes| write_file(&dir.join(SOURCES_FILE), bytes))
+                        .and_then(|()| postcard::to_stdvec(&head).map_err(std::io::Error::other))
+                        .and_then(|bytes| write_file(&dir.join(HEAD_FILE), bytes));
                 }
             });
         }
@@ -362,8 +395,7 @@ fn save(dir: &Path, index: &ChangeIndex) -> Snapshot {
     })
 }
 
-fn write_json<T: Serialize>(file: &Path, value: &T) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(value)?;
+fn write_file(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
     let name = file.file_name().unwrap_or_default().to_string_lossy();
     let temp = file.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::write(&temp, bytes).and_then(|()| std::fs::rename(&temp, file));
@@ -926,7 +958,7 @@ mod tests {
         // Both files read back to the same index, the stack with a module and those
         // without.
         let (head, sources) = base.split();
-        let head: HeadFile = serde_json::from_slice(&serde_json::to_vec(&head).unwrap()).unwrap();
+        let head: HeadFile = postcard::from_bytes(&postcard::to_stdvec(&head).unwrap()).unwrap();
         assert!(head.stacks[3].3.is_some() && head.stacks[0].3.is_none());
         let sources = serde_json::from_slice(&serde_json::to_vec(&sources).unwrap()).unwrap();
         assert_eq!(ChangeIndex::join(head, sources).as_ref(), Some(&base));

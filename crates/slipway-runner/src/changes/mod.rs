@@ -60,22 +60,39 @@ pub fn detect(
         base,
         head: head.to_owned(),
     };
-    // With both ends named by commit id, git diffs the range while another git process
-    // finds the repository and resolves them: on a warm run the diff is most of the time.
-    // Its answer counts only if both ids name themselves as commits.
-    let early_diff = args
-        .base
-        .as_deref()
-        .filter(|base| is_object_id(base) && is_object_id(&args.head))
-        .map(|base| {
-            let (root, base, head) = (root.to_path_buf(), base.to_owned(), args.head.clone());
-            std::thread::spawn(move || EarlyDiff::start(&root, &base, &head))
-        });
-    // Head and an explicit base resolve in the process that finds the repository.
     let revs: Vec<&str> = std::iter::once(args.head.as_str())
         .chain(args.base.as_deref())
         .collect();
-    let (repo, resolved) = Repo::open_resolving(root, &revs)?;
+    // Commit ids and `HEAD` resolve, and their trees diff, without starting git, unless the
+    // environment points git elsewhere. Otherwise git answers.
+    let in_process = !settings
+        .environment
+        .keys()
+        .any(|name| slipway_git::redirects_git(name));
+    let (repo, resolved, early_diff) = match in_process
+        .then(|| Repo::open_in_process(root, &revs))
+        .flatten()
+    {
+        Some((repo, ids)) => (repo, Some(ids), None),
+        None => {
+            // With both ends named by commit id, git diffs the range while another git
+            // process finds the repository and resolves them: on a warm run the diff is
+            // most of the time. Its answer counts only if both ids name themselves as
+            // commits.
+            let early_diff = args
+                .base
+                .as_deref()
+                .filter(|base| is_object_id(base) && is_object_id(&args.head))
+                .map(|base| {
+                    let (root, base, head) =
+                        (root.to_path_buf(), base.to_owned(), args.head.clone());
+                    std::thread::spawn(move || EarlyDiff::start(&root, &base, &head))
+                });
+            // Head and an explicit base resolve in the process that finds the repository.
+            let (repo, resolved) = Repo::open_resolving(root, &revs)?;
+            (repo, resolved, early_diff)
+        }
+    };
     let (head_commit, early_base) = match resolved {
         Some(mut ids) => {
             let base = (ids.len() > 1).then(|| ids.pop()).flatten();
