@@ -509,11 +509,13 @@ fn in_dependency_order<T>(graph: &StackGraph, by_name: &mut BTreeMap<&str, T>) -
 fn dependents_of(input: ChangeInput<'_>, affected: &[AffectedStack]) -> Vec<Dependent> {
     let roots: Vec<&str> = affected.iter().map(|s| s.name.as_str()).collect();
     let reached = input.graph.with_dependents(&roots);
-    let affected_names: BTreeSet<&str> = roots.iter().copied().collect();
+    let affected_names: HashSet<&str> = roots.iter().copied().collect();
+    // Hashed for the lookups below: every head stack is looked up.
+    let reached_names: HashSet<&str> = reached.iter().copied().collect();
     let dirs: HashMap<&str, &str> = input
         .head
         .iter()
-        .filter(|s| reached.contains(s.name.as_str()))
+        .filter(|s| reached_names.contains(s.name.as_str()))
         .map(|s| (s.name.as_str(), s.dir.as_str()))
         .collect();
     let mut dependents: BTreeMap<&str, Dependent> = reached
@@ -524,7 +526,7 @@ fn dependents_of(input: ChangeInput<'_>, affected: &[AffectedStack]) -> Vec<Depe
                 .graph
                 .dependencies(name)
                 .into_iter()
-                .filter(|d| reached.contains(d))
+                .filter(|d| reached_names.contains(d))
                 .map(str::to_owned)
                 .collect();
             (

@@ -15,6 +15,8 @@ use gix::diff::tree::recorder::Change;
 use gix::objs::TreeRefIter;
 use slipway_core::changes::{FileChange, FileStatus};
 
+use crate::snapshot::{BlobChange, BlobEntry, is_project_file};
+
 /// A repository opened in-process, shared by the threads of one detection.
 #[derive(Clone)]
 pub(crate) struct Objects {
@@ -46,7 +48,15 @@ impl Objects {
         if !revs.iter().all(|rev| *rev == "HEAD" || is_full_sha1(rev)) {
             return None;
         }
-        let repo = gix::discover(project_root).ok()?;
+        // Isolated: the repository's own configuration only, never the environment or the
+        // user's and system's files, none of which changes what its objects say.
+        let repo = gix::ThreadSafeRepository::discover_opts(
+            project_root,
+            gix::discover::upwards::Options::default(),
+            |_, _| gix::open::Options::isolated(),
+        )
+        .ok()?
+        .to_thread_local();
         if repo.git_dir_trust() != gix::sec::Trust::Full {
             return None;
         }
@@ -80,33 +90,124 @@ impl Objects {
     /// What `git diff --name-status -M base head -- prefix` lists, with paths relative to
     /// `prefix`; None when git must be asked (see the module's documentation).
     pub(crate) fn diff(&self, base: &str, head: &str, prefix: &str) -> Option<Vec<FileChange>> {
-        let repo = self.repo.to_thread_local();
-        let tree_at = |commit: &str| -> Option<Vec<u8>> {
-            let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
-            let tree = repo.find_commit(id).ok()?.tree().ok()?;
-            let folder = prefix.trim_end_matches('/');
-            if folder.is_empty() {
-                return Some(tree.data.clone());
-            }
-            match tree.lookup_entry_by_path(folder).ok()? {
-                Some(entry) if entry.mode().is_tree() => {
-                    Some(repo.find_tree(entry.object_id()).ok()?.data.clone())
+        file_changes(self.tree_diff(base, head, prefix)?)
+    }
+
+    /// What `git diff --raw --no-renames base head -- prefix` lists of the project's files
+    /// ([`is_project_file`]), with paths relative to `prefix`; None when git must be asked.
+    pub(crate) fn blob_changes(
+        &self,
+        base: &str,
+        head: &str,
+        prefix: &str,
+    ) -> Option<Vec<BlobChange>> {
+        let mut changes = Vec::new();
+        for record in self.tree_diff(base, head, prefix)? {
+            let (path, now) = match record {
+                Change::Addition {
+                    entry_mode,
+                    oid,
+                    path,
+                    ..
                 }
-                // No project folder at this commit: everything in it was added or deleted.
-                _ => Some(Vec::new()),
+                | Change::Modification {
+                    entry_mode,
+                    oid,
+                    path,
+                    ..
+                } if !entry_mode.is_tree() => (path, Some((entry_mode, oid))),
+                Change::Deletion {
+                    entry_mode, path, ..
+                } if !entry_mode.is_tree() => (path, None),
+                _ => continue,
+            };
+            let path = path.to_str().ok()?;
+            if !is_project_file(path) {
+                continue;
             }
-        };
-        let (before, after) = (tree_at(base)?, tree_at(head)?);
+            let path = path.to_owned();
+            changes.push(match now {
+                // A submodule at the path is no file; a symbolic link is a blob.
+                Some((mode, oid)) if !mode.is_commit() => BlobChange::Set {
+                    path,
+                    blob: oid.to_string(),
+                },
+                _ => BlobChange::Deleted { path },
+            });
+        }
+        changes.sort_unstable_by(|a, b| a.path().as_bytes().cmp(b.path().as_bytes()));
+        Some(changes)
+    }
+
+    /// What `git ls-tree -r commit -- prefix` lists of the project's files
+    /// ([`is_project_file`]), with paths relative to `prefix`; None when git must be asked.
+    pub(crate) fn project_blobs(&self, commit: &str, prefix: &str) -> Option<Vec<BlobEntry>> {
+        let repo = self.repo.to_thread_local();
+        let files = project_tree(&repo, commit, prefix)?
+            .traverse()
+            .breadthfirst
+            .files()
+            .ok()?;
+        let mut entries = Vec::new();
+        for file in files {
+            // Blobs and symbolic links; not folders, not submodules.
+            if file.mode.is_tree() || file.mode.is_commit() {
+                continue;
+            }
+            let path = file.filepath.to_str().ok()?;
+            if is_project_file(path) {
+                entries.push(BlobEntry {
+                    path: path.to_owned(),
+                    blob: file.oid.to_string(),
+                });
+            }
+        }
+        // `ls-tree` lists depth-first in tree order: byte order of the whole paths.
+        entries.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        Some(entries)
+    }
+
+    /// The text of each blob, as [`BlobReader::read`](crate::BlobReader::read) gives it;
+    /// None when git must be asked: an id that is not a full one, or an object this clone
+    /// does not have.
+    pub(crate) fn blob_texts(&self, blobs: &[&str]) -> Option<Vec<Option<String>>> {
+        let repo = self.repo.to_thread_local();
+        blobs
+            .iter()
+            .map(|id| {
+                if id.is_empty() {
+                    return Some(None);
+                }
+                if !is_full_sha1(id) {
+                    return None;
+                }
+                let id = gix::ObjectId::from_hex(id.as_bytes()).ok()?;
+                let object = repo.try_find_object(id).ok()??;
+                if object.kind != gix::object::Kind::Blob {
+                    return Some(None);
+                }
+                Some(String::from_utf8(object.detach().data).ok())
+            })
+            .collect()
+    }
+
+    /// The records of a tree diff below `prefix`, paths relative to it: files and folders.
+    fn tree_diff(&self, base: &str, head: &str, prefix: &str) -> Option<Vec<Change>> {
+        let repo = self.repo.to_thread_local();
+        let (before, after) = (
+            project_tree(&repo, base, prefix)?,
+            project_tree(&repo, head, prefix)?,
+        );
         let mut recorder = gix::diff::tree::Recorder::default();
         gix::diff::tree(
-            TreeRefIter::from_bytes(&before, repo.object_hash()),
-            TreeRefIter::from_bytes(&after, repo.object_hash()),
+            TreeRefIter::from_bytes(&before.data, repo.object_hash()),
+            TreeRefIter::from_bytes(&after.data, repo.object_hash()),
             &mut gix::diff::tree::State::default(),
             &repo,
             &mut recorder,
         )
         .ok()?;
-        file_changes(recorder.records)
+        Some(recorder.records)
     }
 }
 
@@ -147,6 +248,24 @@ fn file_changes(records: Vec<Change>) -> Option<Vec<FileChange>> {
     Some(changes)
 }
 
+/// The project folder's tree at `commit`: an empty tree where the commit has no such folder.
+fn project_tree<'repo>(
+    repo: &'repo gix::Repository,
+    commit: &str,
+    prefix: &str,
+) -> Option<gix::Tree<'repo>> {
+    let id = gix::ObjectId::from_hex(commit.as_bytes()).ok()?;
+    let tree = repo.find_commit(id).ok()?.tree().ok()?;
+    let folder = prefix.trim_end_matches('/');
+    if folder.is_empty() {
+        return Some(tree);
+    }
+    match tree.lookup_entry_by_path(folder).ok()? {
+        Some(entry) if entry.mode().is_tree() => repo.find_tree(entry.object_id()).ok(),
+        _ => Some(repo.empty_tree()),
+    }
+}
+
 /// The commit `rev` (a full object id, or `HEAD`) names, as `rev-parse REV^{commit}` gives it.
 fn commit_of(repo: &gix::Repository, rev: &str) -> Option<String> {
     let commit = if rev == "HEAD" {
@@ -160,4 +279,147 @@ fn commit_of(repo: &gix::Repository, rev: &str) -> Option<String> {
 
 fn is_full_sha1(rev: &str) -> bool {
     rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    use crate::Repo;
+
+    fn git(dir: &Path, args: &[&str]) -> String {
+        let output = Command::new("git")
+            .current_dir(dir)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(["-c", "commit.gpgsign=false"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    fn commit(dir: &Path, files: &[(&str, Option<&str>)]) -> String {
+        for (path, text) in files {
+            let file = dir.join(path);
+            match text {
+                Some(text) => {
+                    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                    std::fs::write(file, text).unwrap();
+                }
+                None => std::fs::remove_file(file).unwrap(),
+            }
+        }
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", "step"]);
+        git(dir, &["rev-parse", "HEAD"])
+    }
+
+    /// The project's files, their changes and their texts read in-process are what
+    /// `git ls-tree`, `git diff --raw` and `git cat-file` give, renames, symbolic links,
+    /// submodules and files outside the project included, from the top and from below it.
+    #[test]
+    fn project_files_and_their_changes_are_what_git_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = tmp.path();
+        git(top, &["init", "-q", "-b", "main"]);
+        let mut commits = vec![commit(
+            top,
+            &[
+                ("infra/slipway.hcl", Some("project {}\n")),
+                ("infra/stacks/a/stack.hcl", Some("stack {}\n")),
+                ("infra/stacks/a/main.tf", Some("variable \"a\" {}\n")),
+                ("infra/stacks/a/notes.md", Some("not a project file\n")),
+                ("infra/modules/m/main.tf.json", Some("{}\n")),
+                ("other/x.tf", Some("variable \"x\" {}\n")),
+            ],
+        )];
+        commits.push(commit(
+            top,
+            &[
+                ("infra/stacks/a/main.tf", Some("variable \"a2\" {}\n")),
+                ("infra/stacks/a/notes.md", Some("still not\n")),
+                ("infra/stacks/b/stack.hcl", Some("stack {}\n")),
+                ("infra/modules/m/main.tf.json", None),
+                ("other/x.tf", Some("variable \"x2\" {}\n")),
+            ],
+        ));
+        std::fs::rename(top.join("infra/stacks/b"), top.join("infra/stacks/c")).unwrap();
+        std::os::unix::fs::symlink("main.tf", top.join("infra/stacks/a/link.tf")).unwrap();
+        commits.push(commit(top, &[]));
+        // A submodule entry whose name looks like Terraform: no file to read.
+        let id = commits[0].clone();
+        git(
+            top,
+            &[
+                "update-index",
+                "--add",
+                "--cacheinfo",
+                &format!("160000,{id},infra/sub.tf"),
+            ],
+        );
+        git(top, &["commit", "-q", "-m", "submodule"]);
+        commits.push(git(top, &["rev-parse", "HEAD"]));
+
+        for root in [top.to_path_buf(), top.join("infra")] {
+            let (in_process, _) = Repo::open_in_process(&root, &["HEAD"]).unwrap();
+            let objects = in_process.objects().unwrap();
+            let by_git = Repo::open(&root).unwrap();
+            // Every project file of a commit, as `ls-tree` lists them.
+            for commit in &commits {
+                let expected = by_git.project_blobs(commit).unwrap();
+                assert!(!expected.is_empty());
+                assert_eq!(
+                    objects.project_blobs(commit, by_git.prefix()),
+                    Some(expected)
+                );
+            }
+            for (from, to) in [(0, 1), (1, 2), (2, 3), (3, 0), (0, 3)] {
+                let (from, to) = (&commits[from], &commits[to]);
+                let expected = by_git.project_blob_changes(from, to).unwrap();
+                assert!(!expected.is_empty());
+                assert_eq!(
+                    objects.blob_changes(from, to, by_git.prefix()),
+                    Some(expected),
+                    "{} {from}..{to}",
+                    root.display()
+                );
+            }
+            // Blobs read by id: text, a folder's tree, a binary blob, no id and an empty file
+            // are read in-process; an abbreviated id or a missing object go to git.
+            let blob = |spec: &str| git(top, &["rev-parse", spec]);
+            let (text, tree) = (blob("HEAD:infra/slipway.hcl"), blob("HEAD:infra"));
+            std::fs::write(top.join("empty"), "").unwrap();
+            let empty = git(top, &["hash-object", "-w", "empty"]);
+            std::fs::write(top.join("binary"), [0xff, 0xfe, 0]).unwrap();
+            let binary_blob = git(top, &["hash-object", "-w", "binary"]);
+            let abbreviated = &text[..10];
+            let unknown = "0".repeat(40);
+            let mut by_id = crate::BlobReader::new(&in_process).unwrap();
+            let mut by_batch = crate::BlobReader::new(&by_git).unwrap();
+            for ids in [
+                &[text.as_str(), &tree, &binary_blob, "", &empty][..],
+                &[text.as_str(), abbreviated],
+                &[unknown.as_str(), &text],
+            ] {
+                let answered = objects.blob_texts(ids);
+                let expected = by_batch.read(ids).unwrap();
+                assert_eq!(answered.is_some(), ids.len() == 5, "{ids:?}");
+                assert_eq!(by_id.read(ids).unwrap(), expected, "{ids:?}");
+            }
+            assert_eq!(
+                objects.blob_texts(&[text.as_str(), &tree, &binary_blob]),
+                Some(vec![Some("project {}\n".to_owned()), None, None])
+            );
+            // A commit this repository lacks is git's to report.
+            let unknown = "0".repeat(40);
+            assert_eq!(objects.blob_changes(&unknown, &commits[0], ""), None);
+            assert!(
+                in_process
+                    .project_blob_changes(&unknown, &commits[0])
+                    .is_err()
+            );
+        }
+    }
 }

@@ -205,6 +205,11 @@ impl Repo {
         self.objects.as_ref()?.diff(base, head, &self.prefix)
     }
 
+    /// The repository opened in-process, if it was.
+    pub(crate) fn objects(&self) -> Option<&Objects> {
+        self.objects.as_ref()
+    }
+
     /// The answer of [`Repo::diff`] for a diff git was asked before the repository was
     /// opened ([`EarlyDiff::start`]).
     pub fn early_diff(&self, early: EarlyDiff) -> Vec<FileChange> {

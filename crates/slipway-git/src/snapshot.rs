@@ -12,12 +12,16 @@ use crate::batch::CatFile;
 use crate::error::GitError;
 use crate::repo::{Repo, failed};
 
-/// Reads blobs by id through one `git cat-file --batch` process: the ids
-/// [`Repo::project_blobs`] and [`Repo::project_blob_changes`] hand back. Asking by id spares
-/// git the walk from a commit's root tree that every `commit:path` costs, which is most of
-/// the time reading thousands of files by path takes.
+/// Reads blobs by id: the ids [`Repo::project_blobs`] and [`Repo::project_blob_changes`]
+/// hand back. Asking by id spares git the walk from a commit's root tree that every
+/// `commit:path` costs, which is most of the time reading thousands of files by path takes.
+///
+/// A repository opened in-process ([`Repo::open_in_process`]) is read in-process; otherwise,
+/// or when an object is not here (a partial clone fetches it on demand), through one
+/// `git cat-file --batch` process.
 pub struct BlobReader {
-    batch: CatFile,
+    repo: Repo,
+    batch: Option<CatFile>,
 }
 
 impl std::fmt::Debug for BlobReader {
@@ -28,8 +32,13 @@ impl std::fmt::Debug for BlobReader {
 
 impl BlobReader {
     pub fn new(repo: &Repo) -> Result<Self, GitError> {
+        let batch = match repo.objects() {
+            Some(_) => None,
+            None => Some(CatFile::start(repo)?),
+        };
         Ok(Self {
-            batch: CatFile::start(repo)?,
+            repo: repo.clone(),
+            batch,
         })
     }
 
@@ -37,13 +46,25 @@ impl BlobReader {
     /// is not a blob or not UTF-8 text, or an id that is not hexadecimal (anything else
     /// would be read by git as a revision).
     pub fn read(&mut self, blobs: &[&str]) -> Result<Vec<Option<String>>, GitError> {
+        if self.batch.is_none()
+            && let Some(texts) = self
+                .repo
+                .objects()
+                .and_then(|objects| objects.blob_texts(blobs))
+        {
+            return Ok(texts);
+        }
+        let batch = match &mut self.batch {
+            Some(batch) => batch,
+            None => self.batch.insert(CatFile::start(&self.repo)?),
+        };
         let is_id = |id: &str| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
         let names: Vec<String> = blobs
             .iter()
             .filter(|id| is_id(id))
             .map(|id| (*id).to_owned())
             .collect();
-        let mut texts = self.batch.read_objects(&names)?.into_iter();
+        let mut texts = batch.read_objects(&names)?.into_iter();
         Ok(blobs
             .iter()
             .map(|id| {
@@ -100,6 +121,12 @@ pub fn is_project_file(path: &str) -> bool {
 impl Repo {
     /// Every project file at `commit` with its blob id, in git's path order.
     pub fn project_blobs(&self, commit: &str) -> Result<Vec<BlobEntry>, GitError> {
+        if let Some(entries) = self
+            .objects()
+            .and_then(|objects| objects.project_blobs(commit, self.prefix()))
+        {
+            return Ok(entries);
+        }
         let mut args = vec!["ls-tree", "-r", "-z", "--full-tree", commit, "--"];
         let prefix = self.prefix().to_owned();
         if !prefix.is_empty() {
@@ -141,6 +168,12 @@ impl Repo {
     /// The project files that differ between `from` and `to` (renames read as a deletion and
     /// an addition), with their blob ids at `to`.
     pub fn project_blob_changes(&self, from: &str, to: &str) -> Result<Vec<BlobChange>, GitError> {
+        if let Some(changes) = self
+            .objects()
+            .and_then(|objects| objects.blob_changes(from, to, self.prefix()))
+        {
+            return Ok(changes);
+        }
         let mut args = vec![
             "diff",
             "--raw",
