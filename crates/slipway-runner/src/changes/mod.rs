@@ -34,6 +34,19 @@ pub struct Detected {
     pub set: ChangeSet,
     /// How the head's stacks were read: from the change index or in full.
     pub index: Source,
+    /// How the repository was read: in-process, or by git processes.
+    pub git: GitAccess,
+}
+
+/// How change detection read the repository, for tests and measurements
+/// (`SLIPWAY_DEBUG_INDEX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitAccess {
+    /// Commits resolved and trees read in-process; git is still asked what only it can answer.
+    InProcess,
+    /// Every question went to git: the environment points git elsewhere, or the repository
+    /// or the revisions named need git itself.
+    Command,
 }
 
 /// Which stage's last release is the base when none is named.
@@ -69,10 +82,14 @@ pub fn detect(
         .environment
         .keys()
         .any(|name| slipway_git::redirects_git(name));
-    let (repo, resolved, early_diff) = match in_process
+    let opened = in_process
         .then(|| Repo::open_in_process(root, &revs))
-        .flatten()
-    {
+        .flatten();
+    let git = match opened {
+        Some(_) => GitAccess::InProcess,
+        None => GitAccess::Command,
+    };
+    let (repo, resolved, early_diff) = match opened {
         Some((repo, ids)) => (repo, Some(ids), None),
         None => {
             // With both ends named by commit id, git diffs the range while another git
@@ -196,6 +213,7 @@ pub fn detect(
         head,
         set,
         index: source,
+        git,
     })
 }
 

@@ -59,6 +59,7 @@ pub fn run(
         head,
         set,
         index,
+        git,
     } = detect(
         &root,
         settings,
@@ -68,6 +69,7 @@ pub fn run(
     )?;
     if settings.environment.contains_key("SLIPWAY_DEBUG_INDEX") {
         eprintln!("change index: {index:?}");
+        eprintln!("git read: {git:?}");
     }
     let mut out = std::io::stdout().lock();
     if args.json {

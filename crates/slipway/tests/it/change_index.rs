@@ -202,8 +202,8 @@ fn a_corrupt_index_is_rebuilt_silently() {
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(
-            out.stderr, "change index: Cold\n",
-            "nothing but the debug line"
+            out.stderr, "change index: Cold\ngit read: InProcess\n",
+            "nothing but the debug lines"
         );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
@@ -239,4 +239,65 @@ fn an_index_from_an_unrelated_history_falls_back_to_a_full_read() {
     assert_eq!(answer, expected);
     let (_, source) = changed(h.path(), &first, &head);
     assert_eq!(source, "Warm");
+}
+
+/// The repository read in-process gives git's answers: with a variable that points git
+/// elsewhere set (here one that only changes which configuration files git reads), every
+/// question goes to git, and the answers are the same, cold, brought forward and warm,
+/// over module changes, a stack renamed, a stack deleted and a new one.
+#[test]
+fn answers_read_in_process_are_the_answers_git_gives() {
+    let (mut h, first) = webshop();
+    h.change_base_module();
+    let modules = h.commit("module change");
+    h.rename("stacks/old", "stacks/older");
+    let renamed = h.commit("stack folder renamed");
+    h.remove("stacks/edge/stack.hcl")
+        .remove("stacks/edge/main.tf")
+        .write("stacks/new/stack.hcl", "stack {}\n");
+    let replaced = h.commit("a stack deleted, another added");
+    let by_git = [("GIT_CONFIG_NOSYSTEM".to_owned(), "1".to_owned())];
+    let run = |env: &[(String, String)], base: &str, head: &str| {
+        let mut vars = vec![("SLIPWAY_DEBUG_INDEX".to_owned(), "1".to_owned())];
+        vars.extend_from_slice(env);
+        let out = slipway_run(
+            h.path(),
+            &vars,
+            &["changed", "--json", "--base", base, "--head", head],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let stderr: Vec<String> = out.stderr.lines().map(str::to_owned).collect();
+        (serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(), stderr)
+    };
+    for (base, head) in [
+        (&first, &modules),
+        (&modules, &renamed),
+        (&renamed, &replaced),
+        (&first, &replaced),
+    ] {
+        remove_index(h.path());
+        // Cold, then warm, each way; then brought forward from the base each way.
+        let mut answers = Vec::new();
+        for (env, read) in [(&[][..], "InProcess"), (&by_git[..], "Command")] {
+            remove_index(h.path());
+            for expected in ["Cold", "Warm"] {
+                let (answer, stderr) = run(env, base, head);
+                assert_eq!(
+                    stderr,
+                    [format!("change index: {expected}"), format!("git read: {read}")]
+                );
+                answers.push(answer);
+            }
+            remove_index(h.path());
+            run(env, base, base);
+            let (answer, stderr) = run(env, base, head);
+            assert_eq!(stderr[0], "change index: Updated");
+            answers.push(answer);
+        }
+        assert!(
+            answers.windows(2).all(|pair| pair[0] == pair[1]),
+            "{base}..{head}: {answers:#?}"
+        );
+        assert!(!answers[0]["affected"].as_array().unwrap().is_empty());
+    }
 }
