@@ -267,7 +267,10 @@ fn answers_read_in_process_are_the_answers_git_gives() {
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
         let stderr: Vec<String> = out.stderr.lines().map(str::to_owned).collect();
-        (serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(), stderr)
+        (
+            serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
+            stderr,
+        )
     };
     for (base, head) in [
         (&first, &modules),
@@ -284,7 +287,10 @@ fn answers_read_in_process_are_the_answers_git_gives() {
                 let (answer, stderr) = run(env, base, head);
                 assert_eq!(
                     stderr,
-                    [format!("change index: {expected}"), format!("git read: {read}")]
+                    [
+                        format!("change index: {expected}"),
+                        format!("git read: {read}")
+                    ]
                 );
                 answers.push(answer);
             }
