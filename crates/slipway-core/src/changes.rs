@@ -17,6 +17,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+/// Fast and seeded per process: every head stack is hashed on each detection, and names and
+/// folders come from whatever a pull request proposes.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<T> = HashSet<T, foldhash::fast::RandomState>;
+
 use serde::Serialize;
 
 use crate::config::{PROJECT_FILE, STACK_FILE};
@@ -245,7 +250,7 @@ impl ChangeSet {
 
 /// Works out which stacks `input.files` affect.
 pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
-    let head_by_dir: HashMap<&str, &HeadStack> =
+    let head_by_dir: FastMap<&str, &HeadStack> =
         input.head.iter().map(|s| (s.dir.as_str(), s)).collect();
     // Each module part is looked up by the folders below which its files lie: its own
     // folder and the roots of the paths its code reads.
@@ -434,7 +439,7 @@ fn new_stack_dirs(files: &[FileChange]) -> HashSet<&str> {
 /// otherwise.
 fn moved_and_deleted(
     input: ChangeInput<'_>,
-    head_by_dir: &HashMap<&str, &HeadStack>,
+    head_by_dir: &FastMap<&str, &HeadStack>,
     new_stacks: &HashSet<&str>,
 ) -> (Vec<RenamedStack>, Vec<DeletedStack>) {
     let base_dirs: BTreeSet<&str> = input.base.iter().map(|s| s.dir.as_str()).collect();
@@ -511,7 +516,7 @@ fn dependents_of(input: ChangeInput<'_>, affected: &[AffectedStack]) -> Vec<Depe
     let reached = input.graph.with_dependents(&roots);
     let affected_names: HashSet<&str> = roots.iter().copied().collect();
     // Hashed for the lookups below: every head stack is looked up.
-    let reached_names: HashSet<&str> = reached.iter().copied().collect();
+    let reached_names: FastSet<&str> = reached.iter().copied().collect();
     let dirs: HashMap<&str, &str> = input
         .head
         .iter()

@@ -13,9 +13,10 @@ use petgraph::visit::EdgeRef;
 #[derive(Debug, Clone, Default)]
 pub struct StackGraph {
     graph: DiGraph<String, ()>,
-    /// Hashed, not ordered: building it is part of every change detection, and the order
-    /// of names is never read from it.
-    by_name: HashMap<String, NodeIndex>,
+    /// Hashed (foldhash: fast, and seeded per process, since names come from whatever a
+    /// pull request proposes), not ordered: building it is part of every change detection,
+    /// and the order of names is never read from it.
+    by_name: HashMap<String, NodeIndex, foldhash::fast::RandomState>,
 }
 
 impl StackGraph {
@@ -24,7 +25,8 @@ impl StackGraph {
         let stacks: Vec<(&str, Vec<&str>)> = stacks.into_iter().collect();
         let edges = stacks.iter().map(|(_, deps)| deps.len()).sum();
         let mut graph = DiGraph::with_capacity(stacks.len(), edges);
-        let mut by_name: HashMap<String, NodeIndex> = HashMap::with_capacity(stacks.len());
+        let mut by_name: HashMap<String, NodeIndex, _> =
+            HashMap::with_capacity_and_hasher(stacks.len(), foldhash::fast::RandomState::default());
         for (name, deps) in &stacks {
             for n in std::iter::once(name).chain(deps) {
                 // Looked up before a key is made: most names are met more than once.
