@@ -15,7 +15,7 @@ use gix::diff::tree::recorder::Change;
 use gix::objs::TreeRefIter;
 use slipway_core::changes::{FileChange, FileStatus};
 
-use crate::snapshot::{BlobChange, BlobEntry, is_project_file};
+use crate::project_files::{BlobChange, BlobEntry, is_project_file};
 
 /// A repository opened in-process, shared by the threads of one detection.
 #[derive(Clone)]

@@ -20,6 +20,7 @@ mod diff;
 mod error;
 mod in_process;
 mod log;
+mod project_files;
 mod repo;
 mod snapshot;
 mod tree;
@@ -28,8 +29,9 @@ pub use checkout::Author;
 pub use diff::parse_name_status;
 pub use error::GitError;
 pub use log::{LogEntry, parse_log};
+pub use project_files::{BlobChange, BlobEntry, is_project_file};
 pub use repo::{EarlyDiff, Repo};
-pub use snapshot::{BlobChange, BlobEntry, BlobReader, is_project_file};
+pub use snapshot::BlobReader;
 pub use tree::TreeReader;
 
 /// Whether the environment variable `name` changes which repository, objects or settings

@@ -6,10 +6,9 @@
 //! is loaded from: `slipway.hcl`, every `stack.hcl` and every `.tf` file. Paths are relative
 //! to the project folder.
 
-use slipway_core::config::{DEFAULT_DATA_DIR, PROJECT_FILE, STACK_FILE};
-
 use crate::batch::CatFile;
 use crate::error::GitError;
+use crate::project_files::{BlobChange, BlobEntry, is_project_file};
 use crate::repo::{Repo, failed};
 
 /// Reads blobs by id: the ids [`Repo::project_blobs`] and [`Repo::project_blob_changes`]
@@ -76,46 +75,6 @@ impl BlobReader {
             })
             .collect())
     }
-}
-
-/// One file of a commit: its path (relative to the project folder) and blob id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlobEntry {
-    pub path: String,
-    pub blob: String,
-}
-
-/// How one project file differs between two commits, with its blob id at the later one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlobChange {
-    /// Added or modified: the file now holds `blob`.
-    Set {
-        path: String,
-        blob: String,
-    },
-    Deleted {
-        path: String,
-    },
-}
-
-impl BlobChange {
-    pub fn path(&self) -> &str {
-        match self {
-            BlobChange::Set { path, .. } | BlobChange::Deleted { path } => path,
-        }
-    }
-}
-
-/// Whether slipway loads a project from this path (relative to the project folder).
-pub fn is_project_file(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let skipped = path
-        .split('/')
-        .any(|part| part == ".git" || part == ".terraform" || part == DEFAULT_DATA_DIR);
-    !skipped
-        && (path == PROJECT_FILE
-            || name == STACK_FILE
-            || slipway_core::terraform::is_terraform_file(name))
 }
 
 impl Repo {
