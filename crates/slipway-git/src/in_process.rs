@@ -1,6 +1,7 @@
-//! The questions of a warm change detection answered from the repository's own files with
-//! gitoxide, without starting git: where the repository is, which commits two ids or `HEAD`
-//! name, and which files differ between two commits' trees.
+//! Change detection's questions answered from the repository's own files with gitoxide,
+//! without starting git: where the repository is, which commits two ids or `HEAD` name,
+//! which files differ between two commits' trees, which project files a commit holds and
+//! what they say.
 //!
 //! Each answer is either exactly what the git CLI would give or no answer at all, and the
 //! caller then asks git. Anything out of the ordinary gets no answer: a bare repository, one

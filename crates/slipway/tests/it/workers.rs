@@ -22,6 +22,9 @@ use crate::serve::{Served, git_head, make_token, provider_free_repository};
 struct Worker {
     child: std::process::Child,
     log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// The thread copying stderr into `log`: joined before the last lines are read, since
+    /// the process can be reaped before its last lines are copied.
+    reader: Option<std::thread::JoinHandle<()>>,
     home: tempfile::TempDir,
 }
 
@@ -42,14 +45,19 @@ impl Worker {
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let kept = std::sync::Arc::clone(&log);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
                 let mut log = kept.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        Self { child, log, home }
+        Self {
+            child,
+            log,
+            reader: Some(reader),
+            home,
+        }
     }
 
     fn pid(&self) -> u32 {
@@ -92,6 +100,9 @@ impl Worker {
     fn drain(mut self) -> String {
         kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM).unwrap();
         let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
         let log = self.log.lock().unwrap().clone();
         assert!(status.success(), "{status}: {log}");
         assert!(log.contains("slipway worker: stopped"), "{log}");
