@@ -34,6 +34,12 @@ pub use repo::{EarlyDiff, Repo};
 pub use snapshot::BlobReader;
 pub use tree::TreeReader;
 
+/// Whether `rev` is a full object id (SHA-1 or SHA-256), which `rev-parse` resolves to
+/// itself when it names a commit.
+pub fn is_object_id(rev: &str) -> bool {
+    matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Whether the environment variable `name` changes which repository, objects or settings
 /// git reads: with any of them set, only git itself gives git's answers.
 pub fn redirects_git(name: &str) -> bool {

@@ -90,12 +90,10 @@ impl Repo {
         let text = String::from_utf8_lossy(&output.stdout);
         let lines: Vec<&str> = text.lines().collect();
         let ids = lines.get(3..).unwrap_or_default();
-        let is_id =
-            |id: &&str| matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit());
         if !output.status.success()
             || lines.len() != 3 + revs.len()
             || lines[0].is_empty()
-            || !ids.iter().all(is_id)
+            || !ids.iter().all(|id| crate::is_object_id(id))
         {
             return Ok((Self::open(project_root)?, None));
         }

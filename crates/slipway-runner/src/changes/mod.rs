@@ -99,7 +99,9 @@ pub fn detect(
             let early_diff = args
                 .base
                 .as_deref()
-                .filter(|base| is_object_id(base) && is_object_id(&args.head))
+                .filter(|base| {
+                    slipway_git::is_object_id(base) && slipway_git::is_object_id(&args.head)
+                })
                 .map(|base| {
                     let (root, base, head) =
                         (root.to_path_buf(), base.to_owned(), args.head.clone());
@@ -215,11 +217,6 @@ pub fn detect(
         index: source,
         git,
     })
-}
-
-/// A full object id, which `rev-parse` resolves to itself when it names a commit.
-fn is_object_id(rev: &str) -> bool {
-    matches!(rev.len(), 40 | 64) && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 struct DetectArgs {
