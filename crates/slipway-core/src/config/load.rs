@@ -119,8 +119,40 @@ const DEPENDENCY_BLOCK: Schema = Schema {
     blocks: &[],
 };
 
+/// A stack loaded before from files that have not changed since, given by what the checks
+/// across stacks need of it instead of by its files: a caller that keeps what it loaded
+/// (the change index) reads again only the folders that changed, while names, dependency
+/// paths, inputs, cycles and the stacks stages name are still checked on the whole project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownStack {
+    pub name: String,
+    /// Folder relative to the project root, with `/` separators.
+    pub dir: String,
+    /// Its `dependency` blocks by name and path; the stacks they point at are resolved
+    /// again, since those folders may have changed.
+    pub dependencies: Vec<Dependency>,
+    /// `(dependency, output)` pairs its inputs read.
+    pub input_reads: Vec<(String, String)>,
+    /// The outputs its code declares, with whether each is sensitive.
+    pub outputs: BTreeMap<String, bool>,
+    /// A file of its code that did not parse, if any: its outputs are then not all known.
+    pub unreadable_file: Option<String>,
+}
+
 /// Loads and validates a project, reporting every problem in the tree at once.
 pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics> {
+    load_with_known(sources, Vec::new(), env)
+}
+
+/// [`load`] for a project whose stacks are those of `sources` and the `known` ones, which are
+/// not read again: each comes back as a stack with its name, folder, resolved dependencies
+/// and outputs, and nothing else of its `stack.hcl` or code. A problem a known stack takes
+/// part in is reported at its `stack.hcl` without a position.
+pub fn load_with_known(
+    sources: &ProjectSources,
+    known: Vec<KnownStack>,
+    env: &Env,
+) -> Result<Project, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
     let settings = load_project_file(&sources.config, env, &mut diagnostics);
     let project_name = settings
@@ -138,18 +170,25 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
             (stack, found)
         })
         .collect();
-    let mut stacks: Vec<LoadedStack<'_>> = Vec::with_capacity(loaded.len());
+    let known_files: Vec<SourceFile> = known
+        .iter()
+        .map(|k| SourceFile::new(stack_file_path(&k.dir), String::new()))
+        .collect();
+    let mut stacks: Vec<LoadedStack<'_>> = Vec::with_capacity(loaded.len() + known.len());
     // Folders whose stack.hcl did not parse: already reported, so dependencies pointing at
     // them are not reported a second time.
     let mut unreadable: BTreeSet<String> = BTreeSet::new();
     for ((stack, found), stack_sources) in loaded.into_iter().zip(&sources.stacks) {
         diagnostics.extend(found);
         match stack {
-            Some((stack, facts)) => stacks.push((stack, stack_sources, facts)),
+            Some((stack, facts)) => stacks.push((stack, &stack_sources.config, facts)),
             None => {
                 unreadable.insert(dir_string(&stack_sources.dir));
             }
         }
+    }
+    for (known, file) in known.into_iter().zip(&known_files) {
+        stacks.push(known_stack(known, file));
     }
     stacks.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
 
@@ -232,8 +271,58 @@ pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics>
     })
 }
 
-/// A loaded stack, its files, and what the checks across stacks need of its stack.hcl.
-type LoadedStack<'a> = (Stack, &'a StackSources, StackFileFacts);
+/// A loaded stack, its stack.hcl, and what the checks across stacks need of that file.
+type LoadedStack<'a> = (Stack, &'a SourceFile, StackFileFacts);
+
+fn stack_file_path(dir: &str) -> PathBuf {
+    if dir.is_empty() {
+        PathBuf::from(super::STACK_FILE)
+    } else {
+        Path::new(dir).join(super::STACK_FILE)
+    }
+}
+
+/// A known stack as the checks across stacks see a loaded one. Its inputs have no names,
+/// so the check of input names against its variables (which did not change) is skipped.
+fn known_stack(known: KnownStack, file: &SourceFile) -> LoadedStack<'_> {
+    let facts = StackFileFacts {
+        dependency_paths: Vec::new(),
+        inputs: known
+            .input_reads
+            .into_iter()
+            .map(|(dependency, output)| InputEntry {
+                name: String::new(),
+                key_span: None,
+                references: vec![(Some(dependency), Some(output), None, true)],
+            })
+            .collect(),
+    };
+    let stack = Stack {
+        name: known.name,
+        dir: known.dir,
+        team: None,
+        capability: None,
+        description: None,
+        // Resolved again with the stacks loaded now.
+        dependencies: known
+            .dependencies
+            .into_iter()
+            .map(|d| Dependency {
+                stack: String::new(),
+                ..d
+            })
+            .collect(),
+        inputs: Vec::new(),
+        checks: Vec::new(),
+        declarations: ModuleDeclarations {
+            outputs: known.outputs,
+            unreadable_files: known.unreadable_file.into_iter().collect(),
+            ..ModuleDeclarations::default()
+        },
+        location: Location::at(&file.path, 1, 1),
+    };
+    (stack, file, facts)
+}
 
 /// What the checks across stacks need of a stack.hcl, kept instead of its parsed body (which
 /// holds every span and piece of whitespace, many times the size of the text).
@@ -963,8 +1052,7 @@ fn resolve_dependencies(
         .iter()
         .map(|(s, _, _)| (s.dir.clone(), s.name.clone()))
         .collect();
-    for (stack, sources, facts) in stacks.iter_mut() {
-        let file = &sources.config;
+    for (stack, file, facts) in stacks.iter_mut() {
         for dependency in &mut stack.dependencies {
             let span = facts.dependency_path(&dependency.name);
             let target = if Path::new(&dependency.path).is_absolute() {
@@ -1079,8 +1167,7 @@ fn check_inputs(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
         .iter()
         .map(|(s, _, _)| (s.name.as_str(), s))
         .collect();
-    for (stack, sources, facts) in stacks {
-        let file = &sources.config;
+    for (stack, file, facts) in stacks {
         if facts.inputs.is_empty() {
             continue;
         }

@@ -6,15 +6,18 @@
 //! The index names the commit it describes and the blob id of every file it was built from.
 //! Asked about the same commit, it answers without reading a tree. Asked about another
 //! commit, `git diff --raw` from the indexed commit names the project files that changed:
-//! only the stacks and module folders holding them are read again (by blob id), and the
-//! other stacks take part in validation as stubs carrying what the cross-stack checks can
-//! still find wrong (name, folder, the dependencies pointing into a changed folder), with
-//! cycles checked on the whole graph. Any doubt (no index, a corrupt or foreign one, `slipway.hcl`
-//! changed, environment variables the configuration reads changed, an update that does not
-//! validate) falls back to the full read, which is also the only path that reports
-//! configuration errors: the answer is always the one a full read gives.
+//! only the stacks and module folders holding them are read again (by blob id). The other
+//! stacks take part in validation as known stacks (`config::load_with_known`): by the
+//! names, folders, dependencies, input reads and outputs the index kept, so every check
+//! across stacks (names, dependency paths, inputs, cycles, the stacks stages name) runs on
+//! the whole project without parsing what did not change. Any doubt (no index, a corrupt or
+//! foreign one, `slipway.hcl` changed, environment variables the configuration reads
+//! changed, an update that does not validate) falls back to the full read, which is also
+//! the only path that reports configuration errors: the answer is always the one a full
+//! read gives.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -22,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use slipway_core::SourceFile;
 use slipway_core::changes::HeadStack;
 use slipway_core::config::{
-    self, Env, PROJECT_FILE, Project, ProjectSources, STACK_FILE, StackSources,
+    self, Dependency, Env, KnownStack, PROJECT_FILE, Project, ProjectSources, STACK_FILE,
+    StackSources,
 };
 use slipway_core::graph::StackGraph;
 use slipway_core::module_files::join_module_source;
@@ -33,13 +37,14 @@ use slipway_git::{BlobChange, BlobReader, GitError, Repo};
 use crate::project::ConfigErrors;
 
 /// Bumped whenever the stored shape or its meaning changes; another format is ignored.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 /// What every run reads: the stacks and the graph at the indexed commit, in a compact
 /// binary encoding (postcard), since reading it is most of a warm run's own work.
-const HEAD_FILE: &str = "changes-v4.head";
+const HEAD_FILE: &str = "changes-v5.head";
 /// What only bringing the index forward reads: what each stack and module folder was
-/// loaded from.
-const SOURCES_FILE: &str = "changes-v4.sources.json";
+/// loaded from, and what the checks across stacks need of each stack. Binary too: it is
+/// read and written whole at every update.
+const SOURCES_FILE: &str = "changes-v5.sources";
 
 /// The project at one commit, as change detection sees it and as it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +82,6 @@ pub struct ProjectSummary {
 struct IndexedStack {
     name: String,
     dir: String,
-    /// Whether `stack.hcl` sets the name (otherwise it is the folder's).
-    explicit_name: bool,
     dependencies: Vec<IndexedDependency>,
     /// What the stack's own Terraform files call and read.
     module_code: ModuleCode,
@@ -86,6 +89,10 @@ struct IndexedStack {
     files: StackFiles,
     /// Environment variables its `stack.hcl` reads.
     env: BTreeSet<String>,
+    /// `(dependency, output)` pairs its inputs read.
+    input_reads: Vec<(String, String)>,
+    /// The outputs its code declares, with whether each is sensitive.
+    outputs: BTreeMap<String, bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +141,7 @@ impl<'de> Deserialize<'de> for StoredFiles {
 }
 
 /// [`SOURCES_FILE`]: its stacks run parallel to the head file's.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct SourcesFile {
     format: u32,
     commit: String,
@@ -148,6 +155,7 @@ struct SourcesFile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct ModuleCode {
     sources: BTreeSet<String>,
+    #[serde(with = "reads_as_json")]
     reads: BTreeSet<FileRead>,
     /// A file that did not parse, if any.
     unreadable: Option<String>,
@@ -174,13 +182,40 @@ impl ModuleCode {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// File reads inside the binary sources file, as JSON text: their enum is tagged by a
+/// field, which a binary encoding without field names cannot read back. Most folders read
+/// none, stored as an empty text.
+mod reads_as_json {
+    use std::borrow::Cow;
+    use std::collections::BTreeSet;
+
+    use serde::{Deserialize, Deserializer, Serializer, de, ser};
+    use slipway_core::terraform::FileRead;
+
+    pub fn serialize<S: Serializer>(reads: &BTreeSet<FileRead>, s: S) -> Result<S::Ok, S::Error> {
+        if reads.is_empty() {
+            return s.serialize_str("");
+        }
+        s.serialize_str(&serde_json::to_string(reads).map_err(ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeSet<FileRead>, D::Error> {
+        let text = Cow::<str>::deserialize(d)?;
+        if text.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        serde_json::from_str(&text).map_err(de::Error::custom)
+    }
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct StackSource {
-    explicit_name: bool,
     /// `(name, path)` of each dependency block.
     dependencies: Vec<(String, String)>,
     module_code: ModuleCode,
     env: BTreeSet<String>,
+    input_reads: Vec<(String, String)>,
+    outputs: BTreeMap<String, bool>,
 }
 
 /// How the index answered, for tests and measurements (`SLIPWAY_DEBUG_INDEX`).
@@ -275,7 +310,6 @@ impl ChangeIndex {
                 .stacks
                 .iter()
                 .map(|s| StackSource {
-                    explicit_name: s.explicit_name,
                     dependencies: s
                         .dependencies
                         .iter()
@@ -283,6 +317,8 @@ impl ChangeIndex {
                         .collect(),
                     module_code: s.module_code.clone(),
                     env: s.env.clone(),
+                    input_reads: s.input_reads.clone(),
+                    outputs: s.outputs.clone(),
                 })
                 .collect(),
             modules: self.modules.clone(),
@@ -314,11 +350,12 @@ impl ChangeIndex {
             stacks.push(IndexedStack {
                 name,
                 dir,
-                explicit_name: source.explicit_name,
                 dependencies,
                 module_code: source.module_code,
                 files,
                 env: source.env,
+                input_reads: source.input_reads,
+                outputs: source.outputs,
             });
         }
         Some(Self {
@@ -354,7 +391,7 @@ pub fn project_at(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<(Sn
             return Ok((head.into(), Source::Warm));
         }
         let previous = read(&dir.join(SOURCES_FILE), |b| {
-            serde_json::from_slice::<SourcesFile>(b)
+            postcard::from_bytes::<SourcesFile>(b)
         })
         .and_then(|sources| ChangeIndex::join(head, sources));
         if let Some(index) = previous.and_then(|p| update(repo, p, commit, env)) {
@@ -383,8 +420,8 @@ fn save(dir: &Path, index: &ChangeIndex) -> Snapshot {
             scope.spawn(|| {
                 let (head, sources) = index.split();
                 if std::fs::create_dir_all(dir).is_ok() {
-                    let _ = serde_json::to_vec(&sources)
-                        .map_err(std::io::Error::from)
+                    let _ = postcard::to_stdvec(&sources)
+                        .map_err(std::io::Error::other)
                         .and_then(|bytes| write_file(&dir.join(SOURCES_FILE), bytes))
                         .and_then(|()| postcard::to_stdvec(&head).map_err(std::io::Error::other))
                         .and_then(|bytes| write_file(&dir.join(HEAD_FILE), bytes));
@@ -439,23 +476,52 @@ fn update(repo: &Repo, previous: ChangeIndex, commit: &str, env: &Env) -> Option
     if changes.iter().any(|c| c.path() == PROJECT_FILE) {
         return None;
     }
-    let mut files = previous.files.clone();
+    let ChangeIndex {
+        project,
+        stacks,
+        modules,
+        mut files,
+        ..
+    } = previous;
     let mut dirty = BTreeSet::new();
-    for change in &changes {
+    for change in changes {
+        dirty.insert(parent(change.path()).to_owned());
         match change {
             BlobChange::Set { path, blob } => {
-                files.insert(path.clone(), blob.clone());
+                files.insert(path, blob);
             }
             BlobChange::Deleted { path } => {
-                files.remove(path);
+                files.remove(&path);
             }
         }
-        dirty.insert(parent(change.path()).to_owned());
     }
-    match build(repo, commit, files, Some((&previous, &dirty)), env).ok()? {
+    let previous = Previous {
+        project_name: project.name,
+        stacks,
+        modules,
+        dirty,
+    };
+    match build(repo, commit, files, Some(previous), env).ok()? {
         Built::Index(index) => Some(with_env(*index, env)),
         Built::Invalid(_) => None,
     }
+}
+
+/// What an update keeps of the index it brings forward.
+struct Previous {
+    project_name: String,
+    stacks: Vec<IndexedStack>,
+    modules: BTreeMap<String, ModuleCode>,
+    /// Folders holding a project file that changed, was added or was deleted since.
+    dirty: BTreeSet<String>,
+}
+
+/// What the index keeps of a stack that is not read again, beside what it gives the loader.
+struct KeptStack {
+    module_code: ModuleCode,
+    files: StackFiles,
+    env: BTreeSet<String>,
+    input_reads: Vec<(String, String)>,
 }
 
 enum Built {
@@ -465,39 +531,67 @@ enum Built {
 
 /// Builds the index at `commit` from its project files. With `previous` (an index of
 /// another commit and the folders whose files changed since), stacks in unchanged folders
-/// are not read: they are validated as stubs and keep what `previous` knew.
+/// are not read: the loader checks them as known stacks and they keep what `previous`
+/// knew.
 fn build(
     repo: &Repo,
     commit: &str,
     files: BTreeMap<String, String>,
-    previous: Option<(&ChangeIndex, &BTreeSet<String>)>,
+    previous: Option<Previous>,
     env: &Env,
 ) -> Result<Built> {
-    let mut tf_by_dir: HashMap<&str, Vec<String>> = HashMap::new();
-    let mut stack_dirs: Vec<&str> = Vec::new();
-    for path in files.keys() {
-        let (dir, name) = split(path);
-        if name == STACK_FILE {
-            stack_dirs.push(dir);
-        } else if is_terraform_file(name) {
-            tf_by_dir.entry(dir).or_default().push(path.clone());
-        }
-    }
-    stack_dirs.sort_unstable();
-    let known: HashMap<&str, &IndexedStack> = previous
-        .map(|(p, _)| p.stacks.iter().map(|s| (s.dir.as_str(), s)).collect())
-        .unwrap_or_default();
-    let kept = |dir: &str| -> Option<&IndexedStack> {
-        let (_, dirty) = previous?;
-        (!dirty.contains(dir))
-            .then(|| known.get(dir).copied())
-            .flatten()
+    let (project_name_hint, previous_stacks, mut modules, dirty) = match previous {
+        Some(p) => (Some(p.project_name), p.stacks, p.modules, Some(p.dirty)),
+        None => (None, Vec::new(), BTreeMap::new(), None),
     };
+    let is_dirty = |dir: &str| dirty.as_ref().is_none_or(|dirty| dirty.contains(dir));
+    // A stack in a folder where nothing changed is known; its folder still holds its
+    // stack.hcl, unchanged.
+    let mut known = Vec::new();
+    let mut kept: HashMap<String, KeptStack> = HashMap::new();
+    for stack in previous_stacks {
+        if is_dirty(&stack.dir) {
+            continue;
+        }
+        let unreadable_file = stack.module_code.unreadable.clone();
+        kept.insert(
+            stack.dir.clone(),
+            KeptStack {
+                module_code: stack.module_code,
+                files: stack.files,
+                env: stack.env,
+                input_reads: stack.input_reads.clone(),
+            },
+        );
+        known.push(KnownStack {
+            name: stack.name,
+            dir: stack.dir,
+            dependencies: stack
+                .dependencies
+                .into_iter()
+                .map(|d| Dependency {
+                    name: d.name,
+                    stack: d.stack,
+                    path: d.path,
+                })
+                .collect(),
+            input_reads: stack.input_reads,
+            outputs: stack.outputs,
+            unreadable_file,
+        });
+    }
+    let stack_dirs: Vec<&str> = files
+        .keys()
+        .filter_map(|path| {
+            let (dir, name) = split(path);
+            (name == STACK_FILE && !kept.contains_key(dir)).then_some(dir)
+        })
+        .collect();
 
     let mut wanted = vec![PROJECT_FILE.to_owned()];
-    for dir in stack_dirs.iter().filter(|d| kept(d).is_none()) {
+    for dir in &stack_dirs {
         wanted.push(join(dir, STACK_FILE));
-        wanted.extend(tf_by_dir.get(dir).into_iter().flatten().cloned());
+        wanted.extend(terraform_files(&files, dir).map(str::to_owned));
     }
     // Every file is read by the blob id the listing or the diff gave: cheaper for git than
     // a path at the commit, and the same text.
@@ -519,169 +613,167 @@ fn build(
     };
     let mut env_names: BTreeSet<String> = BTreeSet::new();
     let mut opaque = env_reads(&config_text, &mut env_names).is_none();
-    let project_name_hint = previous.map(|(p, _)| p.project.name.clone());
     let mut stack_env: HashMap<&str, BTreeSet<String>> = HashMap::new();
-    let mut stacks = Vec::with_capacity(stack_dirs.len());
+    let mut read_stacks = Vec::with_capacity(stack_dirs.len());
     for dir in &stack_dirs {
-        let stack_file = join(dir, STACK_FILE);
-        if let Some(stub) = kept(dir) {
-            let name = project_name_hint.as_deref().unwrap_or_default();
-            // Only dependencies on folders that changed can resolve differently now; the
-            // others were checked when the stub's stack was read, and leaving them out
-            // keeps most stubs empty, which is most of what validation costs here. Cycles
-            // through them are checked below on the whole graph.
-            let recheck = |dependency: &IndexedDependency| {
-                join_module_source(&stub.dir, &dependency.path)
-                    .is_none_or(|target| previous.is_some_and(|(_, dirty)| dirty.contains(&target)))
-            };
-            stacks.push(StackSources {
-                dir: PathBuf::from(dir),
-                config: SourceFile::new(stack_file, stub_text(stub, name, recheck)),
-                terraform: Vec::new(),
-            });
-            continue;
-        }
         let text = texts.next().flatten().unwrap_or_default();
         let mut names = BTreeSet::new();
         opaque |= env_reads(&text, &mut names).is_none();
         stack_env.insert(dir, names);
         let mut terraform = Vec::new();
-        for path in tf_by_dir.get(dir).into_iter().flatten() {
+        for path in terraform_files(&files, dir) {
             if let Some(text) = texts.next().flatten() {
                 terraform.push(SourceFile::new(path, text));
             }
         }
-        stacks.push(StackSources {
+        read_stacks.push(StackSources {
             dir: PathBuf::from(dir),
-            config: SourceFile::new(stack_file, text),
+            config: SourceFile::new(join(dir, STACK_FILE), text),
             terraform,
         });
     }
     let sources = ProjectSources {
         config: SourceFile::new(PROJECT_FILE, config_text),
-        stacks,
+        stacks: read_stacks,
     };
-    let project = match config::load(&sources, env) {
+    let project = match config::load_with_known(&sources, known, env) {
         Ok(project) => project,
         Err(diagnostics) => return Ok(Built::Invalid(diagnostics)),
     };
-    if previous.is_some() && project_name_hint.as_deref() != Some(project.name.as_str()) {
-        // Stubs named after the old project name would be wrong; slipway.hcl is unchanged
-        // here, so this cannot happen, but a full read is the safe answer if it does.
+    if project_name_hint
+        .as_deref()
+        .is_some_and(|name| name != project.name)
+    {
+        // Known stacks may be named after the project; slipway.hcl is unchanged here, so
+        // this cannot happen, but a full read is the safe answer if it does.
         return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
+    }
+    let summary = summary(&project);
+
+    let mut indexed: Vec<IndexedStack> = Vec::with_capacity(project.stacks.len());
+    for stack in project.stacks {
+        let dependencies = stack
+            .dependencies
+            .into_iter()
+            .map(|d| IndexedDependency {
+                name: d.name,
+                path: d.path,
+                stack: d.stack,
+            })
+            .collect();
+        let stack = match kept.remove(&stack.dir) {
+            Some(kept) => {
+                // Its files stay as they were unless a folder of its code changed; then
+                // they are resolved again below.
+                let files = if kept.files.parts.iter().any(|part| is_dirty(&part.dir)) {
+                    unresolved_files(&stack.dir)
+                } else {
+                    kept.files
+                };
+                IndexedStack {
+                    name: stack.name,
+                    dir: stack.dir,
+                    dependencies,
+                    module_code: kept.module_code,
+                    files,
+                    env: kept.env,
+                    input_reads: kept.input_reads,
+                    outputs: stack.declarations.outputs,
+                }
+            }
+            None => IndexedStack {
+                module_code: ModuleCode::from(&stack.declarations),
+                env: stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
+                files: unresolved_files(&stack.dir),
+                input_reads: stack
+                    .inputs
+                    .iter()
+                    .flat_map(|input| input.reads.iter().cloned())
+                    .collect(),
+                outputs: stack.declarations.outputs,
+                name: stack.name,
+                dir: stack.dir,
+                dependencies,
+            },
+        };
+        env_names.extend(stack.env.iter().cloned());
+        indexed.push(stack);
     }
 
-    // Local module sources of every folder known so far: stacks, then module folders that
-    // did not change.
-    let mut sources_by_dir: HashMap<String, ModuleCode> = HashMap::new();
-    let mut indexed: Vec<IndexedStack> = Vec::with_capacity(project.stacks.len());
-    for stack in &project.stacks {
-        let loaded = |d: &slipway_core::config::Dependency| IndexedDependency {
-            name: d.name.clone(),
-            path: d.path.clone(),
-            stack: d.stack.clone(),
-        };
-        // A kept stack's files stay as they were unless a folder of its code changed.
-        let files = kept(&stack.dir)
-            .map(|stub| &stub.files)
-            .filter(|files| {
-                let dirty = previous.map(|(_, dirty)| dirty);
-                files
-                    .parts
-                    .iter()
-                    .all(|part| dirty.is_some_and(|dirty| !dirty.contains(&part.dir)))
-            })
-            .cloned();
-        let (module_code, env, dependencies) = match kept(&stack.dir) {
-            // A stub loaded with some of its dependencies: those name the stack they
-            // resolve to now, the others what they resolved to before.
-            Some(stub) => (
-                stub.module_code.clone(),
-                stub.env.clone(),
-                stub.dependencies
-                    .iter()
-                    .map(|before| {
-                        stack
-                            .dependencies
-                            .iter()
-                            .find(|d| d.name == before.name)
-                            .map_or_else(|| before.clone(), loaded)
-                    })
-                    .collect(),
-            ),
-            None => (
-                ModuleCode::from(&stack.declarations),
-                stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
-                stack.dependencies.iter().map(loaded).collect(),
-            ),
-        };
-        env_names.extend(env.iter().cloned());
-        sources_by_dir.insert(stack.dir.clone(), module_code.clone());
-        indexed.push(IndexedStack {
-            name: stack.name.clone(),
-            dir: stack.dir.clone(),
-            explicit_name: stack.name != default_name(&stack.dir, &project.name),
-            dependencies,
-            module_code,
-            // Resolved below, once every module folder is known.
-            files: files.unwrap_or_else(|| StackFiles {
-                stack_dir: stack.dir.clone(),
-                parts: Vec::new(),
-                escaping_sources: Vec::new(),
-            }),
-            env,
-        });
-    }
-    if previous.is_some() && has_cycle(&indexed) {
-        // The loader saw only some stubs' dependencies, so not every cycle; a full read
-        // reports it.
-        return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
-    }
-    if let Some((previous, dirty)) = previous {
-        for (dir, sources) in &previous.modules {
-            if !dirty.contains(dir) && !sources_by_dir.contains_key(dir) {
-                sources_by_dir.insert(dir.clone(), sources.clone());
-            }
+    // The code of every folder some stack's code may call: stacks' own folders, module
+    // folders that did not change, and (read below) the others.
+    let stack_index: HashMap<&str, usize> = indexed
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.dir.as_str(), i))
+        .collect();
+    modules.retain(|dir, _| !is_dirty(dir) && !stack_index.contains_key(dir.as_str()));
+    let code_of = |modules: &BTreeMap<String, ModuleCode>, dir: &str| -> Option<ModuleCode> {
+        match stack_index.get(dir) {
+            Some(&i) => Some(indexed[i].module_code.clone()),
+            None => modules.get(dir).cloned(),
         }
-    }
+    };
+    let known_dir = |modules: &BTreeMap<String, ModuleCode>, dir: &str| {
+        stack_index.contains_key(dir) || modules.contains_key(dir)
+    };
     // Module folders not known yet are read level by level, each level in one batch.
-    let mut frontier = unknown_modules(sources_by_dir.iter(), &sources_by_dir);
+    let mut frontier: BTreeSet<String> = indexed
+        .iter()
+        .map(|s| (&s.dir, &s.module_code))
+        .chain(modules.iter())
+        .flat_map(|(dir, code)| called_dirs(dir, code))
+        .filter(|dir| !known_dir(&modules, dir))
+        .collect();
     while !frontier.is_empty() {
-        let dirs: Vec<String> = frontier.into_iter().collect();
+        let dirs: Vec<String> = std::mem::take(&mut frontier).into_iter().collect();
         let paths: Vec<String> = dirs
             .iter()
-            .flat_map(|d| tf_by_dir.get(d.as_str()).into_iter().flatten().cloned())
+            .flat_map(|d| terraform_files(&files, d).map(str::to_owned))
             .collect();
         let mut texts = read(&mut reader, &paths)?.into_iter();
-        let mut level = HashMap::new();
+        let mut level = Vec::with_capacity(dirs.len());
         for dir in dirs {
             let mut module_files = Vec::new();
-            for path in tf_by_dir.get(dir.as_str()).into_iter().flatten() {
+            for path in terraform_files(&files, &dir) {
                 if let Some(text) = texts.next().flatten() {
                     module_files.push(SourceFile::new(path, text));
                 }
             }
             let declarations = ModuleDeclarations::read(&module_files);
-            level.insert(dir, ModuleCode::from(&declarations));
+            level.push((dir, ModuleCode::from(&declarations)));
         }
-        frontier = unknown_modules(level.iter(), &sources_by_dir);
-        sources_by_dir.extend(level);
+        frontier = level
+            .iter()
+            .flat_map(|(dir, code)| called_dirs(dir, code))
+            .filter(|dir| !known_dir(&modules, dir) && !level.iter().any(|(d, _)| d == dir))
+            .collect();
+        modules.extend(level);
     }
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    for stack in &mut indexed {
-        // Every resolved rule has the stack's own folder as its first part.
-        if stack.files.parts.is_empty() {
-            stack.files = StackFiles::from_declarations(&stack.dir, |dir| {
-                sources_by_dir.get(dir).map(ModuleCode::declarations)
+    let resolved: Vec<(usize, StackFiles)> = indexed
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.files.parts.is_empty())
+        .map(|(i, s)| {
+            let files = StackFiles::from_declarations(&s.dir, |dir| {
+                code_of(&modules, dir).as_ref().map(ModuleCode::declarations)
             });
-        }
-        used.extend(stack.files.module_dirs().map(str::to_owned));
+            (i, files)
+        })
+        .collect();
+    drop(stack_index);
+    for (i, files) in resolved {
+        indexed[i].files = files;
     }
-    let stack_dirs: BTreeSet<&str> = indexed.iter().map(|s| s.dir.as_str()).collect();
+    let stack_dirs: HashSet<&str> = indexed.iter().map(|s| s.dir.as_str()).collect();
+    let used: BTreeSet<&str> = indexed
+        .iter()
+        .flat_map(|s| s.files.module_dirs())
+        .filter(|dir| !stack_dirs.contains(dir))
+        .collect();
     let modules = used
         .into_iter()
-        .filter(|dir| !stack_dirs.contains(dir.as_str()))
-        .filter_map(|dir| sources_by_dir.remove(&dir).map(|s| (dir, s)))
+        .filter_map(|dir| modules.get(dir).map(|code| (dir.to_owned(), code.clone())))
         .collect();
     if opaque {
         env_names.insert(OPAQUE_ENV.to_owned());
@@ -689,12 +781,49 @@ fn build(
     Ok(Built::Index(Box::new(ChangeIndex {
         prefix: repo.prefix().to_owned(),
         commit: commit.to_owned(),
-        project: summary(&project),
+        project: summary,
         env: env_names.into_iter().map(|name| (name, None)).collect(),
         stacks: indexed,
         modules,
         files,
     })))
+}
+
+/// The Terraform files directly in `dir`, from the project's files by path.
+fn terraform_files<'a>(
+    files: &'a BTreeMap<String, String>,
+    dir: &str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let len = prefix.len();
+    files
+        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        .map(|(path, _)| path.as_str())
+        .take_while(move |path| path.starts_with(&prefix))
+        .filter(move |path| {
+            let name = &path[len..];
+            !name.contains('/') && is_terraform_file(name)
+        })
+}
+
+/// The folders `code` (the code of `dir`) calls as local modules.
+fn called_dirs<'a>(dir: &'a str, code: &'a ModuleCode) -> impl Iterator<Item = String> + 'a {
+    code.sources
+        .iter()
+        .filter_map(move |source| join_module_source(dir, source))
+}
+
+/// A stack's files before they are resolved: no parts yet.
+fn unresolved_files(dir: &str) -> StackFiles {
+    StackFiles {
+        stack_dir: dir.to_owned(),
+        parts: Vec::new(),
+        escaping_sources: Vec::new(),
+    }
 }
 
 /// Records the values of the environment variables the configuration reads.
@@ -714,29 +843,6 @@ fn summary(project: &Project) -> ProjectSummary {
     }
 }
 
-/// Module folders called from `from` that `known` does not hold yet.
-fn unknown_modules<'a>(
-    from: impl Iterator<Item = (&'a String, &'a ModuleCode)>,
-    known: &HashMap<String, ModuleCode>,
-) -> BTreeSet<String> {
-    from.flat_map(|(dir, code)| {
-        code.sources
-            .iter()
-            .filter_map(|s| join_module_source(dir, s))
-    })
-    .filter(|dir| !known.contains_key(dir))
-    .collect()
-}
-
-/// The name a stack gets without `stack { name = ... }`, as the loader gives it.
-fn default_name(dir: &str, project: &str) -> String {
-    dir.rsplit('/')
-        .next()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(project)
-        .to_owned()
-}
-
 /// The files of a stack whose code calls no local module and reads nothing outside its
 /// folder: what the head file leaves out.
 fn own_folder_only(dir: &str) -> StackFiles {
@@ -752,61 +858,6 @@ fn own_folder_only(dir: &str) -> StackFiles {
         }],
         escaping_sources: Vec::new(),
     }
-}
-
-/// Whether the stacks' dependencies (by stack name) go round in a circle.
-fn has_cycle(stacks: &[IndexedStack]) -> bool {
-    let graph = StackGraph::from_edges(stacks.iter().map(|s| {
-        let deps = s.dependencies.iter().map(|d| d.stack.as_str()).collect();
-        (s.name.as_str(), deps)
-    }));
-    !graph.cycles().is_empty()
-}
-
-/// A `stack.hcl` that loads to the same name and folder as the stack it stands for, with
-/// the dependencies `include` picks, and nothing else: what the loader's checks across
-/// stacks (unique names, dependency paths, cycles, stacks named by stages) look at.
-fn stub_text(
-    stack: &IndexedStack,
-    project: &str,
-    include: impl Fn(&IndexedDependency) -> bool,
-) -> String {
-    let mut text = String::new();
-    if stack.explicit_name || stack.name != default_name(&stack.dir, project) {
-        text.push_str(&format!("stack {{\n  name = {}\n}}\n", quote(&stack.name)));
-    }
-    for dependency in stack.dependencies.iter().filter(|d| include(d)) {
-        text.push_str(&format!(
-            "dependency {} {{\n  path = {}\n}}\n",
-            quote(&dependency.name),
-            quote(&dependency.path)
-        ));
-    }
-    text
-}
-
-/// An HCL string literal holding exactly `value` (no interpolation).
-fn quote(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() + 2);
-    out.push('"');
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '$' | '%' if chars.peek() == Some(&'{') => {
-                out.push(c);
-                out.push(c);
-            }
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Adds the names `text` passes to `env("NAME", ...)`; None when a call's name is not a
@@ -930,11 +981,10 @@ mod tests {
         text
     }
 
-    /// Stubs carry only the dependencies on changed folders, so what the loader does not
-    /// see (cycles through unchanged stacks, a renamed or deleted stack an unchanged one
-    /// depends on) must still end as the full read ends.
+    /// Unchanged stacks are not read again, so what only they show (cycles through them, a
+    /// renamed or deleted stack one depends on) must still end as the full read ends.
     #[test]
-    fn updates_with_partial_stubs_answer_as_a_full_read() {
+    fn updates_with_known_stacks_answer_as_a_full_read() {
         let history = History::new();
         let (chain_a, chain_b, chain_c) = (stack(None), stack(Some("../a")), stack(Some("../b")));
         let first = history.commit(&[
@@ -960,7 +1010,7 @@ mod tests {
         let (head, sources) = base.split();
         let head: HeadFile = postcard::from_bytes(&postcard::to_stdvec(&head).unwrap()).unwrap();
         assert!(head.stacks[3].3.is_some() && head.stacks[0].3.is_none());
-        let sources = serde_json::from_slice(&serde_json::to_vec(&sources).unwrap()).unwrap();
+        let sources = postcard::from_bytes(&postcard::to_stdvec(&sources).unwrap()).unwrap();
         assert_eq!(ChangeIndex::join(head, sources).as_ref(), Some(&base));
         let check = |commit: &str, loads: bool| {
             let updated = update(&repo, base.clone(), commit, &env);
@@ -1062,72 +1112,53 @@ mod tests {
         assert_eq!(b.files.module_dirs().collect::<Vec<_>>(), ["stacks/see"]);
     }
 
-    /// `(name, folder, [(dependency, path, stack)])`.
-    type Loaded = (String, String, Vec<(String, String, String)>);
-
+    /// Inputs read outputs across stacks: an update checks an unchanged stack's inputs
+    /// against the outputs a changed one declares now, and a changed stack's against an
+    /// unchanged one's, without reading the unchanged one.
     #[test]
-    fn stubs_load_back_to_the_same_names_and_dependencies() {
-        let odd = "w\"e${x}%{y}\\";
-        // Each stack as it must load back, and whether its stack.hcl names it.
-        let stacks: [(Loaded, bool); 2] = [
-            ((odd.to_owned(), format!("stacks/{odd}"), vec![]), false),
-            (
-                (
-                    "renamed".to_owned(),
-                    "stacks/a".to_owned(),
-                    vec![("up".to_owned(), format!("../{odd}"), odd.to_owned())],
-                ),
-                true,
-            ),
-        ];
-        let stubs: Vec<IndexedStack> = stacks
-            .iter()
-            .map(|((name, dir, dependencies), explicit)| IndexedStack {
-                name: name.clone(),
-                dir: dir.clone(),
-                explicit_name: *explicit,
-                dependencies: dependencies
-                    .iter()
-                    .map(|(name, path, stack)| IndexedDependency {
-                        name: name.clone(),
-                        path: path.clone(),
-                        stack: stack.clone(),
-                    })
-                    .collect(),
-                module_code: ModuleCode::default(),
-                files: StackFiles::from_declarations(dir, |_| None),
-                env: BTreeSet::new(),
-            })
-            .collect();
-        let sources = ProjectSources {
-            config: SourceFile::new(
-                PROJECT_FILE,
-                "project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n",
-            ),
-            stacks: stubs
-                .iter()
-                .map(|s| StackSources {
-                    dir: PathBuf::from(&s.dir),
-                    config: SourceFile::new(join(&s.dir, STACK_FILE), stub_text(s, "p", |_| true)),
-                    terraform: Vec::new(),
-                })
-                .collect(),
+    fn updates_check_inputs_across_changed_and_unchanged_stacks() {
+        let history = History::new();
+        let network_tf = |output: &str| format!("output \"{output}\" {{\n  value = 1\n}}\n");
+        let reader = |output: &str| {
+            format!(
+                "stack {{}}\ndependency \"net\" {{\n  path = \"../network\"\n}}\ninputs = {{\n  vpc = dependency.net.outputs.{output}\n}}\n"
+            )
         };
-        let project = config::load(&sources, &Env::new()).unwrap();
-        let loaded: Vec<Loaded> = project
-            .stacks
-            .iter()
-            .map(|s| {
-                let deps = s
-                    .dependencies
-                    .iter()
-                    .map(|d| (d.name.clone(), d.path.clone(), d.stack.clone()))
-                    .collect();
-                (s.name.clone(), s.dir.clone(), deps)
-            })
-            .collect();
-        let mut expected: Vec<Loaded> = stacks.into_iter().map(|(stack, _)| stack).collect();
-        expected.sort_by(|a, b| a.1.cmp(&b.1));
-        assert_eq!(loaded, expected);
+        let first = history.commit(&[
+            (
+                "slipway.hcl",
+                Some("project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n"),
+            ),
+            ("stacks/network/stack.hcl", Some("stack {}\n")),
+            ("stacks/network/main.tf", Some(&network_tf("vpc_id"))),
+            ("stacks/app/stack.hcl", Some(&reader("vpc_id"))),
+            ("stacks/app/main.tf", Some("variable \"vpc\" {}\n")),
+            ("stacks/db/stack.hcl", Some(&reader("vpc_id"))),
+            ("stacks/db/main.tf", Some("variable \"vpc\" {}\n")),
+        ]);
+        let repo = Repo::open(history.dir.path()).unwrap();
+        let env = Env::new();
+        let base = full_read(&repo, &first, "first", &env).unwrap();
+        assert_eq!(
+            base.stacks[0].input_reads,
+            [("net".to_owned(), "vpc_id".to_owned())]
+        );
+        // The network gains an output and the app reads it: both brought forward.
+        history.commit(&[("stacks/network/main.tf", Some(&format!("{}{}", network_tf("vpc_id"), network_tf("subnet"))))]);
+        let reads_new = history.commit(&[("stacks/app/stack.hcl", Some(&reader("subnet")))]);
+        let updated = update(&repo, base.clone(), &reads_new, &env);
+        assert_eq!(updated, Some(full_read(&repo, &reads_new, "head", &env).unwrap()));
+        // The network drops `vpc_id`, which the unchanged db still reads: no answer but the
+        // full read's error.
+        let dropped = history.commit(&[("stacks/network/main.tf", Some(&network_tf("subnet")))]);
+        assert!(full_read(&repo, &dropped, "head", &env).is_err());
+        assert_eq!(update(&repo, base.clone(), &dropped, &env), None);
+        // The app reads an output the unchanged network never declared.
+        let unknown = history.commit(&[
+            ("stacks/network/main.tf", Some(&network_tf("vpc_id"))),
+            ("stacks/app/stack.hcl", Some(&reader("nothing"))),
+        ]);
+        assert!(full_read(&repo, &unknown, "head", &env).is_err());
+        assert_eq!(update(&repo, base, &unknown, &env), None);
     }
 }
