@@ -1,10 +1,13 @@
 //! Loading with known stacks: a project whose unchanged stacks are given by what an earlier
 //! load found loads to the same answer as reading every stack again, valid or not.
 
+use std::collections::BTreeMap;
+
 use slipway_core::SourceFile;
 use slipway_core::config::{
-    Env, KnownStack, Project, ProjectSources, StackSources, load, load_with_known,
+    Env, KnownStack, Project, ProjectSources, Settled, Stack, StackSources, load, load_with_known,
 };
+use slipway_core::graph::StackGraph;
 
 const PROJECT: &str = "project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n";
 
@@ -25,7 +28,7 @@ fn sources(folders: &[Folder], config: &str) -> ProjectSources {
     }
 }
 
-fn known(stack: &slipway_core::config::Stack) -> KnownStack {
+fn known(stack: &Stack) -> KnownStack {
     KnownStack {
         name: stack.name.clone(),
         dir: stack.dir.clone(),
@@ -59,22 +62,100 @@ fn answer(loaded: Result<Project, slipway_core::Diagnostics>) -> Option<Vec<Stri
     Some(lines)
 }
 
-/// Loads `after` twice: in full, and with the folders `before` holds unchanged given as
-/// known stacks from `before`'s load. Both must agree; returns whether it loaded.
+/// Stacks of an earlier load taken as settled.
+struct Earlier<'a>(Vec<&'a Stack>);
+
+impl Settled for Earlier<'_> {
+    fn name_at(&self, dir: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|s| s.dir == dir)
+            .map(|s| s.name.as_str())
+    }
+    fn has_name(&self, name: &str) -> bool {
+        self.0.iter().any(|s| s.name == name)
+    }
+    fn outputs(&self, name: &str) -> Option<BTreeMap<String, bool>> {
+        let stack = self.0.iter().find(|s| s.name == name)?;
+        stack
+            .declarations
+            .is_complete()
+            .then(|| stack.declarations.outputs.clone())
+    }
+}
+
+/// Loads `after` three ways: in full; with the folders `before` holds unchanged given as
+/// known stacks from `before`'s load; and with those of them whose dependencies all point
+/// at unchanged folders settled instead, cycles then checked on the whole graph as a caller
+/// must. All must agree; returns whether it loaded.
 fn agree(before: &[Folder], after: &[Folder]) -> bool {
     let env = Env::new();
     let earlier = load(&sources(before, PROJECT), &env).expect("the earlier project loads");
     let unchanged = |folder: &Folder| before.contains(folder);
     let read: Vec<Folder> = after.iter().filter(|f| !unchanged(f)).copied().collect();
-    let known: Vec<KnownStack> = earlier
+    let kept: Vec<&Stack> = earlier
         .stacks
         .iter()
         .filter(|s| after.iter().any(|f| f.0 == s.dir && unchanged(f)))
-        .map(known)
         .collect();
     let full = answer(load(&sources(after, PROJECT), &env));
-    let partial = answer(load_with_known(&sources(&read, PROJECT), known, &env));
-    assert_eq!(partial, full, "before {before:?}\nafter {after:?}");
+    let partial = answer(load_with_known(
+        &sources(&read, PROJECT),
+        kept.iter().map(|s| known(s)).collect(),
+        &(),
+        &env,
+    ));
+    assert_eq!(partial, full, "known: before {before:?}\nafter {after:?}");
+
+    let changed_dir = |dir: &str| !kept.iter().any(|s| s.dir == dir);
+    let (known_stacks, settled): (Vec<&Stack>, Vec<&Stack>) = kept.iter().partition(|s| {
+        s.dependencies.iter().any(|d| {
+            let dir = earlier
+                .stacks
+                .iter()
+                .find(|t| t.name == d.stack)
+                .map(|t| t.dir.as_str());
+            dir.is_none_or(changed_dir)
+        })
+    });
+    let loaded = load_with_known(
+        &sources(&read, PROJECT),
+        known_stacks.iter().map(|s| known(s)).collect(),
+        &Earlier(settled.clone()),
+        &env,
+    );
+    let with_settled = loaded.ok().and_then(|project| {
+        let mut stacks: Vec<&Stack> = project
+            .stacks
+            .iter()
+            .chain(settled.iter().copied())
+            .collect();
+        stacks.sort_by(|a, b| a.dir.cmp(&b.dir));
+        let graph = StackGraph::from_edges(
+            stacks
+                .iter()
+                .map(|s| (s.name.as_str(), s.dependency_stacks().collect())),
+        );
+        graph.cycles().is_empty().then(|| {
+            let mut lines: Vec<String> = stacks
+                .iter()
+                .map(|s| {
+                    let deps: Vec<String> = s
+                        .dependencies
+                        .iter()
+                        .map(|d| format!("{}={}@{}", d.name, d.stack, d.path))
+                        .collect();
+                    format!("{} {} [{}]", s.dir, s.name, deps.join(" "))
+                })
+                .collect();
+            lines.push(format!("order {:?}", graph.topological_order()));
+            lines
+        })
+    });
+    assert_eq!(
+        with_settled, full,
+        "settled: before {before:?}\nafter {after:?}"
+    );
     full.is_some()
 }
 
@@ -99,7 +180,11 @@ fn unchanged_stacks_given_as_known_load_as_a_full_read_does() {
     let base = [NETWORK, APP, DNS];
     // Nothing changed, and a change that keeps every name and edge.
     assert!(agree(&base, &base));
-    let app_code = (APP.0, APP.1, "variable \"vpc_id\" {}\nvariable \"more\" {\n  default = 1\n}\n");
+    let app_code = (
+        APP.0,
+        APP.1,
+        "variable \"vpc_id\" {}\nvariable \"more\" {\n  default = 1\n}\n",
+    );
     assert!(agree(&base, &[NETWORK, app_code, DNS]));
     // The network renamed: the app, unchanged, now depends on `core`.
     let renamed = (NETWORK.0, "stack {\n  name = \"core\"\n}\n", NETWORK.2);
@@ -151,9 +236,18 @@ fn stages_may_only_name_stacks_that_exist_known_or_read() {
     let with_dns = load_with_known(
         &sources(&[NETWORK, APP], &config),
         dns.into_iter().collect(),
+        &(),
         &env,
     );
     assert!(with_dns.is_ok());
-    let without_dns = load_with_known(&sources(&[NETWORK, APP], &config), Vec::new(), &env);
+    let settled_dns = Earlier(earlier.stacks.iter().filter(|s| s.name == "dns").collect());
+    let with_settled_dns = load_with_known(
+        &sources(&[NETWORK, APP], &config),
+        Vec::new(),
+        &settled_dns,
+        &env,
+    );
+    assert!(with_settled_dns.is_ok());
+    let without_dns = load_with_known(&sources(&[NETWORK, APP], &config), Vec::new(), &(), &env);
     assert!(without_dns.is_err());
 }

@@ -139,18 +139,49 @@ pub struct KnownStack {
     pub unreadable_file: Option<String>,
 }
 
-/// Loads and validates a project, reporting every problem in the tree at once.
-pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics> {
-    load_with_known(sources, Vec::new(), env)
+/// Stacks of a project that are neither read nor known: checked before, and neither their
+/// folders nor the folders their dependencies point into changed since. They take part in
+/// the checks across stacks only as what the other stacks see of them: a name (unique names,
+/// the stacks stages name), a folder (dependency paths) and outputs (inputs). Their own
+/// dependencies are not resolved again and are not in the loaded project's graph: a caller
+/// checks cycles on the whole graph.
+pub trait Settled {
+    /// The name of the settled stack in `dir`.
+    fn name_at(&self, dir: &str) -> Option<&str>;
+    /// Whether a settled stack is named `name`.
+    fn has_name(&self, name: &str) -> bool;
+    /// The outputs the settled stack `name` declares, with whether each is sensitive; None
+    /// when they are not all known (a file of its code did not parse).
+    fn outputs(&self, name: &str) -> Option<BTreeMap<String, bool>>;
 }
 
-/// [`load`] for a project whose stacks are those of `sources` and the `known` ones, which are
-/// not read again: each comes back as a stack with its name, folder, resolved dependencies
-/// and outputs, and nothing else of its `stack.hcl` or code. A problem a known stack takes
-/// part in is reported at its `stack.hcl` without a position.
+/// No settled stacks.
+impl Settled for () {
+    fn name_at(&self, _: &str) -> Option<&str> {
+        None
+    }
+    fn has_name(&self, _: &str) -> bool {
+        false
+    }
+    fn outputs(&self, _: &str) -> Option<BTreeMap<String, bool>> {
+        None
+    }
+}
+
+/// Loads and validates a project, reporting every problem in the tree at once.
+pub fn load(sources: &ProjectSources, env: &Env) -> Result<Project, Diagnostics> {
+    load_with_known(sources, Vec::new(), &(), env)
+}
+
+/// [`load`] for a project whose stacks are those of `sources`, the `known` ones and the
+/// `settled` ones, of which only the first are read: a known stack comes back as a stack
+/// with its name, folder, resolved dependencies and outputs, and nothing else of its
+/// `stack.hcl` or code; a settled one does not come back. A problem a known or settled
+/// stack takes part in is reported at its `stack.hcl` without a position.
 pub fn load_with_known(
     sources: &ProjectSources,
     known: Vec<KnownStack>,
+    settled: &dyn Settled,
     env: &Env,
 ) -> Result<Project, Diagnostics> {
     let mut diagnostics = Diagnostics::default();
@@ -192,9 +223,9 @@ pub fn load_with_known(
     }
     stacks.sort_by(|a, b| a.0.dir.cmp(&b.0.dir));
 
-    check_unique_names(&stacks, &mut diagnostics);
-    resolve_dependencies(&mut stacks, &unreadable, &mut diagnostics);
-    check_inputs(&stacks, &mut diagnostics);
+    check_unique_names(&stacks, settled, &mut diagnostics);
+    resolve_dependencies(&mut stacks, settled, &unreadable, &mut diagnostics);
+    check_inputs(&stacks, settled, &mut diagnostics);
 
     let stacks: Vec<Stack> = stacks.into_iter().map(|(stack, _, _)| stack).collect();
     let graph = StackGraph::from_edges(
@@ -231,7 +262,10 @@ pub fn load_with_known(
             .keys()
             .chain(stage.credentials.plan.keys())
         {
-            if stack != "default" && !stacks.iter().any(|s| &s.name == stack) {
+            if stack != "default"
+                && !stacks.iter().any(|s| &s.name == stack)
+                && !settled.has_name(stack)
+            {
                 diagnostics.push(
                     Diagnostic::new(
                         format!("stage `{}` assigns credentials to stack `{stack}`, which does not exist", stage.name),
@@ -1020,9 +1054,28 @@ fn load_stack(
     ))
 }
 
-fn check_unique_names(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
+fn check_unique_names(
+    stacks: &[LoadedStack<'_>],
+    settled: &dyn Settled,
+    diagnostics: &mut Diagnostics,
+) {
     let mut seen: BTreeMap<&str, &Stack> = BTreeMap::new();
     for (stack, _, _) in stacks {
+        if settled.has_name(&stack.name) {
+            diagnostics.push(
+                Diagnostic::new(
+                    format!(
+                        "two stacks are named `{}`: one unchanged and `{}`",
+                        stack.name, stack.dir
+                    ),
+                    stack.location.clone(),
+                )
+                .help(format!(
+                    "a stack is named after its folder; give one of them its own name with `stack {{ name = \"...\" }}` in {}",
+                    stack.location.path.display()
+                )),
+            );
+        }
         if let Some(first) = seen.get(stack.name.as_str()) {
             diagnostics.push(
                 Diagnostic::new(
@@ -1045,6 +1098,7 @@ fn check_unique_names(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics)
 
 fn resolve_dependencies(
     stacks: &mut [LoadedStack<'_>],
+    settled: &dyn Settled,
     unreadable: &BTreeSet<String>,
     diagnostics: &mut Diagnostics,
 ) {
@@ -1061,7 +1115,13 @@ fn resolve_dependencies(
                 // A dependency path joins a stack folder as a module source does.
                 join_module_source(&stack.dir, &dependency.path)
             };
-            match target.as_ref().and_then(|t| by_dir.get(t)) {
+            let found = target.as_ref().and_then(|t| {
+                by_dir
+                    .get(t)
+                    .map(String::as_str)
+                    .or_else(|| settled.name_at(t))
+            });
+            match found {
                 Some(name) if *name == stack.name => diagnostics.push(
                     Diagnostic::at(
                         file,
@@ -1070,7 +1130,7 @@ fn resolve_dependencies(
                     )
                     .help("a dependency's path must point at another stack's folder"),
                 ),
-                Some(name) => dependency.stack = name.clone(),
+                Some(name) => dependency.stack = name.to_owned(),
                 None if target.as_ref().is_some_and(|t| unreadable.contains(t)) => {}
                 None => {
                     let shown = target.unwrap_or_else(|| dependency.path.clone());
@@ -1162,7 +1222,7 @@ impl Visit for DependencyReferences {
     }
 }
 
-fn check_inputs(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
+fn check_inputs(stacks: &[LoadedStack<'_>], settled: &dyn Settled, diagnostics: &mut Diagnostics) {
     let by_name: BTreeMap<&str, &Stack> = stacks
         .iter()
         .map(|(s, _, _)| (s.name.as_str(), s))
@@ -1234,36 +1294,39 @@ fn check_inputs(stacks: &[LoadedStack<'_>], diagnostics: &mut Diagnostics) {
                     continue;
                 }
                 let output = output.unwrap_or_default();
-                let Some(target) = stack
-                    .dependencies
-                    .iter()
-                    .find(|d| d.name == dep)
-                    .and_then(|d| by_name.get(d.stack.as_str()))
-                else {
+                let Some(target) = stack.dependencies.iter().find(|d| d.name == dep) else {
                     continue;
                 };
-                if target.declarations.is_complete()
-                    && !target.declarations.outputs.contains_key(&output)
-                {
-                    let known: Vec<&str> = target
-                        .declarations
-                        .outputs
-                        .keys()
-                        .map(String::as_str)
-                        .collect();
+                let target = target.stack.as_str();
+                // The target's outputs when they are all known.
+                let settled_outputs;
+                let outputs = match by_name.get(target) {
+                    Some(loaded) if loaded.declarations.is_complete() => {
+                        &loaded.declarations.outputs
+                    }
+                    Some(_) => continue,
+                    None => match settled.outputs(target) {
+                        Some(outputs) => {
+                            settled_outputs = outputs;
+                            &settled_outputs
+                        }
+                        None => continue,
+                    },
+                };
+                if !outputs.contains_key(&output) {
+                    let known: Vec<&str> = outputs.keys().map(String::as_str).collect();
                     diagnostics.push(
                         Diagnostic::at(
                             file,
                             span,
                             format!(
-                                "input `{input_name}` reads output `{output}`, which stack `{}` does not declare",
-                                target.name
+                                "input `{input_name}` reads output `{output}`, which stack `{target}` does not declare"
                             ),
                         )
                         .help(if known.is_empty() {
-                            format!("stack `{}` declares no outputs; add `output \"{output}\" {{ value = ... }}` to it", target.name)
+                            format!("stack `{target}` declares no outputs; add `output \"{output}\" {{ value = ... }}` to it")
                         } else {
-                            format!("stack `{}` declares: {}", target.name, known.join(", "))
+                            format!("stack `{target}` declares: {}", known.join(", "))
                         }),
                     );
                 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 pub use access::{CredentialSource, Credentials, Purpose, S3State, StageCredentials, StateConfig};
 pub use eval::Env;
-pub use load::{KnownStack, ProjectSources, StackSources, load, load_with_known};
+pub use load::{KnownStack, ProjectSources, Settled, StackSources, load, load_with_known};
 pub use policy::{OnViolation, StagePolicy, StatefulResources};
 
 use crate::graph::StackGraph;

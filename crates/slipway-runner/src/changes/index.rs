@@ -17,7 +17,6 @@
 //! read gives.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -46,25 +45,12 @@ const HEAD_FILE: &str = "changes-v5.head";
 /// read and written whole at every update.
 const SOURCES_FILE: &str = "changes-v5.sources";
 
-/// The project at one commit, as change detection sees it and as it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The project at one commit, as change detection sees it and as it was read: the two
+/// files as they are written.
+#[derive(Debug, PartialEq)]
 struct ChangeIndex {
-    /// The project folder inside the repository (`""`, or ending in `/`).
-    prefix: String,
-    /// The commit described.
-    commit: String,
-    project: ProjectSummary,
-    /// The environment variables the configuration reads with `env()`, with their values
-    /// when the index was built: stack names and paths may depend on them.
-    env: BTreeMap<String, Option<String>>,
-    /// In folder order, as the loader returns them.
-    stacks: Vec<IndexedStack>,
-    /// What the code of each folder (other than a stack's) that some stack uses calls and
-    /// reads.
-    modules: BTreeMap<String, ModuleCode>,
-    /// Every project file at the commit (`slipway.hcl`, `stack.hcl`, `.tf`, `.tf.json`)
-    /// with its blob id.
-    files: BTreeMap<String, String>,
+    head: HeadFile,
+    sources: SourcesFile,
 }
 
 /// The project settings change detection uses.
@@ -77,51 +63,41 @@ pub struct ProjectSummary {
     pub data_dir: PathBuf,
 }
 
-/// One stack at the indexed commit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct IndexedStack {
-    name: String,
-    dir: String,
-    dependencies: Vec<IndexedDependency>,
-    /// What the stack's own Terraform files call and read.
-    module_code: ModuleCode,
-    /// The files that make up the stack's code.
-    files: StackFiles,
-    /// Environment variables its `stack.hcl` reads.
-    env: BTreeSet<String>,
-    /// `(dependency, output)` pairs its inputs read.
-    input_reads: Vec<(String, String)>,
-    /// The outputs its code declares, with whether each is sensitive.
-    outputs: BTreeMap<String, bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct IndexedDependency {
-    name: String,
-    path: String,
-    /// The depended-on stack's name.
-    stack: String,
-}
-
 /// [`HEAD_FILE`]: kept small, since parsing it is most of a warm run's own time.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct HeadFile {
     format: u32,
+    /// The project folder inside the repository (`""`, or ending in `/`).
     prefix: String,
+    /// The commit described.
     commit: String,
+    /// The environment variables the configuration reads with `env()`, with their values
+    /// when the index was built: stack names and paths may depend on them.
     env: BTreeMap<String, Option<String>>,
     project: ProjectSummary,
-    /// `(name, folder, dependencies by stack name, the files of its code)`; the files are
-    /// left out (None) for a stack whose code is its own folder alone, most stacks, which
-    /// keeps the file about a third as big.
-    stacks: Vec<(String, String, Vec<String>, Option<StoredFiles>)>,
+    /// In folder order, as the loader returns them.
+    stacks: Vec<StoredStack>,
+}
+
+/// One stack in the head file.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct StoredStack {
+    name: String,
+    dir: String,
+    /// The stacks it depends on, by name.
+    dependencies: Vec<String>,
+    /// The files of its code; left out (None) for a stack whose code is its own folder
+    /// alone, most stacks, which keeps the file about a third as big.
+    files: Option<StoredFiles>,
+    /// Environment variables its `stack.hcl` reads.
+    env: Vec<String>,
 }
 
 /// The files of a stack's code inside the binary head file. They are stored as JSON text:
 /// their enums are tagged by a field, which a binary encoding without field names cannot
 /// read back, and only stacks that call modules or read files outside their folder have
 /// them.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct StoredFiles(StackFiles);
 
 impl Serialize for StoredFiles {
@@ -133,21 +109,56 @@ impl Serialize for StoredFiles {
 
 impl<'de> Deserialize<'de> for StoredFiles {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = String::deserialize(deserializer)?;
+        let json = std::borrow::Cow::<str>::deserialize(deserializer)?;
         serde_json::from_str(&json)
             .map(StoredFiles)
             .map_err(serde::de::Error::custom)
     }
 }
 
-/// [`SOURCES_FILE`]: its stacks run parallel to the head file's.
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
+impl StoredFiles {
+    /// What the head file stores for `files`.
+    fn of(files: StackFiles) -> Option<Self> {
+        (files != own_folder_only(&files.stack_dir)).then_some(Self(files))
+    }
+}
+
+/// [`SOURCES_FILE`] as written: its records run parallel to the head file's stacks.
+#[derive(Debug, PartialEq, Serialize)]
 struct SourcesFile {
     format: u32,
     commit: String,
-    stacks: Vec<StackSource>,
+    /// Each stack's [`StackSource`], encoded on its own so that an update decodes only the
+    /// stacks it looks at and copies the others as they are.
+    records: Vec<Record>,
+    /// What the code of each folder (other than a stack's) that some stack uses calls and
+    /// reads.
     modules: BTreeMap<String, ModuleCode>,
-    files: BTreeMap<String, String>,
+    /// Every project file at the commit (`slipway.hcl`, `stack.hcl`, `.tf`, `.tf.json`)
+    /// with its blob id, as [`FileList`] text.
+    files: String,
+}
+
+/// [`SOURCES_FILE`] as read, borrowing from the file's bytes.
+#[derive(Debug, Deserialize)]
+struct SourcesRead<'a> {
+    format: u32,
+    commit: String,
+    #[serde(borrow)]
+    records: Vec<&'a [u8]>,
+    modules: BTreeMap<String, ModuleCode>,
+    #[serde(borrow)]
+    files: &'a str,
+}
+
+/// One encoded [`StackSource`].
+#[derive(Debug, Clone, PartialEq)]
+struct Record(Vec<u8>);
+
+impl Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
 }
 
 /// What one folder's Terraform files call (local module sources) and read, as far as the
@@ -208,14 +219,100 @@ mod reads_as_json {
     }
 }
 
+/// What the index keeps of how a stack was loaded: what an update needs of a stack it does
+/// not read again.
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
 struct StackSource {
     /// `(name, path)` of each dependency block.
     dependencies: Vec<(String, String)>,
+    /// What the stack's own Terraform files call and read.
     module_code: ModuleCode,
-    env: BTreeSet<String>,
+    /// `(dependency, output)` pairs its inputs read.
     input_reads: Vec<(String, String)>,
+    /// The outputs its code declares, with whether each is sensitive.
     outputs: BTreeMap<String, bool>,
+}
+
+impl StackSource {
+    fn decode(record: &[u8]) -> Option<Self> {
+        postcard::from_bytes(record).ok()
+    }
+
+    fn encode(&self) -> Record {
+        // Encoding into memory fails only for types postcard cannot encode, none here.
+        Record(postcard::to_stdvec(self).unwrap_or_default())
+    }
+}
+
+/// Every project file at a commit with its blob id: `path NUL blob NUL` for each, sorted by
+/// path. Kept as one text, since an update reads and writes all of it and looks at a few.
+#[derive(Debug, Default)]
+struct FileList<'a> {
+    entries: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> FileList<'a> {
+    fn parse(text: &'a str) -> Option<Self> {
+        let mut parts = text.split_terminator('\0');
+        let mut entries = Vec::with_capacity(text.len() / 64);
+        while let Some(path) = parts.next() {
+            entries.push((path, parts.next()?));
+        }
+        entries
+            .is_sorted_by(|a, b| a.0 < b.0)
+            .then_some(Self { entries })
+    }
+
+    fn text(&self) -> String {
+        let len = self
+            .entries
+            .iter()
+            .map(|(p, b)| p.len() + b.len() + 2)
+            .sum();
+        let mut text = String::with_capacity(len);
+        for (path, blob) in &self.entries {
+            text.push_str(path);
+            text.push('\0');
+            text.push_str(blob);
+            text.push('\0');
+        }
+        text
+    }
+
+    fn blob(&self, path: &str) -> Option<&'a str> {
+        let i = self
+            .entries
+            .binary_search_by(|(p, _)| (*p).cmp(path))
+            .ok()?;
+        Some(self.entries[i].1)
+    }
+
+    /// The Terraform files directly in `dir`.
+    fn terraform_files<'s>(&'s self, dir: &str) -> impl Iterator<Item = &'a str> + 's {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let start = self.entries.partition_point(|(p, _)| *p < prefix.as_str());
+        let len = prefix.len();
+        self.entries[start..]
+            .iter()
+            .map(|(path, _)| *path)
+            .take_while(move |path| path.starts_with(&prefix))
+            .filter(move |path| {
+                let name = &path[len..];
+                !name.contains('/') && is_terraform_file(name)
+            })
+    }
+
+    /// The folders holding a `stack.hcl`.
+    fn stack_dirs(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.entries.iter().filter_map(|(path, _)| {
+            let (dir, name) = split(path);
+            (name == STACK_FILE).then_some(dir)
+        })
+    }
 }
 
 /// How the index answered, for tests and measurements (`SLIPWAY_DEBUG_INDEX`).
@@ -238,18 +335,22 @@ pub struct Snapshot {
     pub graph: StackGraph,
 }
 
-impl From<HeadFile> for Snapshot {
-    fn from(head: HeadFile) -> Self {
-        let graph =
-            StackGraph::from_edges(head.stacks.iter().map(|(name, _, deps, _)| {
-                (name.as_str(), deps.iter().map(String::as_str).collect())
-            }));
+impl Snapshot {
+    /// The snapshot of a head file, with its graph when it is already built.
+    fn of(head: HeadFile, graph: Option<StackGraph>) -> Self {
+        let graph = graph.unwrap_or_else(|| graph_of(&head.stacks));
         let stacks = head
             .stacks
             .into_iter()
-            .map(|(name, dir, _, files)| {
-                let files = files.map_or_else(|| own_folder_only(&dir), |f| f.0);
-                HeadStack { name, dir, files }
+            .map(|stack| {
+                let files = stack
+                    .files
+                    .map_or_else(|| own_folder_only(&stack.dir), |f| f.0);
+                HeadStack {
+                    name: stack.name,
+                    dir: stack.dir,
+                    files,
+                }
             })
             .collect();
         Self {
@@ -260,114 +361,12 @@ impl From<HeadFile> for Snapshot {
     }
 }
 
-impl Snapshot {
-    /// What `HeadFile::into` gives for the head file of `index`.
-    fn of(index: &ChangeIndex) -> Self {
-        let graph = StackGraph::from_edges(index.stacks.iter().map(|s| {
-            let deps = s.dependencies.iter().map(|d| d.stack.as_str()).collect();
-            (s.name.as_str(), deps)
-        }));
-        let stacks = index
-            .stacks
-            .iter()
-            .map(|s| HeadStack {
-                name: s.name.clone(),
-                dir: s.dir.clone(),
-                files: s.files.clone(),
-            })
-            .collect();
-        Self {
-            project: index.project.clone(),
-            stacks,
-            graph,
-        }
-    }
-}
-
-impl ChangeIndex {
-    fn split(&self) -> (HeadFile, SourcesFile) {
-        let head = HeadFile {
-            format: FORMAT,
-            prefix: self.prefix.clone(),
-            commit: self.commit.clone(),
-            env: self.env.clone(),
-            project: self.project.clone(),
-            stacks: self
-                .stacks
-                .iter()
-                .map(|s| {
-                    let deps = s.dependencies.iter().map(|d| d.stack.clone()).collect();
-                    let files =
-                        (s.files != own_folder_only(&s.dir)).then(|| StoredFiles(s.files.clone()));
-                    (s.name.clone(), s.dir.clone(), deps, files)
-                })
-                .collect(),
-        };
-        let sources = SourcesFile {
-            format: FORMAT,
-            commit: self.commit.clone(),
-            stacks: self
-                .stacks
-                .iter()
-                .map(|s| StackSource {
-                    dependencies: s
-                        .dependencies
-                        .iter()
-                        .map(|d| (d.name.clone(), d.path.clone()))
-                        .collect(),
-                    module_code: s.module_code.clone(),
-                    env: s.env.clone(),
-                    input_reads: s.input_reads.clone(),
-                    outputs: s.outputs.clone(),
-                })
-                .collect(),
-            modules: self.modules.clone(),
-            files: self.files.clone(),
-        };
-        (head, sources)
-    }
-
-    /// Both files of one index; None when they do not describe the same commit.
-    fn join(head: HeadFile, sources: SourcesFile) -> Option<Self> {
-        if sources.format != FORMAT
-            || sources.commit != head.commit
-            || sources.stacks.len() != head.stacks.len()
-        {
-            return None;
-        }
-        let mut stacks = Vec::with_capacity(head.stacks.len());
-        for ((name, dir, deps, files), source) in head.stacks.into_iter().zip(sources.stacks) {
-            if deps.len() != source.dependencies.len() {
-                return None;
-            }
-            let dependencies = source
-                .dependencies
-                .into_iter()
-                .zip(deps)
-                .map(|((name, path), stack)| IndexedDependency { name, path, stack })
-                .collect();
-            let files = files.map_or_else(|| own_folder_only(&dir), |f| f.0);
-            stacks.push(IndexedStack {
-                name,
-                dir,
-                dependencies,
-                module_code: source.module_code,
-                files,
-                env: source.env,
-                input_reads: source.input_reads,
-                outputs: source.outputs,
-            });
-        }
-        Some(Self {
-            prefix: head.prefix,
-            commit: head.commit,
-            project: head.project,
-            env: head.env,
-            stacks,
-            modules: sources.modules,
-            files: sources.files,
-        })
-    }
+/// The stack graph of the head file's stacks, built as the loader builds it.
+fn graph_of(stacks: &[StoredStack]) -> StackGraph {
+    StackGraph::from_edges(stacks.iter().map(|s| {
+        let deps = s.dependencies.iter().map(String::as_str).collect();
+        (s.name.as_str(), deps)
+    }))
 }
 
 /// The folder of `repo`'s index: in its git folder, shared by its worktrees, never
@@ -388,18 +387,15 @@ pub fn project_at(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<(Sn
     });
     if let Some(head) = stored {
         if head.commit == commit {
-            return Ok((head.into(), Source::Warm));
+            return Ok((Snapshot::of(head, None), Source::Warm));
         }
-        let previous = read(&dir.join(SOURCES_FILE), |b| {
-            postcard::from_bytes::<SourcesFile>(b)
-        })
-        .and_then(|sources| ChangeIndex::join(head, sources));
-        if let Some(index) = previous.and_then(|p| update(repo, p, commit, env)) {
-            return Ok((save(&dir, &index), Source::Updated));
+        let bytes = std::fs::read(dir.join(SOURCES_FILE)).unwrap_or_default();
+        if let Some((index, graph)) = update(repo, head, &bytes, commit, env) {
+            return Ok((save(&dir, index, graph), Source::Updated));
         }
     }
-    let index = full_read(repo, commit, rev, env)?;
-    Ok((save(&dir, &index), Source::Cold))
+    let (index, graph) = full_read(repo, commit, rev, env)?;
+    Ok((save(&dir, index, graph), Source::Cold))
 }
 
 /// A stored file, or None when there is none or it cannot be read: a damaged index is
@@ -414,21 +410,22 @@ fn read<T, E>(file: &Path, decode: impl for<'a> FnOnce(&'a [u8]) -> Result<T, E>
 /// Failing to write only costs the next run a full read.
 ///
 /// The files are written on a second thread while the snapshot is built from the index.
-fn save(dir: &Path, index: &ChangeIndex) -> Snapshot {
+fn save(dir: &Path, index: ChangeIndex, graph: StackGraph) -> Snapshot {
+    let ChangeIndex { head, sources } = index;
+    let opaque = head.env.contains_key(OPAQUE_ENV);
+    let head_bytes = (!opaque).then(|| postcard::to_stdvec(&head));
     std::thread::scope(|scope| {
-        if !index.env.contains_key(OPAQUE_ENV) {
-            scope.spawn(|| {
-                let (head, sources) = index.split();
+        if let Some(Ok(head_bytes)) = head_bytes {
+            scope.spawn(move || {
                 if std::fs::create_dir_all(dir).is_ok() {
                     let _ = postcard::to_stdvec(&sources)
                         .map_err(std::io::Error::other)
                         .and_then(|bytes| write_file(&dir.join(SOURCES_FILE), bytes))
-                        .and_then(|()| postcard::to_stdvec(&head).map_err(std::io::Error::other))
-                        .and_then(|bytes| write_file(&dir.join(HEAD_FILE), bytes));
+                        .and_then(|()| write_file(&dir.join(HEAD_FILE), head_bytes));
                 }
             });
         }
-        Snapshot::of(index)
+        Snapshot::of(head, Some(graph))
     })
 }
 
@@ -453,154 +450,225 @@ fn env_matches(recorded: &BTreeMap<String, Option<String>>, env: &Env) -> bool {
 }
 
 /// Reads and loads every stack at `commit`.
-fn full_read(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<ChangeIndex> {
-    let files: BTreeMap<String, String> = repo
+fn full_read(repo: &Repo, commit: &str, rev: &str, env: &Env) -> Result<(ChangeIndex, StackGraph)> {
+    let mut listed: Vec<(String, String)> = repo
         .project_blobs(commit)
         .with_context(|| format!("cannot read the project at {rev}"))?
         .into_iter()
         .map(|e| (e.path, e.blob))
         .collect();
-    match build(repo, commit, files, None, env)? {
-        Built::Index(index) => Ok(*index),
+    listed.sort_unstable();
+    listed.dedup_by(|a, b| a.0 == b.0);
+    let files = FileList {
+        entries: listed
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_str()))
+            .collect(),
+    };
+    match build(repo, commit, &files, None, env)? {
+        Built::Index(index, graph) => Ok((*index, graph)),
         Built::Invalid(diagnostics) => Err(anyhow::Error::new(ConfigErrors(diagnostics)))
             .with_context(|| format!("the project at {rev} does not load")),
     }
-    .map(|index| with_env(index, env))
 }
 
-/// Brings `previous` forward to `commit`; None when only a full read can answer.
-fn update(repo: &Repo, previous: ChangeIndex, commit: &str, env: &Env) -> Option<ChangeIndex> {
+/// Brings the index `head` (with the sources file's `bytes`) forward to `commit`; None when
+/// only a full read can answer.
+fn update(
+    repo: &Repo,
+    head: HeadFile,
+    bytes: &[u8],
+    commit: &str,
+    env: &Env,
+) -> Option<(ChangeIndex, StackGraph)> {
+    let sources: SourcesRead<'_> = postcard::from_bytes(bytes).ok()?;
+    if sources.format != FORMAT
+        || sources.commit != head.commit
+        || sources.records.len() != head.stacks.len()
+    {
+        return None;
+    }
     // Fails for a commit this repository does not have (an index copied from elsewhere, a
     // history rewritten since): then everything is read again.
-    let changes = repo.project_blob_changes(&previous.commit, commit).ok()?;
+    let mut changes = repo.project_blob_changes(&head.commit, commit).ok()?;
     if changes.iter().any(|c| c.path() == PROJECT_FILE) {
         return None;
     }
-    let ChangeIndex {
-        project,
-        stacks,
-        modules,
-        mut files,
-        ..
-    } = previous;
-    let mut dirty = BTreeSet::new();
-    for change in changes {
-        dirty.insert(parent(change.path()).to_owned());
-        match change {
-            BlobChange::Set { path, blob } => {
-                files.insert(path, blob);
-            }
-            BlobChange::Deleted { path } => {
-                files.remove(&path);
-            }
-        }
-    }
+    changes.sort_by(|a, b| a.path().cmp(b.path()));
+    let dirty: HashSet<String> = changes
+        .iter()
+        .map(|c| parent(c.path()).to_owned())
+        .collect();
+    let before = FileList::parse(sources.files)?;
+    let files = FileList {
+        entries: merge(&before.entries, &changes),
+    };
     let previous = Previous {
-        project_name: project.name,
-        stacks,
-        modules,
+        head,
+        records: sources.records,
+        modules: sources.modules,
         dirty,
     };
-    match build(repo, commit, files, Some(previous), env).ok()? {
-        Built::Index(index) => Some(with_env(*index, env)),
+    match build(repo, commit, &files, Some(previous), env).ok()? {
+        Built::Index(index, graph) => Some((*index, graph)),
         Built::Invalid(_) => None,
     }
 }
 
-/// What an update keeps of the index it brings forward.
-struct Previous {
-    project_name: String,
-    stacks: Vec<IndexedStack>,
-    modules: BTreeMap<String, ModuleCode>,
-    /// Folders holding a project file that changed, was added or was deleted since.
-    dirty: BTreeSet<String>,
+/// The files of `before` with `changes` (sorted by path) made.
+fn merge<'a>(before: &[(&'a str, &'a str)], changes: &'a [BlobChange]) -> Vec<(&'a str, &'a str)> {
+    let mut merged = Vec::with_capacity(before.len() + changes.len());
+    let mut old = before.iter().peekable();
+    for change in changes {
+        while let Some(&&entry) = old.peek() {
+            if entry.0 >= change.path() {
+                break;
+            }
+            merged.push(entry);
+            old.next();
+        }
+        if old.peek().is_some_and(|entry| entry.0 == change.path()) {
+            old.next();
+        }
+        if let BlobChange::Set { path, blob } = change {
+            merged.push((path.as_str(), blob.as_str()));
+        }
+    }
+    merged.extend(old.copied());
+    merged
 }
 
-/// What the index keeps of a stack that is not read again, beside what it gives the loader.
-struct KeptStack {
-    module_code: ModuleCode,
-    files: StackFiles,
-    env: BTreeSet<String>,
-    input_reads: Vec<(String, String)>,
+/// What an update starts from.
+struct Previous<'a> {
+    head: HeadFile,
+    records: Vec<&'a [u8]>,
+    modules: BTreeMap<String, ModuleCode>,
+    /// Folders holding a project file that changed, was added or was deleted since.
+    dirty: HashSet<String>,
 }
 
 enum Built {
-    Index(Box<ChangeIndex>),
+    Index(Box<ChangeIndex>, StackGraph),
     Invalid(slipway_core::Diagnostics),
+}
+
+/// How a stack of the previous index takes part in an update.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Its folder changed: read again (if it is still a stack).
+    Read,
+    /// A dependency points into a folder that changed: the loader resolves and checks it
+    /// again, from what the index kept.
+    Known,
+    /// Nothing it depends on changed: taken as it was, by name, folder and outputs.
+    Settled,
+}
+
+/// The previous index's settled stacks, as the loader asks about them.
+struct SettledStacks<'a> {
+    stacks: &'a [StoredStack],
+    records: &'a [&'a [u8]],
+    by_dir: HashMap<&'a str, usize>,
+    by_name: HashMap<&'a str, usize>,
+}
+
+impl config::Settled for SettledStacks<'_> {
+    fn name_at(&self, dir: &str) -> Option<&str> {
+        self.by_dir.get(dir).map(|&i| self.stacks[i].name.as_str())
+    }
+
+    fn has_name(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    fn outputs(&self, name: &str) -> Option<BTreeMap<String, bool>> {
+        let record = StackSource::decode(self.records[*self.by_name.get(name)?])?;
+        record
+            .module_code
+            .unreadable
+            .is_none()
+            .then_some(record.outputs)
+    }
+}
+
+/// A stack of the index being built.
+struct Entry {
+    stored: StoredStack,
+    /// None until the rule for the files of its code is resolved.
+    files: Option<Option<StoredFiles>>,
+    record: Record,
+    /// Its own code, when known without decoding its record.
+    module_code: Option<ModuleCode>,
 }
 
 /// Builds the index at `commit` from its project files. With `previous` (an index of
 /// another commit and the folders whose files changed since), stacks in unchanged folders
-/// are not read: the loader checks them as known stacks and they keep what `previous`
-/// knew.
+/// are not read: the loader checks those whose dependencies point into a changed folder as
+/// known stacks, and takes the others as settled; they keep what `previous` knew.
 fn build(
     repo: &Repo,
     commit: &str,
-    files: BTreeMap<String, String>,
-    previous: Option<Previous>,
+    files: &FileList<'_>,
+    previous: Option<Previous<'_>>,
     env: &Env,
 ) -> Result<Built> {
-    let (project_name_hint, previous_stacks, mut modules, dirty) = match previous {
-        Some(p) => (Some(p.project_name), p.stacks, p.modules, Some(p.dirty)),
-        None => (None, Vec::new(), BTreeMap::new(), None),
+    let (project_name_hint, mut old_stacks, records, mut modules, dirty) = match previous {
+        Some(p) => (
+            Some(p.head.project.name),
+            p.head.stacks,
+            p.records,
+            p.modules,
+            Some(p.dirty),
+        ),
+        None => (None, Vec::new(), Vec::new(), BTreeMap::new(), None),
     };
     let is_dirty = |dir: &str| dirty.as_ref().is_none_or(|dirty| dirty.contains(dir));
-    // A stack in a folder where nothing changed is known; its folder still holds its
-    // stack.hcl, unchanged.
-    let mut known = Vec::new();
-    let mut kept: HashMap<String, KeptStack> = HashMap::new();
-    for stack in previous_stacks {
-        if is_dirty(&stack.dir) {
-            continue;
-        }
-        let unreadable_file = stack.module_code.unreadable.clone();
-        kept.insert(
-            stack.dir.clone(),
-            KeptStack {
-                module_code: stack.module_code,
-                files: stack.files,
-                env: stack.env,
-                input_reads: stack.input_reads.clone(),
-            },
-        );
-        known.push(KnownStack {
-            name: stack.name,
-            dir: stack.dir,
-            dependencies: stack
-                .dependencies
-                .into_iter()
-                .map(|d| Dependency {
-                    name: d.name,
-                    stack: d.stack,
-                    path: d.path,
-                })
-                .collect(),
-            input_reads: stack.input_reads,
-            outputs: stack.outputs,
-            unreadable_file,
-        });
-    }
-    let stack_dirs: Vec<&str> = files
-        .keys()
-        .filter_map(|path| {
-            let (dir, name) = split(path);
-            (name == STACK_FILE && !kept.contains_key(dir)).then_some(dir)
-        })
-        .collect();
+    let roles: Vec<Role> = {
+        let dir_of: HashMap<&str, &str> = old_stacks
+            .iter()
+            .map(|s| (s.name.as_str(), s.dir.as_str()))
+            .collect();
+        old_stacks
+            .iter()
+            .map(|s| {
+                if is_dirty(&s.dir) {
+                    Role::Read
+                } else if s
+                    .dependencies
+                    .iter()
+                    .any(|d| dir_of.get(d.as_str()).is_none_or(|dir| is_dirty(dir)))
+                {
+                    Role::Known
+                } else {
+                    Role::Settled
+                }
+            })
+            .collect()
+    };
+    let stack_dirs: Vec<&str> = if dirty.is_some() {
+        // Stack folders that changed and still hold a stack.hcl, and new ones.
+        let mut dirs: Vec<&str> = dirty
+            .iter()
+            .flatten()
+            .filter(|dir| files.blob(&join(dir, STACK_FILE)).is_some())
+            .map(String::as_str)
+            .collect();
+        dirs.sort_unstable();
+        dirs
+    } else {
+        files.stack_dirs().collect()
+    };
 
     let mut wanted = vec![PROJECT_FILE.to_owned()];
     for dir in &stack_dirs {
         wanted.push(join(dir, STACK_FILE));
-        wanted.extend(terraform_files(&files, dir).map(str::to_owned));
+        wanted.extend(files.terraform_files(dir).map(str::to_owned));
     }
     // Every file is read by the blob id the listing or the diff gave: cheaper for git than
     // a path at the commit, and the same text.
     let mut reader = BlobReader::new(repo)?;
     let read = |reader: &mut BlobReader, paths: &[String]| {
-        let blobs: Vec<&str> = paths
-            .iter()
-            .map(|p| files.get(p).map_or("", String::as_str))
-            .collect();
+        let blobs: Vec<&str> = paths.iter().map(|p| files.blob(p).unwrap_or("")).collect();
         reader.read(&blobs)
     };
     let mut texts = read(&mut reader, &wanted)?.into_iter();
@@ -613,15 +681,15 @@ fn build(
     };
     let mut env_names: BTreeSet<String> = BTreeSet::new();
     let mut opaque = env_reads(&config_text, &mut env_names).is_none();
-    let mut stack_env: HashMap<&str, BTreeSet<String>> = HashMap::new();
+    let mut stack_env: HashMap<&str, Vec<String>> = HashMap::new();
     let mut read_stacks = Vec::with_capacity(stack_dirs.len());
     for dir in &stack_dirs {
         let text = texts.next().flatten().unwrap_or_default();
         let mut names = BTreeSet::new();
         opaque |= env_reads(&text, &mut names).is_none();
-        stack_env.insert(dir, names);
+        stack_env.insert(dir, names.into_iter().collect());
         let mut terraform = Vec::new();
-        for path in terraform_files(&files, dir) {
+        for path in files.terraform_files(dir) {
             if let Some(text) = texts.next().flatten() {
                 terraform.push(SourceFile::new(path, text));
             }
@@ -636,92 +704,199 @@ fn build(
         config: SourceFile::new(PROJECT_FILE, config_text),
         stacks: read_stacks,
     };
-    let project = match config::load_with_known(&sources, known, env) {
+
+    // Known stacks, from what their records kept.
+    let mut known = Vec::new();
+    let mut known_sources: HashMap<String, StackSource> = HashMap::new();
+    for (i, stack) in old_stacks.iter().enumerate() {
+        if roles[i] != Role::Known {
+            continue;
+        }
+        let Some(source) = records.get(i).and_then(|r| StackSource::decode(r)) else {
+            return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
+        };
+        known.push(KnownStack {
+            name: stack.name.clone(),
+            dir: stack.dir.clone(),
+            dependencies: source
+                .dependencies
+                .iter()
+                .map(|(name, path)| Dependency {
+                    name: name.clone(),
+                    stack: String::new(),
+                    path: path.clone(),
+                })
+                .collect(),
+            input_reads: source.input_reads.clone(),
+            outputs: source.outputs.clone(),
+            unreadable_file: source.module_code.unreadable.clone(),
+        });
+        known_sources.insert(stack.dir.clone(), source);
+    }
+    let roles = &roles;
+    let settled_of = |role: Role| {
+        old_stacks
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| roles[*i] == role)
+    };
+    let settled = SettledStacks {
+        stacks: &old_stacks,
+        records: &records,
+        by_dir: settled_of(Role::Settled)
+            .map(|(i, s)| (s.dir.as_str(), i))
+            .collect(),
+        by_name: settled_of(Role::Settled)
+            .map(|(i, s)| (s.name.as_str(), i))
+            .collect(),
+    };
+    let project = match config::load_with_known(&sources, known, &settled, env) {
         Ok(project) => project,
         Err(diagnostics) => return Ok(Built::Invalid(diagnostics)),
     };
+    drop(settled);
     if project_name_hint
         .as_deref()
         .is_some_and(|name| name != project.name)
     {
-        // Known stacks may be named after the project; slipway.hcl is unchanged here, so
-        // this cannot happen, but a full read is the safe answer if it does.
+        // Unchanged stacks may be named after the project; slipway.hcl is unchanged here,
+        // so this cannot happen, but a full read is the safe answer if it does.
         return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
     }
     let summary = summary(&project);
 
-    let mut indexed: Vec<IndexedStack> = Vec::with_capacity(project.stacks.len());
+    // Every stack in folder order: the loaded ones (read and known) between the settled.
+    let mut settled_stacks: Vec<(usize, StoredStack)> = Vec::new();
+    let mut known_stacks: HashMap<String, (usize, StoredStack)> = HashMap::new();
+    for (i, stack) in std::mem::take(&mut old_stacks).into_iter().enumerate() {
+        match roles[i] {
+            Role::Settled => settled_stacks.push((i, stack)),
+            Role::Known => {
+                known_stacks.insert(stack.dir.clone(), (i, stack));
+            }
+            Role::Read => {}
+        }
+    }
+    // A stack keeps the files of its code unless a folder of that code changed.
+    let kept_files = |files: Option<StoredFiles>| {
+        let touched = files
+            .as_ref()
+            .is_some_and(|f| f.0.parts.iter().any(|part| is_dirty(&part.dir)));
+        (!touched).then_some(files)
+    };
+    let mut settled_stacks = settled_stacks.into_iter().peekable();
+    let mut entries: Vec<Entry> = Vec::with_capacity(project.stacks.len() + settled_stacks.len());
+    let mut take_settled = |entries: &mut Vec<Entry>, until: Option<&str>| {
+        while let Some((i, mut stack)) =
+            settled_stacks.next_if(|(_, s)| until.is_none_or(|until| s.dir.as_str() < until))
+        {
+            let files = kept_files(stack.files.take());
+            entries.push(Entry {
+                stored: stack,
+                files,
+                record: Record(records[i].to_vec()),
+                module_code: None,
+            });
+        }
+    };
     for stack in project.stacks {
-        let dependencies = stack
-            .dependencies
-            .into_iter()
-            .map(|d| IndexedDependency {
-                name: d.name,
-                path: d.path,
-                stack: d.stack,
-            })
-            .collect();
-        let stack = match kept.remove(&stack.dir) {
-            Some(kept) => {
-                // Its files stay as they were unless a folder of its code changed; then
-                // they are resolved again below.
-                let files = if kept.files.parts.iter().any(|part| is_dirty(&part.dir)) {
-                    unresolved_files(&stack.dir)
-                } else {
-                    kept.files
-                };
-                IndexedStack {
-                    name: stack.name,
-                    dir: stack.dir,
-                    dependencies,
-                    module_code: kept.module_code,
-                    files,
-                    env: kept.env,
-                    input_reads: kept.input_reads,
-                    outputs: stack.declarations.outputs,
+        take_settled(&mut entries, Some(&stack.dir));
+        let dependencies = stack.dependencies.iter().map(|d| d.stack.clone()).collect();
+        let entry = match known_stacks.remove(&stack.dir) {
+            Some((i, mut old)) => {
+                let module_code = known_sources
+                    .remove(&stack.dir)
+                    .map(|source| source.module_code);
+                Entry {
+                    stored: StoredStack {
+                        name: stack.name,
+                        dir: stack.dir,
+                        dependencies,
+                        files: None,
+                        env: std::mem::take(&mut old.env),
+                    },
+                    files: kept_files(old.files.take()),
+                    record: Record(records[i].to_vec()),
+                    module_code,
                 }
             }
-            None => IndexedStack {
-                module_code: ModuleCode::from(&stack.declarations),
-                env: stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
-                files: unresolved_files(&stack.dir),
-                input_reads: stack
-                    .inputs
-                    .iter()
-                    .flat_map(|input| input.reads.iter().cloned())
-                    .collect(),
-                outputs: stack.declarations.outputs,
-                name: stack.name,
-                dir: stack.dir,
-                dependencies,
-            },
+            None => {
+                let source = StackSource {
+                    dependencies: stack
+                        .dependencies
+                        .iter()
+                        .map(|d| (d.name.clone(), d.path.clone()))
+                        .collect(),
+                    module_code: ModuleCode::from(&stack.declarations),
+                    input_reads: stack
+                        .inputs
+                        .iter()
+                        .flat_map(|input| input.reads.iter().cloned())
+                        .collect(),
+                    outputs: stack.declarations.outputs,
+                };
+                Entry {
+                    stored: StoredStack {
+                        env: stack_env.remove(stack.dir.as_str()).unwrap_or_default(),
+                        name: stack.name,
+                        dir: stack.dir,
+                        dependencies,
+                        files: None,
+                    },
+                    files: None,
+                    record: source.encode(),
+                    module_code: Some(source.module_code),
+                }
+            }
         };
-        env_names.extend(stack.env.iter().cloned());
-        indexed.push(stack);
+        entries.push(entry);
+    }
+    take_settled(&mut entries, None);
+    if !known_stacks.is_empty() {
+        // Every known stack comes back from the loader; a full read is the safe answer if
+        // one does not.
+        return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
+    }
+    let graph = StackGraph::from_edges(entries.iter().map(|e| {
+        let deps = e.stored.dependencies.iter().map(String::as_str).collect();
+        (e.stored.name.as_str(), deps)
+    }));
+    if dirty.is_some() && !graph.cycles().is_empty() {
+        // The loader saw the edges of read and known stacks only; a full read reports it.
+        return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
     }
 
     // The code of every folder some stack's code may call: stacks' own folders, module
     // folders that did not change, and (read below) the others.
-    let stack_index: HashMap<&str, usize> = indexed
+    let entry_at: HashMap<&str, usize> = entries
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.dir.as_str(), i))
+        .map(|(i, e)| (e.stored.dir.as_str(), i))
         .collect();
-    modules.retain(|dir, _| !is_dirty(dir) && !stack_index.contains_key(dir.as_str()));
+    modules.retain(|dir, _| !is_dirty(dir) && !entry_at.contains_key(dir.as_str()));
     let code_of = |modules: &BTreeMap<String, ModuleCode>, dir: &str| -> Option<ModuleCode> {
-        match stack_index.get(dir) {
-            Some(&i) => Some(indexed[i].module_code.clone()),
+        match entry_at.get(dir) {
+            Some(&i) => entries[i].module_code.clone().or_else(|| {
+                StackSource::decode(&entries[i].record.0).map(|source| source.module_code)
+            }),
             None => modules.get(dir).cloned(),
         }
     };
     let known_dir = |modules: &BTreeMap<String, ModuleCode>, dir: &str| {
-        stack_index.contains_key(dir) || modules.contains_key(dir)
+        entry_at.contains_key(dir) || modules.contains_key(dir)
     };
-    // Module folders not known yet are read level by level, each level in one batch.
-    let mut frontier: BTreeSet<String> = indexed
+    // Stacks whose files are resolved again: their code, then the module folders it calls
+    // that are not known yet, level by level, each level read in one batch.
+    let resolving: Vec<(usize, ModuleCode)> = entries
         .iter()
-        .map(|s| (&s.dir, &s.module_code))
-        .chain(modules.iter())
+        .enumerate()
+        .filter(|(_, e)| e.files.is_none())
+        .map(|(i, e)| (i, code_of(&modules, &e.stored.dir).unwrap_or_default()))
+        .collect();
+    let mut frontier: BTreeSet<String> = resolving
+        .iter()
+        .map(|(i, code)| (entries[*i].stored.dir.as_str(), code))
+        .chain(modules.iter().map(|(dir, code)| (dir.as_str(), code)))
         .flat_map(|(dir, code)| called_dirs(dir, code))
         .filter(|dir| !known_dir(&modules, dir))
         .collect();
@@ -729,13 +904,13 @@ fn build(
         let dirs: Vec<String> = std::mem::take(&mut frontier).into_iter().collect();
         let paths: Vec<String> = dirs
             .iter()
-            .flat_map(|d| terraform_files(&files, d).map(str::to_owned))
+            .flat_map(|d| files.terraform_files(d).map(str::to_owned))
             .collect();
         let mut texts = read(&mut reader, &paths)?.into_iter();
         let mut level = Vec::with_capacity(dirs.len());
         for dir in dirs {
             let mut module_files = Vec::new();
-            for path in terraform_files(&files, &dir) {
+            for path in files.terraform_files(&dir) {
                 if let Some(text) = texts.next().flatten() {
                     module_files.push(SourceFile::new(path, text));
                 }
@@ -750,64 +925,73 @@ fn build(
             .collect();
         modules.extend(level);
     }
-    let resolved: Vec<(usize, StackFiles)> = indexed
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.files.parts.is_empty())
-        .map(|(i, s)| {
-            let files = StackFiles::from_declarations(&s.dir, |dir| {
-                code_of(&modules, dir).as_ref().map(ModuleCode::declarations)
+    let resolved: Vec<(usize, StackFiles)> = resolving
+        .into_iter()
+        .map(|(i, code)| {
+            let dir = entries[i].stored.dir.as_str();
+            let files = StackFiles::from_declarations(dir, |d| {
+                if d == dir {
+                    Some(code.declarations())
+                } else {
+                    code_of(&modules, d).as_ref().map(ModuleCode::declarations)
+                }
             });
             (i, files)
         })
         .collect();
-    drop(stack_index);
+    drop(entry_at);
     for (i, files) in resolved {
-        indexed[i].files = files;
+        entries[i].files = Some(StoredFiles::of(files));
     }
-    let stack_dirs: HashSet<&str> = indexed.iter().map(|s| s.dir.as_str()).collect();
-    let used: BTreeSet<&str> = indexed
+    let mut records = Vec::with_capacity(entries.len());
+    let stacks: Vec<StoredStack> = entries
+        .into_iter()
+        .map(|e| {
+            records.push(e.record);
+            StoredStack {
+                files: e.files.flatten(),
+                ..e.stored
+            }
+        })
+        .collect();
+    let stack_dirs: HashSet<&str> = stacks.iter().map(|s| s.dir.as_str()).collect();
+    let used: BTreeSet<&str> = stacks
         .iter()
-        .flat_map(|s| s.files.module_dirs())
+        .filter_map(|s| s.files.as_ref())
+        .flat_map(|f| f.0.module_dirs())
         .filter(|dir| !stack_dirs.contains(dir))
         .collect();
     let modules = used
         .into_iter()
         .filter_map(|dir| modules.get(dir).map(|code| (dir.to_owned(), code.clone())))
         .collect();
+    drop(stack_dirs);
+    env_names.extend(stacks.iter().flat_map(|s| s.env.iter().cloned()));
     if opaque {
         env_names.insert(OPAQUE_ENV.to_owned());
     }
-    Ok(Built::Index(Box::new(ChangeIndex {
+    let head = HeadFile {
+        format: FORMAT,
         prefix: repo.prefix().to_owned(),
         commit: commit.to_owned(),
+        env: env_names
+            .into_iter()
+            .map(|name| {
+                let value = env.get(&name).cloned();
+                (name, value)
+            })
+            .collect(),
         project: summary,
-        env: env_names.into_iter().map(|name| (name, None)).collect(),
-        stacks: indexed,
-        modules,
-        files,
-    })))
-}
-
-/// The Terraform files directly in `dir`, from the project's files by path.
-fn terraform_files<'a>(
-    files: &'a BTreeMap<String, String>,
-    dir: &str,
-) -> impl Iterator<Item = &'a str> + 'a {
-    let prefix = if dir.is_empty() {
-        String::new()
-    } else {
-        format!("{dir}/")
+        stacks,
     };
-    let len = prefix.len();
-    files
-        .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-        .map(|(path, _)| path.as_str())
-        .take_while(move |path| path.starts_with(&prefix))
-        .filter(move |path| {
-            let name = &path[len..];
-            !name.contains('/') && is_terraform_file(name)
-        })
+    let sources = SourcesFile {
+        format: FORMAT,
+        commit: commit.to_owned(),
+        records,
+        modules,
+        files: files.text(),
+    };
+    Ok(Built::Index(Box::new(ChangeIndex { head, sources }), graph))
 }
 
 /// The folders `code` (the code of `dir`) calls as local modules.
@@ -815,23 +999,6 @@ fn called_dirs<'a>(dir: &'a str, code: &'a ModuleCode) -> impl Iterator<Item = S
     code.sources
         .iter()
         .filter_map(move |source| join_module_source(dir, source))
-}
-
-/// A stack's files before they are resolved: no parts yet.
-fn unresolved_files(dir: &str) -> StackFiles {
-    StackFiles {
-        stack_dir: dir.to_owned(),
-        parts: Vec::new(),
-        escaping_sources: Vec::new(),
-    }
-}
-
-/// Records the values of the environment variables the configuration reads.
-fn with_env(mut index: ChangeIndex, env: &Env) -> ChangeIndex {
-    for (name, value) in &mut index.env {
-        *value = env.get(name).cloned();
-    }
-    index
 }
 
 fn summary(project: &Project) -> ProjectSummary {
@@ -930,6 +1097,26 @@ mod tests {
         }
     }
 
+    /// The full read of `commit`, or None when the project there does not load.
+    fn full(repo: &Repo, commit: &str, env: &Env) -> Option<ChangeIndex> {
+        full_read(repo, commit, "head", env)
+            .ok()
+            .map(|(index, _)| index)
+    }
+
+    /// `index` brought forward to `commit` the way `project_at` does: from its files as
+    /// they are written.
+    fn brought_forward(
+        repo: &Repo,
+        index: &ChangeIndex,
+        commit: &str,
+        env: &Env,
+    ) -> Option<ChangeIndex> {
+        let head = postcard::from_bytes(&postcard::to_stdvec(&index.head).unwrap()).unwrap();
+        let sources = postcard::to_stdvec(&index.sources).unwrap();
+        update(repo, head, &sources, commit, env).map(|(index, _)| index)
+    }
+
     /// A repository whose commits are given as `(path, text)` files, `None` deleting one.
     struct History {
         dir: tempfile::TempDir,
@@ -1004,26 +1191,23 @@ mod tests {
         ]);
         let repo = Repo::open(history.dir.path()).unwrap();
         let env = Env::new();
-        let base = full_read(&repo, &first, "first", &env).unwrap();
-        // Both files read back to the same index, the stack with a module and those
-        // without.
-        let (head, sources) = base.split();
-        let head: HeadFile = postcard::from_bytes(&postcard::to_stdvec(&head).unwrap()).unwrap();
-        assert!(head.stacks[3].3.is_some() && head.stacks[0].3.is_none());
-        let sources = postcard::from_bytes(&postcard::to_stdvec(&sources).unwrap()).unwrap();
-        assert_eq!(ChangeIndex::join(head, sources).as_ref(), Some(&base));
+        let base = full(&repo, &first, &env).unwrap();
+        // The stack with a module stores the files of its code, those without do not; the
+        // index brought forward to its own commit is itself.
+        assert!(base.head.stacks[3].files.is_some() && base.head.stacks[0].files.is_none());
+        assert_eq!(
+            brought_forward(&repo, &base, &first, &env).as_ref(),
+            Some(&base)
+        );
         let check = |commit: &str, loads: bool| {
-            let updated = update(&repo, base.clone(), commit, &env);
-            match full_read(&repo, commit, "head", &env) {
-                Ok(full) => {
-                    assert!(loads, "the project at {commit} loads");
-                    assert_eq!(updated, Some(full));
-                }
-                Err(_) => {
-                    assert!(!loads, "the project at {commit} does not load");
-                    assert_eq!(updated, None);
-                }
-            }
+            let updated = brought_forward(&repo, &base, commit, &env);
+            let full = full(&repo, commit, &env);
+            assert_eq!(
+                full.is_some(),
+                loads,
+                "whether the project at {commit} loads"
+            );
+            assert_eq!(updated, full);
         };
         // b renamed: c, unchanged, now depends on `bee`.
         let renamed = history.commit(&[(
@@ -1066,11 +1250,11 @@ mod tests {
         ]);
         let repo = Repo::open(history.dir.path()).unwrap();
         let env = Env::new();
-        let mut previous = full_read(&repo, &first, "first", &env).unwrap();
+        let mut previous = full(&repo, &first, &env).unwrap();
         let mut step = |files: &[(&str, Option<&str>)]| {
             let commit = history.commit(files);
-            let updated = update(&repo, previous.clone(), &commit, &env);
-            let full = full_read(&repo, &commit, "head", &env).unwrap();
+            let updated = brought_forward(&repo, &previous, &commit, &env);
+            let full = full(&repo, &commit, &env).unwrap();
             assert_eq!(updated.as_ref(), Some(&full), "{files:?}");
             previous = full;
         };
@@ -1102,14 +1286,15 @@ mod tests {
         ]);
         assert_eq!(
             previous
+                .head
                 .stacks
                 .iter()
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>(),
             ["b", "see"]
         );
-        let b = &previous.stacks[0];
-        assert_eq!(b.files.module_dirs().collect::<Vec<_>>(), ["stacks/see"]);
+        let b = previous.head.stacks[0].files.as_ref().unwrap();
+        assert_eq!(b.0.module_dirs().collect::<Vec<_>>(), ["stacks/see"]);
     }
 
     /// Inputs read outputs across stacks: an update checks an unchanged stack's inputs
@@ -1138,27 +1323,28 @@ mod tests {
         ]);
         let repo = Repo::open(history.dir.path()).unwrap();
         let env = Env::new();
-        let base = full_read(&repo, &first, "first", &env).unwrap();
-        assert_eq!(
-            base.stacks[0].input_reads,
-            [("net".to_owned(), "vpc_id".to_owned())]
-        );
+        let base = full(&repo, &first, &env).unwrap();
+        let app = StackSource::decode(&base.sources.records[0].0).unwrap();
+        assert_eq!(app.input_reads, [("net".to_owned(), "vpc_id".to_owned())]);
         // The network gains an output and the app reads it: both brought forward.
-        history.commit(&[("stacks/network/main.tf", Some(&format!("{}{}", network_tf("vpc_id"), network_tf("subnet"))))]);
+        history.commit(&[(
+            "stacks/network/main.tf",
+            Some(&format!("{}{}", network_tf("vpc_id"), network_tf("subnet"))),
+        )]);
         let reads_new = history.commit(&[("stacks/app/stack.hcl", Some(&reader("subnet")))]);
-        let updated = update(&repo, base.clone(), &reads_new, &env);
-        assert_eq!(updated, Some(full_read(&repo, &reads_new, "head", &env).unwrap()));
+        let updated = brought_forward(&repo, &base, &reads_new, &env);
+        assert_eq!(updated, Some(full(&repo, &reads_new, &env).unwrap()));
         // The network drops `vpc_id`, which the unchanged db still reads: no answer but the
         // full read's error.
         let dropped = history.commit(&[("stacks/network/main.tf", Some(&network_tf("subnet")))]);
-        assert!(full_read(&repo, &dropped, "head", &env).is_err());
-        assert_eq!(update(&repo, base.clone(), &dropped, &env), None);
+        assert_eq!(full(&repo, &dropped, &env), None);
+        assert_eq!(brought_forward(&repo, &base, &dropped, &env), None);
         // The app reads an output the unchanged network never declared.
         let unknown = history.commit(&[
             ("stacks/network/main.tf", Some(&network_tf("vpc_id"))),
             ("stacks/app/stack.hcl", Some(&reader("nothing"))),
         ]);
-        assert!(full_read(&repo, &unknown, "head", &env).is_err());
-        assert_eq!(update(&repo, base, &unknown, &env), None);
+        assert_eq!(full(&repo, &unknown, &env), None);
+        assert_eq!(brought_forward(&repo, &base, &unknown, &env), None);
     }
 }
