@@ -16,7 +16,10 @@
 //! the only path that reports configuration errors: the answer is always the one a full
 //! read gives.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Folders and names are hashed with foldhash (fast, seeded per process).
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -240,7 +243,7 @@ impl StackSource {
 
     fn encode(&self) -> Record {
         // Encoding into memory fails only for types postcard cannot encode, none here.
-        Record(postcard::to_stdvec(self).unwrap_or_default())
+        Record(postcard::to_extend(self, Vec::with_capacity(64)).unwrap_or_default())
     }
 }
 
@@ -413,12 +416,17 @@ fn read<T, E>(file: &Path, decode: impl for<'a> FnOnce(&'a [u8]) -> Result<T, E>
 fn save(dir: &Path, index: ChangeIndex, graph: StackGraph) -> Snapshot {
     let ChangeIndex { head, sources } = index;
     let opaque = head.env.contains_key(OPAQUE_ENV);
-    let head_bytes = (!opaque).then(|| postcard::to_stdvec(&head));
+    // Sized ahead: growing a buffer of this size copies it several times over.
+    let head_bytes = (!opaque)
+        .then(|| postcard::to_extend(&head, Vec::with_capacity(head.stacks.len() * 96 + 4096)));
     std::thread::scope(|scope| {
         if let Some(Ok(head_bytes)) = head_bytes {
             scope.spawn(move || {
                 if std::fs::create_dir_all(dir).is_ok() {
-                    let _ = postcard::to_stdvec(&sources)
+                    let size = sources.files.len()
+                        + sources.records.iter().map(|r| r.0.len() + 2).sum::<usize>()
+                        + 4096;
+                    let _ = postcard::to_extend(&sources, Vec::with_capacity(size))
                         .map_err(std::io::Error::other)
                         .and_then(|bytes| write_file(&dir.join(SOURCES_FILE), bytes))
                         .and_then(|()| write_file(&dir.join(HEAD_FILE), head_bytes));
@@ -766,7 +774,7 @@ fn build(
     let summary = summary(&project);
 
     // Every stack in folder order: the loaded ones (read and known) between the settled.
-    let mut settled_stacks: Vec<(usize, StoredStack)> = Vec::new();
+    let mut settled_stacks: Vec<(usize, StoredStack)> = Vec::with_capacity(old_stacks.len());
     let mut known_stacks: HashMap<String, (usize, StoredStack)> = HashMap::new();
     for (i, stack) in std::mem::take(&mut old_stacks).into_iter().enumerate() {
         match roles[i] {
