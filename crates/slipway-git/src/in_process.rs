@@ -10,6 +10,7 @@
 //! detection could pair a deleted file with an added one.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use gix::bstr::ByteSlice;
 use gix::diff::tree::recorder::Change;
@@ -22,7 +23,15 @@ use crate::project_files::{BlobChange, BlobEntry, is_project_file};
 #[derive(Clone)]
 pub(crate) struct Objects {
     repo: gix::ThreadSafeRepository,
+    /// The tree diffs asked for so far. Change detection asks for the same range on two
+    /// threads when the change index describes the base (the usual case in a pipeline):
+    /// the one that asks second waits for the first one's answer instead of diffing again.
+    diffs: Arc<Mutex<Vec<(DiffKey, Arc<TreeDiff>)>>>,
 }
+
+/// `(base, head, prefix)`.
+type DiffKey = (String, String, String);
+type TreeDiff = OnceLock<Option<Vec<Change>>>;
 
 impl std::fmt::Debug for Objects {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +91,7 @@ impl Objects {
         Some((
             Self {
                 repo: repo.into_sync(),
+                diffs: Arc::default(),
             },
             location,
             commits,
@@ -172,9 +182,9 @@ impl Objects {
     /// None when git must be asked: an id that is not a full one, or an object this clone
     /// does not have.
     pub(crate) fn blob_texts(&self, blobs: &[&str]) -> Option<Vec<Option<String>>> {
-        // A full read is thousands of blobs, each inflated on its own: two threads halve
-        // it where a second core is free.
-        const SPLIT_FROM: usize = 512;
+        // A full read is thousands of blobs and an update hundreds, each inflated on its
+        // own: two threads halve it where a second core is free.
+        const SPLIT_FROM: usize = 256;
         if blobs.len() >= SPLIT_FROM {
             let (first, second) = blobs.split_at(blobs.len() / 2);
             let (mut first, second) = std::thread::scope(|scope| {
@@ -210,6 +220,23 @@ impl Objects {
 
     /// The records of a tree diff below `prefix`, paths relative to it: files and folders.
     fn tree_diff(&self, base: &str, head: &str, prefix: &str) -> Option<Vec<Change>> {
+        let diff = {
+            let mut diffs = self.diffs.lock().unwrap_or_else(|e| e.into_inner());
+            let key = (base.to_owned(), head.to_owned(), prefix.to_owned());
+            match diffs.iter().find(|(k, _)| *k == key) {
+                Some((_, diff)) => Arc::clone(diff),
+                None => {
+                    let diff = Arc::new(TreeDiff::new());
+                    diffs.push((key, Arc::clone(&diff)));
+                    diff
+                }
+            }
+        };
+        diff.get_or_init(|| self.tree_diff_uncached(base, head, prefix))
+            .clone()
+    }
+
+    fn tree_diff_uncached(&self, base: &str, head: &str, prefix: &str) -> Option<Vec<Change>> {
         let repo = self.repo.to_thread_local();
         let (before, after) = (
             project_tree(&repo, base, prefix)?,

@@ -496,6 +496,7 @@ fn update(
     {
         return None;
     }
+    let before = FileList::parse(sources.files)?;
     // Fails for a commit this repository does not have (an index copied from elsewhere, a
     // history rewritten since): then everything is read again.
     let mut changes = repo.project_blob_changes(&head.commit, commit).ok()?;
@@ -507,7 +508,6 @@ fn update(
         .iter()
         .map(|c| parent(c.path()).to_owned())
         .collect();
-    let before = FileList::parse(sources.files)?;
     let files = FileList {
         entries: merge(&before.entries, &changes),
     };
