@@ -26,10 +26,12 @@ pub(crate) struct Objects {
     /// The tree diffs asked for so far. Change detection asks for the same range on two
     /// threads when the change index describes the base (the usual case in a pipeline):
     /// the one that asks second waits for the first one's answer instead of diffing again.
-    diffs: Arc<Mutex<Vec<(DiffKey, Arc<TreeDiff>)>>>,
+    diffs: Arc<Mutex<TreeDiffs>>,
 }
 
-/// `(base, head, prefix)`.
+/// Each tree diff asked for, by `(base, head, prefix)`, filled in by the first thread to
+/// ask.
+type TreeDiffs = Vec<(DiffKey, Arc<TreeDiff>)>;
 type DiffKey = (String, String, String);
 type TreeDiff = OnceLock<Option<Vec<Change>>>;
 
