@@ -133,7 +133,7 @@ struct SourcesFile {
     commit: String,
     /// Each stack's [`StackSource`], encoded on its own so that an update decodes only the
     /// stacks it looks at and copies the others as they are.
-    records: Vec<Record>,
+    records: Records,
     /// What the code of each folder (other than a stack's) that some stack uses calls and
     /// reads.
     modules: BTreeMap<String, ModuleCode>,
@@ -154,13 +154,50 @@ struct SourcesRead<'a> {
     files: &'a str,
 }
 
-/// One encoded [`StackSource`].
-#[derive(Debug, Clone, PartialEq)]
-struct Record(Vec<u8>);
+/// The encoded [`StackSource`] of each stack, one after the other in one buffer: an
+/// update copies most of them as they are.
+#[derive(Debug, Default, PartialEq)]
+struct Records {
+    bytes: Vec<u8>,
+    /// Where each record ends in `bytes`.
+    ends: Vec<usize>,
+}
 
-impl Serialize for Record {
+impl Records {
+    fn with_capacity(records: usize, bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(records),
+        }
+    }
+
+    fn push(&mut self, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = i.checked_sub(1).map_or(0, |before| self.ends[before]);
+        self.bytes.get(start..end)
+    }
+
+    /// Each record; its exact length known ahead, which a sequence postcard writes needs.
+    fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> {
+        (0..self.ends.len()).map(|i| self.get(i).unwrap_or_default())
+    }
+}
+
+/// Written as the sequence of byte strings [`SourcesRead`] reads back.
+impl Serialize for Records {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+        struct Bytes<'a>(&'a [u8]);
+        impl Serialize for Bytes<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+        serializer.collect_seq(self.iter().map(Bytes))
     }
 }
 
@@ -241,9 +278,9 @@ impl StackSource {
         postcard::from_bytes(record).ok()
     }
 
-    fn encode(&self) -> Record {
+    fn encode(&self) -> Vec<u8> {
         // Encoding into memory fails only for types postcard cannot encode, none here.
-        Record(postcard::to_extend(self, Vec::with_capacity(64)).unwrap_or_default())
+        postcard::to_extend(self, Vec::with_capacity(64)).unwrap_or_default()
     }
 }
 
@@ -336,6 +373,8 @@ pub struct Snapshot {
     pub stacks: Vec<HeadStack>,
     /// The stack graph, built as the loader builds it.
     pub graph: StackGraph,
+    /// The index being written meanwhile; keep it until the answer is given.
+    pub saving: Saving,
 }
 
 impl Snapshot {
@@ -360,6 +399,7 @@ impl Snapshot {
             project: head.project,
             stacks,
             graph,
+            saving: Saving::default(),
         }
     }
 }
@@ -412,19 +452,22 @@ fn read<T, E>(file: &Path, decode: impl for<'a> FnOnce(&'a [u8]) -> Result<T, E>
 /// half of one; a reader that sees one new and one old file finds their commits differ.
 /// Failing to write only costs the next run a full read.
 ///
-/// The files are written on a second thread while the snapshot is built from the index.
+/// The files are written on a second thread while the snapshot is built and the answer
+/// decided; the snapshot's [`Saving`] waits for it.
 fn save(dir: &Path, index: ChangeIndex, graph: StackGraph) -> Snapshot {
     let ChangeIndex { head, sources } = index;
     let opaque = head.env.contains_key(OPAQUE_ENV);
     // Sized ahead: growing a buffer of this size copies it several times over.
     let head_bytes = (!opaque)
         .then(|| postcard::to_extend(&head, Vec::with_capacity(head.stacks.len() * 96 + 4096)));
-    std::thread::scope(|scope| {
-        if let Some(Ok(head_bytes)) = head_bytes {
-            scope.spawn(move || {
-                if std::fs::create_dir_all(dir).is_ok() {
+    let writing = match head_bytes {
+        Some(Ok(head_bytes)) => {
+            let dir = dir.to_path_buf();
+            let spawned = std::thread::Builder::new().spawn(move || {
+                if std::fs::create_dir_all(&dir).is_ok() {
                     let size = sources.files.len()
-                        + sources.records.iter().map(|r| r.0.len() + 2).sum::<usize>()
+                        + sources.records.bytes.len()
+                        + sources.records.ends.len() * 2
                         + 4096;
                     let _ = postcard::to_extend(&sources, Vec::with_capacity(size))
                         .map_err(std::io::Error::other)
@@ -432,9 +475,27 @@ fn save(dir: &Path, index: ChangeIndex, graph: StackGraph) -> Snapshot {
                         .and_then(|()| write_file(&dir.join(HEAD_FILE), head_bytes));
                 }
             });
+            // Without a thread the index is not written; the next run reads in full.
+            spawned.ok()
         }
-        Snapshot::of(head, Some(graph))
-    })
+        _ => None,
+    };
+    let mut snapshot = Snapshot::of(head, Some(graph));
+    snapshot.saving = Saving(writing);
+    snapshot
+}
+
+/// The index files being written, if they are: dropping it waits for them, so that the
+/// process does not end half-way through.
+#[derive(Debug, Default)]
+pub struct Saving(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        if let Some(writing) = self.0.take() {
+            let _ = writing.join();
+        }
+    }
 }
 
 fn write_file(file: &Path, bytes: Vec<u8>) -> std::io::Result<()> {
@@ -599,12 +660,19 @@ impl config::Settled for SettledStacks<'_> {
     }
 }
 
+/// Where the record of a stack of the index being built comes from.
+enum RecordOf {
+    /// The previous index's record of the stack with this index, unchanged.
+    Kept(usize),
+    New(Vec<u8>),
+}
+
 /// A stack of the index being built.
 struct Entry {
     stored: StoredStack,
     /// None until the rule for the files of its code is resolved.
     files: Option<Option<StoredFiles>>,
-    record: Record,
+    record: RecordOf,
     /// Its own code, when known without decoding its record.
     module_code: Option<ModuleCode>,
 }
@@ -802,7 +870,7 @@ fn build(
             entries.push(Entry {
                 stored: stack,
                 files,
-                record: Record(records[i].to_vec()),
+                record: RecordOf::Kept(i),
                 module_code: None,
             });
         }
@@ -824,7 +892,7 @@ fn build(
                         env: std::mem::take(&mut old.env),
                     },
                     files: kept_files(old.files.take()),
-                    record: Record(records[i].to_vec()),
+                    record: RecordOf::Kept(i),
                     module_code,
                 }
             }
@@ -852,7 +920,7 @@ fn build(
                         files: None,
                     },
                     files: None,
-                    record: source.encode(),
+                    record: RecordOf::New(source.encode()),
                     module_code: Some(source.module_code),
                 }
             }
@@ -885,7 +953,13 @@ fn build(
     let code_of = |modules: &BTreeMap<String, ModuleCode>, dir: &str| -> Option<ModuleCode> {
         match entry_at.get(dir) {
             Some(&i) => entries[i].module_code.clone().or_else(|| {
-                StackSource::decode(&entries[i].record.0).map(|source| source.module_code)
+                let record = match &entries[i].record {
+                    RecordOf::Kept(old) => records.get(*old).copied(),
+                    RecordOf::New(bytes) => Some(bytes.as_slice()),
+                };
+                record
+                    .and_then(StackSource::decode)
+                    .map(|source| source.module_code)
             }),
             None => modules.get(dir).cloned(),
         }
@@ -951,11 +1025,17 @@ fn build(
     for (i, files) in resolved {
         entries[i].files = Some(StoredFiles::of(files));
     }
-    let mut records = Vec::with_capacity(entries.len());
+    let size = records.iter().map(|r| r.len()).sum::<usize>() + 4096;
+    let mut new_records = Records::with_capacity(entries.len(), size);
     let stacks: Vec<StoredStack> = entries
         .into_iter()
         .map(|e| {
-            records.push(e.record);
+            match &e.record {
+                RecordOf::Kept(old) => {
+                    new_records.push(records.get(*old).copied().unwrap_or_default())
+                }
+                RecordOf::New(bytes) => new_records.push(bytes),
+            }
             StoredStack {
                 files: e.files.flatten(),
                 ..e.stored
@@ -995,7 +1075,7 @@ fn build(
     let sources = SourcesFile {
         format: FORMAT,
         commit: commit.to_owned(),
-        records,
+        records: new_records,
         modules,
         files: files.text(),
     };
@@ -1332,7 +1412,7 @@ mod tests {
         let repo = Repo::open(history.dir.path()).unwrap();
         let env = Env::new();
         let base = full(&repo, &first, &env).unwrap();
-        let app = StackSource::decode(&base.sources.records[0].0).unwrap();
+        let app = StackSource::decode(base.sources.records.get(0).unwrap()).unwrap();
         assert_eq!(app.input_reads, [("net".to_owned(), "vpc_id".to_owned())]);
         // The network gains an output and the app reads it: both brought forward.
         history.commit(&[(

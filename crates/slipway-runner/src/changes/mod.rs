@@ -140,10 +140,13 @@ pub fn detect(
         (loaded, files)
     });
     let (snapshot, source) = loaded?;
+    // `_saving` waits for the index files at the end of this function: they are written
+    // while the answer is decided.
     let index::Snapshot {
         project,
         stacks: head_stacks,
         graph,
+        saving: _saving,
     } = snapshot;
     let project = &project;
 
