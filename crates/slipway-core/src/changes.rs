@@ -86,7 +86,9 @@ pub struct HeadStack {
     /// Folder relative to the project root.
     pub dir: String,
     /// The files that make up its code: the one rule working copies and artifacts use.
-    pub files: StackFiles,
+    /// None when its code is its own folder alone (it calls no local module and reads
+    /// nothing outside its folder), as for most stacks: that needs no lookup of its own.
+    pub files: Option<StackFiles>,
 }
 
 /// A stack at the base commit: enough to notice that it was renamed or deleted.
@@ -256,7 +258,8 @@ pub fn detect<'a>(input: ChangeInput<'a>) -> ChangeSet {
     // folder and the roots of the paths its code reads.
     let mut parts_by_folder: HashMap<&str, Vec<(&HeadStack, &ModulePart)>> = HashMap::new();
     for stack in input.head {
-        for (index, part) in stack.files.parts.iter().enumerate() {
+        let parts = stack.files.iter().flat_map(|files| &files.parts);
+        for (index, part) in parts.enumerate() {
             let own = (index > 0).then_some(part.dir.as_str());
             let reads = part.reads.iter().map(|r| r.root());
             let mut folders: Vec<&str> = own.into_iter().chain(reads).collect();
@@ -578,7 +581,7 @@ mod tests {
         HeadStack {
             name: name.into(),
             dir: dir.into(),
-            files: whole_modules(dir, modules),
+            files: Some(whole_modules(dir, modules)),
         }
     }
 
@@ -722,12 +725,12 @@ mod tests {
             HeadStack {
                 name: "simple".into(),
                 dir: "examples/simple".into(),
-                files: files("examples/simple"),
+                files: Some(files("examples/simple")),
             },
             HeadStack {
                 name: "complete".into(),
                 dir: "examples/complete".into(),
-                files: files("examples/complete"),
+                files: Some(files("examples/complete")),
             },
         ];
         let graph = StackGraph::from_edges(head.iter().map(|s| (s.name.as_str(), vec![])));
@@ -1017,7 +1020,11 @@ mod tests {
                     affected.insert(owner.name.clone());
                 }
                 for stack in head {
-                    if stack.files.parts[1..].iter().any(|m| inside(path, &m.dir)) {
+                    if stack
+                        .files
+                        .as_ref()
+                        .is_some_and(|f| f.parts[1..].iter().any(|m| inside(path, &m.dir)))
+                    {
                         affected.insert(stack.name.clone());
                     }
                 }
@@ -1040,7 +1047,7 @@ mod tests {
                         HeadStack {
                             name: format!("s{i}"),
                             dir: dir.clone(),
-                            files: whole_modules(dir, &modules),
+                            files: Some(whole_modules(dir, &modules)),
                         }
                     })
                     .collect();

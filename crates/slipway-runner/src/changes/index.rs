@@ -384,15 +384,10 @@ impl Snapshot {
         let stacks = head
             .stacks
             .into_iter()
-            .map(|stack| {
-                let files = stack
-                    .files
-                    .map_or_else(|| own_folder_only(&stack.dir), |f| f.0);
-                HeadStack {
-                    name: stack.name,
-                    dir: stack.dir,
-                    files,
-                }
+            .map(|stack| HeadStack {
+                name: stack.name,
+                dir: stack.dir,
+                files: stack.files.map(|f| f.0),
             })
             .collect();
         Self {
