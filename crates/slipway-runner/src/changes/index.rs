@@ -1430,4 +1430,90 @@ mod tests {
         assert_eq!(full(&repo, &unknown, &env), None);
         assert_eq!(brought_forward(&repo, &base, &unknown, &env), None);
     }
+
+    /// An update where a changed stack calls an unchanged stack's folder as a module (its
+    /// code then comes from the index's record), the project's root folder is a stack, and
+    /// stack.hcl files read the environment: each step must end as the full read ends.
+    #[test]
+    fn updates_read_kept_records_and_environment_as_a_full_read() {
+        let history = History::new();
+        let first = history.commit(&[
+            (
+                "slipway.hcl",
+                Some("project {\n  name = \"p\"\n  engine = \"terraform\"\n}\nstage \"dev\" {}\n"),
+            ),
+            ("stack.hcl", Some("stack {}\n")),
+            ("main.tf", Some("variable \"x\" {}\n")),
+            (
+                "shared/stack.hcl",
+                Some("stack {\n  team = env(\"TEAM\", \"a\")\n}\n"),
+            ),
+            (
+                "shared/main.tf",
+                Some("module \"m\" {\n  source = \"../modules/m\"\n}\n"),
+            ),
+            ("modules/m/main.tf", Some("variable \"y\" {}\n")),
+            (
+                "app/stack.hcl",
+                Some("stack {\n  description = env(\"WHAT\", \"d\")\n}\n"),
+            ),
+            ("app/main.tf", Some("variable \"z\" {}\n")),
+        ]);
+        let repo = Repo::open(history.dir.path()).unwrap();
+        let env = Env::from([("TEAM".to_owned(), "platform".to_owned())]);
+        let mut previous = full(&repo, &first, &env).unwrap();
+        assert_eq!(
+            previous.head.env.keys().collect::<Vec<_>>(),
+            ["TEAM", "WHAT"]
+        );
+        let step = |previous: &mut ChangeIndex, files: &[(&str, Option<&str>)]| {
+            let commit = history.commit(files);
+            let updated = brought_forward(&repo, previous, &commit, &env);
+            let full = full(&repo, &commit, &env).unwrap();
+            assert_eq!(updated.as_ref(), Some(&full), "{files:?}");
+            *previous = full;
+        };
+        // The app calls the unchanged shared stack's folder as a module, and through it
+        // modules/m.
+        step(
+            &mut previous,
+            &[(
+                "app/main.tf",
+                Some("module \"s\" {\n  source = \"../shared\"\n}\n"),
+            )],
+        );
+        let app = previous
+            .head
+            .stacks
+            .iter()
+            .find(|s| s.name == "app")
+            .unwrap();
+        assert_eq!(
+            app.files
+                .as_ref()
+                .unwrap()
+                .0
+                .module_dirs()
+                .collect::<Vec<_>>(),
+            ["shared", "modules/m"]
+        );
+        // The app stops reading WHAT; the root stack changes too.
+        step(
+            &mut previous,
+            &[
+                ("app/stack.hcl", Some("stack {}\n")),
+                ("main.tf", Some("variable \"x2\" {}\n")),
+            ],
+        );
+        assert_eq!(previous.head.env.keys().collect::<Vec<_>>(), ["TEAM"]);
+        // The module the shared stack calls changes: the app's code (through shared)
+        // is resolved again.
+        step(
+            &mut previous,
+            &[(
+                "modules/m/main.tf",
+                Some("variable \"y\" {}\nlocals {\n  t = file(\"${path.module}/t.json\")\n}\n"),
+            )],
+        );
+    }
 }
