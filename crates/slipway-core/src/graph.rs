@@ -3,6 +3,7 @@
 //! Edges run from a dependency to its dependent (A -> B means A is applied before B).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use petgraph::Direction;
 use petgraph::algo::tarjan_scc;
@@ -12,11 +13,12 @@ use petgraph::visit::EdgeRef;
 /// Stacks and their dependency edges, indexed by stack name.
 #[derive(Debug, Clone, Default)]
 pub struct StackGraph {
-    graph: DiGraph<String, ()>,
+    /// Each name is one allocation shared by its node and its key in `by_name`.
+    graph: DiGraph<Arc<str>, ()>,
     /// Hashed (foldhash: fast, and seeded per process, since names come from whatever a
     /// pull request proposes), not ordered: building it is part of every change detection,
     /// and the order of names is never read from it.
-    by_name: HashMap<String, NodeIndex, foldhash::fast::RandomState>,
+    by_name: HashMap<Arc<str>, NodeIndex, foldhash::fast::RandomState>,
 }
 
 impl StackGraph {
@@ -25,13 +27,14 @@ impl StackGraph {
         let stacks: Vec<(&str, Vec<&str>)> = stacks.into_iter().collect();
         let edges = stacks.iter().map(|(_, deps)| deps.len()).sum();
         let mut graph = DiGraph::with_capacity(stacks.len(), edges);
-        let mut by_name: HashMap<String, NodeIndex, _> =
+        let mut by_name: HashMap<Arc<str>, NodeIndex, _> =
             HashMap::with_capacity_and_hasher(stacks.len(), foldhash::fast::RandomState::default());
         for (name, deps) in &stacks {
             for n in std::iter::once(name).chain(deps) {
                 // Looked up before a key is made: most names are met more than once.
                 if !by_name.contains_key(*n) {
-                    by_name.insert((*n).to_owned(), graph.add_node((*n).to_owned()));
+                    let name: Arc<str> = Arc::from(*n);
+                    by_name.insert(Arc::clone(&name), graph.add_node(name));
                 }
             }
         }
@@ -86,7 +89,7 @@ impl StackGraph {
                 } else {
                     e.target()
                 };
-                self.graph[other].as_str()
+                &*self.graph[other]
             })
             .collect();
         names.sort_unstable();
@@ -138,7 +141,7 @@ impl StackGraph {
         let mut path = Vec::new();
         let mut cursor = end;
         while let Some(node) = cursor {
-            path.push(self.graph[node].clone());
+            path.push(self.graph[node].to_string());
             if node == start {
                 break;
             }
@@ -151,7 +154,7 @@ impl StackGraph {
     /// All stacks in an order where each comes after its dependencies; ties broken by name,
     /// so the order is stable. Stacks on cycles are left out.
     pub fn topological_order(&self) -> Vec<&str> {
-        self.order_of(self.by_name.keys().map(String::as_str))
+        self.order_of(self.by_name.keys().map(|name| &**name))
     }
 
     /// The given stacks in dependency order (edges among them only).
@@ -176,7 +179,7 @@ impl StackGraph {
         let mut ready: BTreeSet<(&str, NodeIndex)> = remaining
             .iter()
             .filter(|(_, c)| **c == 0)
-            .map(|(n, _)| (self.graph[*n].as_str(), *n))
+            .map(|(n, _)| (&*self.graph[*n], *n))
             .collect();
         let mut order = Vec::with_capacity(selected.len());
         while let Some((name, node)) = ready.pop_first() {
@@ -186,7 +189,7 @@ impl StackGraph {
                 if let Some(count) = remaining.get_mut(&dependent) {
                     *count -= 1;
                     if *count == 0 {
-                        ready.insert((self.graph[dependent].as_str(), dependent));
+                        ready.insert((&*self.graph[dependent], dependent));
                     }
                 }
             }
@@ -211,7 +214,7 @@ impl StackGraph {
             .filter_map(|n| self.by_name.get(*n).copied())
             .collect();
         while let Some(node) = stack.pop() {
-            if seen.insert(self.graph[node].as_str()) {
+            if seen.insert(&*self.graph[node]) {
                 stack.extend(self.graph.neighbors_directed(node, direction));
             }
         }
@@ -225,8 +228,8 @@ impl StackGraph {
             .edge_references()
             .map(|e| {
                 (
-                    self.graph[e.source()].as_str(),
-                    self.graph[e.target()].as_str(),
+                    &*self.graph[e.source()],
+                    &*self.graph[e.target()],
                 )
             })
             .collect();
