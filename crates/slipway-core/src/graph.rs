@@ -226,12 +226,7 @@ impl StackGraph {
         let mut edges: Vec<(&str, &str)> = self
             .graph
             .edge_references()
-            .map(|e| {
-                (
-                    &*self.graph[e.source()],
-                    &*self.graph[e.target()],
-                )
-            })
+            .map(|e| (&*self.graph[e.source()], &*self.graph[e.target()]))
             .collect();
         edges.sort_unstable();
         edges

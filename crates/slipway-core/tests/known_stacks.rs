@@ -46,9 +46,12 @@ fn known(stack: &Stack) -> KnownStack {
 /// What a load answers, as far as the stacks and their graph go.
 fn answer(loaded: Result<Project, slipway_core::Diagnostics>) -> Option<Vec<String>> {
     let project = loaded.ok()?;
-    let mut lines: Vec<String> = project
-        .stacks
-        .iter()
+    Some(lines(project.stacks.iter(), &project.graph))
+}
+
+/// Each stack with its dependencies, then the graph's order.
+fn lines<'a>(stacks: impl Iterator<Item = &'a Stack>, graph: &StackGraph) -> Vec<String> {
+    let mut lines: Vec<String> = stacks
         .map(|s| {
             let deps: Vec<String> = s
                 .dependencies
@@ -58,8 +61,8 @@ fn answer(loaded: Result<Project, slipway_core::Diagnostics>) -> Option<Vec<Stri
             format!("{} {} [{}]", s.dir, s.name, deps.join(" "))
         })
         .collect();
-    lines.push(format!("order {:?}", project.graph.topological_order()));
-    Some(lines)
+    lines.push(format!("order {:?}", graph.topological_order()));
+    lines
 }
 
 /// Stacks of an earlier load taken as settled.
@@ -136,21 +139,10 @@ fn agree(before: &[Folder], after: &[Folder]) -> bool {
                 .iter()
                 .map(|s| (s.name.as_str(), s.dependency_stacks().collect())),
         );
-        graph.cycles().is_empty().then(|| {
-            let mut lines: Vec<String> = stacks
-                .iter()
-                .map(|s| {
-                    let deps: Vec<String> = s
-                        .dependencies
-                        .iter()
-                        .map(|d| format!("{}={}@{}", d.name, d.stack, d.path))
-                        .collect();
-                    format!("{} {} [{}]", s.dir, s.name, deps.join(" "))
-                })
-                .collect();
-            lines.push(format!("order {:?}", graph.topological_order()));
-            lines
-        })
+        graph
+            .cycles()
+            .is_empty()
+            .then(|| lines(stacks.iter().copied(), &graph))
     });
     assert_eq!(
         with_settled, full,
