@@ -278,6 +278,26 @@ impl StackSource {
         postcard::from_bytes(record).ok()
     }
 
+    /// The known stack the loader checks in place of `stack`, whose record this is.
+    fn known(&self, stack: &StoredStack) -> KnownStack {
+        KnownStack {
+            name: stack.name.clone(),
+            dir: stack.dir.clone(),
+            dependencies: self
+                .dependencies
+                .iter()
+                .map(|(name, path)| Dependency {
+                    name: name.clone(),
+                    stack: String::new(),
+                    path: path.clone(),
+                })
+                .collect(),
+            input_reads: self.input_reads.clone(),
+            outputs: self.outputs.clone(),
+            unreadable_file: self.module_code.unreadable.clone(),
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         // Encoding into memory fails only for types postcard cannot encode, none here.
         postcard::to_extend(self, Vec::with_capacity(64)).unwrap_or_default()
@@ -628,12 +648,54 @@ enum Role {
     Settled,
 }
 
+/// How each stack of the previous index takes part in an update, given which folders
+/// changed.
+fn roles_of(stacks: &[StoredStack], is_dirty: impl Fn(&str) -> bool) -> Vec<Role> {
+    let dir_of: HashMap<&str, &str> = stacks
+        .iter()
+        .map(|s| (s.name.as_str(), s.dir.as_str()))
+        .collect();
+    stacks
+        .iter()
+        .map(|s| {
+            if is_dirty(&s.dir) {
+                Role::Read
+            } else if s
+                .dependencies
+                .iter()
+                .any(|d| dir_of.get(d.as_str()).is_none_or(|dir| is_dirty(dir)))
+            {
+                Role::Known
+            } else {
+                Role::Settled
+            }
+        })
+        .collect()
+}
+
 /// The previous index's settled stacks, as the loader asks about them.
 struct SettledStacks<'a> {
     stacks: &'a [StoredStack],
     records: &'a [&'a [u8]],
     by_dir: HashMap<&'a str, usize>,
     by_name: HashMap<&'a str, usize>,
+}
+
+impl<'a> SettledStacks<'a> {
+    fn new(stacks: &'a [StoredStack], records: &'a [&'a [u8]], roles: &[Role]) -> Self {
+        let settled = || {
+            stacks
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| roles[*i] == Role::Settled)
+        };
+        Self {
+            stacks,
+            records,
+            by_dir: settled().map(|(i, s)| (s.dir.as_str(), i)).collect(),
+            by_name: settled().map(|(i, s)| (s.name.as_str(), i)).collect(),
+        }
+    }
 }
 
 impl config::Settled for SettledStacks<'_> {
@@ -694,28 +756,7 @@ fn build(
         None => (None, Vec::new(), Vec::new(), BTreeMap::new(), None),
     };
     let is_dirty = |dir: &str| dirty.as_ref().is_none_or(|dirty| dirty.contains(dir));
-    let roles: Vec<Role> = {
-        let dir_of: HashMap<&str, &str> = old_stacks
-            .iter()
-            .map(|s| (s.name.as_str(), s.dir.as_str()))
-            .collect();
-        old_stacks
-            .iter()
-            .map(|s| {
-                if is_dirty(&s.dir) {
-                    Role::Read
-                } else if s
-                    .dependencies
-                    .iter()
-                    .any(|d| dir_of.get(d.as_str()).is_none_or(|dir| is_dirty(dir)))
-                {
-                    Role::Known
-                } else {
-                    Role::Settled
-                }
-            })
-            .collect()
-    };
+    let roles = roles_of(&old_stacks, is_dirty);
     let stack_dirs: Vec<&str> = if dirty.is_some() {
         // Stack folders that changed and still hold a stack.hcl, and new ones.
         let mut dirs: Vec<&str> = dirty
@@ -786,41 +827,10 @@ fn build(
         let Some(source) = records.get(i).and_then(|r| StackSource::decode(r)) else {
             return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
         };
-        known.push(KnownStack {
-            name: stack.name.clone(),
-            dir: stack.dir.clone(),
-            dependencies: source
-                .dependencies
-                .iter()
-                .map(|(name, path)| Dependency {
-                    name: name.clone(),
-                    stack: String::new(),
-                    path: path.clone(),
-                })
-                .collect(),
-            input_reads: source.input_reads.clone(),
-            outputs: source.outputs.clone(),
-            unreadable_file: source.module_code.unreadable.clone(),
-        });
+        known.push(source.known(stack));
         known_sources.insert(stack.dir.clone(), source);
     }
-    let roles = &roles;
-    let settled_of = |role: Role| {
-        old_stacks
-            .iter()
-            .enumerate()
-            .filter(move |(i, _)| roles[*i] == role)
-    };
-    let settled = SettledStacks {
-        stacks: &old_stacks,
-        records: &records,
-        by_dir: settled_of(Role::Settled)
-            .map(|(i, s)| (s.dir.as_str(), i))
-            .collect(),
-        by_name: settled_of(Role::Settled)
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect(),
-    };
+    let settled = SettledStacks::new(&old_stacks, &records, &roles);
     let project = match config::load_with_known(&sources, known, &settled, env) {
         Ok(project) => project,
         Err(diagnostics) => return Ok(Built::Invalid(diagnostics)),
