@@ -278,24 +278,26 @@ impl StackSource {
         postcard::from_bytes(record).ok()
     }
 
-    /// The known stack the loader checks in place of `stack`, whose record this is.
-    fn known(&self, stack: &StoredStack) -> KnownStack {
-        KnownStack {
+    /// The known stack the loader checks in place of `stack`, whose record this is, and the
+    /// code of the stack's own folder.
+    fn into_known(self, stack: &StoredStack) -> (KnownStack, ModuleCode) {
+        let known = KnownStack {
             name: stack.name.clone(),
             dir: stack.dir.clone(),
             dependencies: self
                 .dependencies
-                .iter()
+                .into_iter()
                 .map(|(name, path)| Dependency {
-                    name: name.clone(),
+                    name,
                     stack: String::new(),
-                    path: path.clone(),
+                    path,
                 })
                 .collect(),
-            input_reads: self.input_reads.clone(),
-            outputs: self.outputs.clone(),
+            input_reads: self.input_reads,
+            outputs: self.outputs,
             unreadable_file: self.module_code.unreadable.clone(),
-        }
+        };
+        (known, self.module_code)
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -819,7 +821,8 @@ fn build(
 
     // Known stacks, from what their records kept.
     let mut known = Vec::new();
-    let mut known_sources: HashMap<String, StackSource> = HashMap::new();
+    // What the index builds on of each known stack's record: its own code.
+    let mut known_code: HashMap<String, ModuleCode> = HashMap::new();
     for (i, stack) in old_stacks.iter().enumerate() {
         if roles[i] != Role::Known {
             continue;
@@ -827,8 +830,9 @@ fn build(
         let Some(source) = records.get(i).and_then(|r| StackSource::decode(r)) else {
             return Ok(Built::Invalid(slipway_core::Diagnostics::default()));
         };
-        known.push(source.known(stack));
-        known_sources.insert(stack.dir.clone(), source);
+        let (known_stack, module_code) = source.into_known(stack);
+        known.push(known_stack);
+        known_code.insert(stack.dir.clone(), module_code);
     }
     let settled = SettledStacks::new(&old_stacks, &records, &roles);
     let project = match config::load_with_known(&sources, known, &settled, env) {
@@ -885,9 +889,7 @@ fn build(
         let dependencies = stack.dependencies.iter().map(|d| d.stack.clone()).collect();
         let entry = match known_stacks.remove(&stack.dir) {
             Some((i, mut old)) => {
-                let module_code = known_sources
-                    .remove(&stack.dir)
-                    .map(|source| source.module_code);
+                let module_code = known_code.remove(&stack.dir);
                 Entry {
                     stored: StoredStack {
                         name: stack.name,
