@@ -249,11 +249,32 @@ impl fmt::Debug for dyn Observer {
 }
 
 /// Hands every event to each of several observers, in order.
-pub struct Tee(pub Vec<Arc<dyn Observer>>);
+///
+/// Events come from many tasks at once; one event is handed to every observer before the
+/// next one starts, so that each observer sees the same sequence (the run record must hold
+/// what the terminal showed, in the order it showed it).
+pub struct Tee {
+    observers: Vec<Arc<dyn Observer>>,
+    one_at_a_time: std::sync::Mutex<()>,
+}
+
+impl Tee {
+    pub fn new(observers: Vec<Arc<dyn Observer>>) -> Self {
+        Self {
+            observers,
+            one_at_a_time: std::sync::Mutex::new(()),
+        }
+    }
+}
 
 impl Observer for Tee {
     fn observe(&self, event: &Event) {
-        for observer in &self.0 {
+        // A poisoned lock only means an observer panicked; the order still holds.
+        let _turn = self
+            .one_at_a_time
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for observer in &self.observers {
             observer.observe(event);
         }
     }
@@ -386,6 +407,27 @@ mod tests {
                 .unwrap()
                 .push(serde_json::to_string(event).unwrap());
         }
+    }
+
+    #[test]
+    fn every_observer_of_a_tee_sees_events_from_many_threads_in_one_order() {
+        let first = Arc::new(Collect::default());
+        let second = Arc::new(Collect::default());
+        let tee = Arc::new(Tee::new(vec![first.clone(), second.clone()]));
+        std::thread::scope(|scope| {
+            for thread in 0..8 {
+                let tee = Arc::clone(&tee);
+                scope.spawn(move || {
+                    let reporter = Reporter::new(tee, "dev", "dev");
+                    for i in 0..500 {
+                        reporter.warning(None, format!("{thread}/{i}"));
+                    }
+                });
+            }
+        });
+        let first = first.0.lock().unwrap();
+        assert_eq!(first.len(), 8 * 500);
+        assert!(*first == *second.0.lock().unwrap(), "both saw one order");
     }
 
     #[test]

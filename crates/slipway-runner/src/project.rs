@@ -100,7 +100,7 @@ impl Workspace {
     /// The same workspace, whose events also go to `observer`.
     pub fn observed_also(&self, observer: Arc<dyn Observer>) -> Workspace {
         let mut also = self.clone();
-        also.observer = Arc::new(crate::events::Tee(vec![
+        also.observer = Arc::new(crate::events::Tee::new(vec![
             Arc::clone(&self.observer),
             observer,
         ]));
