@@ -266,7 +266,9 @@ fn scan_batch<R: BufRead>(
         }
         *first = false;
         let offset = scanner.offset();
-        scanner.value(Some(&mut batch.bytes)).map_err(scan_error)?;
+        scanner
+            .value_to_parse(&mut batch.bytes)
+            .map_err(scan_error)?;
         batch.changes.push((batch.bytes.len(), offset));
         if batch.bytes.len() >= BATCH_BYTES {
             return Ok(Scanned::Full);
