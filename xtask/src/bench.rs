@@ -17,7 +17,7 @@ use crate::figure::{Figure, Report};
 use crate::support::{slipway_binary, target_dir};
 use crate::{
     bench_advise, bench_apply, bench_changed, bench_discovery, bench_jobs, bench_overhead,
-    bench_recover, bench_serve, section,
+    bench_plan, bench_recover, bench_serve, section,
 };
 
 #[derive(Debug, clap::Args)]
@@ -55,6 +55,10 @@ enum Which {
     /// `slipway stacks` on generated trees of 5,000 and 50,000 stacks against
     /// `find -name stack.hcl | xargs cat` (targets: at most 1.5x, linear, under 300 MB).
     Discovery(bench_discovery::Args),
+    /// Plan analysis of a generated 100,000-change plan against `jq`, read from a file and
+    /// piped from `show -json` (targets: at least 20x faster, peak memory at most the plan's
+    /// size). Runs the `cargo bench` benchmarks that measure it.
+    Plan(bench_plan::Args),
     /// `slipway recover` of a stage whose cloud was wiped (a VPC platform) against the
     /// recovery time `slipway drill` measured for it (target: at most 1.5x).
     Recover(bench_recover::Args),
@@ -74,6 +78,7 @@ const ALL: &[&str] = &[
     "overhead",
     "jobs",
     "discovery",
+    "plan",
     "changed",
     "advise",
     "serve",
@@ -103,6 +108,7 @@ fn run_one(which: Which) -> Result<Report> {
         Which::Jobs(args) => bench_jobs::run(args)?.into(),
         Which::Discovery(args) => bench_discovery::run(args)?.into(),
         Which::Recover(args) => bench_recover::run(args)?.into(),
+        Which::Plan(args) => bench_plan::run(args)?.into(),
     })
 }
 

@@ -15,6 +15,7 @@ mod bench_changed;
 mod bench_discovery;
 mod bench_jobs;
 mod bench_overhead;
+mod bench_plan;
 mod bench_recover;
 mod bench_serve;
 mod crash_harness;

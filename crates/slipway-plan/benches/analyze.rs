@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
-use slipway_plan::bench::{JQ_FILTER, generate, peak_memory_kib};
+use slipway_plan::bench::{JQ_FILTER, figure_line, generate, peak_memory_kib};
 use slipway_plan::{StackLinks, StatefulTypes, blast_radius, read_plan_file};
 
 const RESOURCES: usize = 100_000;
@@ -142,7 +142,21 @@ fn parent() -> Result<(), String> {
     );
     println!(
         "{}",
-        slipway_plan::bench::targets_line(ratio >= SPEED_TARGET, memory_ratio <= MEMORY_TARGET)
+        figure_line(
+            "plan analysis: speed against jq (file)",
+            &format!("{ratio:.1}x"),
+            &format!("at least {SPEED_TARGET}x"),
+            ratio >= SPEED_TARGET
+        )
+    );
+    println!(
+        "{}",
+        figure_line(
+            "plan analysis: peak memory (file)",
+            &format!("{memory_ratio:.2}x the file"),
+            &format!("at most {MEMORY_TARGET}x"),
+            memory_ratio <= MEMORY_TARGET
+        )
     );
     Ok(())
 }

@@ -12,14 +12,12 @@ use std::path::Path;
 pub const JQ_FILTER: &str =
     r#"[.resource_changes[].change.actions|join(",")]|group_by(.)|map({(.[0]):length})|add"#;
 
-/// The line both plan benchmarks end with: whether the speed and memory targets were met.
-pub fn targets_line(speed_met: bool, memory_met: bool) -> String {
-    let verdict = |met: bool| if met { "met" } else { "MISSED" };
-    format!(
-        "targets: speed {}, memory {}",
-        verdict(speed_met),
-        verdict(memory_met)
-    )
+/// One headline figure of a plan benchmark, as a line `cargo xtask bench plan` collects
+/// into its table: `figure`, then name, measured value, target and `met` or `MISSED`, tab
+/// separated.
+pub fn figure_line(name: &str, measured: &str, target: &str, met: bool) -> String {
+    let verdict = if met { "met" } else { "MISSED" };
+    format!("figure\t{name}\t{measured}\t{target}\t{verdict}")
 }
 
 /// This process's peak resident memory (VmHWM), in KiB.

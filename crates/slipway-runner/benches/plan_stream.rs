@@ -17,7 +17,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use slipway_engine::{Engine, Interrupt, Log, StackCredentials, StepContext, WorkingCopy};
-use slipway_plan::bench::{JQ_FILTER, generate, peak_memory_kib};
+use slipway_plan::bench::{JQ_FILTER, figure_line, generate, peak_memory_kib};
 use slipway_plan::{Plan, StackLinks, StatefulTypes, blast_radius, parse_plan};
 use slipway_runner::analysis::read_plan_output;
 
@@ -239,7 +239,21 @@ fn parent() -> Result<(), String> {
     );
     println!(
         "{}",
-        slipway_plan::bench::targets_line(ratio >= SPEED_TARGET, memory_ratio <= MEMORY_TARGET)
+        figure_line(
+            "plan analysis: speed against jq (`show -json` piped)",
+            &format!("{ratio:.1}x"),
+            &format!("at least {SPEED_TARGET}x"),
+            ratio >= SPEED_TARGET
+        )
+    );
+    println!(
+        "{}",
+        figure_line(
+            "plan analysis: peak memory (`show -json` piped)",
+            &format!("{memory_ratio:.2}x the file"),
+            &format!("at most {MEMORY_TARGET}x"),
+            memory_ratio <= MEMORY_TARGET
+        )
     );
     Ok(())
 }
