@@ -66,8 +66,12 @@ fn parse_figure(line: &str) -> Option<Figure> {
     if fields.next()? != "figure" {
         return None;
     }
-    let (name, measured, target, verdict) =
-        (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
+    let (name, measured, target, verdict) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
     let met = match verdict {
         "met" => true,
         "MISSED" => false,
