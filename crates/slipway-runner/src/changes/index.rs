@@ -32,21 +32,21 @@ use slipway_core::config::{
 };
 use slipway_core::graph::StackGraph;
 use slipway_core::module_files::join_module_source;
-use slipway_core::module_files::{ModulePart, StackFiles, WholeFolder};
+use slipway_core::module_files::{ModulePart, ResolvedRead, StackFiles, WholeFolder};
 use slipway_core::terraform::{FileRead, ModuleDeclarations, is_terraform_file};
 use slipway_git::{BlobChange, BlobReader, GitError, Repo};
 
 use crate::project::ConfigErrors;
 
 /// Bumped whenever the stored shape or its meaning changes; another format is ignored.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 /// What every run reads: the stacks and the graph at the indexed commit, in a compact
 /// binary encoding (postcard), since reading it is most of a warm run's own work.
-const HEAD_FILE: &str = "changes-v5.head";
+const HEAD_FILE: &str = "changes-v6.head";
 /// What only bringing the index forward reads: what each stack and module folder was
 /// loaded from, and what the checks across stacks need of each stack. Binary too: it is
 /// read and written whole at every update.
-const SOURCES_FILE: &str = "changes-v5.sources";
+const SOURCES_FILE: &str = "changes-v6.sources";
 
 /// The project at one commit, as change detection sees it and as it was read: the two
 /// files as they are written.
@@ -96,26 +96,109 @@ struct StoredStack {
     env: Vec<String>,
 }
 
-/// The files of a stack's code inside the binary head file. They are stored as JSON text:
-/// their enums are tagged by a field, which a binary encoding without field names cannot
-/// read back, and only stacks that call modules or read files outside their folder have
-/// them.
+/// The files of a stack's code inside the binary head file, only for stacks that call
+/// modules or read files outside their folder: in public module repositories, where every
+/// example calls the repository's own module, that is every stack, read at every run.
+///
+/// Stored as tuples and plain enums ([`StoredWhole`], [`StoredRead`]): the core types tag
+/// their enums by a field (for JSON readers), which an encoding without field names cannot
+/// read back.
 #[derive(Debug, PartialEq)]
 struct StoredFiles(StackFiles);
 
+/// [`WholeFolder`] as stored: `S` is `&str` when writing, `String` when reading.
+#[derive(Serialize, Deserialize)]
+enum StoredWhole<S> {
+    StackFolder,
+    UnresolvedRead(S),
+    UnreadableCode(S),
+}
+
+/// [`ResolvedRead`] as stored.
+#[derive(Serialize, Deserialize)]
+enum StoredRead<S> {
+    Path(S),
+    Glob(S, S),
+}
+
+/// One [`ModulePart`] as stored: folder, how it was called, why it is whole, its reads.
+type StoredPart<S> = (
+    S,
+    Option<(S, S)>,
+    Option<StoredWhole<S>>,
+    Vec<StoredRead<S>>,
+);
+
 impl Serialize for StoredFiles {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let json = serde_json::to_string(&self.0).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_str(&json)
+        let files = &self.0;
+        let parts: Vec<StoredPart<&str>> = files
+            .parts
+            .iter()
+            .map(|part| {
+                (
+                    part.dir.as_str(),
+                    part.called_as
+                        .as_ref()
+                        .map(|(source, caller)| (source.as_str(), caller.as_str())),
+                    part.whole_folder.as_ref().map(|whole| match whole {
+                        WholeFolder::StackFolder => StoredWhole::StackFolder,
+                        WholeFolder::UnresolvedRead { expression } => {
+                            StoredWhole::UnresolvedRead(expression.as_str())
+                        }
+                        WholeFolder::UnreadableCode { file } => {
+                            StoredWhole::UnreadableCode(file.as_str())
+                        }
+                    }),
+                    part.reads
+                        .iter()
+                        .map(|read| match read {
+                            ResolvedRead::Path { path } => StoredRead::Path(path.as_str()),
+                            ResolvedRead::Glob { dir, pattern } => {
+                                StoredRead::Glob(dir.as_str(), pattern.as_str())
+                            }
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        (&files.stack_dir, parts, &files.escaping_sources).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for StoredFiles {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let json = std::borrow::Cow::<str>::deserialize(deserializer)?;
-        serde_json::from_str(&json)
-            .map(StoredFiles)
-            .map_err(serde::de::Error::custom)
+        let (stack_dir, parts, escaping_sources): (
+            String,
+            Vec<StoredPart<String>>,
+            Vec<(String, String)>,
+        ) = Deserialize::deserialize(deserializer)?;
+        let parts = parts
+            .into_iter()
+            .map(|(dir, called_as, whole_folder, reads)| ModulePart {
+                dir,
+                called_as,
+                whole_folder: whole_folder.map(|whole| match whole {
+                    StoredWhole::StackFolder => WholeFolder::StackFolder,
+                    StoredWhole::UnresolvedRead(expression) => {
+                        WholeFolder::UnresolvedRead { expression }
+                    }
+                    StoredWhole::UnreadableCode(file) => WholeFolder::UnreadableCode { file },
+                }),
+                reads: reads
+                    .into_iter()
+                    .map(|read| match read {
+                        StoredRead::Path(path) => ResolvedRead::Path { path },
+                        StoredRead::Glob(dir, pattern) => ResolvedRead::Glob { dir, pattern },
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(StoredFiles(StackFiles {
+            stack_dir,
+            parts,
+            escaping_sources,
+        }))
     }
 }
 
@@ -1190,6 +1273,46 @@ mod tests {
                 StackFiles::from_declarations(dir, |_| None)
             );
         }
+    }
+
+    #[test]
+    fn stored_files_read_back_as_written_with_every_kind_of_part_and_read() {
+        let files = StackFiles {
+            stack_dir: "stacks/app".into(),
+            parts: vec![
+                ModulePart {
+                    dir: "stacks/app".into(),
+                    called_as: None,
+                    whole_folder: Some(WholeFolder::StackFolder),
+                    reads: vec![ResolvedRead::Path {
+                        path: "policies/app.json".into(),
+                    }],
+                },
+                ModulePart {
+                    dir: "modules/net".into(),
+                    called_as: Some(("../../modules/net".into(), "stacks/app".into())),
+                    whole_folder: Some(WholeFolder::UnresolvedRead {
+                        expression: "file(var.path)".into(),
+                    }),
+                    reads: vec![ResolvedRead::Glob {
+                        dir: "modules/net/templates".into(),
+                        pattern: "**/*.tpl".into(),
+                    }],
+                },
+                ModulePart {
+                    dir: "modules/broken".into(),
+                    called_as: Some(("../broken".into(), "modules/net".into())),
+                    whole_folder: Some(WholeFolder::UnreadableCode {
+                        file: "modules/broken/main.tf".into(),
+                    }),
+                    reads: Vec::new(),
+                },
+            ],
+            escaping_sources: vec![("stacks/app".into(), "../../../outside".into())],
+        };
+        let bytes = postcard::to_stdvec(&StoredFiles(files.clone())).unwrap();
+        let read: StoredFiles = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(read.0, files);
     }
 
     /// The full read of `commit`, or None when the project there does not load.
