@@ -93,6 +93,15 @@ mod tests {
         );
         let missed = slipway_plan::bench::figure_line("memory", "1.2x", "at most 1x", false);
         assert_eq!(parse_figure(&missed).and_then(|f| f.met), Some(false));
+        let both: Vec<Figure> = slipway_plan::bench::figure_lines("file", 19.9, 0.6)
+            .lines()
+            .filter_map(parse_figure)
+            .collect();
+        assert_eq!(
+            both.iter().map(|f| f.met).collect::<Vec<_>>(),
+            [Some(false), Some(true)],
+            "{both:?}"
+        );
         for other in [
             "counts agree: {}",
             "figure\tonly a name",

@@ -20,6 +20,29 @@ pub fn figure_line(name: &str, measured: &str, target: &str, met: bool) -> Strin
     format!("figure\t{name}\t{measured}\t{target}\t{verdict}")
 }
 
+/// Both plan benchmarks' targets: at least this many times faster than `jq`...
+pub const SPEED_TARGET: f64 = 20.0;
+/// ...with a peak memory at most this many times the plan's size.
+pub const MEMORY_TARGET: f64 = 1.0;
+
+/// The two figure lines a plan benchmark ends with, for the path it measured (`path`, such
+/// as `file`): its speed against `jq` and its peak memory against the plan's size.
+pub fn figure_lines(path: &str, speed_ratio: f64, memory_ratio: f64) -> String {
+    let speed = figure_line(
+        &format!("plan analysis: speed against jq ({path})"),
+        &format!("{speed_ratio:.1}x"),
+        &format!("at least {SPEED_TARGET}x"),
+        speed_ratio >= SPEED_TARGET,
+    );
+    let memory = figure_line(
+        &format!("plan analysis: peak memory ({path})"),
+        &format!("{memory_ratio:.2}x the file"),
+        &format!("at most {MEMORY_TARGET}x"),
+        memory_ratio <= MEMORY_TARGET,
+    );
+    format!("{speed}\n{memory}")
+}
+
 /// This process's peak resident memory (VmHWM), in KiB.
 pub fn peak_memory_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
