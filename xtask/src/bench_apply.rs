@@ -37,6 +37,10 @@ pub struct Args {
     /// How many times to run each side (fresh state each time); the median counts.
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// How many extra subnets, route tables and associations the network stack gets: the
+    /// more, the more it dominates the other root stacks.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(0..=240))]
+    network_subnets: u16,
 }
 
 /// The webshop's stacks in the order a hand-written loop applies them, with the inputs
@@ -78,7 +82,7 @@ pub fn run(args: Args) -> Result<Vec<Figure>> {
                 work.path()
                     .join(side)
                     .join("stacks/network/bench_network.tf"),
-                DOMINANT_NETWORK,
+                dominant_network(usize::from(args.network_subnets)),
             )?;
         }
         for side in if run % 2 == 1 { [0, 1] } else { [1, 0] } {
@@ -247,25 +251,30 @@ fn parse_cpu_line(line: &str) -> Option<(u64, u64)> {
 
 /// Extra resources for the network stack: route tables, subnets and their associations,
 /// so the network is the root stack that takes longest, as on real platforms.
-const DOMINANT_NETWORK: &str = r#"
-resource "aws_subnet" "bench" {
-  count             = 6
+/// `subnets` of each (the VPC is a /16; the extra /24s start at 10.0.10.0).
+fn dominant_network(subnets: usize) -> String {
+    format!(
+        r#"
+resource "aws_subnet" "bench" {{
+  count             = {subnets}
   vpc_id            = aws_vpc.main.id
-  cidr_block        = "10.0.${10 + count.index}.0/24"
+  cidr_block        = "10.0.${{10 + count.index}}.0/24"
   availability_zone = "us-east-1a"
-}
+}}
 
-resource "aws_route_table" "bench" {
-  count  = 6
+resource "aws_route_table" "bench" {{
+  count  = {subnets}
   vpc_id = aws_vpc.main.id
-}
+}}
 
-resource "aws_route_table_association" "bench" {
-  count          = 6
+resource "aws_route_table_association" "bench" {{
+  count          = {subnets}
   subnet_id      = aws_subnet.bench[count.index].id
   route_table_id = aws_route_table.bench[count.index].id
+}}
+"#
+    )
 }
-"#;
 
 fn median(times: &mut [Duration]) -> Duration {
     times.sort();
@@ -363,6 +372,16 @@ fn time_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dominant_network_has_as_many_of_each_as_asked() {
+        let code = dominant_network(40);
+        assert_eq!(code.matches("= 40\n").count(), 3, "{code}");
+        assert!(
+            code.contains(r#""10.0.${10 + count.index}.0/24""#),
+            "{code}"
+        );
+    }
 
     #[test]
     fn busy_time_leaves_out_idle_and_io_wait() {
