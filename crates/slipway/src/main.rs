@@ -49,11 +49,6 @@ fn return_freed_memory_soon() {
 fn main() -> ExitCode {
     return_freed_memory_soon();
     let cli = Cli::parse();
-    // `changed` runs in CI before anything else, often: it reads commits and an index, and
-    // starts no runtime (with its threads) unless it has to read the record.
-    if let Command::Changed(args) = &cli.command {
-        return changed(&cli, args);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -93,24 +88,6 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// `slipway changed`, outside any runtime.
-fn changed(cli: &Cli, args: &commands::changed::ChangedArgs) -> ExitCode {
-    let settings = match slipway_runner::Settings::from_environment(std::env::vars().collect()) {
-        Ok(settings) => settings,
-        Err(error) => {
-            report(&error);
-            return ExitCode::from(ExitStatus::Failure.code());
-        }
-    };
-    match commands::changed::run(cli.global.project_dir.as_deref(), &settings, args) {
-        Ok(status) => ExitCode::from(status.code()),
-        Err(error) => {
-            report(&error);
-            ExitCode::from(ExitStatus::Failure.code())
-        }
-    }
-}
-
 async fn run(
     cli: Cli,
     settings: slipway_runner::Settings,
@@ -122,6 +99,10 @@ async fn run(
         |workspace: &project::Workspace, args: &commands::ci::LocalStateArgs, command: &str| {
             commands::ci::refuse_local_state(workspace, ci, args, command)
         };
+    // `changed` reads commits, not the working tree: it must not pay for loading it.
+    if let Command::Changed(args) = &cli.command {
+        return commands::changed::run(cli.global.project_dir.as_deref(), &settings, args);
+    }
     // `analyze` works outside a project too.
     if let Command::Analyze(args) = &cli.command {
         return commands::analyze::run(cli.global.project_dir.as_deref(), settings, args);

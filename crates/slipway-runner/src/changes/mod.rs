@@ -252,52 +252,22 @@ fn last_released_commit(
             return Ok(None);
         }
     }
-    let read = async {
-        use slipway_store::Store;
-        let store = slipway_store::open(&url).await?;
-        let releases = store.current_releases().await;
-        store.close().await;
-        anyhow::Ok(releases?)
-    };
-    let releases = block_on_here(read)
-        .with_context(|| {
-            format!("cannot read the record to find what was last released to {stage}")
+    let releases = tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current().block_on(async {
+            use slipway_store::Store;
+            let store = slipway_store::open(&url).await?;
+            let releases = store.current_releases().await;
+            store.close().await;
+            releases
         })
-        .help("fix the record's URL or access, or name the base yourself with `--base REV`")?;
+    })
+    .with_context(|| format!("cannot read the record to find what was last released to {stage}"))
+    .help("fix the record's URL or access, or name the base yourself with `--base REV`")?;
     Ok(releases
         .into_iter()
         .filter(|r| r.stage == stage)
         .max_by_key(|r| (r.released_at, r.id))
         .map(|r| r.commit))
-}
-
-/// Runs `work` to completion from synchronous code: inside the server's or a pipeline's
-/// runtime, on its blocking allowance; from `slipway changed`, which starts no runtime of its
-/// own (most of its runs never touch the record), on a small one made for this alone.
-fn block_on_here<T: Send, E: Send + From<std::io::Error>>(
-    work: impl std::future::Future<Output = Result<T, E>> + Send,
-) -> Result<T, E> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| handle.block_on(work))
-        }
-        // A single-threaded runtime cannot lend its thread, nor can a second runtime start
-        // on it: the work gets a thread and a runtime of its own.
-        Ok(_) => std::thread::scope(|scope| {
-            scope
-                .spawn(|| own_runtime()?.block_on(work))
-                .join()
-                .unwrap_or_else(|_| Err(std::io::Error::other("reading the record stopped").into()))
-        }),
-        Err(_) => own_runtime()?.block_on(work),
-    }
-}
-
-fn own_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 /// Base stacks whose `stack.hcl` the diff deleted or moved away: the only base stacks that
