@@ -12,6 +12,7 @@ use crate::child::{self, Finished, Interrupt, Log, Step, StepError};
 use crate::working_copy::WorkingCopy;
 
 mod init_record;
+mod lock_checksums;
 pub mod plugin_cache;
 mod refresh;
 pub use refresh::{Answer, Probe, REFRESH_PLAN_FILE};
@@ -238,6 +239,18 @@ impl Engine {
                 env.push(((*key).to_owned(), (*value).to_owned()));
             }
         }
+        // `init` checks the provider packages against the lock file's checksums; every other
+        // step runs without them, so it does not hash every package once more.
+        let _lock_file_set_aside = if name == "init" {
+            None
+        } else {
+            lock_checksums::SetAside::for_step(ctx.working_copy).map_err(|source| {
+                StepError::Io {
+                    step: name.to_owned(),
+                    source,
+                }
+            })?
+        };
         let step = Step {
             name,
             program: &self.binary,
@@ -352,6 +365,8 @@ impl Engine {
             step: "init".into(),
             source,
         };
+        // A step cut short may have left the lock file set aside; `init` reads the real one.
+        lock_checksums::put_back(ctx.working_copy).map_err(io)?;
         let inputs =
             init_record::InitInputs::of(ctx.working_copy, backend_config, &self.binary, &self.env)
                 .map_err(io)?;

@@ -30,6 +30,7 @@ mod pipeline_s3;
 // The store crate's throwaway PostgreSQL server, for the record of the CI-jobs test.
 #[path = "../../../slipway-store/tests/store_story/postgres_server.rs"]
 mod postgres_server;
+mod provider_checksums;
 mod queue_project;
 mod recover_lost;
 mod root_module;

@@ -1,0 +1,85 @@
+//! Provider packages are checked against the lock file's checksums by `init`, and not again
+//! by every later step: the engine would otherwise hash the whole package (170 MB for the
+//! AWS provider) in each `plan`, `apply` and `show`. The lock file a later step reads has no
+//! checksums; the working copy's own lock file is put back untouched after each step.
+
+use slipway_sandbox::env::contract::TF_PLUGIN_CACHE_DIR;
+
+use crate::common::{sandbox, slipway_ok_with, slipway_run};
+use crate::pipeline::as_tester;
+use crate::queue_project::queue_repository;
+
+#[test]
+fn providers_are_checked_by_init_and_not_hashed_again_by_each_later_step() {
+    let (_sandbox, moto) = sandbox();
+    let project = queue_repository();
+    let dir = project.path();
+    // A plugin cache of its own: the test changes a package in it.
+    let cache = tempfile::tempdir().unwrap();
+    let mut env = as_tester(moto.env());
+    env.retain(|(k, _)| k != TF_PLUGIN_CACHE_DIR);
+    env.push((
+        TF_PLUGIN_CACHE_DIR.to_owned(),
+        cache.path().display().to_string(),
+    ));
+    let committed = std::fs::read_to_string(dir.join("stacks/queue/.terraform.lock.hcl")).unwrap();
+    assert!(committed.contains("h1:"), "{committed}");
+
+    let apply = slipway_ok_with(dir, &env, &["apply", "--stage", "dev"]);
+    assert!(
+        apply.stderr.contains("dev: 1 of 1 stack applied"),
+        "{}",
+        apply.stderr
+    );
+    let working_copy = dir.join(".slipway/work/dev/queue/tree/stacks/queue");
+    let lock_file = || std::fs::read_to_string(working_copy.join(".terraform.lock.hcl")).unwrap();
+    assert_eq!(
+        lock_file(),
+        committed,
+        "the lock file is put back as it was"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(working_copy.join(".terraform"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("slipway-lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A file added to the cached package changes its checksum: a step that hashed the
+    // package again would now refuse it.
+    let package = walkdir::WalkDir::new(cache.path())
+        .into_iter()
+        .map(|e| e.unwrap())
+        .find(|e| {
+            e.file_type().is_file()
+                && e.file_name()
+                    .to_string_lossy()
+                    .starts_with("terraform-provider-aws")
+        })
+        .expect("the cache holds the AWS provider")
+        .into_path();
+    let package_dir = package.parent().unwrap();
+    std::fs::write(package_dir.join("NOTICE.extra"), "changed after init\n").unwrap();
+    let replan = slipway_run(dir, &env, &["plan", "--stage", "dev"]);
+    assert_eq!(replan.code, 0, "{}", replan.stderr);
+    assert!(replan.stderr.contains("no changes"), "{}", replan.stderr);
+    assert_eq!(lock_file(), committed);
+
+    // A working copy initialised from scratch checks the package again and does not take it.
+    std::fs::remove_dir_all(dir.join(".slipway/work")).unwrap();
+    let fresh = slipway_run(dir, &env, &["plan", "--stage", "dev"]);
+    let log = walkdir::WalkDir::new(dir.join(".slipway"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    let refused = fresh.code != 0;
+    let bypassed =
+        log.contains("providers are installed into this working copy, not from the shared cache");
+    assert!(
+        refused || bypassed,
+        "a changed cached package was used by a fresh init:\n{}\n{log}",
+        fresh.stderr
+    );
+}
