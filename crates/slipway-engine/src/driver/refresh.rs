@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Access, Engine, PlanOutcome, StepContext};
 use crate::child::{Consume, Interrupt, StepError};
@@ -68,36 +68,84 @@ pub struct Probe {
     pub pending: BTreeSet<String>,
     /// Whether the engine finished every refresh (rather than being stopped early).
     pub complete: bool,
+    /// The longest a refresh took from its start to its answer.
+    pub slowest_answer: Duration,
 }
 
 impl Probe {
     /// Reads one line of the engine's machine-readable UI (`-json`, Terraform 0.15.3+ and
     /// OpenTofu): `refresh_start` and `refresh_complete` hooks. A completed refresh that
-    /// names no id found nothing.
-    fn read_line(&mut self, line: &str) -> bool {
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-            return false;
-        };
-        let Some(address) = value["hook"]["resource"]["addr"].as_str() else {
-            return false;
-        };
+    /// names no id found nothing. Returns the hook read and the resource instance it names.
+    fn read_line(&mut self, line: &str) -> Option<(Hook, String)> {
+        let value = serde_json::from_str::<serde_json::Value>(line).ok()?;
+        let address = value["hook"]["resource"]["addr"].as_str()?.to_owned();
         match value["type"].as_str() {
             Some("refresh_start") => {
-                self.pending.insert(address.to_owned());
+                self.pending.insert(address.clone());
+                Some((Hook::Started, address))
             }
             Some("refresh_complete") => {
-                self.pending.remove(address);
+                self.pending.remove(&address);
                 let found = value["hook"]["id_value"]
                     .as_str()
                     .is_some_and(|id| !id.is_empty());
                 self.answers.insert(
-                    address.to_owned(),
+                    address.clone(),
                     if found { Answer::Present } else { Answer::Gone },
                 );
+                Some((Hook::Completed, address))
             }
-            _ => return false,
+            _ => None,
         }
-        true
+    }
+}
+
+/// A refresh hook of the engine's machine-readable UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hook {
+    Started,
+    Completed,
+}
+
+/// The least a probe waits for one more refresh, however quickly the others answered.
+const LEAST_QUIET: Duration = Duration::from_secs(1);
+
+/// How many times the slowest answer so far a probe waits for one more.
+const QUIET_PER_SLOWEST_ANSWER: u32 = 4;
+
+/// A probe as it runs: what it learnt, and when each refresh still waiting started.
+#[derive(Debug, Default)]
+struct Running {
+    probe: Probe,
+    started: BTreeMap<String, Instant>,
+}
+
+impl Running {
+    /// [`Probe::read_line`], timing each refresh from its start to its answer; `true` for an
+    /// answer.
+    fn read_line(&mut self, line: &str, now: Instant) -> bool {
+        match self.probe.read_line(line) {
+            Some((Hook::Started, address)) => {
+                self.started.insert(address, now);
+                false
+            }
+            Some((Hook::Completed, address)) => {
+                if let Some(started) = self.started.remove(&address) {
+                    self.probe.slowest_answer = self.probe.slowest_answer.max(now - started);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Probe {
+    /// How long a probe waits for one more answer before it asks whether what was answered
+    /// is enough: a read that takes several times longer than every one that answered is
+    /// not coming; never less than [`LEAST_QUIET`], never more than `quiet`.
+    pub fn wait_for_more(&self, quiet: Duration) -> Duration {
+        (self.slowest_answer * QUIET_PER_SLOWEST_ANSWER).clamp(LEAST_QUIET.min(quiet), quiet)
     }
 }
 
@@ -109,9 +157,10 @@ impl Engine {
     /// A refresh probe: `plan -refresh-only -json -lock=false` (it writes neither state nor
     /// a plan, so it takes no lock and may be stopped at any time), read as it runs. Some
     /// providers retry the read of a missing resource for minutes before they accept it is
-    /// gone; each time no refresh has finished for `quiet`, `settled` is asked whether what
-    /// was answered so far is enough, and if so the probe is stopped and hands back what it
-    /// learnt (`complete` false). The caller's interrupt still stops it as an interruption.
+    /// gone; each time no refresh has finished for a while (four times the slowest answer so
+    /// far, at least a second, at most `quiet`), `settled` is asked whether what was answered
+    /// so far is enough, and if so the probe is stopped and hands back what it learnt
+    /// (`complete` false). The caller's interrupt still stops it as an interruption.
     pub async fn probe_refresh<F>(
         &self,
         ctx: StepContext<'_>,
@@ -130,7 +179,7 @@ impl Engine {
             "-input=false".into(),
             "-no-color".into(),
         ];
-        let shared = Arc::new(Mutex::new(Probe::default()));
+        let shared = Arc::new(Mutex::new(Running::default()));
         let (tick, mut ticks) = tokio::sync::watch::channel(());
         let consume: Consume = {
             let shared = Arc::clone(&shared);
@@ -144,7 +193,10 @@ impl Engine {
                     {
                         log.line(message);
                     }
-                    let read = shared.lock().is_ok_and(|mut probe| probe.read_line(&line));
+                    let now = Instant::now();
+                    let read = shared
+                        .lock()
+                        .is_ok_and(|mut running| running.read_line(&line, now));
                     if read {
                         let _ = tick.send(());
                     }
@@ -172,15 +224,18 @@ impl Engine {
         let mut ticking = true;
         let mut stopped_early = false;
         let result = loop {
+            let wait = shared
+                .lock()
+                .map_or(quiet, |running| running.probe.wait_for_more(quiet));
             tokio::select! {
                 result = &mut run => break result,
                 changed = ticks.changed(), if ticking => ticking = changed.is_ok(),
-                () = tokio::time::sleep(quiet), if !stopped_early => {
-                    let snapshot = shared.lock().map(|p| p.clone()).unwrap_or_default();
+                () = tokio::time::sleep(wait), if !stopped_early => {
+                    let snapshot = shared.lock().map(|r| r.probe.clone()).unwrap_or_default();
                     if !snapshot.pending.is_empty() && settled(&snapshot) {
                         ctx.log.line(&format!(
-                            "== slipway: no refresh finished for {:.0}s; {} answered, {} still waiting: enough to decide, stopping the probe ==",
-                            quiet.as_secs_f64(),
+                            "== slipway: no refresh finished for {:.1}s; {} answered, {} still waiting: enough to decide, stopping the probe ==",
+                            wait.as_secs_f64(),
                             snapshot.answers.len(),
                             snapshot.pending.len()
                         ));
@@ -190,7 +245,7 @@ impl Engine {
                 }
             }
         };
-        let mut probe = shared.lock().map(|p| p.clone()).unwrap_or_default();
+        let mut probe = shared.lock().map(|r| r.probe.clone()).unwrap_or_default();
         match result {
             Ok(finished) if finished.code == Some(0) => {
                 probe.complete = true;
@@ -222,7 +277,7 @@ mod tests {
             r#"{"type":"refresh_complete","hook":{"resource":{"addr":"aws_sqs_queue.q"}}}"#,
             "not json",
         ];
-        let read: Vec<bool> = lines.iter().map(|l| probe.read_line(l)).collect();
+        let read: Vec<bool> = lines.iter().map(|l| probe.read_line(l).is_some()).collect();
         assert_eq!(read, [false, true, true, true, true, true, false]);
         assert_eq!(probe.answers["aws_vpc.main"], Answer::Present);
         assert_eq!(probe.answers["aws_sqs_queue.q"], Answer::Gone);
@@ -231,5 +286,53 @@ mod tests {
             BTreeSet::from(["aws_route_table_association.a[\"x\"]".to_owned()])
         );
         assert!(!probe.complete);
+    }
+
+    #[test]
+    fn a_probe_waits_for_one_more_answer_four_times_as_long_as_the_slowest_took() {
+        let start = |addr: &str| {
+            format!(
+                r#"{{"type":"refresh_start","hook":{{"resource":{{"addr":"{addr}"}},"id_value":"x"}}}}"#
+            )
+        };
+        let done = |addr: &str| {
+            format!(r#"{{"type":"refresh_complete","hook":{{"resource":{{"addr":"{addr}"}}}}}}"#)
+        };
+        let quiet = Duration::from_secs(2);
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut running = Running::default();
+        assert_eq!(
+            running.probe.wait_for_more(quiet),
+            LEAST_QUIET,
+            "nothing answered yet"
+        );
+        assert!(!running.read_line(&start("a.one"), ms(0)));
+        assert!(!running.read_line(&start("a.two"), ms(10)));
+        assert!(!running.read_line(&start("a.three"), ms(20)));
+        assert!(running.read_line(&done("a.one"), ms(100)));
+        assert_eq!(
+            running.probe.wait_for_more(quiet),
+            LEAST_QUIET,
+            "fast answers: the floor"
+        );
+        assert!(running.read_line(&done("a.two"), ms(310)));
+        assert_eq!(running.probe.slowest_answer, Duration::from_millis(300));
+        assert_eq!(
+            running.probe.wait_for_more(quiet),
+            Duration::from_millis(1200)
+        );
+        assert!(running.read_line(&done("a.three"), ms(920)));
+        assert_eq!(
+            running.probe.wait_for_more(quiet),
+            quiet,
+            "never more than asked"
+        );
+        assert_eq!(
+            running.probe.wait_for_more(Duration::from_millis(500)),
+            Duration::from_millis(500),
+            "never more than asked, even under the floor"
+        );
+        assert!(running.probe.pending.is_empty());
     }
 }

@@ -200,9 +200,9 @@ struct DrillRun<'a> {
 impl DrillRun<'_> {
     /// Times the probe `slipway recover` runs first, against the stage's own state as it
     /// stands (read only: a refresh-only plan that takes no lock and writes nothing). Where
-    /// resources are missing, reads that hang are waited out for [`recover::PROBE_QUIET`]
-    /// before the probe decides, so that is added. A probe that cannot run is not a problem
-    /// of the drill: the estimate is then left out.
+    /// resources are missing, reads that hang are waited out before the probe decides, for
+    /// as long as these reads' answers say a probe would wait, so that is added. A probe that
+    /// cannot run is not a problem of the drill: the estimate is then left out.
     async fn time_own_state_probe(&mut self) {
         let all: BTreeSet<String> = self.stacks.keys().cloned().collect();
         let Ok(prober) = self.executor(&self.stage.name, &all) else {
@@ -211,7 +211,12 @@ impl DrillRun<'_> {
         let started = Instant::now();
         let probes = recover::probe_instance(&prober, &all).await;
         if probes.values().all(|p| p.error.is_none()) {
-            self.own_state_probe = Some(started.elapsed() + recover::PROBE_QUIET);
+            let waited_out = probes
+                .values()
+                .map(|p| Duration::from_millis(p.wait_for_more_ms))
+                .max()
+                .unwrap_or(recover::PROBE_QUIET);
+            self.own_state_probe = Some(started.elapsed() + waited_out);
         }
     }
 

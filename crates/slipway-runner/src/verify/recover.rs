@@ -119,6 +119,9 @@ pub struct StackProbe {
     /// Resources whose refresh had not answered when the probe stopped.
     pub unanswered: usize,
     pub ms: u64,
+    /// How long the probe waited (or, had a read hung, would have waited) for one more
+    /// answer before deciding ([`Probe::wait_for_more`]).
+    pub wait_for_more_ms: u64,
     /// Where its state was set aside (a lost stack's, before it is rebuilt).
     pub backup: Option<PathBuf>,
     /// Why the probe could not tell, when it could not.
@@ -135,6 +138,7 @@ impl StackProbe {
             gone: 0,
             unanswered: 0,
             ms: millis(started.elapsed()),
+            wait_for_more_ms: 0,
             backup: None,
             error: None,
         }
@@ -242,6 +246,7 @@ async fn probe_stack(executor: &Executor, name: &str, started: Instant) -> Resul
     probe.present = count(Answer::Present);
     probe.gone = count(Answer::Gone);
     probe.unanswered = probe.resources - probe.present - probe.gone;
+    probe.wait_for_more_ms = millis(answers.wait_for_more(PROBE_QUIET));
     executor.events.ended(
         name,
         true,
@@ -395,6 +400,7 @@ mod tests {
                 .collect(),
             pending: BTreeSet::new(),
             complete,
+            slowest_answer: std::time::Duration::ZERO,
         }
     }
 
