@@ -60,7 +60,8 @@ pub fn run(_args: Args) -> Result<Vec<Figure>> {
     Ok(figures)
 }
 
-/// A `figure` line: `figure`, name, measured, target, `met` or `MISSED`, tab separated.
+/// A `figure` line: `figure`, name, measured, target, `met`, `MISSED` or `context`, tab
+/// separated.
 fn parse_figure(line: &str) -> Option<Figure> {
     let mut fields = line.split('\t');
     if fields.next()? != "figure" {
@@ -73,27 +74,32 @@ fn parse_figure(line: &str) -> Option<Figure> {
         fields.next()?,
     );
     let met = match verdict {
-        "met" => true,
-        "MISSED" => false,
+        "met" => Some(true),
+        "MISSED" => Some(false),
+        "context" => None,
         _ => return None,
     };
-    Some(Figure::new(name, measured.to_owned(), target, met))
+    Some(Figure {
+        met,
+        ..Figure::new(name, measured.to_owned(), target, false)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slipway_plan::bench::Speed;
 
     #[test]
     fn reads_the_figure_lines_the_plan_benchmarks_print() {
-        let line = slipway_plan::bench::figure_line("speed", "22.4x", "at least 20x", true);
+        let line = slipway_plan::bench::figure_line("speed", "22.4x", "at least 20x", Some(true));
         assert_eq!(
             parse_figure(&line),
             Some(Figure::new("speed", "22.4x".into(), "at least 20x", true))
         );
-        let missed = slipway_plan::bench::figure_line("memory", "1.2x", "at most 1x", false);
+        let missed = slipway_plan::bench::figure_line("memory", "1.2x", "at most 1x", Some(false));
         assert_eq!(parse_figure(&missed).and_then(|f| f.met), Some(false));
-        let both: Vec<Figure> = slipway_plan::bench::figure_lines("file", 19.9, 0.6)
+        let both: Vec<Figure> = slipway_plan::bench::figure_lines("file", Speed::Target, 19.9, 0.6)
             .lines()
             .filter_map(parse_figure)
             .collect();
@@ -101,6 +107,16 @@ mod tests {
             both.iter().map(|f| f.met).collect::<Vec<_>>(),
             [Some(false), Some(true)],
             "{both:?}"
+        );
+        let piped: Vec<Figure> =
+            slipway_plan::bench::figure_lines("piped", Speed::Context, 19.9, 1.1)
+                .lines()
+                .filter_map(parse_figure)
+                .collect();
+        assert_eq!(
+            piped.iter().map(|f| f.met).collect::<Vec<_>>(),
+            [None, Some(false)],
+            "{piped:?}"
         );
         for other in [
             "counts agree: {}",

@@ -15,7 +15,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use slipway_plan::bench::{
-    JQ_FILTER, MEMORY_TARGET, SPEED_TARGET, figure_lines, generate, peak_memory_kib,
+    JQ_FILTER, MEMORY_TARGET, SPEED_TARGET, Speed, figure_lines, generate, peak_memory_kib,
 };
 use slipway_plan::{StackLinks, StatefulTypes, blast_radius, read_plan_file};
 
@@ -140,7 +140,10 @@ fn parent() -> Result<(), String> {
         peak as f64 / 1e6,
         size as f64 / 1e6
     );
-    println!("{}", figure_lines("file", ratio, memory_ratio));
+    println!(
+        "{}",
+        figure_lines("file", Speed::Target, ratio, memory_ratio)
+    );
     Ok(())
 }
 

@@ -7,8 +7,10 @@
 //! (`exec cat PLAN`), only here. Each measured run is a child process (this binary
 //! re-executed with `--child MODE ENGINE PLAN`), so its peak memory (VmHWM) is its own; the
 //! stand-in's `cat` is not counted, as Terraform's own memory would not be. Reported, from
-//! the same run: times (best of a few), the ratio to jq (target >= 20x), MB/s, and peak
-//! memory relative to the file (target <= 1x).
+//! the same run: times (best of a few), the ratio to jq, MB/s, and peak memory relative to
+//! the file (target <= 1x). The speed target (>= 20x jq) is the reader's on the plan file
+//! (`slipway-plan`'s `analyze` bench); here the engine's pipe is part of the time, and the
+//! ratio is reported beside it.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use slipway_engine::{Engine, Interrupt, Log, StackCredentials, StepContext, WorkingCopy};
 use slipway_plan::bench::{
-    JQ_FILTER, MEMORY_TARGET, SPEED_TARGET, figure_lines, generate, peak_memory_kib,
+    JQ_FILTER, MEMORY_TARGET, SPEED_TARGET, Speed, figure_lines, generate, peak_memory_kib,
 };
 use slipway_plan::{Plan, StackLinks, StatefulTypes, blast_radius, parse_plan};
 use slipway_runner::analysis::read_plan_output;
@@ -225,7 +227,7 @@ fn parent() -> Result<(), String> {
     let memory_ratio = stream.peak as f64 / size as f64;
     println!("counts agree: {expected:?}");
     println!(
-        "CLI path (`show -json` piped into the reader), best of {RUNS}: slipway {:.2?} ({:.0} MB/s), jq {:.2?}: slipway is {ratio:.1}x faster (target >= {SPEED_TARGET}x)",
+        "CLI path (`show -json` piped into the reader), best of {RUNS}: slipway {:.2?} ({:.0} MB/s), jq {:.2?}: slipway is {ratio:.1}x faster (the file path's target: >= {SPEED_TARGET}x)",
         stream.time,
         mb / stream.time.as_secs_f64(),
         jq.time,
@@ -239,7 +241,7 @@ fn parent() -> Result<(), String> {
     );
     println!(
         "{}",
-        figure_lines("`show -json` piped", ratio, memory_ratio)
+        figure_lines("`show -json` piped", Speed::Context, ratio, memory_ratio)
     );
     Ok(())
 }
