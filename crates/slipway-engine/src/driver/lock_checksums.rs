@@ -162,6 +162,17 @@ provider "registry.terraform.io/hashicorp/random" {
         }
     }
 
+    /// A working copy whose lock file is [`LOCK`].
+    fn locked_working_copy(dir: &Path) -> WorkingCopy {
+        let copy = working_copy(dir);
+        std::fs::write(copy.stack_dir.join(".terraform.lock.hcl"), LOCK).unwrap();
+        copy
+    }
+
+    fn set_aside_exists(copy: &WorkingCopy) -> bool {
+        paths(copy).1.exists()
+    }
+
     fn lock_of(copy: &WorkingCopy) -> String {
         std::fs::read_to_string(copy.stack_dir.join(".terraform.lock.hcl")).unwrap()
     }
@@ -202,26 +213,18 @@ provider "registry.terraform.io/hashicorp/random" {
     #[test]
     fn a_step_sees_the_stand_in_and_the_lock_file_is_back_after_it() {
         let dir = tempfile::tempdir().unwrap();
-        let copy = working_copy(dir.path());
-        std::fs::write(copy.stack_dir.join(".terraform.lock.hcl"), LOCK).unwrap();
+        let copy = locked_working_copy(dir.path());
         let set_aside = SetAside::for_step(&copy).unwrap().expect("set aside");
         assert_eq!(lock_of(&copy), without_checksums(LOCK).unwrap());
         drop(set_aside);
         assert_eq!(lock_of(&copy), LOCK);
-        assert!(
-            !copy
-                .stack_dir
-                .join(".terraform")
-                .join(SET_ASIDE_FILE)
-                .exists()
-        );
+        assert!(!set_aside_exists(&copy));
     }
 
     #[test]
     fn a_step_killed_midway_has_its_lock_file_put_back_by_the_next() {
         let dir = tempfile::tempdir().unwrap();
-        let copy = working_copy(dir.path());
-        std::fs::write(copy.stack_dir.join(".terraform.lock.hcl"), LOCK).unwrap();
+        let copy = locked_working_copy(dir.path());
         // A kill: the guard never runs.
         std::mem::forget(SetAside::for_step(&copy).unwrap());
         assert_ne!(lock_of(&copy), LOCK);
@@ -237,20 +240,13 @@ provider "registry.terraform.io/hashicorp/random" {
     #[test]
     fn a_lock_file_replaced_after_a_kill_is_kept_and_the_stale_copy_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let copy = working_copy(dir.path());
-        std::fs::write(copy.stack_dir.join(".terraform.lock.hcl"), LOCK).unwrap();
+        let copy = locked_working_copy(dir.path());
         std::mem::forget(SetAside::for_step(&copy).unwrap());
         // A refresh of the working copy brings a newer committed lock file.
         let upgraded = LOCK.replace("3.39.0", "3.40.0");
         std::fs::write(copy.stack_dir.join(".terraform.lock.hcl"), &upgraded).unwrap();
         put_back(&copy).unwrap();
         assert_eq!(lock_of(&copy), upgraded);
-        assert!(
-            !copy
-                .stack_dir
-                .join(".terraform")
-                .join(SET_ASIDE_FILE)
-                .exists()
-        );
+        assert!(!set_aside_exists(&copy));
     }
 }
