@@ -35,6 +35,9 @@ pub struct Engine {
     /// packages take turns, inside this process through the mutex and across processes
     /// through a file lock (see [`plugin_cache`]).
     init_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Whether steps after `init` run on the lock file as it is, checksums included, rather
+    /// than on the stand-in without them ([`lock_checksums`]).
+    lock_file_as_is: bool,
 }
 
 /// How the plugin cache is held.
@@ -180,6 +183,7 @@ impl Engine {
             interrupt_grace,
             lock_timeout: Duration::ZERO,
             init_turn: Arc::new(tokio::sync::Mutex::new(())),
+            lock_file_as_is: false,
         }
     }
 
@@ -241,7 +245,7 @@ impl Engine {
         }
         // `init` checks the provider packages against the lock file's checksums; every other
         // step runs without them, so it does not hash every package once more.
-        let _lock_file_set_aside = if name == "init" {
+        let _lock_file_set_aside = if name == "init" || self.lock_file_as_is {
             None
         } else {
             lock_checksums::SetAside::for_step(ctx.working_copy).map_err(|source| {
@@ -611,7 +615,27 @@ impl Engine {
             vec!["apply".into(), "-input=false".into(), "-no-color".into()];
         args.extend(self.lock_timeout_arg());
         args.push(plan_file.into());
-        let finished = self.run(ctx, "apply", args, false, Access::Change).await?;
+        let finished = self
+            .run(ctx, "apply", args.clone(), false, Access::Change)
+            .await?;
+        if finished.code != Some(0)
+            && !self.lock_file_as_is
+            && crate::reason::says_saved_plan_has_other_lock_file(&Self::step_output(
+                ctx, &finished,
+            ))
+        {
+            // A plan saved before steps ran on the stand-in (by an earlier slipway) holds the
+            // lock file with its checksums; newer engines refuse it before changing anything.
+            ctx.log.line(
+                "== slipway: the saved plan was made with the lock file's checksums; applying it on that lock file ==",
+            );
+            let as_is = Self {
+                lock_file_as_is: true,
+                ..self.clone()
+            };
+            let finished = as_is.run(ctx, "apply", args, false, Access::Change).await?;
+            return Self::expect_success(ctx, "apply", &finished);
+        }
         Self::expect_success(ctx, "apply", &finished)
     }
 

@@ -58,6 +58,14 @@ pub fn says_saved_plan_is_stale(output: &str) -> bool {
     engine_reason(output).is_some_and(|reason| reason.starts_with("Saved plan is stale"))
 }
 
+/// Whether a step's output is the engine refusing a saved plan made with another lock file
+/// than the one it sees now (Terraform 1.1+ and OpenTofu keep the lock file in the plan and
+/// compare, checksums included, before changing anything).
+pub fn says_saved_plan_has_other_lock_file(output: &str) -> bool {
+    engine_reason(output)
+        .is_some_and(|reason| reason.starts_with("Inconsistent dependency lock file"))
+}
+
 /// The reason of the first failure in the log file at `path`, if it can be read.
 pub fn first_engine_error(path: &std::path::Path) -> Option<String> {
     engine_reason(&std::fs::read_to_string(path).ok()?)
@@ -158,6 +166,16 @@ Error: creating SQS Queue (orders): InvalidClientTokenId
             engine_reason(output).unwrap(),
             "creating SQS Queue (orders): InvalidClientTokenId"
         );
+    }
+
+    #[test]
+    fn a_saved_plan_with_another_lock_file_is_recognised_from_the_error_block() {
+        let output = "== terraform apply ==\n╷\n│ Error: Inconsistent dependency lock file\n│\n│ The given plan file was created with a different set of external dependency\n│ selections than the current configuration.\n╵\n";
+        assert!(says_saved_plan_has_other_lock_file(output));
+        assert!(!says_saved_plan_is_stale(output));
+        assert!(!says_saved_plan_has_other_lock_file(
+            "Error: Saved plan is stale\n\nThe given plan file can no longer be applied\n"
+        ));
     }
 
     #[test]

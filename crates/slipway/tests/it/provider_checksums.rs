@@ -3,7 +3,11 @@
 //! AWS provider) in each `plan`, `apply` and `show`. The lock file a later step reads has no
 //! checksums; the working copy's own lock file is put back untouched after each step.
 
-use slipway_sandbox::env::contract::TF_PLUGIN_CACHE_DIR;
+use std::time::Duration;
+
+use slipway_engine::{Engine, Interrupt, Log, StackCredentials, StepContext, WorkingCopy};
+use slipway_sandbox::engines::{self, EngineBinary};
+use slipway_sandbox::env::contract::{TF_CLI_CONFIG_FILE, TF_PLUGIN_CACHE_DIR};
 
 use crate::common::{sandbox, slipway_ok_with, slipway_run};
 use crate::pipeline::as_tester;
@@ -82,4 +86,107 @@ fn providers_are_checked_by_init_and_not_hashed_again_by_each_later_step() {
         "a changed cached package was used by a fresh init:\n{}\n{log}",
         fresh.stderr
     );
+}
+
+/// A plan saved while steps still ran on the lock file with its checksums (by an earlier
+/// slipway) is refused by engines that keep the lock file in the plan (Terraform 1.1+,
+/// OpenTofu) when applied on the stand-in; the apply then runs on the lock file as it is.
+#[test]
+fn a_plan_saved_with_the_lock_files_checksums_is_applied_on_them() {
+    let (sandbox, moto) = sandbox();
+    let found = engines::discover(
+        &sandbox.terraform,
+        std::env::var("PATH").ok().as_deref(),
+        std::env::var(engines::TEST_ENGINES).ok().as_deref(),
+    );
+    let Some(engine) = found.iter().find(|e| e.is_modern()) else {
+        eprintln!("{}", engines::no_modern_engine_banner(&found));
+        return;
+    };
+    let (dir, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // `terraform_data` needs no cloud; the AWS provider is there for its lock file entry.
+    std::fs::write(
+        dir.path().join("main.tf"),
+        r#"terraform {
+  required_providers {
+    aws = { source = "hashicorp/aws", version = "3.39.0" }
+  }
+}
+
+resource "terraform_data" "marker" {
+  input = "saved before the stand-in"
+}
+"#,
+    )
+    .unwrap();
+    let env: Vec<(String, String)> = moto
+        .env()
+        .into_iter()
+        .filter(|(k, _)| k == TF_CLI_CONFIG_FILE || k == TF_PLUGIN_CACHE_DIR)
+        .collect();
+    let driver = Engine::new(
+        engine.path.clone(),
+        data.path(),
+        env.clone(),
+        Duration::from_secs(300),
+        Duration::from_secs(5),
+    );
+    let working_copy = WorkingCopy {
+        tree: dir.path().to_path_buf(),
+        stack_dir: dir.path().to_path_buf(),
+        has_lock_file: false,
+    };
+    let log = Log::create(&data.path().join("steps.log")).unwrap();
+    let (interrupt, credentials) = (Interrupt::never(), StackCredentials::default());
+    let ctx = StepContext {
+        working_copy: &working_copy,
+        log: &log,
+        echo: None,
+        interrupt: &interrupt,
+        credentials: &credentials,
+        spawned: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(driver.init(ctx, &[])).unwrap();
+    let lock = std::fs::read_to_string(dir.path().join(".terraform.lock.hcl")).unwrap();
+    assert!(lock.contains("h1:"), "{lock}");
+
+    // The plan as an earlier slipway saved it: the engine run on the lock file as it is.
+    let plan_file = working_copy.plan_file();
+    let saved = std::process::Command::new(&engine.path)
+        .args(["plan", "-input=false", "-no-color"])
+        .arg(format!("-out={}", plan_file.display()))
+        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(saved.status.success(), "{}", label_output(engine, &saved));
+
+    runtime
+        .block_on(driver.apply(ctx, &plan_file))
+        .unwrap_or_else(|e| panic!("{e}: {}", std::fs::read_to_string(log.path()).unwrap()));
+    let steps = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        steps.contains("Inconsistent dependency lock file")
+            && steps.contains("applying it on that lock file"),
+        "{steps}"
+    );
+    let state = std::fs::read_to_string(dir.path().join("terraform.tfstate")).unwrap();
+    assert!(state.contains("saved before the stand-in"), "{state}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".terraform.lock.hcl")).unwrap(),
+        lock
+    );
+}
+
+fn label_output(engine: &EngineBinary, output: &std::process::Output) -> String {
+    format!(
+        "[{}] {}{}",
+        engine.label(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
