@@ -134,6 +134,10 @@ text_enum! {
         TokenCreate => "token-create",
         /// An API token was revoked.
         TokenRevoke => "token-revoke",
+        /// A person was given a sign-in to the web pages (`details`: name and role).
+        UserAdd => "user-add",
+        /// A person's sign-in was removed, and their sessions ended (`details`: name).
+        UserRemove => "user-remove",
         /// Someone asked the server for something their role or the stage's rules do not
         /// allow; `details` says what and why.
         Refused => "refused",

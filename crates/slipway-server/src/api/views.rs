@@ -120,6 +120,8 @@ mirror_enum! {
         QueueRun,
         TokenCreate,
         TokenRevoke,
+        UserAdd,
+        UserRemove,
         Refused,
     }
 }

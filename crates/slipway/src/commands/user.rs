@@ -8,7 +8,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Subcommand};
-use slipway_store::{NewUser, UserRecord as _};
+use slipway_store::{AuditAction, NewAuditEntry, NewUser, Store as _, UserRecord as _};
 
 use super::ExitStatus;
 use super::token::RoleArg;
@@ -88,6 +88,16 @@ pub async fn run(workspace: &Workspace, args: &UserArgs) -> Result<ExitStatus> {
                     "there is a user {name} already\n  help: `slipway user remove {name}` first to change their password or role"
                 );
             };
+            store
+                .append_audit(&NewAuditEntry {
+                    actor: workspace.settings.actor.clone(),
+                    action: AuditAction::UserAdd,
+                    stage: None,
+                    stack: None,
+                    run_id: None,
+                    details: serde_json::json!({ "user": user.name, "role": user.role.as_str() }),
+                })
+                .await?;
             eprintln!(
                 "user {} ({}) added; they sign in at the server's / page",
                 user.name, user.role
@@ -105,12 +115,23 @@ pub async fn run(workspace: &Workspace, args: &UserArgs) -> Result<ExitStatus> {
             }
         }
         UserCommand::Remove(remove) => {
-            if !store.remove_user(remove.name.trim()).await? {
+            let name = remove.name.trim();
+            if !store.remove_user(name).await? {
                 bail!(
                     "there is no user {}\n  help: `slipway user list` shows them",
                     remove.name
                 );
             }
+            store
+                .append_audit(&NewAuditEntry {
+                    actor: workspace.settings.actor.clone(),
+                    action: AuditAction::UserRemove,
+                    stage: None,
+                    stack: None,
+                    run_id: None,
+                    details: serde_json::json!({ "user": name }),
+                })
+                .await?;
             eprintln!("user {} removed; their sessions ended", remove.name.trim());
         }
     }

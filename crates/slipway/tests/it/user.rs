@@ -3,7 +3,9 @@
 
 use slipway_store::UserRecord as _;
 
-use crate::common::{fixture, run, slipway, with_record};
+use slipway_store::AuditAction;
+
+use crate::common::{audit_log, fixture, run, slipway, with_record};
 
 const PASSWORD: &str = "a long enough passphrase";
 
@@ -98,5 +100,31 @@ fn users_are_added_with_a_hashed_password_listed_and_removed() {
         gone.stderr.contains("there is no user ada"),
         "{}",
         gone.stderr
+    );
+
+    // Who gave and took away each sign-in is kept; refused attempts changed nothing.
+    let kept: Vec<(AuditAction, String, serde_json::Value)> = audit_log(dir)
+        .into_iter()
+        .map(|entry| (entry.action, entry.actor, entry.details))
+        .collect();
+    let me = kept
+        .first()
+        .map(|(_, actor, _)| actor.clone())
+        .unwrap_or_default();
+    assert!(!me.is_empty(), "{kept:?}");
+    assert_eq!(
+        kept,
+        [
+            (
+                AuditAction::UserAdd,
+                me.clone(),
+                serde_json::json!({ "user": "ada", "role": "approver" })
+            ),
+            (
+                AuditAction::UserRemove,
+                me,
+                serde_json::json!({ "user": "ada" })
+            ),
+        ]
     );
 }
