@@ -84,6 +84,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "step jobs",
         include_str!("../migrations/postgres/0014_step_jobs.sql"),
     ),
+    (
+        15,
+        "delivery history indexes",
+        include_str!("../migrations/postgres/0015_delivery_history_indexes.sql"),
+    ),
 ];
 
 /// The run record in a PostgreSQL database.

@@ -277,12 +277,14 @@ pub(crate) const RESTORATIONS_SINCE: &str = concat!(
 pub(crate) const RELEASES_SINCE: &str = concat!(
     "SELECT ",
     release_columns!(),
-    " FROM releases WHERE released_at >= $1 ORDER BY id"
+    // The window is found through its index; the rows, in id order, by their id (SQLite
+    // would rather scan the whole table in id order than sort what the index finds).
+    " FROM releases WHERE id IN (SELECT id FROM releases WHERE released_at >= $1) ORDER BY id"
 );
 pub(crate) const STAGE_RUNS_SINCE: &str = concat!(
     "SELECT ",
     stage_run_columns!(),
-    " FROM stage_runs WHERE started_at >= $1 ORDER BY id"
+    " FROM stage_runs WHERE id IN (SELECT id FROM stage_runs WHERE started_at >= $1) ORDER BY id"
 );
 pub(crate) const RUNS_OF_STAGE_RUNS_SINCE: &str = concat!(
     "SELECT ",

@@ -93,6 +93,11 @@ const MIGRATIONS: &[migrate::Step] = &[
         "step jobs",
         include_str!("../migrations/sqlite/0014_step_jobs.sql"),
     ),
+    (
+        15,
+        "delivery history indexes",
+        include_str!("../migrations/sqlite/0015_delivery_history_indexes.sql"),
+    ),
 ];
 
 /// The run record in an SQLite file.
@@ -174,4 +179,39 @@ mod record {
     crate::verification::impl_verification!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
     crate::service::impl_service!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
     crate::users::impl_users!(crate::SqliteStore, sqlx::sqlite::SqliteRow);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The delivery metrics' reads by time find their rows through an index, not by reading
+    /// whole tables (SQLite's own query plan says which).
+    #[tokio::test]
+    async fn the_delivery_historys_reads_use_indexes() {
+        let store = SqliteStore::open("sqlite::memory:", Duration::from_secs(60))
+            .await
+            .unwrap();
+        for query in [
+            crate::sql::RUNS_OF_STAGE_RUNS_SINCE,
+            crate::sql::STAGE_RUNS_SINCE,
+            crate::sql::RELEASES_SINCE,
+            crate::sql::RESTORATIONS_SINCE,
+        ] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {query}")))
+                .bind(0_i64)
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, "detail"))
+                .collect();
+            let scans: Vec<&String> = plan
+                .iter()
+                .filter(|step| step.starts_with("SCAN") && !step.contains("USING"))
+                .collect();
+            assert!(scans.is_empty(), "{query}\n{plan:#?}");
+        }
+    }
 }
