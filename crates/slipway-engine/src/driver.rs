@@ -61,6 +61,26 @@ pub struct StepContext<'a> {
     pub spawned: Option<&'a crate::child::SpawnSink>,
 }
 
+impl<'a> StepContext<'a> {
+    /// A step in `working_copy` whose output goes to `log` alone and whose engine process
+    /// nobody is told about.
+    pub fn quiet(
+        working_copy: &'a WorkingCopy,
+        log: &'a Log,
+        interrupt: &'a Interrupt,
+        credentials: &'a StackCredentials,
+    ) -> Self {
+        Self {
+            working_copy,
+            log,
+            echo: None,
+            interrupt,
+            credentials,
+            spawned: None,
+        }
+    }
+}
+
 /// The environment a stack's own credentials add to its engine processes: one set for
 /// reading (init, plan, show, output) and one for changing (apply, destroy).
 #[derive(Debug, Clone, Default)]

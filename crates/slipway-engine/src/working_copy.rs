@@ -34,6 +34,16 @@ pub struct WorkingCopy {
 }
 
 impl WorkingCopy {
+    /// The folder `dir` as it is, as a working copy of its own: the engine runs in it, and
+    /// no committed lock file is known.
+    pub fn in_place(dir: &Path) -> Self {
+        Self {
+            tree: dir.to_path_buf(),
+            stack_dir: dir.to_path_buf(),
+            has_lock_file: false,
+        }
+    }
+
     /// Lays out (or refreshes) the working copy of `stack_dir` under `work_dir`, holding
     /// `files` (paths relative to `source_root`, `/`-separated) and nothing else.
     pub fn prepare(

@@ -105,22 +105,11 @@ async fn show(mode: &str, engine: &Path, plan_file: &Path) -> anyhow::Result<Pla
         Duration::from_secs(600),
         Duration::from_secs(5),
     );
-    let working_copy = WorkingCopy {
-        tree: work.path().to_path_buf(),
-        stack_dir: work.path().to_path_buf(),
-        has_lock_file: false,
-    };
+    let working_copy = WorkingCopy::in_place(work.path());
     let log = Log::create(&work.path().join("show.log"))?;
     let credentials = StackCredentials::default();
     let interrupt = Interrupt::never();
-    let ctx = StepContext {
-        working_copy: &working_copy,
-        log: &log,
-        echo: None,
-        interrupt: &interrupt,
-        credentials: &credentials,
-        spawned: None,
-    };
+    let ctx = StepContext::quiet(&working_copy, &log, &interrupt, &credentials);
     Ok(match mode {
         "stream" => {
             engine

@@ -380,22 +380,11 @@ mod streaming_tests {
     }
 
     async fn show(engine: &Engine, dir: &Path, plan_file: &Path) -> anyhow::Result<Plan> {
-        let working_copy = WorkingCopy {
-            tree: dir.to_path_buf(),
-            stack_dir: dir.to_path_buf(),
-            has_lock_file: false,
-        };
+        let working_copy = WorkingCopy::in_place(dir);
         let log = Log::create(&dir.join("show.log")).unwrap();
         let credentials = StackCredentials::default();
         let interrupt = Interrupt::never();
-        let ctx = StepContext {
-            working_copy: &working_copy,
-            log: &log,
-            echo: None,
-            interrupt: &interrupt,
-            credentials: &credentials,
-            spawned: None,
-        };
+        let ctx = StepContext::quiet(&working_copy, &log, &interrupt, &credentials);
         let plan = engine
             .show_json_with(ctx, plan_file, read_plan_output)
             .await??;

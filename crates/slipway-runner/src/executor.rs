@@ -784,14 +784,7 @@ impl Executor {
         log: &'a Log,
         credentials: &'a StackCredentials,
     ) -> StepContext<'a> {
-        StepContext {
-            working_copy,
-            log,
-            echo: None,
-            interrupt: &self.interrupt,
-            credentials,
-            spawned: None,
-        }
+        StepContext::quiet(working_copy, log, &self.interrupt, credentials)
     }
 
     /// A log of its own at `path` for engine commands outside a walk, with the stage's

@@ -111,14 +111,7 @@ impl Executor {
             "== slipway: initialised ahead of its turn, while the stacks it depends on apply ==",
         );
         let credentials = self.environment.for_stack(name);
-        let ctx = StepContext {
-            working_copy: &copy,
-            log: &log,
-            echo: None,
-            interrupt: &self.interrupt,
-            credentials: &credentials,
-            spawned: None,
-        };
+        let ctx = StepContext::quiet(&copy, &log, &self.interrupt, &credentials);
         let backend_config = self.backend.backend_config(&self.instance, name);
         match self.engine.init(ctx, &backend_config).await {
             Ok(outcome) => Some((copy, outcome)),

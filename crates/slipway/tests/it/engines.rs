@@ -199,11 +199,7 @@ fn the_sandbox_engine_passes_the_smoke() {
 #[test]
 fn every_newer_engine_passes_the_smoke() {
     let (sandbox, _moto) = sandbox();
-    let found = engines::discover(
-        &sandbox.terraform,
-        std::env::var("PATH").ok().as_deref(),
-        std::env::var(engines::TEST_ENGINES).ok().as_deref(),
-    );
+    let found = engines_found(&sandbox);
     let sandbox_engine = sandbox.terraform.canonicalize().unwrap();
     let newer: Vec<&EngineBinary> = found
         .iter()
@@ -217,19 +213,25 @@ fn every_newer_engine_passes_the_smoke() {
     }
 }
 
-/// The newest engine found that locks S3 state natively (Terraform 1.10+, OpenTofu 1.8+).
-fn engine_with_s3_native_locking(sandbox: &slipway_sandbox::Sandbox) -> Option<EngineBinary> {
+/// Every engine binary this machine offers the suite: the sandbox's, those on `PATH` and
+/// those `SLIPWAY_TEST_ENGINES` names.
+pub(crate) fn engines_found(sandbox: &slipway_sandbox::Sandbox) -> Vec<EngineBinary> {
     engines::discover(
         &sandbox.terraform,
         std::env::var("PATH").ok().as_deref(),
         std::env::var(engines::TEST_ENGINES).ok().as_deref(),
     )
-    .into_iter()
-    .filter(|e| {
-        let since = if e.kind == "tofu" { (1, 8) } else { (1, 10) };
-        e.major_minor() >= since
-    })
-    .max_by_key(EngineBinary::major_minor)
+}
+
+/// The newest engine found that locks S3 state natively (Terraform 1.10+, OpenTofu 1.8+).
+fn engine_with_s3_native_locking(sandbox: &slipway_sandbox::Sandbox) -> Option<EngineBinary> {
+    engines_found(sandbox)
+        .into_iter()
+        .filter(|e| {
+            let since = if e.kind == "tofu" { (1, 8) } else { (1, 10) };
+            e.major_minor() >= since
+        })
+        .max_by_key(EngineBinary::major_minor)
 }
 
 #[test]

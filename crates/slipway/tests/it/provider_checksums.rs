@@ -10,6 +10,7 @@ use slipway_sandbox::engines::{self, EngineBinary};
 use slipway_sandbox::env::contract::{TF_CLI_CONFIG_FILE, TF_PLUGIN_CACHE_DIR};
 
 use crate::common::{sandbox, slipway_ok_with, slipway_run};
+use crate::engines::engines_found;
 use crate::pipeline::as_tester;
 use crate::queue_project::queue_repository;
 
@@ -94,11 +95,7 @@ fn providers_are_checked_by_init_and_not_hashed_again_by_each_later_step() {
 #[test]
 fn a_plan_saved_with_the_lock_files_checksums_is_applied_on_them() {
     let (sandbox, moto) = sandbox();
-    let found = engines::discover(
-        &sandbox.terraform,
-        std::env::var("PATH").ok().as_deref(),
-        std::env::var(engines::TEST_ENGINES).ok().as_deref(),
-    );
+    let found = engines_found(&sandbox);
     let Some(engine) = found.iter().find(|e| e.is_modern()) else {
         eprintln!("{}", engines::no_modern_engine_banner(&found));
         return;
@@ -131,21 +128,10 @@ resource "terraform_data" "marker" {
         Duration::from_secs(300),
         Duration::from_secs(5),
     );
-    let working_copy = WorkingCopy {
-        tree: dir.path().to_path_buf(),
-        stack_dir: dir.path().to_path_buf(),
-        has_lock_file: false,
-    };
+    let working_copy = WorkingCopy::in_place(dir.path());
     let log = Log::create(&data.path().join("steps.log")).unwrap();
     let (interrupt, credentials) = (Interrupt::never(), StackCredentials::default());
-    let ctx = StepContext {
-        working_copy: &working_copy,
-        log: &log,
-        echo: None,
-        interrupt: &interrupt,
-        credentials: &credentials,
-        spawned: None,
-    };
+    let ctx = StepContext::quiet(&working_copy, &log, &interrupt, &credentials);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
